@@ -1,0 +1,92 @@
+"""Writing artifacts atomically, and the framework-neutral weights file.
+
+Every file rnnc writes goes to a temporary file in the same directory, is flushed to
+disk and then renamed over the target, so a crash leaves either the old file or the
+new one, never half of one. Weights are a safetensors file of float32 numpy arrays
+named as the IR names them (`layers.<index>.<param>`): no pickle, no torch needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from . import ir
+from .errors import ArtifactError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of `path` for writing; rename it over `path` on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_weights(path: str | os.PathLike[str], weights: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
+    from safetensors.numpy import save
+
+    arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()}
+    atomic_write_bytes(path, save(arrays, metadata=dict(metadata or {})))
+
+
+def load_weights(path: str | os.PathLike[str], model: ir.Model | None = None) -> dict[str, np.ndarray]:
+    """Read a weights file; with `model`, check that it holds exactly the model's parameters."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ArtifactError(f"{path}: cannot read weights: {err.strerror or err}") from None
+    try:
+        weights = load(data)
+    except (SafetensorError, ValueError, OSError) as err:
+        raise ArtifactError(f"{path}: not a safetensors weights file ({err})") from None
+    if model is not None:
+        check_weights(weights, model, str(path))
+    return weights
+
+
+def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: str) -> None:
+    expected = {p.name: p.shape for p in model.params}
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    wrong = sorted(
+        f"{name} has shape {list(weights[name].shape)}, the spec needs {list(shape)}"
+        for name, shape in expected.items()
+        if name in weights and tuple(weights[name].shape) != shape
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected {', '.join(extra)}")
+    problems += wrong
+    if problems:
+        raise ArtifactError(f"{origin}: weights do not fit the spec: {'; '.join(problems)}")

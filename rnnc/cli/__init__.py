@@ -1,0 +1,52 @@
+"""The `rnnc` command: one module per subcommand, dispatched from here.
+
+Each module in `COMMANDS` exposes `add_parser(subparsers)` and `run(args) -> int`.
+Bad input (`RnncError`) is printed one problem per line on stderr and exits 2; the
+subcommand modules are imported lazily so `rnnc check` never pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rnnc import __version__
+from rnnc.errors import RnncError
+
+COMMANDS = ("check", "backends", "schema")
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line exits 2 with one line (argparse's own status)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rnnc", description="Recurrent neural networks from a YAML spec.")
+    parser.add_argument("--version", action="version", version=f"rnnc {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"rnnc.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except RnncError as err:
+        for line in err.lines():
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("rnnc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnc schema | head`: the reader left, which is fine
+        sys.stderr.close()
+        return EXIT_OK

@@ -1,0 +1,41 @@
+"""`rnnc check SPEC...`: validate specs, infer shapes, print a summary table per spec."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnc.errors import RnncError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("check", help="validate specs and print their layer summary")
+    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
+    add_overrides_argument(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    parser.set_defaults(run=run)
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec setting, e.g. --set training.epochs=5 --set layers.0.units=64",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnc.spec import load_model
+    from rnnc.summary import summary
+
+    failed = False
+    for i, path in enumerate(args.specs):
+        try:
+            model = load_model(path, args.overrides)
+        except RnncError as err:
+            failed = True
+            for line in err.lines():
+                print(line, file=sys.stderr)
+            continue
+        if not args.quiet:
+            print(("\n" if i else "") + summary(model, path))
+    return 2 if failed else 0

@@ -1,0 +1,18 @@
+"""`rnnc schema`: print the spec format's JSON Schema, for editors and other tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("schema", help="print the JSON Schema of the spec format")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnc.schema import load_schema
+
+    print(json.dumps(load_schema(), indent=2))
+    return 0

@@ -1,0 +1,307 @@
+"""Training data: reading `.npz` and `.csv` files and checking them against the IR.
+
+A data file becomes a `Dataset` only after every check a training step would
+otherwise trip over later: the input's rank, timesteps, features and dtype, token ids
+inside the vocabulary, labels that fit the loss and the model's output, lengths inside
+the padded time axis, no NaN or inf, as many labels as inputs, and at least one sample.
+Each problem is a one-line `DataError` naming the file. Labels are normalised here to
+the one layout the loss wants (see `docs/data.md`), so a backend never reshapes them.
+This module needs numpy only; `.csv` time series are windowed by `rnnc.data_csv`.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import ir
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples ready for a backend.
+
+    `x`: float32 `[N, T, F]`, or int64 token ids `[N, T]`. `y`: the loss's layout:
+    float32 shaped like the model's output for binary, categorical and regression
+    losses; int64 class ids `[N]` or `[N, T]` for sparse categorical. `lengths`: int64
+    `[N]` real steps per sample (from the file, or from `mask_zero` ids), None when every
+    step is real. Label values on padded steps are zeroed: they never count.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    lengths: np.ndarray | None
+    origin: str
+    classes: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def select(self, rows: slice) -> Dataset:
+        lengths = None if self.lengths is None else self.lengths[rows]
+        return replace(self, x=self.x[rows], y=self.y[rows], lengths=lengths)
+
+    def split(self, fraction: float) -> tuple[Dataset, Dataset]:
+        """(first part, last `fraction`), as Keras's `validation_split`: no shuffling."""
+        at = int(len(self) * (1.0 - fraction))
+        if at <= 0 or at >= len(self):
+            raise DataError(
+                f"{self.origin}: validation_split {fraction} of {len(self)} samples leaves "
+                f"{'no training' if at <= 0 else 'no validation'} samples"
+            )
+        return self.select(slice(0, at)), replace(self.select(slice(at, None)), origin=f"{self.origin} (last {fraction:g})")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: Dataset
+    validation: Dataset | None = None
+    test: Dataset | None = None
+
+
+def load_training_data(model: ir.Model) -> TrainingData:
+    """The spec's train, validation and test sets, all checked before any is used."""
+    if model.data.train is None:
+        raise DataError(f"{model.name}: the spec names no training data (set data.train)")
+    train = load_file(model, model.data.train)
+    validation = load_file(model, model.data.validation) if model.data.validation else None
+    if validation is None and model.training.validation_split > 0:
+        train, validation = train.split(model.training.validation_split)
+    test = load_file(model, model.data.test) if model.data.test else None
+    return TrainingData(train, validation, test)
+
+
+def load_file(model: ir.Model, path: str | Path) -> Dataset:
+    """One data file (`.npz`, or `.csv` windowed by the spec's `data.csv`) as a `Dataset`."""
+    path = Path(path)
+    _check_readable(path)
+    if path.suffix == ".npz":
+        arrays = read_npz(path)
+        for name in ("x", "y"):
+            if name not in arrays:
+                have = ", ".join(sorted(arrays)) or "none"
+                raise DataError(f"{path}: no array '{name}' (arrays: {have}); a .npz needs x, y and optionally lengths, classes")
+        classes = arrays.get("classes")
+        return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=classes, origin=str(path))
+    if path.suffix == ".csv":
+        from .data_csv import read_windows
+
+        if model.data.csv is None:
+            raise DataError(f"{path}: a .csv file needs data.csv (targets, window) in the spec")
+        x, y = read_windows(path, model.data.csv)
+        return from_arrays(model, x, y, origin=str(path))
+    raise DataError(f"{path}: unsupported data file type '{path.suffix}' (expected .npz or .csv)")
+
+
+def _check_readable(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array in a `.npz`, read eagerly, without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: not a .npz archive (a single .npy array?)")
+            return {name: archive[name] for name in archive.files}
+    except DataError:
+        raise
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
+            raise DataError(f"{path}: holds pickled or object arrays, which rnnc never loads") from None
+        raise DataError(f"{path}: not a valid .npz archive ({err})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, KeyError, OSError) as err:
+        raise DataError(f"{path}: not a valid .npz archive, truncated or corrupt ({err})") from None
+
+
+# --- checking arrays against the model ----------------------------------------------
+
+
+def show(shape: tuple[int, ...] | list) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def output_steps(model: ir.Model, steps: np.ndarray | int) -> np.ndarray | int:
+    """Timesteps (or per-sample lengths) at the model's output for `steps` at its input:
+    only conv1d changes the time axis."""
+    out = np.asarray(steps, dtype=np.int64)
+    for node in model.nodes:
+        if len(node.input_shape) == 3 and isinstance(node.layer, ir.Conv1D):
+            conv = node.layer
+            if conv.padding == "same":
+                out = -(-out // conv.stride)
+            else:
+                out = np.maximum(0, (out - conv.kernel_size) // conv.stride + 1)
+    return int(out) if out.ndim == 0 else out
+
+
+def _mask_zero(model: ir.Model) -> bool:
+    return bool(model.nodes) and isinstance(model.nodes[0].layer, ir.Embedding) and model.nodes[0].layer.mask_zero
+
+
+def from_arrays(
+    model: ir.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    lengths: np.ndarray | None = None,
+    *,
+    classes: np.ndarray | list[str] | None = None,
+    origin: str = "<arrays>",
+) -> Dataset:
+    """Check `x`, `y` and `lengths` against `model` and return them normalised; raises a
+    one-line `DataError` naming `origin` for the first problem found."""
+    x = _inputs(model, np.asarray(x), origin)
+    if x.shape[0] == 0:
+        raise DataError(f"{origin}: holds no samples")
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] != x.shape[0]:
+        got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} samples"
+        raise DataError(f"{origin}: x has {x.shape[0]} samples but y has {got}")
+    lengths = _lengths(model, x, lengths, origin)
+    steps = x.shape[1]
+    mask = None
+    if lengths is not None and model.sequence_output:
+        out_lengths = output_steps(model, lengths)
+        out_steps = output_steps(model, steps)
+        assert isinstance(out_lengths, np.ndarray) and isinstance(out_steps, int)
+        mask = np.arange(out_steps)[None, :] < out_lengths[:, None]
+    y = _targets(model, y, steps, mask, origin)
+    return Dataset(x, y, lengths, origin, _classes(model, classes, origin))
+
+
+def _inputs(model: ir.Model, x: np.ndarray, origin: str) -> np.ndarray:
+    spec = model.input
+    want = show(["N", *("T" if d is None else d for d in spec.shape)])
+    if x.ndim != 1 + len(spec.shape):
+        raise DataError(f"{origin}: x has shape {show(x.shape)}, the spec's input needs {want}")
+    if spec.shape[0] is not None and x.shape[1] != spec.shape[0]:
+        raise DataError(f"{origin}: x has {x.shape[1]} timesteps, the spec's input needs {spec.shape[0]} ({want})")
+    if len(spec.shape) > 1 and x.shape[2:] != tuple(spec.shape[1:]):
+        raise DataError(f"{origin}: x has {x.shape[2]} features per step, the spec's input needs {spec.shape[-1]} ({want})")
+    if spec.dtype == "int64":
+        if x.dtype.kind not in "iu":
+            raise DataError(f"{origin}: x has dtype {x.dtype}, the spec's input needs integer token ids (int64)")
+        vocab = model.nodes[0].layer.vocab_size if model.nodes and isinstance(model.nodes[0].layer, ir.Embedding) else None
+        if x.size and vocab is not None and (x.min() < 0 or x.max() >= vocab):
+            raise DataError(
+                f"{origin}: token ids must lie in [0, {vocab - 1}] (vocab_size {vocab}), got ids from {x.min()} to {x.max()}"
+            )
+        return x.astype(np.int64, copy=False)
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{origin}: x has dtype {x.dtype}, the spec's input needs numbers (float32)")
+    x = x.astype(np.float32, copy=False)
+    _finite(x, "x", origin)
+    return x
+
+
+def _finite(values: np.ndarray, name: str, origin: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        what = "NaN" if np.isnan(values[where]) else "inf"
+        raise DataError(f"{origin}: {name} holds {int(bad.sum())} NaN or inf values (first: {what} at {name}{list(where)})")
+
+
+def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin: str) -> np.ndarray | None:
+    steps = x.shape[1]
+    if lengths is None:
+        if not _mask_zero(model):
+            return None
+        positions = np.arange(1, steps + 1)
+        lengths = ((x != 0) * positions).max(axis=1) if steps else np.zeros(len(x), np.int64)
+        empty = np.flatnonzero(lengths == 0)
+        if empty.size:
+            raise DataError(f"{origin}: sample {empty[0]} has no tokens (every id is 0, the padding id of mask_zero)")
+        return lengths.astype(np.int64)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (x.shape[0],):
+        raise DataError(f"{origin}: lengths has shape {show(lengths.shape)}, expected one length per sample [{x.shape[0]}]")
+    if lengths.dtype.kind not in "iu":
+        raise DataError(f"{origin}: lengths has dtype {lengths.dtype}, expected integers")
+    if lengths.min() < 1 or lengths.max() > steps:
+        bad = int(np.flatnonzero((lengths < 1) | (lengths > steps))[0])
+        raise DataError(
+            f"{origin}: lengths must lie in [1, {steps}] (the padded time axis of x), "
+            f"sample {bad} has length {lengths[bad]}"
+        )
+    if not model.variable_length:
+        if (lengths != steps).any():
+            raise DataError(
+                f"{origin}: lengths shorter than the {steps} timesteps, but the spec's input has a fixed "
+                f"length (use input.shape [null, ...] for variable-length sequences)"
+            )
+        return None
+    return lengths.astype(np.int64)
+
+
+def _targets(model: ir.Model, y: np.ndarray, steps: int, mask: np.ndarray | None, origin: str) -> np.ndarray:
+    """`y` in the loss's layout, with label values on padded steps zeroed."""
+    out = model.output_shape
+    if len(out) not in (2, 3) or not isinstance(out[-1], int):
+        raise DataError(f"{origin}: the model's output {show(out[1:])} is not one that rnnc can train")
+    units = out[-1]
+    n = y.shape[0]
+    lead = (n, output_steps(model, steps)) if len(out) == 3 else (n,)
+    loss = model.loss.type
+    what = f"{loss} over the model's output {show(out[1:])}"
+    if loss == "sparse_categorical_crossentropy":
+        allowed = [lead, (*lead, 1)]
+        wanted = f"integer class ids {show(['N', *lead[1:]])}"
+    elif loss == "categorical_crossentropy":
+        allowed = [(*lead, units)]
+        wanted = f"one-hot {show(['N', *lead[1:], units])}"
+    else:
+        allowed = [(*lead, units)] + ([lead] if units == 1 else [])
+        wanted = " or ".join(show(["N", *s[1:]]) for s in reversed(allowed))
+    if y.shape not in allowed:
+        raise DataError(f"{origin}: y has shape {show(y.shape)}, {what} needs {wanted}")
+    if y.dtype.kind not in "fiub":
+        raise DataError(f"{origin}: y has dtype {y.dtype}, expected numbers")
+    counted = np.ones(lead, bool) if mask is None else mask
+    if loss == "sparse_categorical_crossentropy":
+        labels = y.reshape(lead)
+        real = labels[counted]
+        if labels.dtype.kind == "f":
+            _finite(real, "y", origin)
+            if (real != np.round(real)).any():
+                raise DataError(f"{origin}: y must hold integer class ids for sparse_categorical_crossentropy, got fractions")
+        if real.size and (real.min() < 0 or real.max() >= units):
+            raise DataError(f"{origin}: y holds class ids from {real.min():g} to {real.max():g}, the model has {units} classes [0, {units - 1}]")
+        return np.where(counted, labels, 0).astype(np.int64)
+    values = y.reshape((*lead, units)).astype(np.float32)
+    real = values[counted]
+    _finite(real, "y", origin)
+    if loss in ("binary_crossentropy", "categorical_crossentropy") and real.size and (real.min() < 0 or real.max() > 1):
+        raise DataError(f"{origin}: y holds values from {real.min():g} to {real.max():g}; {loss} needs labels in [0, 1]")
+    if loss == "categorical_crossentropy" and real.size:
+        sums = real.sum(axis=-1)
+        if (np.abs(sums - 1) > 1e-3).any():
+            row = int(np.flatnonzero(np.abs(sums - 1) > 1e-3)[0])
+            raise DataError(f"{origin}: one-hot labels must sum to 1 per sample; label {row} sums to {sums[row]:g}")
+    return np.where(counted[..., None], values, 0).astype(np.float32)
+
+
+def _classes(model: ir.Model, classes: np.ndarray | list[str] | None, origin: str) -> tuple[str, ...] | None:
+    if classes is None:
+        return None
+    names = np.asarray(classes)
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise DataError(f"{origin}: classes must be a 1-D array of names, got {names.dtype} {show(names.shape)}")
+    units = model.output_shape[-1]
+    wanted = 2 if model.loss.type == "binary_crossentropy" and units == 1 else units
+    if len(names) != wanted:
+        raise DataError(f"{origin}: classes names {len(names)} classes, the model outputs {wanted}")
+    return tuple(str(name) for name in names)

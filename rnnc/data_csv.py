@@ -1,0 +1,76 @@
+"""A `.csv` time series as windowed samples, as the spec's `data.csv` says.
+
+The file is one row per timestep under a header of column names. Sample `i` feeds the
+`features` columns of rows `i .. i + window - 1` and predicts the `targets` columns of
+row `i + window - 1 + horizon`, so a file of R rows gives `R - window - horizon + 1`
+samples in time order (a `validation_split` then holds out the latest ones). Read with
+the `csv` module and numpy: no pandas. Problems are one-line `DataError`s naming the
+file and, where there is one, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from . import ir
+from .errors import DataError
+
+
+def read_table(path: Path) -> tuple[list[str], np.ndarray]:
+    """(column names, float64 values [rows, columns]) of a numeric csv with a header."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text csv file (cannot decode it as UTF-8)") from None
+    except (OSError, csv.Error) as err:
+        raise DataError(f"{path}: cannot read csv ({err})") from None
+    rows = [row for row in rows if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise DataError(f"{path}: is empty (expected a header of column names, then one row per timestep)")
+    header = [name.strip() for name in rows[0]]
+    values = np.empty((len(rows) - 1, len(header)), np.float64)
+    for r, row in enumerate(rows[1:]):
+        line = r + 2
+        if len(row) != len(header):
+            raise DataError(f"{path}:{line}: {len(row)} columns, the header has {len(header)}")
+        for c, cell in enumerate(row):
+            try:
+                values[r, c] = float(cell)
+            except ValueError:
+                raise DataError(f"{path}:{line}: column '{header[c]}': {cell.strip()!r} is not a number") from None
+    return header, values
+
+
+def _columns(path: Path, header: list[str], names: tuple[str, ...], role: str) -> list[int]:
+    index = []
+    for name in names:
+        if name not in header:
+            raise DataError(f"{path}: data.csv.{role} names column '{name}', but the file has: {', '.join(header)}")
+        index.append(header.index(name))
+    return index
+
+
+def read_windows(path: Path, windows: ir.CsvWindows) -> tuple[np.ndarray, np.ndarray]:
+    """(x `[N, window, features]`, y `[N, targets]`) from the series in `path`."""
+    header, values = read_table(path)
+    features = _columns(path, header, windows.features or tuple(header), "features")
+    targets = _columns(path, header, windows.targets, "targets")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{path}:{row + 2}: column '{header[col]}' is {values[row, col]} (NaN and inf are not data)")
+    count = len(values) - windows.window - windows.horizon + 1
+    if count < 1:
+        raise DataError(
+            f"{path}: {len(values)} rows are too few for window {windows.window} + horizon "
+            f"{windows.horizon} (at least {windows.window + windows.horizon} needed)"
+        )
+    view = np.lib.stride_tricks.sliding_window_view(values[:, features], windows.window, axis=0)
+    x = np.ascontiguousarray(view[:count].transpose(0, 2, 1), dtype=np.float32)
+    first_target = windows.window - 1 + windows.horizon
+    y = values[first_target : first_target + count][:, targets].astype(np.float32)
+    return x, y

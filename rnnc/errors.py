@@ -1,0 +1,76 @@
+"""The error types users see: one `Problem` per line, `FILE:LINE:COL: path: message`.
+
+`SpecError` carries every problem found in a spec at once; `DataError` and
+`ArtifactError` say what is wrong with a data, weights or model file. The CLI prints
+them one per line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+JsonPath = tuple[str | int, ...]
+
+
+def format_path(path: JsonPath) -> str:
+    """`('layers', 1, 'units')` -> `layers[1].units`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, and where: `origin` is a file name or an override like `--set a=b`."""
+
+    origin: str
+    line: int | None  # 1-based; None where the problem has no place in a file
+    column: int | None
+    path: str  # e.g. "layers[1].units", or "layers[2] (dense)"; "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = self.origin
+        if self.line is not None:
+            where += f":{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class RnncError(Exception):
+    """Bad input from the user; the CLI prints `lines()` and exits 2."""
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class SpecError(RnncError):
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.origin, p.line or 0, p.column or 0))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class DataError(RnncError):
+    """Data that does not fit the spec: the message names the file."""
+
+
+class ArtifactError(RnncError):
+    """A weights, checkpoint or model file that cannot be used."""
+
+
+class UsageError(RnncError):
+    """A bad command line."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'units'?)`, or nothing when no choice is close."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

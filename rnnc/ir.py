@@ -1,0 +1,332 @@
+"""The typed intermediate representation every backend consumes.
+
+A spec compiles to one `Model`: frozen dataclasses, a closed set of layer kinds and
+every tensor shape known. Shapes include the batch axis and use the symbols `BATCH`
+and `TIME` where a size is only known at run time. Parameter names are fixed here
+(`layers.<index>.<param>`, in PyTorch's layout) because the weights file and every
+backend share them. This module imports nothing of torch or onnx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, TypeAlias
+
+BATCH = "batch"
+TIME = "time"
+
+Dim: TypeAlias = int | str
+Shape: TypeAlias = tuple[Dim, ...]
+
+ActivationName: TypeAlias = Literal[
+    "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu",
+    "leaky_relu", "softplus", "silu", "hard_sigmoid",
+]
+ACTIVATIONS: tuple[str, ...] = ActivationName.__args__  # type: ignore[attr-defined]
+
+
+# --- layers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vocab_size: int
+    dim: int
+    mask_zero: bool = False
+    kind: ClassVar[str] = "embedding"
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    """Settings shared by the three recurrent kinds."""
+
+    units: int
+    return_sequences: bool = False
+    bidirectional: bool = False
+    dropout: float = 0.0
+    use_bias: bool = True
+    gates: ClassVar[int] = 1
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.units * self.directions
+
+
+@dataclass(frozen=True)
+class SimpleRNN(Recurrent):
+    activation: Literal["tanh", "relu"] = "tanh"
+    kind: ClassVar[str] = "simple_rnn"
+
+
+@dataclass(frozen=True)
+class LSTM(Recurrent):
+    """Gate order in the weights: i, f, g, o (PyTorch's)."""
+
+    gates: ClassVar[int] = 4
+    kind: ClassVar[str] = "lstm"
+
+
+@dataclass(frozen=True)
+class GRU(Recurrent):
+    """Gate order in the weights: r, z, n (PyTorch's); the reset gate applies after the
+    recurrent matmul (ONNX's linear_before_reset=1)."""
+
+    gates: ClassVar[int] = 3
+    kind: ClassVar[str] = "gru"
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: ActivationName = "linear"
+    use_bias: bool = True
+    kind: ClassVar[str] = "dense"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float
+    kind: ClassVar[str] = "dropout"
+
+
+@dataclass(frozen=True)
+class Activation:
+    activation: ActivationName
+    kind: ClassVar[str] = "activation"
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    eps: float = 1e-5
+    kind: ClassVar[str] = "layer_norm"
+
+
+@dataclass(frozen=True)
+class Conv1D:
+    """A convolution over time; padding `same` keeps ceil(T / stride) steps, as in Keras."""
+
+    filters: int
+    kernel_size: int
+    stride: int = 1
+    padding: Literal["same", "valid"] = "same"
+    activation: ActivationName = "linear"
+    kind: ClassVar[str] = "conv1d"
+
+    def out_length(self, steps: int) -> int:
+        """Output steps for `steps` input steps (also how a sequence length maps)."""
+        if self.padding == "same":
+            return -(-steps // self.stride)
+        return max(0, (steps - self.kernel_size) // self.stride + 1)
+
+    def same_padding(self, steps: int) -> tuple[int, int]:
+        """(left, right) zero padding for `same`, TensorFlow's split: extra on the right."""
+        total = max((self.out_length(steps) - 1) * self.stride + self.kernel_size - steps, 0)
+        return total // 2, total - total // 2
+
+
+@dataclass(frozen=True)
+class Pool:
+    mode: Literal["last", "mean", "max"]
+    kind: ClassVar[str] = "pool"
+
+
+Layer: TypeAlias = Embedding | SimpleRNN | LSTM | GRU | Dense | Dropout | Activation | LayerNorm | Conv1D | Pool
+LAYER_KINDS: dict[str, type] = {
+    cls.kind: cls
+    for cls in (Embedding, SimpleRNN, LSTM, GRU, Dense, Dropout, Activation, LayerNorm, Conv1D, Pool)
+}
+RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
+
+
+# --- the graph ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # e.g. "layers.0.weight_ih_reverse"
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer of the spec with its shapes and parameters resolved.
+
+    `masked` says whether this layer's input carries per-sequence lengths (variable
+    length input or `mask_zero`); padded steps must not change its result.
+    """
+
+    index: int
+    layer: Layer
+    input_shape: Shape
+    output_shape: Shape
+    params: tuple[Param, ...] = ()
+    masked: bool = False
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.size for p in self.params)
+
+    def param(self, short_name: str) -> Param:
+        wanted = f"layers.{self.index}.{short_name}"
+        for p in self.params:
+            if p.name == wanted:
+                return p
+        raise KeyError(wanted)
+
+
+@dataclass(frozen=True)
+class Input:
+    shape: tuple[int | None, ...]  # as written in the spec: [timesteps, features] or [timesteps]
+    dtype: Literal["float32", "int64"] = "float32"
+
+    @property
+    def variable_length(self) -> bool:
+        return self.shape[0] is None
+
+    @property
+    def tensor_shape(self) -> Shape:
+        return (BATCH, TIME if self.shape[0] is None else self.shape[0], *self.shape[1:])
+
+
+# --- training settings --------------------------------------------------------------
+
+LossName: TypeAlias = Literal[
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "mse", "mae", "huber",
+]
+LOSSES: tuple[str, ...] = LossName.__args__  # type: ignore[attr-defined]
+CLASSIFICATION_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+METRICS = ("accuracy", "mae", "mse", "rmse", "precision", "recall", "f1", "auc")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
+
+@dataclass(frozen=True)
+class Loss:
+    type: LossName
+    delta: float = 1.0  # huber only
+    from_logits: bool = False  # the model's output is a logit, not a probability
+
+    @property
+    def is_classification(self) -> bool:
+        return self.type in CLASSIFICATION_LOSSES
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Keras names and defaults; `None` for a setting the optimizer does not have."""
+
+    type: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+    lr: float = 0.001
+    momentum: float = 0.0  # sgd, rmsprop
+    nesterov: bool = False  # sgd
+    weight_decay: float = 0.0  # adamw defaults to 0.004 as in Keras
+    beta_1: float = 0.9  # adam, adamw
+    beta_2: float = 0.999  # adam, adamw
+    rho: float = 0.9  # rmsprop
+    epsilon: float = 1e-7  # adam, adamw, rmsprop, adagrad (Keras's default)
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    mode: Literal["min", "max"] = "min"  # max for accuracy-like monitors
+    restore_best: bool = True
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    type: Literal["step", "cosine", "plateau"]
+    step_size: int = 10  # step: epochs between decays
+    gamma: float = 0.1  # step: decay factor
+    min_lr: float = 0.0  # cosine floor; plateau floor
+    factor: float = 0.1  # plateau: decay factor
+    patience: int = 2  # plateau: epochs without improvement
+    monitor: str = "val_loss"  # plateau
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    shuffle: bool = True
+    validation_split: float = 0.0
+    gradient_clip: float | None = None
+    early_stopping: EarlyStopping | None = None
+    lr_schedule: LRSchedule | None = None
+
+
+@dataclass(frozen=True)
+class CsvWindows:
+    """How a `.csv` time series becomes (window, target) samples."""
+
+    features: tuple[str, ...] | None = None  # columns fed as input; None = every column
+    targets: tuple[str, ...] = ()  # columns to predict
+    window: int = 1  # input steps per sample, equal to input.shape[0]
+    horizon: int = 1  # steps after the window's last step that are predicted
+
+
+@dataclass(frozen=True)
+class Data:
+    """Resolved, absolute paths (the spec writes them relative to its own file)."""
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    csv: CsvWindows | None = None
+
+
+@dataclass(frozen=True)
+class Export:
+    opset: int = 21
+    streaming: bool = False
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    input: Input
+    nodes: tuple[Node, ...]
+    loss: Loss
+    optimizer: Optimizer
+    metrics: tuple[str, ...] = ()
+    training: Training = field(default_factory=Training)
+    data: Data = field(default_factory=Data)
+    export: Export = field(default_factory=Export)
+    description: str = ""
+    spec_hash: str = ""  # sha256 of the resolved spec, carried into artifacts
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.nodes[-1].output_shape if self.nodes else self.input.tensor_shape
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return tuple(p for node in self.nodes for p in node.params)
+
+    @property
+    def param_count(self) -> int:
+        return sum(node.param_count for node in self.nodes)
+
+    @property
+    def variable_length(self) -> bool:
+        """Whether the model's input carries per-sequence lengths."""
+        return any(node.masked for node in self.nodes)
+
+    @property
+    def sequence_output(self) -> bool:
+        """Whether the model outputs one prediction per timestep (sequence labelling)."""
+        return len(self.output_shape) == 3

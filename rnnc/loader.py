@@ -1,0 +1,208 @@
+"""Reading YAML as data, keeping the source position of every key and value.
+
+The loader composes the YAML node tree with PyYAML's safe machinery and builds plain
+dicts, lists and scalars from it itself, so that it can record where each key and each
+value stands, refuse duplicate keys, refuse any tag that would build an object, and
+bound the work an alias bomb or a deeply nested document can cause. A spec is data,
+never code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import JsonPath, Problem, SpecError, format_path
+
+MAX_BYTES = 1 << 20  # specs are small; a bigger file is a mistake or an attack
+MAX_NODES = 100_000  # after alias expansion: "billion laughs" stops here
+MAX_DEPTH = 64
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary")
+}
+_SCALARS = yaml.SafeLoader(stream="")  # a constructor for scalar nodes only
+
+
+@dataclass(frozen=True)
+class Position:
+    origin: str  # file name, or an override like "--set layers.0.units=64"
+    line: int | None  # 1-based
+    column: int | None
+
+
+@dataclass
+class Document:
+    """A loaded spec: plain data plus where every value (and mapping key) came from."""
+
+    data: Any
+    origin: str
+    values: dict[JsonPath, Position] = field(default_factory=dict)
+    keys: dict[JsonPath, Position] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # found while loading; reported with the rest
+
+    def where(self, path: JsonPath, *, key: bool = False) -> Position:
+        """The position of the value at `path` (or its key), else of its nearest ancestor."""
+        if key and path in self.keys:
+            return self.keys[path]
+        if path in self.values:
+            return self.values[path]
+        while path:
+            path = path[:-1]
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.values:
+                return self.values[path]
+        return Position(self.origin, None, None)
+
+    def problem(self, path: JsonPath, message: str, *, key: bool = False, at: JsonPath | None = None) -> Problem:
+        """A problem about `path`, placed at `at` (default: `path` itself).
+
+        A whole layer is labelled with its type: `layers[2] (dense)`.
+        """
+        pos = self.where(path if at is None else at, key=key)
+        label = format_path(path)
+        if len(path) == 2 and path[0] == "layers" and isinstance(self.data, dict):
+            layer = _get(self.data, path)
+            if isinstance(layer, dict) and isinstance(layer.get("type"), str):
+                label += f" ({layer['type']})"
+        return Problem(pos.origin, pos.line, pos.column, label, message)
+
+
+def _get(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+class _Builder:
+    def __init__(self, origin: str):
+        self.doc = Document(None, origin)
+        self.problems = self.doc.problems
+        self.nodes = 0
+
+    def pos(self, node: yaml.Node) -> Position:
+        mark = node.start_mark
+        return Position(self.doc.origin, mark.line + 1, mark.column + 1)
+
+    def fail(self, node: yaml.Node, path: JsonPath, message: str) -> None:
+        p = self.pos(node)
+        self.problems.append(Problem(p.origin, p.line, p.column, format_path(path), message))
+
+    def build(self, node: yaml.Node, path: JsonPath, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooBig(f"the document expands to more than {MAX_NODES} nodes (alias bomb?)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels")
+        self.doc.values[path] = self.pos(node)
+        if node.tag not in _SAFE_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self.fail(node, path, f"tag '{tag}' is not allowed: a spec is data, never code")
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self.build_mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        try:
+            return _SCALARS.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as err:
+            self.fail(node, path, f"cannot read value: {err}")
+            return None
+
+    def build_mapping(self, node: yaml.MappingNode, path: JsonPath, depth: int) -> dict:
+        out: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.fail(key_node, path, "merge keys ('<<') are not supported in specs")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SAFE_TAGS:
+                self.fail(key_node, path, "mapping keys must be plain strings")
+                continue
+            key = _SCALARS.construct_object(key_node)
+            if not isinstance(key, str):
+                key = str(key).lower() if isinstance(key, bool) else str(key)
+            child = (*path, key)
+            if key in out:
+                first = self.doc.keys[child]
+                self.fail(key_node, child, f"duplicate key '{key}' (first defined at line {first.line})")
+                continue
+            self.doc.keys[child] = self.pos(key_node)
+            out[key] = self.build(value_node, child, depth + 1)
+        return out
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _decode(raw: bytes, origin: str) -> str:
+    if len(raw) > MAX_BYTES:
+        raise SpecError([Problem(origin, None, None, "", f"file is {len(raw)} bytes; specs are limited to {MAX_BYTES}")])
+    if b"\0" in raw:
+        raise SpecError([Problem(origin, None, None, "", "not a text file (it contains NUL bytes)")])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SpecError([Problem(origin, None, None, "", f"not UTF-8 text (byte {err.start})")]) from None
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the event stream, before the recursive composer sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def load_text(text: str, origin: str = "<spec>") -> Document:
+    """Parse one YAML document into plain data with positions.
+
+    Unreadable YAML raises `SpecError`; problems with single values (a refused tag, a
+    duplicate key) are collected in `Document.problems` and reported with the rest.
+    """
+    builder = _Builder(origin)
+    try:
+        _check_depth(text)
+        node = yaml.compose(text, Loader=_Loader)
+        if node is None:
+            raise SpecError([Problem(origin, None, None, "", "the spec is empty")])
+        builder.doc.data = builder.build(node, (), 0)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        message = " ".join(str(part) for part in (err.context, err.problem) if part)
+        if "expected a single document" in message:
+            message = "several YAML documents in one file; a spec is one document"
+        raise SpecError([Problem(origin, line, col, (), f"invalid YAML: {message}")]) from None
+    except yaml.YAMLError as err:
+        raise SpecError([Problem(origin, None, None, "", f"invalid YAML: {err}")]) from None
+    except _TooBig as err:
+        raise SpecError([Problem(origin, None, None, "", f"refused: {err}")]) from None
+    return builder.doc
+
+
+def load_file(path: str | Path) -> Document:
+    origin = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise SpecError([Problem(origin, None, None, "", "is a directory, not a spec file")]) from None
+    except FileNotFoundError:
+        raise SpecError([Problem(origin, None, None, "", "no such file")]) from None
+    except OSError as err:
+        raise SpecError([Problem(origin, None, None, "", f"cannot read: {err.strerror or err}")]) from None
+    return load_text(_decode(raw, origin), origin)

@@ -1,0 +1,155 @@
+"""The JSON Schema of spec format v1 (`spec-v1.json`, hand-written) and its checking.
+
+jsonschema's own messages are written for schema authors; `schema_problems` turns each
+validation error into a message for spec authors ("expected an integer >= 1, got
+'thirty-two'", "unknown setting 'unit' (did you mean 'units'?)") placed at the key or
+value it is about. Cross-field rules live in `rnnc.validate`, not here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from ..errors import Problem, did_you_mean
+from ..loader import Document
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath("spec-v1.json").read_text("utf-8"))
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = load_schema()
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow local `$ref`s, merging the referring schema's own keywords on top."""
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        target = load_schema()
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _quote(values: list[Any]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def describe(schema: dict[str, Any]) -> str:
+    """What a value must be, in words: 'an integer >= 1', 'one of 'tanh', 'relu''."""
+    schema = _resolve(schema)
+    if "enum" in schema:
+        return f"one of {_quote(schema['enum'])}"
+    if "const" in schema:
+        return f"{schema['const']!r}"
+    types = schema.get("type")
+    names = {
+        "integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+        "array": "a list", "object": "a mapping", "null": "null",
+    }
+    if isinstance(types, list):
+        text = " or ".join(names[t] for t in types)
+    else:
+        text = names.get(types, "a value")
+    bounds = []
+    if "minimum" in schema:
+        bounds.append(f">= {schema['minimum']}")
+    if "exclusiveMinimum" in schema:
+        bounds.append(f"> {schema['exclusiveMinimum']}")
+    if "maximum" in schema:
+        bounds.append(f"<= {schema['maximum']}")
+    if "exclusiveMaximum" in schema:
+        bounds.append(f"< {schema['exclusiveMaximum']}")
+    if bounds:
+        text += " " + " and ".join(bounds)
+    return text
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _problems_for(error: Any, doc: Document) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    value = error.instance
+    match error.validator:
+        case "additionalProperties":
+            allowed = [k for k in _resolve(error.schema).get("properties", {}) if k != "$schema"]
+            extra = [k for k in value if k not in allowed]
+            return [
+                doc.problem(path, f"unknown setting '{key}'{did_you_mean(key, allowed)}", key=True, at=(*path, key))
+                for key in extra
+            ]
+        case "required":
+            missing = error.message.split("'")[1]
+            return [doc.problem(path, f"missing required setting '{missing}'", key=True)]
+        case "enum" if path and path[-1] == "type":
+            options = error.validator_value
+            hint = did_you_mean(value, options)
+            kind = "layer type" if len(path) == 3 and path[0] == "layers" else "type"
+            return [doc.problem(path, f"unknown {kind} {_show(value)}{hint}; expected one of {_quote(options)}")]
+        case "enum":
+            hint = did_you_mean(value, error.validator_value) if isinstance(value, str) else ""
+            return [doc.problem(path, f"expected {describe(error.schema)}, got {_show(value)}{hint}")]
+        case "const" if path == ("rnnc",):
+            return [doc.problem(path, f"unsupported spec version {_show(value)}; this rnnc reads version 1")]
+        case "pattern" if path == ("name",):
+            return [doc.problem(path, f"expected lowercase letters, digits, '-' and '_', got {_show(value)}")]
+        case "minItems" if error.validator_value == 1:
+            return [doc.problem(path, "expected at least one entry, got an empty list")]
+        case "minItems" | "maxItems":
+            return [doc.problem(path, f"expected {describe(error.schema)} of {_length(error.schema)}, got {len(value)} entries")]
+        case "uniqueItems":
+            seen: set[str] = set()
+            dupes = [v for v in value if repr(v) in seen or seen.add(repr(v))]
+            return [doc.problem(path, f"duplicate entry {_show(dupes[0]) if dupes else ''}".rstrip())]
+        case "minLength":
+            return [doc.problem(path, "expected a non-empty string")]
+        case _:
+            return [doc.problem(path, f"expected {describe(error.schema)}, got {_show(value)}")]
+
+
+def _length(schema: dict[str, Any]) -> str:
+    lo, hi = schema.get("minItems"), schema.get("maxItems")
+    if lo == hi:
+        return f"{lo} entries"
+    if hi is None:
+        return f"at least {lo} entries"
+    return f"{lo} to {hi} entries"
+
+
+def _leaves(errors: Any) -> Any:
+    """The most specific errors: if/then and allOf wrap the ones users need to see."""
+    for error in errors:
+        if error.validator in ("allOf", "anyOf", "oneOf") and error.context:
+            yield from _leaves(error.context)
+        else:
+            yield error
+
+
+def schema_problems(doc: Document) -> list[Problem]:
+    """Every schema violation in the document, as spec-author messages."""
+    problems: list[Problem] = []
+    for error in _leaves(_validator().iter_errors(doc.data)):
+        problems.extend(_problems_for(error, doc))
+    unique = {(p.origin, p.line, p.column, p.path, p.message): p for p in problems}
+    return list(unique.values())

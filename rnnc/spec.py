@@ -1,0 +1,118 @@
+"""Spec file -> `ir.Model`: load with positions, apply overrides, validate, build.
+
+This is the front door of the pipeline. `load_model` reports every problem in a spec
+together as one `SpecError`: the JSON Schema's first, then the semantic and shape rules
+for each section that passed the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import build, ir
+from .errors import Problem, SpecError
+from .loader import Document, load_file, load_text
+from .overrides import apply_overrides
+from .schema import schema_problems
+from .shapes import infer_nodes
+from .validate import Parts, semantic_problems
+
+
+def load_model(path: str | Path, overrides: Sequence[str] = ()) -> ir.Model:
+    """Read, check and compile the spec at `path`; data paths resolve against its folder."""
+    doc = apply_overrides(load_file(path), overrides)
+    return compile_document(doc, Path(path).resolve().parent)
+
+
+def model_from_mapping(mapping: dict[str, Any], origin: str = "<spec>", base: str | Path = ".") -> ir.Model:
+    """Compile spec data already in memory (notebooks, tests); `base` resolves data paths."""
+    doc = load_text(json.dumps(mapping), origin)
+    return compile_document(doc, Path(base).resolve())
+
+
+def model_from_text(text: str, origin: str = "<spec>", base: str | Path = ".", overrides: Sequence[str] = ()) -> ir.Model:
+    doc = apply_overrides(load_text(text, origin), overrides)
+    return compile_document(doc, Path(base).resolve())
+
+
+def spec_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _sections_with_problems(problems: list[Problem], doc: Document) -> set[str]:
+    """Top-level sections that failed the schema (by the path text each problem names)."""
+    bad = set()
+    for p in problems:
+        head = p.path.split(".")[0].split("[")[0].split(" ")[0]
+        bad.add(head)
+    return bad
+
+
+def _build_parts(doc: Document, base: Path, bad: set[str]) -> Parts:
+    data = doc.data
+    parts = Parts(doc, base)
+    ok = lambda section: section not in bad and "" not in bad  # noqa: E731
+    if ok("input"):
+        parts.input = build.build_input(data["input"])
+    if ok("layers"):
+        parts.layers = [build.build_layer(layer) for layer in data["layers"]]
+    if ok("loss"):
+        parts.loss = build.build_loss(data["loss"])
+    if ok("metrics"):
+        parts.metrics = tuple(data.get("metrics", ()))
+    if ok("training"):
+        parts.training = build.build_training(data.get("training", {}))
+    if ok("data"):
+        parts.data = build.build_data(data.get("data", {}), base)
+    if ok("export"):
+        parts.export = build.build_export(data.get("export", {}))
+    return parts
+
+
+def _shape_problems(parts: Parts) -> list[Problem]:
+    if parts.input is None or parts.layers is None:
+        return []
+    nodes, mismatches = infer_nodes(parts.input, parts.layers)
+    parts.nodes = nodes
+    return [parts.doc.problem(("layers", index), message) for index, message in mismatches]
+
+
+def compile_document(doc: Document, base: Path) -> ir.Model:
+    seen = {(p.origin, p.line, p.column) for p in doc.problems}
+    # a value refused while loading is None now; the schema's word on it would repeat that
+    problems = doc.problems + [p for p in schema_problems(doc) if (p.origin, p.line, p.column) not in seen]
+    if not isinstance(doc.data, dict):
+        raise SpecError(problems)
+    parts = _build_parts(doc, base, _sections_with_problems(problems, doc))
+    problems += _shape_problems(parts)
+    problems += semantic_problems(parts)
+    if problems:
+        raise SpecError(problems)
+    data = doc.data
+    assert parts.input and parts.nodes is not None and parts.loss and parts.training and parts.data and parts.export
+    return ir.Model(
+        name=data["name"],
+        description=data.get("description", ""),
+        input=parts.input,
+        nodes=tuple(parts.nodes),
+        loss=parts.loss,
+        optimizer=build.build_optimizer(data["optimizer"]),
+        metrics=parts.metrics or (),
+        training=parts.training,
+        data=parts.data,
+        export=parts.export,
+        spec_hash=spec_hash(data),
+    )
+
+
+def resolved_spec(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The spec data after overrides, as written into a run directory."""
+    doc = apply_overrides(load_file(path), overrides)
+    if doc.problems:
+        raise SpecError(doc.problems)
+    return copy.deepcopy(doc.data)

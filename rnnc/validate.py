@@ -1,0 +1,205 @@
+"""Semantic rules: what the JSON Schema cannot say about a spec.
+
+Each rule is a small function over the loaded document and the IR pieces built from
+it, returning the problems it finds. A rule runs only when the sections it reads passed
+the schema, so one bad section does not hide the problems of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ir
+from .errors import Problem
+from .loader import Document
+from .shapes import show
+
+
+@dataclass
+class Parts:
+    """The IR pieces built so far; None where a section failed the schema."""
+
+    doc: Document
+    base: Path
+    input: ir.Input | None = None
+    layers: list[ir.Layer] | None = None
+    nodes: list[ir.Node] | None = None
+    loss: ir.Loss | None = None
+    metrics: tuple[str, ...] | None = None
+    training: ir.Training | None = None
+    data: ir.Data | None = None
+    export: ir.Export | None = None
+
+
+Rule = Callable[[Parts], list[Problem]]
+
+
+def input_shape_matches_dtype(parts: Parts) -> list[Problem]:
+    inp = parts.input
+    if inp is None:
+        return []
+    if inp.dtype == "int64" and len(inp.shape) != 1:
+        return [parts.doc.problem(("input", "shape"), f"token ids (dtype int64) take shape [timesteps], got {list(inp.shape)}")]
+    if inp.dtype == "float32" and len(inp.shape) != 2:
+        return [parts.doc.problem(("input", "shape"), f"float input takes shape [timesteps, features], got {list(inp.shape)}")]
+    return []
+
+
+def _final_activation(nodes: list[ir.Node]) -> str:
+    """The activation the model's output passes through last, else the last layer's kind."""
+    for node in reversed(nodes):
+        match node.layer:
+            case ir.Dense() | ir.Activation() | ir.Conv1D():
+                return node.layer.activation
+            case ir.Dropout():
+                continue
+            case _:
+                return node.layer.kind
+    return "linear"
+
+
+_PROBABILITIES = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax",
+                  "sparse_categorical_crossentropy": "softmax"}
+
+
+def loss_fits_output(parts: Parts) -> list[Problem]:
+    if parts.loss is None or not parts.nodes or len(parts.nodes) != len(parts.layers or ()):
+        return []
+    loss, out = parts.loss, parts.nodes[-1].output_shape
+    path = ("loss",) if isinstance(parts.doc.data.get("loss"), str) else ("loss", "type")
+    problems = []
+    if loss.type in ("categorical_crossentropy", "sparse_categorical_crossentropy") and out[-1] == 1:
+        problems.append(parts.doc.problem(
+            path, f"{loss.type} needs an output of one unit per class (at least 2), got {show(out)}; "
+                  "for two classes use binary_crossentropy with 1 unit"))
+    if loss.is_classification:
+        final, wanted = _final_activation(parts.nodes), _PROBABILITIES[loss.type]
+        if not loss.from_logits and final != wanted:
+            problems.append(parts.doc.problem(
+                path, f"{loss.type} expects probabilities: end the model with activation '{wanted}' "
+                      f"(it ends with '{final}'), or set from_logits: true"))
+        if loss.from_logits and final != "linear":
+            problems.append(parts.doc.problem(
+                ("loss", "from_logits"), f"from_logits: true expects a linear output, but the model ends with '{final}'"))
+    return problems
+
+
+def metrics_fit_loss(parts: Parts) -> list[Problem]:
+    if parts.loss is None or parts.metrics is None or parts.loss.is_classification:
+        return []
+    return [
+        parts.doc.problem(("metrics", i), f"'{m}' needs a classification loss, got {parts.loss.type}")
+        for i, m in enumerate(parts.metrics)
+        if m in ("accuracy", "precision", "recall", "f1", "auc")
+    ]
+
+
+def _has_validation(parts: Parts) -> bool:
+    return bool(parts.training and parts.training.validation_split) or bool(parts.data and parts.data.validation)
+
+
+def one_validation_source(parts: Parts) -> list[Problem]:
+    if parts.training and parts.training.validation_split and parts.data and parts.data.validation:
+        return [parts.doc.problem(("training", "validation_split"),
+                                  "give data.validation or training.validation_split, not both", key=True)]
+    return []
+
+
+def monitors_exist(parts: Parts) -> list[Problem]:
+    if parts.training is None or parts.metrics is None:
+        return []
+    names = ["loss", *parts.metrics]
+    if _has_validation(parts):
+        names += [f"val_{n}" for n in names]
+    problems = []
+    watched = [("early_stopping", parts.training.early_stopping), ("lr_schedule", parts.training.lr_schedule)]
+    for section, settings in watched:
+        if settings is None or (section == "lr_schedule" and settings.type != "plateau"):
+            continue
+        if settings.monitor not in names:
+            hint = "" if _has_validation(parts) or not settings.monitor.startswith("val_") else " (no validation data: set data.validation or training.validation_split)"
+            problems.append(parts.doc.problem(
+                ("training", section, "monitor"),
+                f"cannot monitor '{settings.monitor}'{hint}; available: {', '.join(names)}"))
+    return problems
+
+
+def data_files_exist(parts: Parts) -> list[Problem]:
+    if parts.data is None:
+        return []
+    problems = []
+    for role in ("train", "validation", "test"):
+        path = getattr(parts.data, role)
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
+        elif not Path(path).exists():
+            problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
+        elif Path(path).suffix not in (".npz", ".csv"):
+            problems.append(parts.doc.problem(("data", role), f"expected a .npz or .csv file, got {Path(path).name}"))
+    return problems
+
+
+def csv_windows_fit_input(parts: Parts) -> list[Problem]:
+    if parts.data is None:
+        return []
+    files = [p for p in (parts.data.train, parts.data.validation, parts.data.test) if p]
+    has_csv = any(p.endswith(".csv") for p in files)
+    windows = parts.data.csv
+    if windows is None:
+        if has_csv:
+            return [parts.doc.problem(("data",), "a .csv data file needs data.csv (targets, window) to become samples", key=True)]
+        return []
+    problems = []
+    if not has_csv:
+        problems.append(parts.doc.problem(("data", "csv"), "data.csv is given but no data file is a .csv", key=True))
+    if parts.input is not None:
+        if parts.input.dtype != "float32" or len(parts.input.shape) != 2:
+            problems.append(parts.doc.problem(("data", "csv"), "csv time series need float input [timesteps, features]", key=True))
+        else:
+            steps, features = parts.input.shape
+            if steps != windows.window:
+                problems.append(parts.doc.problem(
+                    ("data", "csv", "window"), f"window {windows.window} must equal input.shape[0] ({steps})"))
+            if windows.features is not None and len(windows.features) != features:
+                problems.append(parts.doc.problem(
+                    ("data", "csv", "features"),
+                    f"{len(windows.features)} columns, but input.shape[1] is {features}"))
+    return problems
+
+
+def streaming_is_possible(parts: Parts) -> list[Problem]:
+    if parts.export is None or not parts.export.streaming or parts.layers is None:
+        return []
+    problems = []
+    for i, layer in enumerate(parts.layers):
+        reason = None
+        match layer:
+            case ir.SimpleRNN() | ir.LSTM() | ir.GRU() if layer.bidirectional:
+                reason = "a bidirectional layer needs the whole sequence, so it cannot stream"
+            case ir.Conv1D() if layer.kernel_size > 1 or layer.stride > 1:
+                reason = "a conv1d wider than one step sees across chunk borders, so it cannot stream"
+            case ir.Pool() if layer.mode != "last":
+                reason = f"pool '{layer.mode}' reduces the whole sequence, so it cannot stream"
+        if reason:
+            problems.append(parts.doc.problem(("layers", i), f"{reason} (export.streaming is true)"))
+    return problems
+
+
+RULES: tuple[Rule, ...] = (
+    input_shape_matches_dtype,
+    loss_fits_output,
+    metrics_fit_loss,
+    one_validation_source,
+    monitors_exist,
+    data_files_exist,
+    csv_windows_fit_input,
+    streaming_is_possible,
+)
+
+
+def semantic_problems(parts: Parts) -> list[Problem]:
+    return [problem for rule in RULES for problem in rule(parts)]
