@@ -112,13 +112,12 @@ def _check_readable(path: Path) -> None:
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array in a `.npz`, read eagerly, without pickle."""
+    with path.open("rb") as handle:
+        if not zipfile.is_zipfile(handle):
+            raise DataError(f"{path}: not a valid .npz archive (no zip structure: truncated, corrupt or another format)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: not a .npz archive (a single .npy array?)")
             return {name: archive[name] for name in archive.files}
-    except DataError:
-        raise
     except ValueError as err:
         if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
             raise DataError(f"{path}: holds pickled or object arrays, which rnnc never loads") from None

@@ -39,7 +39,16 @@ class Problem:
         where = self.origin
         if self.line is not None:
             where += f":{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """Escape control characters: a key or value quoted from a spec (`'a\\nb'`) must not
+    break the one-line-per-problem output, nor hide text behind a bidi override."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class RnncError(Exception):
@@ -68,6 +77,10 @@ class ArtifactError(RnncError):
 
 class UsageError(RnncError):
     """A bad command line."""
+
+
+class TrainingError(Exception):
+    """Training failed while running (the loss diverged): the CLI exits 1, not 2."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -9,6 +9,7 @@ never code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,21 @@ from .errors import JsonPath, Problem, SpecError, format_path
 MAX_BYTES = 1 << 20  # specs are small; a bigger file is a mistake or an attack
 MAX_NODES = 100_000  # after alias expansion: "billion laughs" stops here
 MAX_DEPTH = 64
+_TOO_LARGE = "integer out of range: a spec takes integers from -2**63 to 2**63-1"
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, plus YAML 1.2 floats: `lr: 1e-3` is a number, not the string
+    '1e-3' that YAML 1.1 makes of an exponent without a dot (a subclass, so PyYAML's
+    own loaders stay as they are)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 _SAFE_TAGS = {
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary")
@@ -113,10 +127,15 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         try:
-            return _SCALARS.construct_object(node, deep=True)
+            value = _SCALARS.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as err:
-            self.fail(node, path, f"cannot read value: {err}")
+            too_long = node.tag == "tag:yaml.org,2002:int"  # past Python's 4300-digit limit
+            self.fail(node, path, _TOO_LARGE if too_long else f"cannot read value: {err}")
             return None
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            self.fail(node, path, _TOO_LARGE)  # nothing in a spec needs more, and floats overflow
+            return None
+        return value
 
     def build_mapping(self, node: yaml.MappingNode, path: JsonPath, depth: int) -> dict:
         out: dict = {}
@@ -146,7 +165,7 @@ class _TooBig(Exception):
 
 def _decode(raw: bytes, origin: str) -> str:
     if len(raw) > MAX_BYTES:
-        raise SpecError([Problem(origin, None, None, "", f"file is {len(raw)} bytes; specs are limited to {MAX_BYTES}")])
+        raise SpecError([Problem(origin, None, None, "", f"file is larger than {MAX_BYTES} bytes, the limit for a spec")])
     if b"\0" in raw:
         raise SpecError([Problem(origin, None, None, "", "not a text file (it contains NUL bytes)")])
     try:
@@ -186,7 +205,7 @@ def load_text(text: str, origin: str = "<spec>") -> Document:
         message = " ".join(str(part) for part in (err.context, err.problem) if part)
         if "expected a single document" in message:
             message = "several YAML documents in one file; a spec is one document"
-        raise SpecError([Problem(origin, line, col, (), f"invalid YAML: {message}")]) from None
+        raise SpecError([Problem(origin, line, col, "", f"invalid YAML: {message}")]) from None
     except yaml.YAMLError as err:
         raise SpecError([Problem(origin, None, None, "", f"invalid YAML: {err}")]) from None
     except _TooBig as err:

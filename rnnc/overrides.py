@@ -7,6 +7,7 @@ values remember the override they came from, so an error in one names it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,31 +26,30 @@ def _apply(doc: Document, text: str) -> str | None:
         return "expected key.path=value"
     path = _parse_key(key)
     value_doc = load_text(raw if raw.strip() else "''", f"--set {text}")
-    doc.problems.extend(value_doc.problems)
+    doc.problems.extend(_unplaced(value_doc.problems))
     parent: Any = doc.data
-    for depth, part in enumerate(path[:-1]):
-        here = path[: depth + 1]
-        if isinstance(part, int):
-            if not isinstance(parent, list) or part >= len(parent):
-                size = len(parent) if isinstance(parent, list) else 0
-                return f"{'.'.join(map(str, here[:-1]))} has no entry {part} (it has {size})"
-            parent = parent[part]
+    real: list[str | int] = []  # the path as it is in the data: a digit names a mapping key there
+    for part in path:
+        name = ".".join(map(str, real)) or "the spec"
+        if isinstance(parent, list):
+            if not isinstance(part, int):
+                return f"{name} is a list: expected an entry number, got '{part}'"
+            if part > len(parent) or (part == len(parent) and len(real) < len(path) - 1):
+                return f"{name} has no entry {part} (it has {len(parent)})"
+        elif isinstance(parent, dict):
+            part = str(part)
         else:
-            if not isinstance(parent, dict):
-                return f"{'.'.join(map(str, here[:-1]))} is not a mapping"
-            parent = parent.setdefault(part, {})
-    last = path[-1]
-    if isinstance(last, int):
-        if not isinstance(parent, list) or last > len(parent):
-            return f"cannot set entry {last} of {'.'.join(map(str, path[:-1])) or 'the spec'}"
-        if last == len(parent):
-            parent.append(value_doc.data)
-        else:
-            parent[last] = value_doc.data
-    elif isinstance(parent, dict):
-        parent[last] = value_doc.data
+            return f"{name} is not a mapping"
+        real.append(part)
+        if len(real) == len(path):
+            break
+        parent = parent[part] if isinstance(parent, list) else parent.setdefault(part, {})
+    last = real[-1]
+    if isinstance(parent, list) and last == len(parent):
+        parent.append(value_doc.data)
     else:
-        return f"{'.'.join(map(str, path[:-1]))} is not a mapping"
+        parent[last] = value_doc.data
+    path = tuple(real)
     where = Position(f"--set {text}", None, None)
     for table in (doc.values, doc.keys):
         for stale in [p for p in table if p[: len(path)] == path]:
@@ -62,6 +62,12 @@ def _apply(doc: Document, text: str) -> str | None:
     return None
 
 
+def _unplaced(problems: Sequence[Problem]) -> list[Problem]:
+    """An override is one command-line word: a line and column inside its value would
+    read as a place in a file (`--set a=[1:1:3: ...`), so they are dropped."""
+    return [dataclasses.replace(p, line=None, column=None) for p in problems]
+
+
 def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
     """Apply every override in order; those that cannot apply join `doc.problems`."""
     if overrides and not isinstance(doc.data, dict):
@@ -70,7 +76,7 @@ def apply_overrides(doc: Document, overrides: Sequence[str]) -> Document:
         try:
             reason = _apply(doc, text)
         except SpecError as err:
-            doc.problems.extend(err.problems)
+            doc.problems.extend(_unplaced(err.problems))
             continue
         if reason:
             doc.problems.append(Problem(f"--set {text}", None, None, "", reason))

@@ -108,6 +108,17 @@ def infer_node(index: int, layer: ir.Layer, shape: Shape, masked: bool) -> ir.No
     return ir.Node(index, layer, shape, out, tuple(params), masked)
 
 
+def _check_tokens(layer: ir.Layer, shape: Shape, tokens: bool) -> None:
+    """Token ids go into an embedding and nothing else takes them: both are rank 2, so
+    the shape alone cannot tell ids `[batch, time]` from features `[batch, features]`."""
+    if tokens and not isinstance(layer, ir.Embedding):
+        raise ShapeMismatch(
+            f"expects float features, got token ids {show(shape)} (input dtype int64); start with an embedding layer"
+        )
+    if not tokens and isinstance(layer, ir.Embedding):
+        raise ShapeMismatch(f"expects token ids [timesteps] (input dtype int64), got {show(shape)}")
+
+
 def infer_nodes(input_: ir.Input, layers: list[ir.Layer]) -> tuple[list[ir.Node], list[tuple[int, str]]]:
     """Every node that can be inferred, and `(layer index, message)` for each that cannot.
 
@@ -115,14 +126,17 @@ def infer_nodes(input_: ir.Input, layers: list[ir.Layer]) -> tuple[list[ir.Node]
     """
     shape = input_.tensor_shape
     masked = input_.variable_length
+    tokens = input_.dtype == "int64"  # ids until an embedding: [batch, time] is not [batch, features]
     nodes: list[ir.Node] = []
     for index, layer in enumerate(layers):
         if isinstance(layer, ir.Embedding):
             masked = masked or layer.mask_zero
         try:
+            _check_tokens(layer, shape, tokens)
             node = infer_node(index, layer, shape, masked)
         except ShapeMismatch as mismatch:
             return nodes, [(index, str(mismatch))]
+        tokens = False
         nodes.append(node)
         shape = node.output_shape
         if len(shape) != 3:

@@ -20,7 +20,7 @@ from .loader import Document, load_file, load_text
 from .overrides import apply_overrides
 from .schema import schema_problems
 from .shapes import infer_nodes
-from .validate import Parts, semantic_problems
+from .validate import Parts, input_shape_matches_dtype, semantic_problems
 
 
 def load_model(path: str | Path, overrides: Sequence[str] = ()) -> ir.Model:
@@ -75,8 +75,8 @@ def _build_parts(doc: Document, base: Path, bad: set[str]) -> Parts:
 
 
 def _shape_problems(parts: Parts) -> list[Problem]:
-    if parts.input is None or parts.layers is None:
-        return []
+    if parts.input is None or parts.layers is None or input_shape_matches_dtype(parts):
+        return []  # an input that contradicts its dtype would only make every layer complain
     nodes, mismatches = infer_nodes(parts.input, parts.layers)
     parts.nodes = nodes
     return [parts.doc.problem(("layers", index), message) for index, message in mismatches]

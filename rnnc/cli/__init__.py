@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from rnnc import __version__
 from rnnc.errors import RnncError
 
-COMMANDS = ("check", "backends", "schema")
+COMMANDS = ("check", "backends", "schema", "train", "compile", "predict")
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from rnnc.spec import load_model
     from rnnc.summary import summary
 
-    failed = False
-    for i, path in enumerate(args.specs):
+    failed = printed = False
+    for path in args.specs:
         try:
             model = load_model(path, args.overrides)
         except RnncError as err:
@@ -37,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr)
             continue
         if not args.quiet:
-            print(("\n" if i else "") + summary(model, path))
+            print(("\n" if printed else "") + summary(model, path))  # a blank line between tables
+            printed = True
     return 2 if failed else 0

@@ -96,7 +96,7 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
             allowed = [k for k in _resolve(error.schema).get("properties", {}) if k != "$schema"]
             extra = [k for k in value if k not in allowed]
             return [
-                doc.problem(path, f"unknown setting '{key}'{did_you_mean(key, allowed)}", key=True, at=(*path, key))
+                doc.problem(path, f"unknown setting '{key}'{did_you_mean(key, allowed) or _takes(value, allowed)}", key=True, at=(*path, key))
                 for key in extra
             ]
         case "required":
@@ -126,6 +126,15 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
             return [doc.problem(path, "expected a non-empty string")]
         case _:
             return [doc.problem(path, f"expected {describe(error.schema)}, got {_show(value)}")]
+
+
+def _takes(value: dict[str, Any], allowed: list[str]) -> str:
+    """`; sgd takes lr, momentum, ...`: what a typed section (layer, optimizer, schedule) accepts."""
+    kind = value.get("type")
+    settings = [k for k in allowed if k != "type"]
+    if not isinstance(kind, str) or not settings:
+        return ""
+    return f"; {kind} takes {', '.join(settings)}"
 
 
 def _length(schema: dict[str, Any]) -> str:

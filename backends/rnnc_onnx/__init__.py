@@ -1,0 +1,60 @@
+"""rnnc's ONNX backend: the IR and its weights lowered straight to an ONNX model.
+
+No torch anywhere: the graph is built with `onnx.helper` from the IR and the weights
+file's numpy arrays, on the native `RNN`, `LSTM` and `GRU` operators, with dynamic
+batch and time axes. `lower` builds the `ModelProto`, `export` writes it atomically
+(the trainer calls it at the end of `rnnc train`), and `backend` is the plugin object
+that the `rnnc.backends` entry point `rnnc_onnx:backend` loads. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from rnnc import ir
+from rnnc.artifacts import atomic_write_bytes
+from rnnc.errors import UsageError
+
+from .initial import initial_weights
+from .lower import OPSETS, export_problems, lower
+
+__all__ = ["OPSETS", "OnnxBackend", "backend", "export", "export_problems", "initial_weights", "lower"]
+
+
+def export(
+    model: ir.Model,
+    weights: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    classes: Sequence[str] | None = None,
+) -> onnx.ModelProto:
+    """Lower `model` with `weights` and write it to `path` atomically; returns the model."""
+    proto = lower(model, weights, classes=classes)
+    atomic_write_bytes(path, proto.SerializeToString())
+    return proto
+
+
+class OnnxBackend:
+    """The `onnx` backend: compiles an IR model to an ONNX `ModelProto`."""
+
+    name = "onnx"
+    capabilities = frozenset({"export", "infer"})
+
+    def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> onnx.ModelProto:
+        """The ONNX model; without `weights`, freshly initialised ones (numpy, seeded by
+        `training.seed`). Option: `classes`, the output's class names for the metadata."""
+        classes = options.pop("classes", None)
+        if options:
+            raise UsageError(f"onnx backend: unknown option(s) {', '.join(sorted(options))}; it takes: classes")
+        return lower(model, initial_weights(model) if weights is None else weights, classes=classes)
+
+    def export(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any) -> None:
+        """`compile`, then write the model to `path` atomically (what `rnnc compile` calls)."""
+        atomic_write_bytes(path, self.compile(model, weights, **options).SerializeToString())
+
+
+backend = OnnxBackend()

@@ -1,0 +1,161 @@
+"""`lower(model, weights)`: an IR model and its weights as one ONNX `ModelProto`.
+
+The graph's interface (see docs/deploy.md): input `x` (`float32 [batch, time,
+features]`, or `int64 [batch, time]` token ids), `lengths` (`int64 [batch]`) exactly
+when the model is variable-length (`shape: [null, F]` or an embedding with
+`mask_zero`), output `y`, and with `export.streaming` one `state.<index>.h` (and `.c`)
+input and `....next` output per recurrent layer. Batch and time axes are dynamic.
+Nodes are lowered in order with `match` over the closed set of layer kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import assert_never
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from rnnc import ir
+from rnnc.artifacts import check_weights
+from rnnc.errors import Problem, SpecError
+
+from .activations import activation
+from .builder import GraphBuilder
+from .flow import Flow, in_layout, zero_padding
+from .layers import lower_conv1d, lower_dense, lower_embedding, lower_layer_norm, lower_pool
+from .metadata import model_metadata
+from .recurrent import lower_recurrent
+
+OPSETS = range(18, 24)  # LayerNormalization and Reduce* with axes inputs need 18
+
+
+def lower(model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None) -> onnx.ModelProto:
+    """The ONNX model computing `model` with `weights` (IR names, PyTorch layout).
+
+    Raises `ArtifactError` when the weights do not fit the model and `SpecError` when
+    the export settings cannot be honoured (an opset out of range, streaming a layer
+    that needs the whole sequence). `classes` names the output classes in the metadata.
+    """
+    problems = export_problems(model)
+    if problems:
+        raise SpecError(problems)
+    check_weights(weights, model, "weights")
+    arrays = {name: np.asarray(value, dtype=np.float32) for name, value in weights.items()}
+    g = GraphBuilder(model.export.opset)
+    flow = _graph_inputs(g, model)
+    nodes = model.nodes
+    for i, node in enumerate(nodes):
+        flow = _lower_node(g, node, arrays, flow, _wants_time_major(nodes[i + 1 :]), model.export.streaming)
+        assert flow.rank == len(node.output_shape), f"layer {node.index}: rank {flow.rank}, IR {node.output_shape}"
+    if flow.rank == 3:
+        flow = zero_padding(g, in_layout(g, flow, time_major=False))
+    g.rename_output(flow.tensor, "y")
+    g.add_output("y", TensorProto.FLOAT, _output_dims(model), first=True)
+
+    onnx_model = helper.make_model(
+        g.graph(model.name, doc=model.description),
+        opset_imports=[helper.make_opsetid("", model.export.opset)],
+        producer_name="rnnc",
+        producer_version=_version(),
+        doc_string=model.description,
+    )
+    onnx_model.ir_version = helper.find_min_ir_version_for(list(onnx_model.opset_import))
+    helper.set_model_props(onnx_model, model_metadata(model, classes))
+    return onnx_model
+
+
+def export_problems(model: ir.Model) -> list[Problem]:
+    """What keeps `model` from being exported with its `export` settings."""
+    origin = model.name or "<spec>"
+    problems = []
+    if model.export.opset not in OPSETS:
+        problems.append(
+            Problem(origin, None, None, "export.opset",
+                    f"the ONNX backend writes opsets {OPSETS.start} to {OPSETS.stop - 1}, got {model.export.opset}")
+        )
+    if model.input.dtype == "int64" and (not model.nodes or not isinstance(model.nodes[0].layer, ir.Embedding)):
+        problems.append(Problem(origin, None, None, "layers[0]", "token id input needs an embedding as the first layer"))
+    if model.export.streaming:
+        problems += [
+            Problem(origin, None, None, f"layers[{node.index}] ({node.layer.kind})", why)
+            for node in model.nodes
+            if (why := _unstreamable(node))
+        ]
+    return problems
+
+
+def _unstreamable(node: ir.Node) -> str:
+    """Why `node` cannot run chunk by chunk with its state carried, or ""."""
+    layer = node.layer
+    fix = "; set export.streaming: false to export it"
+    if isinstance(layer, ir.Recurrent) and layer.bidirectional:
+        return f"a bidirectional layer cannot stream, its backward direction needs the whole sequence{fix}"
+    if isinstance(layer, ir.Conv1D) and (layer.kernel_size > 1 or layer.stride > 1):
+        return f"a conv1d wider than one step sees across chunk borders, so it cannot stream{fix}"
+    if isinstance(layer, ir.Pool) and layer.mode != "last":
+        return f"pool '{layer.mode}' reduces the whole sequence, so it cannot stream{fix}"
+    return ""
+
+
+def _graph_inputs(g: GraphBuilder, model: ir.Model) -> Flow:
+    spec = model.input
+    if spec.dtype == "int64":
+        x = g.add_input("x", TensorProto.INT64, ["batch", "time"])
+        rank = 2
+    else:
+        x = g.add_input("x", TensorProto.FLOAT, ["batch", "time", *spec.shape[1:]])  # type: ignore[list-item]
+        rank = 3
+    lengths = g.add_input("lengths", TensorProto.INT64, ["batch"]) if model.variable_length else None
+    return Flow(x, rank, time_major=False, lengths=lengths)
+
+
+def _lower_node(g: GraphBuilder, node: ir.Node, weights: dict[str, np.ndarray], flow: Flow, time_major: bool, streaming: bool) -> Flow:
+    layer = node.layer
+    match layer:
+        case ir.Embedding():
+            return lower_embedding(g, node, weights, flow, time_major)
+        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
+            return lower_recurrent(g, node, weights, flow, streaming)
+        case ir.Dense():
+            return lower_dense(g, node, weights, flow)
+        case ir.Dropout():
+            return flow  # nothing of dropout remains at inference
+        case ir.Activation():
+            return flow.to(activation(g, flow.tensor, layer.activation, f"layers.{node.index}.{layer.activation}"))
+        case ir.LayerNorm():
+            return lower_layer_norm(g, node, weights, flow)
+        case ir.Conv1D():
+            return lower_conv1d(g, node, weights, flow, time_major)
+        case ir.Pool():
+            return lower_pool(g, node, flow, streaming)
+        case _:
+            assert_never(layer)
+
+
+def _wants_time_major(rest: Sequence[ir.Node]) -> bool:
+    """Whether a sequence made now is best made time-major: yes when a recurrent layer
+    comes before anything that fixes the layout itself (conv1d, pool) or the end."""
+    for node in rest:
+        if isinstance(node.layer, ir.Recurrent):
+            return True
+        if isinstance(node.layer, ir.Conv1D | ir.Pool):
+            return False
+    return False
+
+
+def _output_dims(model: ir.Model) -> list[int | str]:
+    dims: list[int | str] = ["batch"]
+    if model.sequence_output:
+        convs = [n.layer for n in model.nodes if isinstance(n.layer, ir.Conv1D)]
+        keeps_time = all(c.padding == "same" and c.stride == 1 for c in convs)
+        dims.append("time" if keeps_time else "steps")
+    dims.append(int(model.output_shape[-1]))
+    return dims
+
+
+def _version() -> str:
+    from rnnc import __version__
+
+    return __version__

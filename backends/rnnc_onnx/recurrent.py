@@ -1,0 +1,143 @@
+"""simple_rnn, lstm and gru lowered to ONNX's native `RNN`, `LSTM` and `GRU` operators.
+
+The weights file holds PyTorch's layout; ONNX wants other gate orders: LSTM i, f, g, o
+becomes i, o, f, c, GRU r, z, n becomes z, r, h (torch applies the reset gate after the
+recurrent matmul, ONNX's `linear_before_reset=1`), and one bias `B = [Wb, Rb]` per
+direction. The gates are reordered here, in numpy, so the graph carries them ready.
+
+Variable length rides on `sequence_lens`: onnxruntime stops each sequence at its
+length, zero-fills `Y` past it, and `Y_h` is the forward direction's state at the last
+real step and the backward direction's output at step 0, which is exactly what
+`return_sequences: false` means. With `export.streaming` the initial state is a graph
+input and the final state a graph output (`state.<index>.h`, `.c` for LSTM, each
+`[batch, units]`; outputs `state.<index>.h.next`, ...). A sequence with no real step in
+a chunk keeps its state (onnxruntime would zero it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import assert_never
+
+import numpy as np
+from onnx import TensorProto
+
+from rnnc import ir
+
+from .builder import GraphBuilder
+from .flow import Flow, in_layout, state_names
+
+# for each ONNX gate block, the torch block it comes from
+LSTM_GATES = (0, 3, 1, 2)  # torch i, f, g, o -> ONNX i, o, f, c
+GRU_GATES = (1, 0, 2)  # torch r, z, n -> ONNX z, r, h
+
+
+def _reorder(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    blocks = np.split(np.asarray(array, dtype=np.float32), len(order), axis=0)
+    return np.concatenate([blocks[i] for i in order], axis=0)
+
+
+def onnx_weights(node: ir.Node, weights: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`(W, R, B)` in ONNX's layout and gate order for `node`; B is None without bias."""
+    layer = node.layer
+    order: tuple[int, ...]
+    match layer:
+        case ir.LSTM():
+            order = LSTM_GATES
+        case ir.GRU():
+            order = GRU_GATES
+        case ir.SimpleRNN():
+            order = (0,)
+        case _:
+            raise AssertionError(f"not a recurrent layer: {layer}")
+    prefix = f"layers.{node.index}"
+    suffixes = ("", "_reverse")[: layer.directions]
+    w = np.stack([_reorder(weights[f"{prefix}.weight_ih{s}"], order) for s in suffixes])
+    r = np.stack([_reorder(weights[f"{prefix}.weight_hh{s}"], order) for s in suffixes])
+    if not layer.use_bias:
+        return w, r, None
+    b = np.stack(
+        [
+            np.concatenate([_reorder(weights[f"{prefix}.bias_ih{s}"], order), _reorder(weights[f"{prefix}.bias_hh{s}"], order)])
+            for s in suffixes
+        ]
+    )
+    return w, r, b
+
+
+def lower_recurrent(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], flow: Flow, streaming: bool) -> Flow:
+    layer = node.layer
+    assert isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU)
+    hint = f"layers.{node.index}"
+    x = in_layout(g, flow, time_major=True)
+    w, r, b = onnx_weights(node, weights)
+    inputs = [
+        x.tensor,
+        g.weight(f"{hint}.W", w),
+        g.weight(f"{hint}.R", r),
+        g.weight(f"{hint}.B", b) if b is not None else "",
+        g.lengths_i32(x.lengths) if x.lengths is not None else "",
+    ]
+    states_in = [_state_input(g, name, layer.units) for name in state_names(node)] if streaming else []
+    inputs += [g.op("Unsqueeze", [s, g.const([0])], f"{s}.3d") for s in states_in]
+
+    attrs: dict[str, object] = {"hidden_size": layer.units}
+    if layer.bidirectional:
+        attrs["direction"] = "bidirectional"
+    op_type: str
+    match layer:
+        case ir.SimpleRNN():
+            op_type = "RNN"
+            attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"] * layer.directions
+        case ir.LSTM():
+            op_type = "LSTM"
+        case ir.GRU():
+            op_type = "GRU"
+            attrs["linear_before_reset"] = 1
+        case _:
+            assert_never(layer)
+
+    need_y = layer.return_sequences
+    need_h = not layer.return_sequences or streaming
+    need_c = streaming and isinstance(layer, ir.LSTM)
+    wanted = [f"{hint}.Y" if need_y else "", f"{hint}.Y_h" if need_h else "", f"{hint}.Y_c" if need_c else ""]
+    while not wanted[-1]:
+        wanted.pop()
+    outputs = g.op(op_type, inputs, hint, outputs=wanted, **attrs)
+    y, y_h = outputs[0], outputs[1] if need_h else ""
+
+    last = ""
+    if streaming:
+        for state, produced in zip(states_in, (y_h, outputs[2] if need_c else ""), strict=False):
+            last_state = _state_output(g, state, produced, x.lengths, layer.units)
+            last = last or last_state  # h comes first: the layer's output after the chunk
+    if layer.return_sequences:
+        if layer.bidirectional:  # [T, 2, B, H] -> [T, B, 2, H] -> [T, B, 2H]
+            swapped = g.op("Transpose", [y], f"{hint}.Y.swapped", perm=[0, 2, 1, 3])
+            seq = g.op("Reshape", [swapped, g.const([0, 0, -1])], f"{hint}.out")
+        else:
+            seq = g.op("Squeeze", [y, g.const([1])], f"{hint}.out")
+        return Flow(seq, 3, time_major=True, lengths=x.lengths, zero_padded=x.lengths is not None)
+    if last:
+        return Flow(last, 2)
+    if layer.bidirectional:  # [2, B, H] -> [B, 2, H] -> [B, 2H]: forward, then backward
+        swapped = g.op("Transpose", [y_h], f"{hint}.Y_h.swapped", perm=[1, 0, 2])
+        return Flow(g.op("Reshape", [swapped, g.const([0, -1])], f"{hint}.out"), 2)
+    return Flow(g.op("Squeeze", [y_h, g.const([0])], f"{hint}.out"), 2)
+
+
+def _state_input(g: GraphBuilder, name: str, units: int) -> str:
+    return g.add_input(name, TensorProto.FLOAT, ["batch", units])
+
+
+def _state_output(g: GraphBuilder, state_in: str, produced: str, lengths: str | None, units: int) -> str:
+    """The state after the chunk, `[batch, units]`, as the graph output `<state>.next`."""
+    name = f"{state_in}.next"
+    if lengths is None:
+        out = g.op("Squeeze", [produced, g.const([0])], name, names=[name])[0]
+    else:
+        squeezed = g.op("Squeeze", [produced, g.const([0])], f"{state_in}.after")
+        keep = g.nonempty(lengths, 2)
+        out = g.op("Where", [keep, squeezed, state_in], name, names=[name])[0]
+    g.add_output(name, TensorProto.FLOAT, ["batch", units])
+    return out

@@ -1,0 +1,50 @@
+"""rnnc's PyTorch backend: the spec's model as an `nn.Module`, for training and inference.
+
+`build_module(model)` lowers an IR model to a `SpecModule`; `backend` is the plugin
+object that the `rnnc.backends` entry point `rnnc_torch:backend` loads. See
+docs/torch-backend.md for the semantics (last real step, dropout, fusion, activations,
+initialisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rnnc import ir
+from rnnc.errors import UsageError
+
+from .model import SpecModule, build_module
+
+__all__ = ["SpecModule", "TorchBackend", "backend", "build_module"]
+
+
+class TorchBackend:
+    """The `torch` backend: compiles an IR model to a `SpecModule`."""
+
+    name = "torch"
+    capabilities = frozenset({"train", "infer"})
+
+    def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> SpecModule:
+        """A `SpecModule` in eval mode, with `weights` loaded when given (else Keras-like
+        initial weights). Option: `fuse` (default True) fuses compatible recurrent layers."""
+        fuse = options.pop("fuse", True)
+        if options:
+            raise UsageError(f"torch backend: unknown option(s) {', '.join(sorted(options))}; it takes: fuse")
+        module = build_module(model, fuse=bool(fuse))
+        if weights is not None:
+            module.load_ir_state(weights)
+        return module.eval()
+
+    def train(self, model: ir.Model, run_dir: Any, **options: Any) -> Any:
+        """Train `model` into the run directory `run_dir` (`rnnc train`); see
+        `rnnc_torch.train.train_run` for the options. Imported here, so that compiling
+        a model never imports the training code."""
+        from .train import train_run
+
+        return train_run(model, run_dir, **options)
+
+
+backend = TorchBackend()

@@ -1,0 +1,245 @@
+"""Torch blocks for the non-recurrent layer kinds, and the `Block` interface they share.
+
+A block is one spec layer (or, for fused recurrent layers, several) as an `nn.Module`
+whose `forward(x, lengths)` returns `(y, lengths)`: `lengths` is an int64 `[batch]`
+tensor of real steps on `x`'s device, or None for full-length sequences. Blocks keep
+padded steps from changing real results: the per-step layers (dense, layer_norm,
+activation) cannot mix steps, conv1d zeroes padded inputs before convolving, pool
+reduces over real steps only. Each block names its parameters as the IR does
+(`ir_parameters`) and knows its Keras-like initialisation (`init_keras`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnc import ir
+
+from .activations import Activation
+
+
+def step_mask(lengths: Tensor, steps: int) -> Tensor:
+    """`[batch, steps]` bool, True at real steps."""
+    return torch.arange(steps, device=lengths.device) < lengths[:, None]
+
+
+def zero_padding(x: Tensor, lengths: Tensor) -> Tensor:
+    """`x` `[batch, time, ...]` with the steps past each sequence's length set to zero."""
+    mask = step_mask(lengths, x.shape[1])
+    return x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), 0.0)
+
+
+def lengths_from_ids(ids: Tensor) -> Tensor:
+    """`mask_zero`'s lengths: the position after the last non-zero id of each row."""
+    positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
+    return ((ids != 0) * positions).amax(dim=1) if ids.shape[1] else ids.new_zeros(ids.shape[0])
+
+
+class Block(nn.Module):
+    """One or more spec layers lowered to torch; see the module docstring."""
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        """The block's parameters under their IR names (`layers.<i>.<param>`)."""
+        return {}
+
+    def init_keras(self) -> None:
+        """Re-initialise the parameters the way Keras would (deterministic under a seed)."""
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+
+class EmbeddingBlock(Block):
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        assert isinstance(node.layer, ir.Embedding)
+        self.prefix = f"layers.{node.index}"
+        self.mask_zero = node.layer.mask_zero
+        self.embedding = nn.Embedding(node.layer.vocab_size, node.layer.dim)
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"{self.prefix}.weight": self.embedding.weight}
+
+    def init_keras(self) -> None:
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras's "uniform" default
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        # Explicit lengths win over the ones derived from zero ids: they say the same
+        # thing when the data is consistent, and the caller knows best when it is not.
+        if self.mask_zero and lengths is None:
+            lengths = lengths_from_ids(x)
+        return self.embedding(x), lengths
+
+
+class DenseBlock(Block):
+    """`nn.Linear` acts on the last axis, so a 3-D input is handled per timestep."""
+
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        layer = node.layer
+        assert isinstance(layer, ir.Dense)
+        features = node.input_shape[-1]
+        assert isinstance(features, int)
+        self.prefix = f"layers.{node.index}"
+        self.linear = nn.Linear(features, layer.units, bias=layer.use_bias)
+        self.activation = Activation(layer.activation)
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        params = {f"{self.prefix}.weight": self.linear.weight}
+        if self.linear.bias is not None:
+            params[f"{self.prefix}.bias"] = self.linear.bias
+        return params
+
+    def init_keras(self) -> None:
+        nn.init.xavier_uniform_(self.linear.weight)
+        if self.linear.bias is not None:
+            nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor, lengths: Tensor | None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        y = self.linear(x)
+        return (y if logits else self.activation(y)), lengths
+
+
+class DropoutBlock(Block):
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        assert isinstance(node.layer, ir.Dropout)
+        self.dropout = nn.Dropout(node.layer.rate)
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return self.dropout(x), lengths
+
+
+class ActivationBlock(Block):
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        assert isinstance(node.layer, ir.Activation)
+        self.activation = Activation(node.layer.activation)
+
+    def forward(self, x: Tensor, lengths: Tensor | None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        return (x if logits else self.activation(x)), lengths
+
+
+class LayerNormBlock(Block):
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        assert isinstance(node.layer, ir.LayerNorm)
+        features = node.input_shape[-1]
+        assert isinstance(features, int)
+        self.prefix = f"layers.{node.index}"
+        self.norm = nn.LayerNorm(features, eps=node.layer.eps)
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"{self.prefix}.weight": self.norm.weight, f"{self.prefix}.bias": self.norm.bias}
+
+    def init_keras(self) -> None:
+        self.norm.reset_parameters()  # ones and zeros, as Keras
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return self.norm(x), lengths
+
+
+class Conv1DBlock(Block):
+    """A convolution over time on `[batch, time, features]` (torch wants channels first).
+
+    With lengths, padded input steps are zeroed first, so they look exactly like the
+    zero padding a sequence gets when it runs alone. For `same` padding the left pad
+    depends on a sequence's own length when stride > 1 (TensorFlow's split), so rows
+    whose left pad differs from the batch's are convolved in separate groups.
+    """
+
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        layer = node.layer
+        assert isinstance(layer, ir.Conv1D)
+        features = node.input_shape[-1]
+        assert isinstance(features, int)
+        self.layer = layer
+        self.prefix = f"layers.{node.index}"
+        self.conv = nn.Conv1d(features, layer.filters, layer.kernel_size, stride=layer.stride)
+        self.activation = Activation(layer.activation)
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        assert self.conv.bias is not None
+        return {f"{self.prefix}.weight": self.conv.weight, f"{self.prefix}.bias": self.conv.bias}
+
+    def init_keras(self) -> None:
+        nn.init.xavier_uniform_(self.conv.weight)  # fans k*F and k*filters, as Keras's
+        assert self.conv.bias is not None
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: Tensor, lengths: Tensor | None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        steps = x.shape[1]
+        if lengths is not None:
+            x = zero_padding(x, lengths)
+        h = x.transpose(1, 2)
+        if self.layer.padding == "valid":
+            y = self.conv(h)
+        elif lengths is None:
+            y = self.conv(F.pad(h, self.layer.same_padding(steps)))
+        else:
+            y = self._same_per_sequence(h, lengths, steps)
+        y = y.transpose(1, 2)
+        if lengths is not None:
+            lengths = self._out_lengths(lengths)
+        return (y if logits else self.activation(y)), lengths
+
+    def _out_lengths(self, lengths: Tensor) -> Tensor:
+        stride, kernel = self.layer.stride, self.layer.kernel_size
+        if self.layer.padding == "same":
+            return (lengths + stride - 1) // stride
+        return ((lengths - kernel) // stride + 1).clamp(min=0)
+
+    def _same_per_sequence(self, h: Tensor, lengths: Tensor, steps: int) -> Tensor:
+        stride, kernel = self.layer.stride, self.layer.kernel_size
+        out_steps = self.layer.out_length(steps)
+        total = ((self._out_lengths(lengths) - 1) * stride + kernel - lengths).clamp(min=0)
+        lefts = (total // 2).cpu()
+        distinct = sorted(set(lefts.tolist()))
+        if len(distinct) == 1:
+            return self._conv_padded(h, distinct[0], out_steps)
+        y = h.new_zeros(h.shape[0], self.layer.filters, out_steps)
+        for left in distinct:
+            rows = torch.nonzero(lefts == left).squeeze(1).to(h.device)
+            y = y.index_copy(0, rows, self._conv_padded(h.index_select(0, rows), left, out_steps))
+        return y
+
+    def _conv_padded(self, h: Tensor, left: int, out_steps: int) -> Tensor:
+        needed = (out_steps - 1) * self.layer.stride + self.layer.kernel_size
+        right = max(0, needed - left - h.shape[2])
+        return self.conv(F.pad(h, (left, right)))[:, :, :out_steps]
+
+
+class PoolBlock(Block):
+    """Reduces the time axis; with lengths, only real steps count (a sequence of
+    length 0 pools to zeros)."""
+
+    def __init__(self, node: ir.Node):
+        super().__init__()
+        assert isinstance(node.layer, ir.Pool)
+        self.mode = node.layer.mode
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if lengths is None:
+            match self.mode:
+                case "last":
+                    return x[:, -1], None
+                case "mean":
+                    return x.mean(dim=1), None
+                case "max":
+                    return x.amax(dim=1), None
+        real = step_mask(lengths, x.shape[1])[:, :, None]
+        nonempty = (lengths > 0)[:, None]
+        match self.mode:
+            case "last":
+                last = x[torch.arange(x.shape[0], device=x.device), (lengths - 1).clamp(min=0)]
+                return last.masked_fill(~nonempty, 0.0), None
+            case "mean":
+                total = x.masked_fill(~real, 0.0).sum(dim=1)
+                return total / lengths.clamp(min=1)[:, None].to(x.dtype), None
+            case "max":
+                peak = x.masked_fill(~real, float("-inf")).amax(dim=1)
+                return peak.masked_fill(~nonempty, 0.0), None
+        raise AssertionError(self.mode)

@@ -1,0 +1,201 @@
+"""The spec's model as one `nn.Module`: `build_module(model) -> SpecModule`.
+
+`SpecModule` lowers the IR nodes in order to blocks (`layers`, `recurrent`), fusing
+consecutive compatible recurrent layers unless told not to, and computes the spec's
+function: `forward(x, lengths)` returns what the last layer outputs, its activation
+applied, with steps past a sequence's length zeroed in sequence outputs. `logits=True`
+skips a final sigmoid or softmax so a trainer can use the numerically stable losses on
+logits; `final_activation` names what is skipped. Parameters are read and written
+under the IR's names (`ir_state`, `load_ir_state`), the form the weights file and the
+ONNX backend share. Parameters start with Keras's initialisers, so a seeded
+`torch.manual_seed` before `build_module` gives the same model every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import assert_never
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rnnc import ir
+from rnnc.artifacts import check_weights
+from rnnc.errors import DataError
+
+from .layers import (
+    ActivationBlock,
+    Block,
+    Conv1DBlock,
+    DenseBlock,
+    DropoutBlock,
+    EmbeddingBlock,
+    LayerNormBlock,
+    PoolBlock,
+    zero_padding,
+)
+from .recurrent import RecurrentBlock, fusable
+
+LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def build_module(model: ir.Model, fuse: bool = True) -> SpecModule:
+    """The torch module computing `model`'s function; `fuse=False` keeps one torch
+    module per recurrent layer (fusion changes speed, never the function)."""
+    return SpecModule(model, fuse=fuse)
+
+
+def group_nodes(nodes: tuple[ir.Node, ...], fuse: bool) -> list[list[ir.Node]]:
+    """The nodes in order, consecutive fusable recurrent layers sharing a group."""
+    groups: list[list[ir.Node]] = []
+    for node in nodes:
+        if fuse and groups and isinstance(groups[-1][0].layer, ir.Recurrent) and fusable(groups[-1], node):
+            groups[-1].append(node)
+        else:
+            groups.append([node])
+    return groups
+
+
+def lower(group: list[ir.Node]) -> Block:
+    node = group[0]
+    layer = node.layer
+    match layer:
+        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
+            return RecurrentBlock(group)
+        case ir.Embedding():
+            return EmbeddingBlock(node)
+        case ir.Dense():
+            return DenseBlock(node)
+        case ir.Dropout():
+            return DropoutBlock(node)
+        case ir.Activation():
+            return ActivationBlock(node)
+        case ir.LayerNorm():
+            return LayerNormBlock(node)
+        case ir.Conv1D():
+            return Conv1DBlock(node)
+        case ir.Pool():
+            return PoolBlock(node)
+        case _:
+            assert_never(layer)
+
+
+def final_activation_of(model: ir.Model) -> tuple[str | None, int | None]:
+    """The sigmoid or softmax the model's output comes out of, which `logits=True`
+    skips, and the index of the node applying it; (None, None) when there is none.
+
+    Trailing dropout layers are looked through, as the validator does: it accepts
+    `dense sigmoid, dropout` for binary cross-entropy, and dropout on probabilities
+    could push them past 1 while training."""
+    for node in reversed(model.nodes):
+        layer = node.layer
+        match layer:
+            case ir.Dropout():
+                continue
+            case ir.Dense() | ir.Activation() | ir.Conv1D():
+                return (layer.activation, node.index) if layer.activation in LOGIT_ACTIVATIONS else (None, None)
+            case _:
+                return None, None
+    return None, None
+
+
+def _extremes(values: Tensor) -> tuple[int, int]:
+    """(min, max) of an integer tensor with one device sync; (0, 0) when empty."""
+    if not values.numel():
+        return 0, 0
+    low, high = torch.aminmax(values)
+    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
+
+
+class SpecModule(nn.Module):
+    """The spec's model. See the module docstring; `model` is the IR it was built from.
+
+    `final_activation` is "sigmoid", "softmax" or None: the activation that
+    `forward(..., logits=True)` leaves out (the output is then its input, the logits,
+    passed through any trailing dropout layers).
+    """
+
+    def __init__(self, model: ir.Model, fuse: bool = True):
+        super().__init__()
+        self.model = model
+        self.fused = fuse
+        groups = group_nodes(model.nodes, fuse)
+        self.blocks = nn.ModuleList(lower(group) for group in groups)
+        self.final_activation, node_index = final_activation_of(model)
+        self._logit_block = next((i for i, g in enumerate(groups) if g[0].index == node_index), None)
+        names, expected = sorted(self.ir_parameters()), sorted(p.name for p in model.params)
+        assert names == expected, f"lowering names {names}, the IR {expected}"
+        for block in self.blocks:
+            block.init_keras()  # type: ignore[operator]
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False) -> Tensor:
+        x, lengths = self._checked(x, lengths)
+        skip = self._logit_block if logits else None
+        for i, block in enumerate(self.blocks):
+            if i == skip:
+                x, lengths = block(x, lengths, logits=True)
+            else:
+                x, lengths = block(x, lengths)
+        if lengths is not None and x.dim() == 3:
+            x = zero_padding(x, lengths)
+        return x
+
+    def _checked(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The input as the blocks want it, or a DataError saying what does not fit."""
+        spec = self.model.input
+        want = "[batch, time]" if spec.dtype == "int64" else f"[batch, time, {spec.shape[-1]}]"
+        rank = 2 if spec.dtype == "int64" else 3
+        if x.dim() != rank or (rank == 3 and x.shape[2] != spec.shape[-1]):
+            raise DataError(f"model {self.model.name!r} expects input {want}, got {list(x.shape)}")
+        if spec.dtype == "int64":
+            if x.dtype.is_floating_point or x.dtype == torch.bool:
+                raise DataError(f"model {self.model.name!r} expects integer token ids, got {x.dtype}")
+            x = x.long()
+            vocab = self._vocab_size()
+            if vocab is not None:
+                low, high = _extremes(x)
+                if low < 0 or high >= vocab:
+                    raise DataError(
+                        f"token ids must lie in [0, {vocab - 1}] (vocab_size {vocab}), got ids from {low} to {high}"
+                    )
+        elif x.dtype != torch.float32:
+            x = x.float()
+        if lengths is None:
+            return x, None
+        if lengths.shape != (x.shape[0],) or lengths.dtype.is_floating_point:
+            raise DataError(f"lengths must be integers of shape [{x.shape[0]}], got {lengths.dtype} {list(lengths.shape)}")
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        low, high = _extremes(lengths)
+        if low < 0 or high > x.shape[1]:
+            raise DataError(f"lengths must lie in [0, {x.shape[1]}] (the batch's timesteps), got {low} to {high}")
+        return x, lengths
+
+    def _vocab_size(self) -> int | None:
+        layer = self.model.nodes[0].layer if self.model.nodes else None
+        return layer.vocab_size if isinstance(layer, ir.Embedding) else None
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        """The live parameters under their IR names (`layers.<i>.<param>`); looked up
+        afresh each time, since `.to(device)` may replace parameter objects."""
+        return {name: p for block in self.blocks for name, p in block.ir_parameters().items()}  # type: ignore[operator]
+
+    def ir_state(self) -> dict[str, np.ndarray]:
+        """A float32 copy of every parameter under its IR name, in the IR's order."""
+        params = self.ir_parameters()
+        return {
+            p.name: params[p.name].detach().cpu().numpy().astype(np.float32, copy=True)
+            for p in self.model.params
+        }
+
+    def load_ir_state(self, weights: Mapping[str, np.ndarray], origin: str = "weights") -> None:
+        """Copy `weights` (IR names, PyTorch layout) into the parameters; raises
+        `ArtifactError` naming `origin` when a name or shape does not fit the spec."""
+        check_weights(weights, self.model, origin)
+        with torch.no_grad():
+            for name, param in self.ir_parameters().items():
+                value = torch.from_numpy(np.ascontiguousarray(weights[name], dtype=np.float32))
+                param.copy_(value)
+
+    def extra_repr(self) -> str:
+        return f"name={self.model.name!r}, fused={self.fused}, final_activation={self.final_activation!r}"

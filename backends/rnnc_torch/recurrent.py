@@ -1,0 +1,151 @@
+"""Recurrent layers (simple_rnn, lstm, gru) as `nn.RNN`/`nn.LSTM`/`nn.GRU` blocks.
+
+One block runs one spec layer, or several consecutive compatible ones fused into a
+single multi-layer torch module (`fusable` says when). Padding never changes a result:
+a variable-length batch through a bidirectional layer is packed (`pack_padded_sequence`,
+unsorted); a forward-only layer runs unpacked, since its real steps cannot see the
+padding after them (see `RecurrentBlock.packs`). `return_sequences: false` yields the
+forward direction's output at each sequence's last real step and, when bidirectional,
+the backward direction's output at step 0 (`h_n`), as Keras and ONNX do. A sequence of
+length 0 yields zeros (its initial state). A layer's `dropout` drops its inputs while
+training (Keras's meaning; PyTorch's own `dropout` argument is exactly this between
+fused layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import assert_never
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnc import ir
+
+from .layers import Block, zero_padding
+
+RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
+
+
+def fusable(group: Sequence[ir.Node], node: ir.Node) -> bool:
+    """Whether `node` can join the multi-layer module running the nodes of `group`.
+
+    The layers must agree on everything a torch multi-layer module shares, every layer
+    but the last must return sequences, and the input dropout of the second and later
+    layers must be one rate (torch has one inter-layer `dropout`).
+    """
+    first, prev, layer = group[0].layer, group[-1].layer, node.layer
+    if not isinstance(layer, ir.Recurrent) or type(first) is not type(layer):
+        return False
+    assert isinstance(first, ir.Recurrent) and isinstance(prev, ir.Recurrent)
+    same_shape = (
+        layer.units == first.units
+        and layer.bidirectional == first.bidirectional
+        and layer.use_bias == first.use_bias
+        and getattr(layer, "activation", None) == getattr(first, "activation", None)
+        and node.masked == group[0].masked
+    )
+    same_dropout = len(group) == 1 or group[1].layer.dropout == layer.dropout  # type: ignore[union-attr]
+    return same_shape and prev.return_sequences and same_dropout
+
+
+class RecurrentBlock(Block):
+    def __init__(self, nodes: Sequence[ir.Node]):
+        super().__init__()
+        first = nodes[0].layer
+        last = nodes[-1].layer
+        assert isinstance(first, RecurrentLayer) and isinstance(last, RecurrentLayer)
+        features = nodes[0].input_shape[-1]
+        assert isinstance(features, int)
+        self.indices = [node.index for node in nodes]
+        self.units = first.units
+        self.directions = first.directions
+        self.use_bias = first.use_bias
+        self.return_sequences = last.return_sequences
+        self.is_lstm = isinstance(first, ir.LSTM)
+        # A forward-only layer is causal: its real steps never see the padding after
+        # them, so it runs unpacked (several times faster than packed, on CPU and GPU)
+        # and takes each sequence's last real step by index. A backward direction
+        # starts in the padding, so bidirectional layers pack; so does a relu
+        # simple_rnn, whose state could overflow over a long padded tail and turn the
+        # (zero) gradients flowing through it into NaN.
+        self.packs = first.bidirectional or getattr(first, "activation", "tanh") == "relu"
+        self.input_dropout = nn.Dropout(first.dropout) if first.dropout > 0 else None
+        shared = dict(
+            input_size=features,
+            hidden_size=first.units,
+            num_layers=len(nodes),
+            bias=first.use_bias,
+            batch_first=True,
+            bidirectional=first.bidirectional,
+            dropout=nodes[1].layer.dropout if len(nodes) > 1 else 0.0,  # type: ignore[union-attr]
+        )
+        self.rnn: nn.RNNBase
+        match first:
+            case ir.SimpleRNN():
+                self.rnn = nn.RNN(nonlinearity=first.activation, **shared)
+            case ir.LSTM():
+                self.rnn = nn.LSTM(**shared)
+            case ir.GRU():
+                self.rnn = nn.GRU(**shared)
+            case _:
+                assert_never(first)
+
+    def ir_parameters(self) -> dict[str, nn.Parameter]:
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.use_bias else ("weight_ih", "weight_hh")
+        params = {}
+        for depth, index in enumerate(self.indices):
+            for suffix in ("", "_reverse")[: self.directions]:
+                for name in names:
+                    params[f"layers.{index}.{name}{suffix}"] = getattr(self.rnn, f"{name}_l{depth}{suffix}")
+        return params
+
+    def init_keras(self) -> None:
+        """glorot_uniform input kernels, orthogonal recurrent kernels, zero biases and,
+        for LSTM, forget-gate bias 1 (Keras's unit_forget_bias) in `bias_ih` only, so
+        the sum of the two biases is 1 as in Keras's single bias."""
+        for name, param in self.ir_parameters().items():
+            short = name.split(".")[-1]
+            if short.startswith("weight_ih"):
+                nn.init.xavier_uniform_(param)
+            elif short.startswith("weight_hh"):
+                nn.init.orthogonal_(param)
+            else:
+                nn.init.zeros_(param)
+                if self.is_lstm and short.startswith("bias_ih"):
+                    with torch.no_grad():
+                        param[self.units : 2 * self.units] = 1.0
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if self.input_dropout is not None:
+            x = self.input_dropout(x)
+        if lengths is None:
+            out, state = self.rnn(x)
+            return (out if self.return_sequences else self._last_state(state, x.shape[0])), None
+        if self.packs:
+            y = self._packed(x, lengths)
+        else:
+            # Zeroed padding keeps junk (even NaN) in padded input steps out of the
+            # values computed there, and so out of the gradients.
+            out, _ = self.rnn(zero_padding(x, lengths))
+            if self.return_sequences:
+                y = out
+            else:
+                y = out[torch.arange(x.shape[0], device=out.device), (lengths - 1).clamp(min=0)]
+        empty = (lengths == 0).view(-1, *([1] * (y.dim() - 1)))
+        return y.masked_fill(empty, 0.0), lengths
+
+    def _packed(self, x: Tensor, lengths: Tensor) -> Tensor:
+        # Packing wants at least one step per sequence; an empty one runs one (padded)
+        # step and its result is zeroed by the caller.
+        packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        if self.return_sequences:
+            return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+        return self._last_state(state, x.shape[0])
+
+    def _last_state(self, state: Tensor | tuple[Tensor, Tensor], batch: int) -> Tensor:
+        """The last layer's `h_n`, directions side by side: `[batch, directions * units]`."""
+        h_n = state[0] if isinstance(state, tuple) else state
+        return h_n[-self.directions :].transpose(0, 1).reshape(batch, self.directions * self.units)

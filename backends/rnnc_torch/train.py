@@ -1,0 +1,152 @@
+"""`rnnc train`'s work: a training run that leaves a run directory behind.
+
+The data is loaded and checked before anything is created, so bad data leaves no
+half-made directory. The run directory then holds the resolved spec (`spec.yaml`), the
+weights under their IR names (`weights.safetensors`), a resumable checkpoint
+(`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`) and, when the ONNX
+backend is installed, `model.onnx`. The checkpoint, weights and metrics are rewritten
+atomically at the end of every epoch, so a run killed at any moment resumes
+(`resume=True`) from its last completed epoch and ends with the same weights, bit for
+bit, as a run never interrupted. A loss that turns NaN or inf ends the run with a
+`TrainingError`, the previous epoch's checkpoint and weights left in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rnnc import ir
+from rnnc.artifacts import atomic_open, atomic_write_text, save_weights
+from rnnc.data import TrainingData, load_training_data
+from rnnc.errors import RnncError, TrainingError, UsageError
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .fit import History, printer, resolve_device
+from .trainer import DeviceData, Trainer
+
+SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "checkpoint.pt", "metrics.jsonl", "model.onnx"
+
+
+def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
+    """What must not change between a run and its resumption: the spec, except for
+    `training.epochs` (resuming may extend a run)."""
+    if spec is None:
+        return model.spec_hash
+    data = json.loads(json.dumps(spec, default=str))
+    if isinstance(data.get("training"), dict):
+        data["training"].pop("epochs", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _json_logs(logs: dict[str, Any]) -> str:
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in logs.items()}
+    return json.dumps(clean)
+
+
+def _weights_metadata(model: ir.Model, trainer: Trainer, data: TrainingData) -> dict[str, str]:
+    meta = {"rnnc_spec_hash": model.spec_hash, "name": model.name, "epoch": str(trainer.epoch)}
+    if data.train.classes is not None:
+        meta["classes"] = json.dumps(list(data.train.classes))
+    return meta
+
+
+def train_run(
+    model: ir.Model,
+    run_dir: str | os.PathLike[str],
+    *,
+    spec: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> History:
+    """Train `model` into `run_dir`; `spec` is the resolved spec data written as
+    `spec.yaml` (default: none written). Returns the history of the whole run."""
+    target = resolve_device(device)
+    data = load_training_data(model)
+    run = Path(run_dir)
+    mark = fingerprint(model, spec)
+    state = _resume_state(run, mark) if resume else None
+    trainer = Trainer(model, target)
+    if state is not None:
+        trainer.load_state_dict(state)
+        print(f"resuming {run} after epoch {trainer.epoch}", file=sys.stderr)
+    else:
+        _start_fresh(run)
+    if spec is not None:
+        atomic_write_text(run / SPEC, yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True))
+
+    epochs = model.training.epochs
+    show = printer(epochs)
+
+    def save_epoch(trainer: Trainer, logs: dict[str, Any]) -> None:
+        show(trainer, logs)
+        save_checkpoint(run / CHECKPOINT, trainer.state_dict(), mark)
+        with atomic_open(run / METRICS, "w") as handle:
+            handle.writelines(_json_logs(entry) + "\n" for entry in trainer.history)
+        save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
+
+    try:
+        trainer.run(data.train, data.validation, progress=progress, hooks=[save_epoch])
+    except TrainingError as err:
+        kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
+        raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
+    if trainer.stop_reason:
+        print(trainer.stop_reason, flush=True)
+    save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
+    if data.test is not None:
+        logs = trainer.evaluate(DeviceData.of(model, data.test, target))
+        print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
+    _export_onnx(model, trainer.module.ir_state(), run / ONNX, data.train.classes)
+    print(f"run saved in {run}", file=sys.stderr)
+    return History(trainer.history, trainer.module, trainer.stop_reason)
+
+
+def _resume_state(run: Path, mark: str) -> dict[str, Any] | None:
+    if not run.is_dir():
+        raise UsageError(f"--resume: {run} is not a run directory (pass the -o of the run to continue)")
+    if not (run / CHECKPOINT).exists():
+        print(f"{run}: no checkpoint yet; starting from epoch 1", file=sys.stderr)
+        return None
+    return load_checkpoint(run / CHECKPOINT, mark)
+
+
+def _start_fresh(run: Path) -> None:
+    """A new run: drop an earlier run's artifacts so none can be mistaken for this one's."""
+    if run.exists() and not run.is_dir():
+        raise UsageError(f"-o {run}: exists and is not a directory")
+    run.mkdir(parents=True, exist_ok=True)
+    stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, ONNX) if (run / name).exists()]
+    if stale:
+        print(f"{run}: replacing the previous run's files (use --resume to continue it)", file=sys.stderr)
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            (run / name).unlink()
+
+
+def _export_onnx(model: ir.Model, weights: dict[str, np.ndarray], path: Path, classes: tuple[str, ...] | None) -> None:
+    """Write `model.onnx` through the ONNX backend (atomically, as it writes), if installed."""
+    try:
+        import rnnc_onnx
+    except ImportError:
+        return
+    export = getattr(rnnc_onnx, "export", None)
+    if export is None:
+        return
+    try:
+        if classes is None:
+            export(model, weights, path)
+        else:
+            export(model, weights, path, classes=list(classes))
+    except RnncError as err:
+        print(f"warning: {path.name} not written: {err}", file=sys.stderr)

@@ -1,0 +1,257 @@
+"""The training loop: epochs of minibatch steps on data already on the device.
+
+`Trainer` owns the module, objective, optimizer, schedule and early stopping of one run
+and runs whole epochs. The inner loop is kept lean, since it is what the throughput
+benchmark holds against a hand-written PyTorch loop: the data is tensorised once and
+permuted once per epoch, so a batch is a contiguous slice (a view); the loss stays on
+the device and is read once per epoch (and every few steps for the progress bar), and
+metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
+from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
+state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
+sequence outputs are masked out of the loss and the metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from rnnc import ir
+from rnnc.data import Dataset, output_steps
+from rnnc.errors import TrainingError, UsageError
+
+from .losses import make_objective
+from .metrics import compute_metrics
+from .model import build_module
+from .optim import EarlyStopping, Schedule, make_optimizer
+
+EpochHook = Callable[["Trainer", dict[str, Any]], None]
+PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A `Dataset` as tensors on the training device; `mask` `[N, T]` marks the real
+    output steps of a sequence-labelling model with lengths."""
+
+    x: Tensor
+    y: Tensor
+    lengths: Tensor | None
+    mask: Tensor | None
+
+    @property
+    def size(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, order: Tensor) -> DeviceData:
+        """The samples in `order` (a permutation), copied."""
+        pick = lambda t: None if t is None else t[order]  # noqa: E731
+        return DeviceData(self.x[order], self.y[order], pick(self.lengths), pick(self.mask))
+
+    @classmethod
+    def of(cls, model: ir.Model, data: Dataset, device: torch.device) -> DeviceData:
+        lengths = mask = None
+        if data.lengths is not None:
+            lengths = torch.from_numpy(data.lengths).to(device)
+            if model.sequence_output:
+                out_lengths = torch.from_numpy(np.asarray(output_steps(model, data.lengths))).to(device)
+                steps = output_steps(model, data.x.shape[1])
+                mask = torch.arange(steps, device=device)[None, :] < out_lengths[:, None]
+        return cls(torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device), lengths, mask)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed shuffling seed for (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class Trainer:
+    """One training run of `model` on `device`; `epoch` counts the completed epochs."""
+
+    def __init__(self, model: ir.Model, device: torch.device | str = "cpu"):
+        self.model = model
+        self.settings = model.training
+        self.device = torch.device(device)
+        torch.manual_seed(self.settings.seed)  # the initial weights, then dropout
+        self.module = build_module(model).to(self.device)
+        self.objective = make_objective(model.loss, self.module.final_activation)
+        self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
+        self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
+        stop = self.settings.early_stopping
+        self.stopper = EarlyStopping(stop) if stop is not None else None
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.stop_reason = ""  # set once training has ended early
+
+    # --- epochs ---------------------------------------------------------------------
+
+    def run(
+        self, train: Dataset, validation: Dataset | None = None, *, progress: bool = True, hooks: Sequence[EpochHook] = ()
+    ) -> None:
+        """Train up to `training.epochs`, calling each hook after each epoch; raises
+        `TrainingError` when the loss turns NaN or inf (the module is then unusable)."""
+        self._check_monitors(validation is not None)
+        train_data = DeviceData.of(self.model, train, self.device)
+        val_data = DeviceData.of(self.model, validation, self.device) if validation is not None else None
+        epochs = self.settings.epochs
+        while self.epoch < epochs and not self.stop_reason:
+            epoch = self.epoch + 1
+            started = time.perf_counter()
+            lr = self.schedule.lr_for(epoch)
+            logs: dict[str, Any] = {"epoch": epoch}
+            logs.update(self.train_epoch(epoch, train_data, lr, progress))
+            if val_data is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+                if not math.isfinite(logs["val_loss"]):
+                    raise TrainingError(f"epoch {epoch}: validation loss is {logs['val_loss']}; training diverged")
+            logs["lr"] = lr
+            logs["time"] = round(time.perf_counter() - started, 3)
+            self.schedule.end_epoch(logs)
+            if self.stopper is not None and self.stopper.end_epoch(epoch, logs, self.module):
+                monitor = self.stopper.spec.monitor
+                self.stop_reason = (
+                    f"early stopping: {monitor} has not improved for {self.stopper.wait} epochs "
+                    f"(best {self.stopper.best:.4g} at epoch {self.stopper.best_epoch})"
+                )
+            self.history.append(logs)
+            self.epoch = epoch
+            for hook in hooks:
+                hook(self, logs)
+        self.restore_best()
+
+    def restore_best(self) -> None:
+        """With `restore_best`, put the best epoch's parameters back (end of training)."""
+        if self.stopper is not None and self.stopper.spec.restore_best and self.stopper.best_state is not None:
+            self.module.load_state_dict(self.stopper.best_state)
+
+    def _check_monitors(self, has_validation: bool) -> None:
+        names = ["loss", *self.model.metrics]
+        if has_validation:
+            names += [f"val_{n}" for n in names]
+        watched = [self.stopper.spec.monitor] if self.stopper is not None else []
+        if self.schedule.spec is not None and self.schedule.spec.type == "plateau":
+            watched.append(self.schedule.spec.monitor)
+        for monitor in watched:
+            if monitor not in names:
+                raise UsageError(f"cannot monitor '{monitor}' (no validation data?); available: {', '.join(names)}")
+
+    def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
+        """One pass over `data` in this epoch's order; the mean loss and the metrics."""
+        module, optimizer = self.module, self.optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        module.train()
+        n, batch = data.size, self.settings.batch_size
+        if self.settings.shuffle:
+            # One gather per epoch; every batch is then a contiguous slice (a view).
+            generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
+            data = data.take(torch.randperm(n, generator=generator).to(self.device))
+        objective = self.objective
+        fast = objective.fast() if data.mask is None else None
+        logits = objective.fused
+        clip = self.settings.gradient_clip
+        params = [p for p in module.parameters() if p.requires_grad]
+        keep = bool(self.model.metrics)
+        losses: list[Tensor] = []
+        outputs: list[Tensor] = []
+        steps = -(-n // batch)
+        every = max(1, steps // PROGRESS_UPDATES)
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
+        x, y, all_lengths, mask = data.x, data.y, data.lengths, data.mask
+        for step, start in enumerate(range(0, n, batch), 1):
+            rows = slice(start, start + batch)
+            output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits)
+            loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+            losses.append(loss.detach())
+            if keep:
+                outputs.append(output.detach())
+            if step % every == 0 or step == steps:
+                self._progress(bar, epoch, losses, every, step)
+        bar.close()
+        sizes = torch.full((steps,), float(batch), device=self.device)
+        sizes[-1] = n - batch * (steps - 1)
+        mean = float((torch.stack(losses) * sizes).sum() / n)
+        if not math.isfinite(mean):
+            raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
+        logs = {"loss": mean}
+        if keep:
+            logs.update(self._metrics(torch.cat(outputs), y, mask))
+        return logs
+
+    def _progress(self, bar: tqdm, epoch: int, losses: list[Tensor], every: int, step: int) -> None:
+        recent = float(torch.stack(losses[-every:]).mean())  # also the divergence check
+        if not math.isfinite(recent):
+            bar.close()
+            raise TrainingError(f"epoch {epoch}, step {step}: loss is {recent}; training diverged")
+        bar.update(step - bar.n)
+        bar.set_postfix_str(f"loss {recent:.4f}", refresh=False)
+
+    @torch.inference_mode()
+    def evaluate(self, data: DeviceData) -> dict[str, float]:
+        """The mean loss and the metrics on `data`, in eval mode (no dropout)."""
+        self.module.eval()
+        batch = self.settings.batch_size
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        outputs = []
+        for start in range(0, data.size, batch):
+            rows = slice(start, start + batch)
+            lengths = None if data.lengths is None else data.lengths[rows]
+            output = self.module(data.x[rows], lengths, logits=self.objective.fused)
+            loss = self.objective(output, data.y[rows], None if data.mask is None else data.mask[rows])
+            total += loss.double() * output.shape[0]
+            outputs.append(output)
+        logs = {"loss": float(total / data.size)}
+        if self.model.metrics:
+            logs.update(self._metrics(torch.cat(outputs), data.y, data.mask))
+        return logs
+
+    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
+        probs = self.objective.probabilities(outputs.float()).cpu().numpy()
+        return compute_metrics(
+            self.model.metrics, self.model.loss, probs, targets.cpu().numpy(), None if mask is None else mask.cpu().numpy()
+        )
+
+    # --- state, for checkpoints -----------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly: plain tensors, numbers,
+        strings, lists and dicts only (loadable with `torch.load(weights_only=True)`)."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "epoch": self.epoch,
+            "stop_reason": self.stop_reason,
+            "module": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
+            "history": [dict(logs) for logs in self.history],
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.stop_reason = str(state["stop_reason"])
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.stopper is not None and state["early_stopping"] is not None:
+            self.stopper.load_state_dict(state["early_stopping"])
+        self.history = [dict(logs) for logs in state["history"]]
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)

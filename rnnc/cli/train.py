@@ -1,0 +1,53 @@
+"""`rnnc train SPEC [-o RUN_DIR] [--set KEY=VALUE ...] [--resume] [--device auto|cpu|cuda]`.
+
+Loads the spec (with overrides), then hands the model to the backend that can train
+(`torch`), which checks the data, trains with a progress bar and one line per epoch,
+and leaves a run directory. Exit status: 0 trained, 1 training failed while running
+(the loss diverged), 2 bad input (spec, data, command line). The core imports no
+torch: the backend is found through the `rnnc.backends` entry points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnnc.cli.check import add_overrides_argument
+from rnnc.errors import TrainingError, UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a spec; writes a run directory (weights, checkpoint, metrics)")
+    parser.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    parser.add_argument("-o", "--output", dest="run_dir", metavar="RUN_DIR", help="run directory (default: runs/<name>)")
+    add_overrides_argument(parser)
+    parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
+    parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: cuda when available), cpu or cuda")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the per-epoch lines stay)")
+    parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnc.plugins import get_backend
+    from rnnc.spec import load_model, resolved_spec
+
+    model = load_model(args.spec, args.overrides)
+    spec = resolved_spec(args.spec, args.overrides)
+    # Data paths as the run saw them, so the saved spec trains again from anywhere.
+    if isinstance(spec.get("data"), dict):
+        for role in ("train", "validation", "test"):
+            if getattr(model.data, role):
+                spec["data"][role] = getattr(model.data, role)
+    backend = get_backend(args.backend, "train")
+    train = getattr(backend, "train", None)
+    if train is None:
+        raise UsageError(f"backend '{args.backend}' says it can train but has no train()")
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
+    try:
+        train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=args.progress)
+    except TrainingError as err:
+        print(f"rnnc train: {err}", file=sys.stderr)
+        return 1
+    return 0

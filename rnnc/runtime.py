@@ -1,0 +1,263 @@
+"""Running an exported rnnc model with onnxruntime: no torch, and no onnx either.
+
+`Predictor(path)` opens a `model.onnx` written by the ONNX backend, reads what it
+needs from the graph's inputs and its metadata (timesteps, features, vocabulary,
+lengths rule, states, class names), checks every input before onnxruntime sees it
+(one clear `DataError`, never a stack trace from C++) and runs it in batches.
+Lengths the caller leaves out are filled as the torch backend would: full length, or,
+for an embedding with `mask_zero`, the position after each row's last non-zero id.
+`Predictor.stream()` feeds a streaming model chunk by chunk, carrying the recurrent
+state between calls. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ArtifactError, DataError, UsageError
+
+DEVICES = ("cpu", "cuda")
+DEFAULT_BATCH_SIZE = 256
+
+
+def default_threads() -> int:
+    """Intra-op threads for batches of more than one sequence: the cores, at most 8
+    (an RNN's steps are sequential; past that, threads only add synchronisation)."""
+    return min(os.cpu_count() or 1, 8)
+
+
+def threads_for(batch: int) -> int:
+    """One sequence runs fastest on one thread: each step's work is too small to
+    split (measured: bench/infer_latency.py --sweep); more sequences use the cores."""
+    return 1 if batch <= 1 else default_threads()
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Every graph optimisation on, `threads` intra-op threads (default `default_threads()`)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads if threads is not None else default_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: shape-hint warnings are not the user's concern
+    return options
+
+
+def providers_for(device: str) -> list[str]:
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise UsageError(
+                "--device cuda needs onnxruntime-gpu, whose CUDAExecutionProvider this onnxruntime lacks "
+                f"(it has: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise UsageError(f"unknown device '{device}' (choose from: {', '.join(DEVICES)})")
+
+
+def _one_line(err: BaseException) -> str:
+    """onnxruntime's message on one line, without its `[ONNXRuntimeError] : 7 : ...` prefix."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"^Load model from .* failed: ?", "", text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class Predictor:
+    """An exported rnnc model, ready to run. Attributes describe its interface:
+    `token_ids` (int64 ids in, else float32 features), `features`, `timesteps` (None
+    when variable), `takes_lengths`, `states` (name -> feature size, streaming models only),
+    `classes` (or None), `metadata` (every metadata entry)."""
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None):
+        self.path = str(path)
+        self.threads = threads  # None: one thread for one sequence, the cores for more
+        self._providers = providers_for(device)
+        if not Path(path).is_file():
+            raise ArtifactError(f"{path}: no such model file")
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self.session = self.session_for(1)
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise UsageError("--device cuda: onnxruntime could not start CUDA here (see its log); use --device cpu")
+        self._read_interface()
+
+    def session_for(self, batch: int) -> ort.InferenceSession:
+        """The session that runs `batch` sequences fastest; each thread count's session
+        is opened the first time it is needed."""
+        threads = self.threads if self.threads is not None else threads_for(batch)
+        if threads not in self._sessions:
+            try:
+                self._sessions[threads] = ort.InferenceSession(self.path, session_options(threads), providers=self._providers)
+            except Exception as err:  # onnxruntime raises its own types for every bad file
+                raise ArtifactError(f"{self.path}: not a usable ONNX model ({_one_line(err)})") from None
+        return self._sessions[threads]
+
+    def _read_interface(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "x" not in inputs or not outputs or outputs[0] != "y":
+            raise ArtifactError(
+                f"{self.path}: not an rnnc model (inputs {sorted(inputs)}, outputs {outputs}; rnnc models take 'x' and give 'y')"
+            )
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        x = inputs["x"]
+        self.token_ids = x.type == "tensor(int64)"
+        self.features: int | None = None if self.token_ids else _int_or_none(x.shape[-1])
+        self.timesteps = _int_or_none(self.metadata.get("timesteps"))
+        self.vocab_size = _int_or_none(self.metadata.get("vocab_size"))
+        self.takes_lengths = "lengths" in inputs
+        self.lengths_from_ids = self.metadata.get("lengths") == "ids"
+        self.states: dict[str, int] = {
+            name: int(info.shape[-1]) for name, info in inputs.items() if name.startswith("state.")
+        }
+        self.state_outputs = [f"{name}.next" for name in self.states]
+        self.classes: list[str] | None = json.loads(self.metadata["classes"]) if "classes" in self.metadata else None
+
+    # --- checking input -------------------------------------------------------------
+
+    def checked(self, x: np.ndarray, lengths: np.ndarray | None = None, whole: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """`(x, lengths)` as the graph takes them, or a `DataError` saying what is wrong.
+        `whole=False` (stream chunks) allows any number of steps and empty sequences."""
+        x = np.asarray(x)
+        if self.token_ids:
+            if x.dtype.kind not in "iu":
+                raise DataError(f"the model takes integer token ids, got {x.dtype}")
+            if x.ndim != 2:
+                raise DataError(f"the model takes token ids [batch, time], got shape {list(x.shape)}")
+            if self.vocab_size is not None and x.size and (x.min() < 0 or x.max() >= self.vocab_size):
+                raise DataError(
+                    f"token ids must lie in [0, {self.vocab_size - 1}] (vocab_size {self.vocab_size}), "
+                    f"got ids from {x.min()} to {x.max()}"
+                )
+            x = np.ascontiguousarray(x, dtype=np.int64)
+        else:
+            if x.dtype.kind not in "fiu":
+                raise DataError(f"the model takes numbers (float32), got {x.dtype}")
+            if x.ndim != 3 or (self.features is not None and x.shape[2] != self.features):
+                raise DataError(f"the model takes input [batch, time, {self.features}], got shape {list(x.shape)}")
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        steps = x.shape[1]
+        if whole and self.timesteps is not None and steps != self.timesteps:
+            raise DataError(f"the model takes {self.timesteps} timesteps per sequence, got {steps}")
+        if steps == 0 and whole:
+            raise DataError("the input has no timesteps")
+        return x, self._checked_lengths(x, lengths, lowest=1 if whole else 0)
+
+    def _checked_lengths(self, x: np.ndarray, lengths: np.ndarray | None, lowest: int) -> np.ndarray | None:
+        batch, steps = x.shape[0], x.shape[1]
+        if not self.takes_lengths:
+            if lengths is not None:
+                raise DataError("lengths given, but the model's input is fixed-length (it takes no lengths)")
+            return None
+        if lengths is None:
+            if self.lengths_from_ids:
+                return lengths_from_ids(x)
+            return np.full(batch, steps, dtype=np.int64)
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind not in "iu" or lengths.shape != (batch,):
+            raise DataError(f"lengths must be integers of shape [{batch}], got {lengths.dtype} {list(lengths.shape)}")
+        if batch and (lengths.min() < lowest or lengths.max() > steps):
+            raise DataError(
+                f"lengths must lie in [{lowest}, {steps}] (the input's timesteps), got {lengths.min()} to {lengths.max()}"
+            )
+        return lengths.astype(np.int64)
+
+    # --- running --------------------------------------------------------------------
+
+    def run(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The output for one batch (zero initial state for streaming models)."""
+        x, lengths = self.checked(x, lengths)
+        feed = self._feed(x, lengths, {name: np.zeros((x.shape[0], size), np.float32) for name, size in self.states.items()})
+        return self._run(["y"], feed)[0]
+
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """The output for every sequence in `x`, run `batch_size` at a time (a memory-
+        mapped `x` is read one batch at a time)."""
+        parts = list(self.batches(x, lengths, batch_size))
+        return np.concatenate(parts) if parts else np.zeros((0, *self.output_dims(x)), np.float32)
+
+    def batches(self, x: np.ndarray, lengths: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[np.ndarray]:
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
+            yield self.run(x[start:stop], None if lengths is None else lengths[start:stop])
+
+    def output_dims(self, x: np.ndarray) -> tuple[int, ...]:
+        """The per-sequence output shape for input like `x` (for empty inputs)."""
+        shape = self.session.get_outputs()[0].shape
+        return tuple(d if isinstance(d, int) else np.shape(x)[1] for d in shape[1:])
+
+    def stream(self) -> Stream:
+        """A stream over a streaming model: feed it chunks, it carries the state."""
+        if not self.states:
+            raise UsageError(
+                f"{self.path}: the model was exported without streaming state; "
+                "export it with export.streaming: true (e.g. --set export.streaming=true)"
+            )
+        return Stream(self)
+
+    def _feed(self, x: np.ndarray, lengths: np.ndarray | None, states: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {"x": x, **states}
+        if lengths is not None:
+            feed["lengths"] = lengths
+        return feed
+
+    def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session_for(len(feed["x"])).run(names, feed)
+        except Exception as err:  # e.g. fewer steps than a valid convolution's kernel
+            raise DataError(f"onnxruntime could not run the model on this input: {_one_line(err)}") from None
+
+
+class Stream:
+    """Feeds one batch of long sequences chunk by chunk: `step(chunk)` returns the
+    chunk's outputs (per step for sequence models, else the output after the chunk's
+    last step) and keeps every recurrent layer's state for the next call; `reset()`
+    starts over. With lengths, a chunk's lengths count its real steps; a sequence with
+    none (length 0) keeps its state."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+        self.state: dict[str, np.ndarray] | None = None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def step(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        p = self.predictor
+        x, lengths = p.checked(x, lengths, whole=False)
+        batch = x.shape[0]
+        if self.state is None:
+            self.state = {name: np.zeros((batch, size), np.float32) for name, size in p.states.items()}
+        elif next(iter(self.state.values())).shape[0] != batch:
+            raise DataError(
+                f"a stream keeps one batch: this chunk has {batch} sequences, the stream {next(iter(self.state.values())).shape[0]}"
+            )
+        y, *after = p._run(["y", *p.state_outputs], p._feed(x, lengths, self.state))
+        self.state = dict(zip(p.states, after, strict=True))
+        return y
+
+
+def lengths_from_ids(ids: np.ndarray) -> np.ndarray:
+    """`mask_zero`'s lengths: the position after the last non-zero id of each row."""
+    if ids.shape[1] == 0:
+        return np.zeros(ids.shape[0], np.int64)
+    positions = np.arange(1, ids.shape[1] + 1, dtype=np.int64)
+    return ((ids != 0) * positions).max(axis=1).astype(np.int64)
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,36 @@
+"""Shared paths and fixtures for the core's tests (loader, schema, rules, shapes, CLI).
+
+The ready specs in `specs/` name data files that may not exist yet on a given checkout,
+so `specs_with_data` copies them into a temporary folder next to empty placeholder
+files: `rnnc check` only asks whether a data file exists and what its suffix is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+
+def data_paths(spec: Path) -> list[str]:
+    data = yaml.safe_load(spec.read_text()).get("data") or {}
+    return [data[role] for role in ("train", "validation", "test") if role in data]
+
+
+@pytest.fixture
+def specs_with_data(tmp_path: Path) -> dict[str, Path]:
+    """Every spec in specs/, copied into tmp_path with empty files where its data goes."""
+    copies = {}
+    for spec in SPECS:
+        copy = tmp_path / spec.name
+        shutil.copy(spec, copy)
+        for rel in data_paths(spec):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).touch()
+        copies[spec.stem] = copy
+    return copies

@@ -1,0 +1,298 @@
+"""Property: whatever a spec file holds, `rnnc check` ends in a model or a `SpecError`.
+
+Every spec in `specs/` is mutated at random (keys dropped, renamed or retyped, values
+out of range, nested in lists, unicode, huge numbers, random YAML text, random
+`--set` overrides) and compiled in-process. Any other exception (KeyError, TypeError,
+RecursionError, an assertion) is a bug, and every error line must say where it points:
+`origin:line:col: ` or `--set ...: `. A second generator writes schema-valid specs from
+random layer stacks, inputs, losses and settings, to reach the shape and semantic rules.
+Data paths resolve against a folder of empty placeholder files, so the test does not
+depend on `specs/data/`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnnc import ir
+from rnnc.errors import SpecError
+from rnnc.schema import load_schema
+from rnnc.spec import model_from_text
+
+SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.yaml"))
+ORIGIN = "spec.yaml"
+BASES = {spec.stem: yaml.safe_load(spec.read_text()) for spec in SPECS}
+PLACED = re.compile(rf"^{re.escape(ORIGIN)}:\d+:\d+: \S")
+OVERRIDE = re.compile(r"^--set .*?: \S")
+# problems about the file as a whole, which have no line to point at
+WHOLE_FILE = re.compile(rf"^{re.escape(ORIGIN)}: (the spec is empty|refused: |invalid YAML: )")
+# CI runs the same examples every time; RNNC_FUZZ_RANDOM=1 explores new ones.
+SETTINGS = settings(
+    deadline=None, derandomize=not os.environ.get("RNNC_FUZZ_RANDOM"), database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+KNOWN_WORDS = sorted(
+    {*ir.LAYER_KINDS, *ir.ACTIVATIONS, *ir.LOSSES, *ir.METRICS, *ir.OPTIMIZERS, "val_loss", "val_accuracy",
+     "step", "cosine", "plateau", "same", "valid", "last", "mean", "max", "int64", "float32"}
+)
+
+
+def _all_keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _all_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _all_keys(v)}
+    return set()
+
+
+def _schema_keys(schema: Any) -> set[str]:
+    """Every property name the schema knows, so mutations add settings that matter."""
+    if isinstance(schema, dict):
+        own = set(schema.get("properties", {})) if isinstance(schema.get("properties"), dict) else set()
+        return own | {k for v in schema.values() for k in _schema_keys(v)}
+    if isinstance(schema, list):
+        return {k for v in schema for k in _schema_keys(v)}
+    return set()
+
+
+KNOWN_KEYS = sorted({k for base in BASES.values() for k in _all_keys(base)} | _schema_keys(load_schema()) - {"$schema"})
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-3, max_value=3),
+    st.sampled_from([10**30, -(10**30), 2**63, 10**4000]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1.0, 0.999, 1e-300, 1e308, -1e-9]),
+    st.text(max_size=12),
+    st.sampled_from(KNOWN_WORDS),
+    st.sampled_from(["ünïcødé", "名前", "\u202e", "\x00", "🙂", "${HOME}", "'", '"', "\\", "a: b", "- x", "*x", "&x", "!!int"]),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=6), children, max_size=3),
+    max_leaves=6,
+)
+
+
+def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path into a nested value, the root included."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            out += paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            out += paths(child, (*prefix, i))
+    return out
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+@st.composite
+def mutated_specs(draw: st.DrawFn) -> Any:
+    data: Any = copy.deepcopy(BASES[draw(st.sampled_from(sorted(BASES)))])
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        path = draw(st.sampled_from(paths(data)))
+        op = draw(st.sampled_from(["drop", "rename", "retype", "nest", "scale", "add", "add", "wrap_root"]))
+        target = _at(data, path)
+        if op == "add" and isinstance(target, dict):  # a known setting, often a sensible value
+            target[draw(st.sampled_from(KNOWN_KEYS))] = draw(st.booleans() | st.sampled_from(KNOWN_WORDS) | st.integers(0, 40) | values)
+            continue
+        if not path or op == "wrap_root":
+            data = draw(values) if op == "retype" else ([data] if op == "nest" else data)
+            continue
+        parent, last = _at(data, path[:-1]), path[-1]
+        match op:
+            case "drop":
+                del parent[last]
+            case "rename" if isinstance(parent, dict):
+                new = draw(st.sampled_from(KNOWN_KEYS) | st.text(min_size=1, max_size=10))
+                parent[new] = parent.pop(last)
+            case "retype":
+                parent[last] = draw(values)
+            case "nest":
+                parent[last] = [parent[last]]
+            case "scale" if isinstance(parent[last], (int, float)) and not isinstance(parent[last], bool):
+                factor = draw(st.sampled_from([-1, 0, 2, 1000, 10**20, 0.5, 1e300]))
+                try:
+                    parent[last] = parent[last] * factor
+                except OverflowError:  # a huge int times a float
+                    parent[last] = float("inf")
+            case _:
+                parent[last] = draw(values)
+    return data
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with an empty file wherever a ready spec's data goes."""
+    folder = tmp_path_factory.mktemp("data")
+    for spec in BASES.values():
+        for role in ("train", "validation", "test"):
+            if role in spec.get("data", {}):
+                (folder / spec["data"][role]).parent.mkdir(parents=True, exist_ok=True)
+                (folder / spec["data"][role]).touch()
+    return folder
+
+
+def check_compiles_or_reports(text: str, base: Path, overrides: list[str] = ()) -> ir.Model | None:
+    try:
+        model = model_from_text(text, ORIGIN, base, overrides)
+    except SpecError as err:
+        assert err.lines(), "a SpecError without problems"
+        for line in err.lines():
+            assert PLACED.match(line) or OVERRIDE.match(line) or WHOLE_FILE.match(line), line
+            assert "\n" not in line
+        return None
+    assert isinstance(model, ir.Model)
+    assert model.param_count == sum(p.size for p in model.params)
+    return model
+
+
+def dump(data: Any) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def test_the_ready_specs_are_valid_against_the_placeholders(base: Path) -> None:
+    for spec in BASES.values():
+        assert check_compiles_or_reports(dump(spec), base) is not None
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(data=mutated_specs())
+def test_mutated_specs_compile_or_raise_spec_error(base: Path, data: Any) -> None:
+    check_compiles_or_reports(dump(data), base)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(name=st.sampled_from(sorted(BASES)), draw=st.data())
+def test_random_text_edits_compile_or_raise_spec_error(base: Path, name: str, draw: st.DataObject) -> None:
+    text = dump(BASES[name])
+    for _ in range(draw.draw(st.integers(min_value=1, max_value=3))):
+        at = draw.draw(st.integers(min_value=0, max_value=len(text)))
+        cut = draw.draw(st.integers(min_value=0, max_value=20))
+        insert = draw.draw(st.text(max_size=10) | st.sampled_from(["\n", ": ", "- ", "[", "{", "&a ", "*a", "!!str ", "\t", "---\n", "? "]))
+        text = text[:at] + insert + text[at + cut :]
+    check_compiles_or_reports(text, base)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(name=st.sampled_from(sorted(BASES)), draw=st.data())
+def test_random_overrides_compile_or_raise_spec_error(base: Path, name: str, draw: st.DataObject) -> None:
+    known = [".".join(map(str, p)) for p in paths(BASES[name]) if p]
+    keys = st.sampled_from(known) | st.text(alphabet="abcdeilnrstuy_.0123456789-", max_size=20)
+    raw_values = st.text(max_size=12) | values.map(lambda v: yaml.safe_dump(v, default_flow_style=True, width=10**6).strip().removesuffix("..."))
+    overrides = draw.draw(st.lists(st.builds(lambda k, v: f"{k}={v}", keys, raw_values) | st.text(max_size=15), max_size=3))
+    check_compiles_or_reports(dump(BASES[name]), base, overrides)
+
+
+# --- schema-valid specs, to reach the shape and semantic rules ----------------------
+
+small = st.integers(min_value=1, max_value=6)
+rate = st.floats(min_value=0, max_value=0.9)
+RECURRENT = {"return_sequences": st.booleans(), "bidirectional": st.booleans(), "dropout": rate, "use_bias": st.booleans()}
+
+
+def layer(kind: str, required: dict[str, Any], optional: dict[str, Any] | None = None) -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries({"type": st.just(kind), **required}, optional=optional or {})
+
+
+LAYERS = st.one_of(
+    layer("embedding", {"vocab_size": small, "dim": small}, {"mask_zero": st.booleans()}),
+    layer("simple_rnn", {"units": small}, {"activation": st.sampled_from(["tanh", "relu"]), **RECURRENT}),
+    layer("lstm", {"units": small}, RECURRENT),
+    layer("gru", {"units": small}, RECURRENT),
+    layer("dense", {"units": small}, {"activation": st.sampled_from(ir.ACTIVATIONS), "use_bias": st.booleans()}),
+    layer("dropout", {"rate": rate}),
+    layer("activation", {"activation": st.sampled_from(ir.ACTIVATIONS)}),
+    layer("layer_norm", {}, {"eps": st.floats(min_value=1e-9, max_value=1)}),
+    layer("conv1d", {"filters": small, "kernel_size": st.integers(1, 12)},
+          {"stride": st.integers(1, 4), "padding": st.sampled_from(["same", "valid"]), "activation": st.sampled_from(ir.ACTIVATIONS)}),
+    layer("pool", {"mode": st.sampled_from(["last", "mean", "max"])}),
+)
+MONITORS = st.sampled_from(["loss", "val_loss", "accuracy", "val_accuracy", "val_auc", "mae", "val_f1", "rmse"])
+# a last layer that fits each loss, so that about half the generated specs are valid
+HEADS = {
+    "binary_crossentropy": (1, "sigmoid", ["accuracy", "auc", "precision", "recall", "f1"]),
+    "categorical_crossentropy": (3, "softmax", ["accuracy", "f1"]),
+    "sparse_categorical_crossentropy": (3, "softmax", ["accuracy", "precision"]),
+    "mse": (2, "linear", ["mae", "rmse", "mse"]),
+    "mae": (1, "linear", ["mae", "rmse"]),
+    "huber": (1, "linear", ["mse"]),
+}
+
+
+def often(draw: st.DrawFn) -> bool:
+    """True nine times in ten: mostly sensible choices, sometimes not."""
+    return draw(st.integers(0, 9)) > 0
+
+
+@st.composite
+def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
+    steps = draw(st.none() | st.integers(1, 30))
+    dtype = draw(st.sampled_from(["float32", "int64"]))
+    tokens = (dtype == "int64") == often(draw)
+    shape = [steps] if tokens else [steps, draw(small)]
+    layers = draw(st.lists(LAYERS.filter(lambda l: l["type"] != "embedding") if often(draw) else LAYERS, min_size=1, max_size=4))
+    if dtype == "int64" and often(draw):
+        layers.insert(0, draw(layer("embedding", {"vocab_size": small, "dim": small}, {"mask_zero": st.booleans()})))
+    loss = draw(st.sampled_from(ir.LOSSES))
+    units, activation, metrics = HEADS[loss]
+    if often(draw):
+        layers.append({"type": "dense", "units": units, "activation": activation})
+    if not often(draw):
+        metrics = list(ir.METRICS)
+    monitor = draw(MONITORS) if not often(draw) else draw(st.sampled_from(["loss", "val_loss"]))
+    spec = {
+        "rnnc": 1, "name": "fuzz", "input": {"shape": shape, "dtype": dtype}, "layers": layers,
+        "loss": loss if draw(st.booleans()) else {"type": loss, "from_logits": not often(draw)},
+        "optimizer": draw(st.sampled_from(ir.OPTIMIZERS)),
+        "metrics": draw(st.lists(st.sampled_from(metrics), unique=True, max_size=2)),
+        "training": {
+            "validation_split": 0.2 if often(draw) else 0.0,
+            **draw(st.fixed_dictionaries({}, optional={
+                "early_stopping": st.just({"monitor": monitor}),
+                "lr_schedule": st.just({"type": "plateau", "monitor": monitor}) | st.fixed_dictionaries({"type": st.sampled_from(["step", "cosine"])}),
+            })),
+        },
+        "export": {"streaming": not often(draw)},
+    }
+    jsonschema.Draft202012Validator(load_schema()).validate(spec)  # the generator's own promise
+    return spec
+
+
+@settings(SETTINGS, max_examples=600)
+@given(spec=valid_specs())
+def test_valid_specs_compile_or_break_only_semantic_rules(base: Path, spec: dict[str, Any]) -> None:
+    model = check_compiles_or_reports(dump(spec), base)
+    if model is None:
+        return
+    assert len(model.nodes) == len(spec["layers"])
+    for before, after in zip(model.nodes, model.nodes[1:]):
+        assert after.input_shape == before.output_shape
+    assert model.nodes[0].input_shape == model.input.tensor_shape
+
+
+@settings(SETTINGS, max_examples=100)
+@given(name=st.sampled_from(sorted(BASES)), role=st.sampled_from(["train", "validation", "test"]), value=values)
+def test_mutations_of_data_paths(base: Path, name: str, role: str, value: Any) -> None:
+    data = copy.deepcopy(BASES[name])
+    data.setdefault("data", {})[role] = value
+    check_compiles_or_reports(dump(data), base)
