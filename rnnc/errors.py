@@ -84,6 +84,11 @@ class TrainingError(Exception):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'units'?)`, or nothing when no choice is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """` (did you mean 'units'?)`, or nothing when no choice is close.
+
+    Case and separators are ignored in the comparison, so Keras's `SimpleRNN` and
+    `LSTM` find `simple_rnn` and `lstm`.
+    """
+    folded = {c.lower().replace("_", ""): c for c in choices}
+    close = difflib.get_close_matches(str(word).lower().replace("_", ""), list(folded), n=1, cutoff=0.6)
+    return f" (did you mean '{folded[close[0]]}'?)" if close else ""

@@ -189,8 +189,22 @@ def streaming_is_possible(parts: Parts) -> list[Problem]:
     return problems
 
 
+MAX_PARAMS = 2**31 - 1  # past this a float32 model is 8 GiB and torch's indexing breaks down
+
+
+def model_size_is_trainable(parts: Parts) -> list[Problem]:
+    if not parts.nodes:
+        return []
+    for node in parts.nodes:
+        if node.param_count > MAX_PARAMS:
+            return [parts.doc.problem(("layers", node.index),
+                                      f"has {node.param_count:,} parameters; rnnc takes at most {MAX_PARAMS:,} per layer")]
+    return []
+
+
 RULES: tuple[Rule, ...] = (
     input_shape_matches_dtype,
+    model_size_is_trainable,
     loss_fits_output,
     metrics_fit_loss,
     one_validation_source,
