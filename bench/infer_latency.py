@@ -11,7 +11,8 @@ rnnc.runtime picks for the batch: 1 for one sequence, else the cores up to 8):
                    on onnxruntime with rnnc.runtime's session settings
 
 at batch 1 and batch 256: median and min-max of one call over many repetitions after
-a warm-up, the contenders taking turns call by call. Then the cold start of `rnnc predict` on one sequence, as a whole process
+a warm-up (on one thread the contenders take turns call by call; with thread pools
+each runs its calls in a block). Then the cold start of `rnnc predict` on one sequence, as a whole process
 (median of 5), next to a bare `python -c pass` and `python -c 'import torch'`. Needs
 torch (the baselines). `--sweep` times rnnc's graph alone by batch size and threads.
 
@@ -84,9 +85,13 @@ def timed(fn, reps: int, warmup: int) -> list[float]:
     return times
 
 
-def interleaved(fns: dict[str, object], reps: int, warmup: int) -> dict[str, list[float]]:
-    """Time each contender once per round, round after round, so that drift in the
-    machine's speed (frequency, neighbours) falls on all of them alike."""
+def interleaved(fns: dict[str, object], reps: int, warmup: int, turns: bool) -> dict[str, list[float]]:
+    """With `turns`, each contender runs once per round, round after round, so drift in
+    the machine's speed falls on all alike; that suits one thread. With thread pools,
+    each contender runs all its calls in a block: a pool keeps spinning a while after a
+    call and would steal the next contender's cores."""
+    if not turns:
+        return {name: timed(fn, reps, warmup) for name, fn in fns.items()}
     for fn in fns.values():
         for _ in range(warmup):
             fn()  # type: ignore[operator]
@@ -196,6 +201,7 @@ def main() -> None:
                 },
                 reps,
                 warm,
+                turns=threads == 1,
             )
         medians = {name: show(name, t) for name, t in times.items()}
         mine = medians["rnnc/ort"]

@@ -5,13 +5,16 @@ optimizer (Adam) and loss, and shuffle each epoch by a permutation. The hand-wri
 loop is what an engineer would write: `nn.RNN`/`nn.LSTM` + `nn.Linear`, a fused logit
 loss, `zero_grad`/`backward`/`step`, the loss accumulated on the device and read once
 per epoch. rnnc runs `Trainer.train_epoch`, the loop behind `rnnc train` and `fit`.
-Epochs of the two alternate, so a machine's load drifts onto both alike; after a
-warm-up, each repetition times one epoch of each. Printed: samples/s, the median with
-the min-max spread of the repetitions, and the ratio of the medians (rnnc / pytorch).
+Epochs of the two alternate (and which goes first alternates too), so a machine's load
+drifts onto both alike; after a warm-up, each repetition times one epoch of each.
+Printed: samples/s, the median with the min-max spread of the repetitions, the ratio
+of the medians (rnnc / pytorch), and the median of each repetition's own ratio (robust
+to a machine whose speed drifts).
 
     python bench/train_throughput.py                 # both workloads, torch's default threads
     python bench/train_throughput.py --device cuda --reps 9
-    python bench/train_throughput.py --workload a --metrics   # rnnc also computes the spec's metrics
+    python bench/train_throughput.py --workload a --metrics   # rnnc also computes accuracy
+    python bench/train_throughput.py --diagnose      # also rnnc's loop around the hand-written module
 
 Workloads: (a) the seed model, SimpleRNN(32) over 10 steps x 1 feature, dense(1,
 sigmoid), binary cross-entropy, batch 32; (b) LSTM(128) over 100 steps x 16 features,
@@ -35,6 +38,7 @@ from rnnc import ir
 from rnnc.data import from_arrays
 from rnnc.shapes import infer_nodes
 from rnnc_torch.fit import resolve_device
+from rnnc_torch.optim import make_optimizer
 from rnnc_torch.trainer import DeviceData, Trainer
 
 
@@ -114,9 +118,24 @@ def pytorch_epoch_runner(work: Workload, x: torch.Tensor, y: torch.Tensor, devic
     return epoch
 
 
-def rnnc_epoch_runner(work: Workload, xs: np.ndarray, ys: np.ndarray, device: torch.device, metrics: tuple[str, ...], progress: bool):
+class HandModule(nn.Module):
+    """The hand-written network behind the SpecModule interface (for `--diagnose`)."""
+
+    def __init__(self, work: Workload):
+        super().__init__()
+        self.net = HandWritten(work)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, logits: bool = False) -> torch.Tensor:
+        return self.net(x)
+
+
+def rnnc_epoch_runner(work: Workload, xs: np.ndarray, ys: np.ndarray, device: torch.device, metrics: tuple[str, ...],
+                      progress: bool, hand_module: bool = False):
     model = work.model(metrics)
     trainer = Trainer(model, device)
+    if hand_module:  # rnnc's loop around the hand-written module: tells loop from module
+        trainer.module = HandModule(work).to(device)  # type: ignore[assignment]
+        trainer.optimizer = make_optimizer(model.optimizer, trainer.module.parameters())
     data = DeviceData.of(model, from_arrays(model, xs, ys), device)
 
     def epoch(seed: int) -> float:
@@ -130,7 +149,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(work: Workload, device: torch.device, reps: int, warmup: int, metrics: bool, progress: bool) -> dict:
+def measure(work: Workload, device: torch.device, reps: int, warmup: int, metrics: bool, progress: bool, diagnose: bool = False) -> dict:
     xs, ys = work.data()
     x = torch.from_numpy(xs).to(device)
     y = torch.from_numpy(ys).to(device)
@@ -138,9 +157,12 @@ def measure(work: Workload, device: torch.device, reps: int, warmup: int, metric
         "rnnc": rnnc_epoch_runner(work, xs, ys, device, ("accuracy",) if metrics else (), progress),
         "pytorch": pytorch_epoch_runner(work, x, y.float() if work.classes == 1 else y.long(), device),
     }
+    if diagnose:
+        runners["rnnc-loop/hand-module"] = rnnc_epoch_runner(work, xs, ys, device, (), False, hand_module=True)
     rates: dict[str, list[float]] = {name: [] for name in runners}
     for rep in range(warmup + reps):
-        for name, run in runners.items():
+        order = list(runners.items())
+        for name, run in order if rep % 2 == 0 else order[::-1]:  # alternate who goes first
             sync(device)
             started = time.perf_counter()
             run(rep + 1)
@@ -152,16 +174,21 @@ def measure(work: Workload, device: torch.device, reps: int, warmup: int, metric
     for name, values in rates.items():
         result[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
     result["ratio"] = result["rnnc"]["median"] / result["pytorch"]["median"]
+    # Each repetition's two epochs ran back to back: their ratio cancels slow drifts.
+    paired = [a / b for a, b in zip(rates["rnnc"], rates["pytorch"])]
+    result["paired_ratio"] = {"median": statistics.median(paired), "min": min(paired), "max": max(paired)}
     return result
 
 
 def report(result: dict) -> str:
     lines = [f"({result['workload']}) {result['title']}, batch {result['batch']}, {result['samples']} samples, "
              f"{result['device']}, {result['threads']} threads"]
-    for name in ("rnnc", "pytorch"):
+    for name in [k for k in result if isinstance(result[k], dict) and "median" in result[k] and k != "paired_ratio"]:
         r = result[name]
         lines.append(f"    {name:8s} {r['median']:10.0f} samples/s   (min {r['min']:.0f}, max {r['max']:.0f})")
-    lines.append(f"    ratio    {result['ratio']:10.3f}   (rnnc / pytorch, medians)")
+    paired = result["paired_ratio"]
+    lines.append(f"    ratio    {result['ratio']:10.3f}   (rnnc / pytorch, of the medians)")
+    lines.append(f"    paired   {paired['median']:10.3f}   (median of each repetition's ratio; min {paired['min']:.3f}, max {paired['max']:.3f})")
     return "\n".join(lines)
 
 
@@ -175,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", action="store_true", help="rnnc also computes accuracy each epoch")
     parser.add_argument("--progress", action="store_true", help="rnnc also shows its progress bar (on stderr)")
     parser.add_argument("--json", action="store_true", help="one JSON object per workload instead of text")
+    parser.add_argument("--diagnose", action="store_true", help="also time rnnc's loop around the hand-written module")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     keys = ["a", "b"] if args.workload == "all" else [args.workload]
@@ -182,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         work = WORKLOADS[key]
         if args.samples:
             work = Workload(**{**work.__dict__, "samples": args.samples})
-        result = measure(work, device, args.reps, args.warmup, args.metrics, args.progress)
+        result = measure(work, device, args.reps, args.warmup, args.metrics, args.progress, args.diagnose)
         print(json.dumps(result) if args.json else report(result), flush=True)
     return 0
 

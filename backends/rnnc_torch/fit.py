@@ -135,6 +135,7 @@ def fit(
     hooks = [printer(model.training.epochs)] if verbose else []
     hooks += [lambda _trainer, logs, cb=cb: cb(dict(logs)) for cb in callbacks]
     trainer.run(train, val, progress=progress, hooks=hooks)
-    if verbose and trainer.stop_reason:
-        print(trainer.stop_reason, flush=True)
+    for note in (trainer.stop_reason, trainer.restored):
+        if verbose and note:
+            print(note, flush=True)
     return History(trainer.history, trainer.module, trainer.stop_reason)

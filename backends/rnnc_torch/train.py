@@ -40,10 +40,11 @@ SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "
 
 def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
     """What must not change between a run and its resumption: the spec, except for
-    `training.epochs` (resuming may extend a run)."""
+    `training.epochs` (resuming may extend a run) and the description."""
     if spec is None:
         return model.spec_hash
     data = json.loads(json.dumps(spec, default=str))
+    data.pop("description", None)
     if isinstance(data.get("training"), dict):
         data["training"].pop("epochs", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -101,8 +102,9 @@ def train_run(
     except TrainingError as err:
         kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
         raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
-    if trainer.stop_reason:
-        print(trainer.stop_reason, flush=True)
+    for note in (trainer.stop_reason, trainer.restored):
+        if note:
+            print(note, flush=True)
     save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
     if data.test is not None:
         logs = trainer.evaluate(DeviceData.of(model, data.test, target))

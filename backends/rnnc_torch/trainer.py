@@ -35,6 +35,7 @@ from .optim import EarlyStopping, Schedule, make_optimizer
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
+PROGRESS_LAG = 2  # steps between a loss and its display (no waiting on the device)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.stop_reason = ""  # set once training has ended early
+        self.restored = ""  # set when the final weights are an earlier epoch's
 
     # --- epochs ---------------------------------------------------------------------
 
@@ -131,6 +133,11 @@ class Trainer:
         """With `restore_best`, put the best epoch's parameters back (end of training)."""
         if self.stopper is not None and self.stopper.spec.restore_best and self.stopper.best_state is not None:
             self.module.load_state_dict(self.stopper.best_state)
+            if self.stopper.best_epoch != self.epoch:
+                self.restored = (
+                    f"restored the weights of epoch {self.stopper.best_epoch} "
+                    f"(best {self.stopper.spec.monitor} {self.stopper.best:.4g})"
+                )
 
     def _check_monitors(self, has_validation: bool) -> None:
         names = ["loss", *self.model.metrics]
@@ -178,8 +185,9 @@ class Trainer:
             losses.append(loss.detach())
             if keep:
                 outputs.append(output.detach())
-            if step % every == 0 or step == steps:
-                self._progress(bar, epoch, losses, every, step)
+            if progress and step % every == 0:
+                self._progress(bar, epoch, losses, every)
+        bar.update(steps - bar.n)
         bar.close()
         sizes = torch.full((steps,), float(batch), device=self.device)
         sizes[-1] = n - batch * (steps - 1)
@@ -191,12 +199,17 @@ class Trainer:
             logs.update(self._metrics(torch.cat(outputs), y, mask))
         return logs
 
-    def _progress(self, bar: tqdm, epoch: int, losses: list[Tensor], every: int, step: int) -> None:
-        recent = float(torch.stack(losses[-every:]).mean())  # also the divergence check
-        if not math.isfinite(recent):
+    def _progress(self, bar: tqdm, epoch: int, losses: list[Tensor], every: int) -> None:
+        """Advance the bar and show the mean loss of a window a few steps old: reading
+        a value the device finished long ago does not stall its queue."""
+        bar.update(len(losses) - bar.n)
+        end = len(losses) - PROGRESS_LAG
+        if end <= 0:
+            return
+        recent = float(torch.stack(losses[max(0, end - every) : end]).mean())
+        if not math.isfinite(recent):  # stop early rather than at the epoch's end
             bar.close()
-            raise TrainingError(f"epoch {epoch}, step {step}: loss is {recent}; training diverged")
-        bar.update(step - bar.n)
+            raise TrainingError(f"epoch {epoch}, step {end}: loss is {recent}; training diverged")
         bar.set_postfix_str(f"loss {recent:.4f}", refresh=False)
 
     @torch.inference_mode()
