@@ -93,7 +93,10 @@ def build_data(section: dict[str, Any], base: Path) -> ir.Data:
             window=int(windows["window"]),
             horizon=int(windows.get("horizon", 1)),
         )
-    return ir.Data(**paths, csv=csv)
+    text = None
+    if (tokens := section.get("text")) is not None:
+        text = ir.TextData(**_int_fields(ir.TextData, tokens))
+    return ir.Data(**paths, csv=csv, text=text)
 
 
 def build_export(section: dict[str, Any]) -> ir.Export:

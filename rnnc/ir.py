@@ -267,6 +267,7 @@ class Training:
     gradient_clip: float | None = None
     early_stopping: EarlyStopping | None = None
     lr_schedule: LRSchedule | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,18 @@ class CsvWindows:
 
 
 @dataclass(frozen=True)
+class TextData:
+    """How `.csv` / `.jsonl` rows of raw text become token ids (id 0 pads, id 1 is unknown)."""
+
+    column: str = "text"  # the text column (csv) or field (jsonl)
+    label: str = "label"  # the label column or field
+    tokenizer: Literal["char", "word"] = "char"
+    max_vocab: int = 10_000  # most frequent training tokens kept, besides padding and unknown
+    max_length: int = 100  # tokens past this are cut
+    lowercase: bool = True
+
+
+@dataclass(frozen=True)
 class Data:
     """Resolved, absolute paths (the spec writes them relative to its own file)."""
 
@@ -287,12 +300,14 @@ class Data:
     validation: str | None = None
     test: str | None = None
     csv: CsvWindows | None = None
+    text: TextData | None = None
 
 
 @dataclass(frozen=True)
 class Export:
     opset: int = 21
     streaming: bool = False
+    quantize: Literal["none", "int8"] = "none"  # int8: onnxruntime dynamic quantisation
 
 
 @dataclass(frozen=True)

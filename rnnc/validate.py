@@ -138,8 +138,10 @@ def data_files_exist(parts: Parts) -> list[Problem]:
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
         elif not Path(path).exists():
             problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
-        elif Path(path).suffix not in (".npz", ".csv"):
-            problems.append(parts.doc.problem(("data", role), f"expected a .npz or .csv file, got {Path(path).name}"))
+        elif Path(path).suffix not in (".npz", ".csv", ".jsonl"):
+            problems.append(parts.doc.problem(("data", role), f"expected a .npz, .csv or .jsonl file, got {Path(path).name}"))
+        elif Path(path).suffix == ".jsonl" and parts.data.text is None:
+            problems.append(parts.doc.problem(("data", role), "a .jsonl data file holds text: it needs data.text"))
     return problems
 
 
@@ -150,9 +152,11 @@ def csv_windows_fit_input(parts: Parts) -> list[Problem]:
     has_csv = any(p.endswith(".csv") for p in files)
     windows = parts.data.csv
     if windows is None:
-        if has_csv:
-            return [parts.doc.problem(("data",), "a .csv data file needs data.csv (targets, window) to become samples", key=True)]
+        if has_csv and parts.data.text is None:
+            return [parts.doc.problem(("data",), "a .csv data file needs data.csv (targets, window) or data.text to become samples", key=True)]
         return []
+    if parts.data.text is not None:
+        return [parts.doc.problem(("data", "text"), "give data.csv (a time series) or data.text (raw text), not both", key=True)]
     problems = []
     if not has_csv:
         problems.append(parts.doc.problem(("data", "csv"), "data.csv is given but no data file is a .csv", key=True))
@@ -168,6 +172,26 @@ def csv_windows_fit_input(parts: Parts) -> list[Problem]:
                 problems.append(parts.doc.problem(
                     ("data", "csv", "features"),
                     f"{len(windows.features)} columns, but input.shape[1] is {features}"))
+    return problems
+
+
+def text_fits_embedding(parts: Parts) -> list[Problem]:
+    """Raw text becomes token ids, so the model must start with an embedding large enough."""
+    if parts.data is None or parts.data.text is None or parts.input is None:
+        return []
+    text = parts.data.text
+    if parts.input.dtype != "int64":
+        return [parts.doc.problem(("data", "text"), "text data needs input dtype int64 (token ids) and an embedding", key=True)]
+    steps = parts.input.shape[0]
+    problems = []
+    if steps is not None and steps != text.max_length:
+        problems.append(parts.doc.problem(
+            ("data", "text", "max_length"), f"max_length {text.max_length} must equal input.shape[0] ({steps}), or make it null"))
+    first = parts.layers[0] if parts.layers else None
+    if isinstance(first, ir.Embedding) and first.vocab_size < text.max_vocab + 2:
+        problems.append(parts.doc.problem(
+            ("layers", 0, "vocab_size"),
+            f"vocab_size {first.vocab_size} is smaller than data.text.max_vocab + 2 ({text.max_vocab + 2}: padding and unknown)"))
     return problems
 
 
@@ -211,6 +235,7 @@ RULES: tuple[Rule, ...] = (
     monitors_exist,
     data_files_exist,
     csv_windows_fit_input,
+    text_fits_embedding,
     streaming_is_possible,
 )
 
