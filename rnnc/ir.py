@@ -185,6 +185,24 @@ class Node:
         raise KeyError(wanted)
 
 
+def output_activation(nodes: tuple[Node, ...] | list[Node]) -> tuple[str | None, Node | None]:
+    """The activation the output comes out of, and the node that applies it.
+
+    Trailing dropout is looked through (it only rescales while training). When the last
+    other layer applies no activation (a recurrent layer, pool, layer_norm...), the
+    activation is None and the node is that layer.
+    """
+    for node in reversed(nodes):
+        match node.layer:
+            case Dropout():
+                continue
+            case Dense() | Activation() | Conv1D():
+                return node.layer.activation, node
+            case _:
+                return None, node
+    return None, None
+
+
 @dataclass(frozen=True)
 class Input:
     shape: tuple[int | None, ...]  # as written in the spec: [timesteps, features] or [timesteps]

@@ -49,15 +49,8 @@ def input_shape_matches_dtype(parts: Parts) -> list[Problem]:
 
 def _final_activation(nodes: list[ir.Node]) -> str:
     """The activation the model's output passes through last, else the last layer's kind."""
-    for node in reversed(nodes):
-        match node.layer:
-            case ir.Dense() | ir.Activation() | ir.Conv1D():
-                return node.layer.activation
-            case ir.Dropout():
-                continue
-            case _:
-                return node.layer.kind
-    return "linear"
+    activation, node = ir.output_activation(nodes)
+    return activation or (node.layer.kind if node else "linear")
 
 
 _PROBABILITIES = {"binary_crossentropy": "sigmoid", "categorical_crossentropy": "softmax",

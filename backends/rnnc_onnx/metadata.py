@@ -76,15 +76,7 @@ def _lengths_rule(model: ir.Model) -> str:
 
 def final_activation(model: ir.Model) -> str:
     """The activation the model's output comes out of (dropout looks through)."""
-    for node in reversed(model.nodes):
-        layer = node.layer
-        match layer:
-            case ir.Dropout():
-                continue
-            case ir.Dense() | ir.Activation() | ir.Conv1D():
-                return layer.activation
-            case _:
-                return "linear"
+    return ir.output_activation(model.nodes)[0] or "linear"
     return "linear"
 
 

@@ -88,15 +88,9 @@ def final_activation_of(model: ir.Model) -> tuple[str | None, int | None]:
     Trailing dropout layers are looked through, as the validator does: it accepts
     `dense sigmoid, dropout` for binary cross-entropy, and dropout on probabilities
     could push them past 1 while training."""
-    for node in reversed(model.nodes):
-        layer = node.layer
-        match layer:
-            case ir.Dropout():
-                continue
-            case ir.Dense() | ir.Activation() | ir.Conv1D():
-                return (layer.activation, node.index) if layer.activation in LOGIT_ACTIVATIONS else (None, None)
-            case _:
-                return None, None
+    activation, node = ir.output_activation(model.nodes)
+    if activation in LOGIT_ACTIVATIONS and node is not None:
+        return activation, node.index
     return None, None
 
 
