@@ -2,13 +2,14 @@
 
 Every file rnnc writes goes to a temporary file in the same directory, is flushed to
 disk and then renamed over the target, so a crash leaves either the old file or the
-new one, never half of one. Weights are a safetensors file of float32 numpy arrays
+new one, never half of one; a full disk leaves the old one and a one-line error. Weights are a safetensors file of float32 numpy arrays
 named as the IR names them (`layers.<index>.<param>`): no pickle, no torch needed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from typing import IO
 import numpy as np
 
 from . import ir
-from .errors import ArtifactError
+from .errors import ArtifactError, DiskFullError
 
 
 def _umask() -> int:
@@ -27,22 +28,46 @@ def _umask() -> int:
     return mask
 
 
+# A full disk, a file-size limit (RLIMIT_FSIZE) or a quota: no room, whatever the path.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def write_error(target: Path, err: OSError) -> DiskFullError | ArtifactError:
+    """One line for a failed write: `DiskFullError` (exit 1) when there is no room,
+    `ArtifactError` (exit 2: a bad output path) otherwise."""
+    kept = "the previous file is intact" if target.exists() else "nothing was written"
+    message = f"{target}: cannot write: {err.strerror or err}; {kept}"
+    return DiskFullError(message) if err.errno in NO_ROOM else ArtifactError(message)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` on success."""
+    """Open a temporary sibling of `path` for writing; rename it over `path` on success.
+
+    A failed write (no room, no permission, a path through a file) raises
+    `DiskFullError` or `ArtifactError` with one line, and leaves `path` as it was.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise write_error(target, err) from None
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make artifacts private to one user
+    written = False  # past the caller's block: any OSError now is the write's own
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+            written = True
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        # An OSError from the caller's block may be about another file, unless it is about room.
+        if isinstance(err, OSError) and (written or err.errno in NO_ROOM):
+            raise write_error(target, err) from None
         raise
 
 
@@ -95,5 +120,8 @@ def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: st
     if extra:
         problems.append(f"unexpected {', '.join(extra)}")
     problems += wrong
+    # a damaged file can still parse; NaN or inf weights would only make NaN predictions
+    problems += [f"{name} holds NaN or inf" for name in sorted(set(expected) & set(weights))
+                 if weights[name].dtype.kind in "fc" and not np.isfinite(weights[name]).all()]
     if problems:
         raise ArtifactError(f"{origin}: weights do not fit the spec: {'; '.join(problems)}")

@@ -80,6 +80,8 @@ def build_training(section: dict[str, Any]) -> ir.Training:
 
 
 def resolve_path(path: str, base: Path) -> str:
+    if "\0" in path:  # resolve() would raise; validation reports the name
+        return str(base / path)
     return str((base / path).resolve())
 
 

@@ -6,20 +6,26 @@ inside the vocabulary, labels that fit the loss and the model's output, lengths 
 the padded time axis, no NaN or inf, as many labels as inputs, and at least one sample.
 Each problem is a one-line `DataError` naming the file. Labels are normalised here to
 the one layout the loss wants (see `docs/data.md`), so a backend never reshapes them.
-This module needs numpy only; `.csv` time series are windowed by `rnnc.data_csv`.
+This module needs numpy only; `.csv` time series are windowed by `rnnc.data_csv`,
+raw text (`data.text`) is tokenised by `rnnc.data_text`.
 """
 
 from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import ir
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .text import Vocab
 
 
 @dataclass(frozen=True)
@@ -48,26 +54,39 @@ class Dataset:
 
     def split(self, fraction: float) -> tuple[Dataset, Dataset]:
         """(first part, last `fraction`), as Keras's `validation_split`: no shuffling."""
-        at = int(len(self) * (1.0 - fraction))
-        if at <= 0 or at >= len(self):
-            raise DataError(
-                f"{self.origin}: validation_split {fraction} of {len(self)} samples leaves "
-                f"{'no training' if at <= 0 else 'no validation'} samples"
-            )
+        at = split_at(len(self), fraction, self.origin)
         return self.select(slice(0, at)), replace(self.select(slice(at, None)), origin=f"{self.origin} (last {fraction:g})")
+
+
+def split_at(count: int, fraction: float, origin: str) -> int:
+    """Where `validation_split: fraction` cuts `count` samples; an error if a part is empty."""
+    at = int(count * (1.0 - fraction))
+    if at <= 0 or at >= count:
+        raise DataError(
+            f"{origin}: validation_split {fraction} of {count} samples leaves "
+            f"{'no training' if at <= 0 else 'no validation'} samples"
+        )
+    return at
 
 
 @dataclass(frozen=True)
 class TrainingData:
+    """The spec's data sets; `vocab` is the vocabulary raw text (`data.text`) was encoded with."""
+
     train: Dataset
     validation: Dataset | None = None
     test: Dataset | None = None
+    vocab: Vocab | None = None
 
 
 def load_training_data(model: ir.Model) -> TrainingData:
     """The spec's train, validation and test sets, all checked before any is used."""
     if model.data.train is None:
         raise DataError(f"{model.name}: the spec names no training data (set data.train)")
+    if model.data.text is not None:
+        from .data_text import load_text_data
+
+        return load_text_data(model)
     train = load_file(model, model.data.train)
     validation = load_file(model, model.data.validation) if model.data.validation else None
     if validation is None and model.training.validation_split > 0:
@@ -76,10 +95,20 @@ def load_training_data(model: ir.Model) -> TrainingData:
     return TrainingData(train, validation, test)
 
 
-def load_file(model: ir.Model, path: str | Path) -> Dataset:
-    """One data file (`.npz`, or `.csv` windowed by the spec's `data.csv`) as a `Dataset`."""
+def load_file(
+    model: ir.Model, path: str | Path, *, vocab: Vocab | None = None, classes: Sequence[str] | None = None
+) -> Dataset:
+    """One data file (`.npz`, `.csv` windowed by the spec's `data.csv`, or raw text per
+    `data.text`) as a `Dataset`. Raw text needs the training data's `vocab` and, for a
+    classification loss, its `classes` (a run directory keeps both)."""
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
+    if model.data.text is not None:
+        from .data_text import encode_rows, read_rows
+
+        if vocab is None or (classes is None and model.loss.is_classification):
+            raise DataError(f"{path}: raw text needs the vocabulary and class names of the training data (a run directory has them)")
+        return encode_rows(model, read_rows(path, model.data.text), vocab, classes)
     if path.suffix == ".npz":
         arrays = read_npz(path)
         for name in ("x", "y"):
@@ -98,7 +127,7 @@ def load_file(model: ir.Model, path: str | Path) -> Dataset:
     raise DataError(f"{path}: unsupported data file type '{path.suffix}' (expected .npz or .csv)")
 
 
-def _check_readable(path: Path) -> None:
+def check_readable(path: Path) -> None:
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a data file")
     if not path.exists():
@@ -117,13 +146,17 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: not a valid .npz archive (no zip structure: truncated, corrupt or another format)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            arrays = {name: archive[name] for name in archive.files}
     except ValueError as err:
         if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
             raise DataError(f"{path}: holds pickled or object arrays, which rnnc never loads") from None
         raise DataError(f"{path}: not a valid .npz archive ({err})") from None
     except (zipfile.BadZipFile, EOFError, zlib.error, KeyError, OSError) as err:
         raise DataError(f"{path}: not a valid .npz archive, truncated or corrupt ({err})") from None
+    # numpy hands back the raw bytes of a member that is not a .npy array
+    if raw := sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray)):
+        raise DataError(f"{path}: '{raw[0]}' is not a numpy array (write the file with numpy.savez)")
+    return arrays
 
 
 # --- checking arrays against the model ----------------------------------------------

@@ -1,6 +1,7 @@
 """A `.csv` time series as windowed samples, as the spec's `data.csv` says.
 
-The file is one row per timestep under a header of column names. Sample `i` feeds the
+The file is one row per timestep under a header of column names; columns that neither
+`features` nor `targets` name may hold anything (a date, a note). Sample `i` feeds the
 `features` columns of rows `i .. i + window - 1` and predicts the `targets` columns of
 row `i + window - 1 + horizon`, so a file of R rows gives `R - window - horizon + 1`
 samples in time order (a `validation_split` then holds out the latest ones). Read with
@@ -11,6 +12,7 @@ file and, where there is one, the line.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,9 @@ from . import ir
 from .errors import DataError
 
 
-def read_table(path: Path) -> tuple[list[str], np.ndarray]:
-    """(column names, float64 values [rows, columns]) of a numeric csv with a header."""
+def read_table(path: Path, used: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(column names, float64 values [rows, columns]) of a csv with a header; only the
+    `used` columns (default: all) must hold numbers, the others (a date, a note) read as 0."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
@@ -32,12 +35,14 @@ def read_table(path: Path) -> tuple[list[str], np.ndarray]:
     if not rows:
         raise DataError(f"{path}: is empty (expected a header of column names, then one row per timestep)")
     header = [name.strip() for name in rows[0]]
-    values = np.empty((len(rows) - 1, len(header)), np.float64)
+    parsed = [c for c, name in enumerate(header) if used is None or name in used]
+    values = np.zeros((len(rows) - 1, len(header)), np.float64)
     for r, row in enumerate(rows[1:]):
         line = r + 2
         if len(row) != len(header):
             raise DataError(f"{path}:{line}: {len(row)} columns, the header has {len(header)}")
-        for c, cell in enumerate(row):
+        for c in parsed:
+            cell = row[c]
             try:
                 values[r, c] = float(cell)
             except ValueError:
@@ -56,12 +61,12 @@ def _columns(path: Path, header: list[str], names: tuple[str, ...], role: str) -
 
 def read_windows(path: Path, windows: ir.CsvWindows) -> tuple[np.ndarray, np.ndarray]:
     """(x `[N, window, features]`, y `[N, targets]`) from the series in `path`."""
-    header, values = read_table(path)
+    header, values = read_table(path, None if windows.features is None else (*windows.features, *windows.targets))
     features = _columns(path, header, windows.features or tuple(header), "features")
     targets = _columns(path, header, windows.targets, "targets")
     bad = ~np.isfinite(values)
     if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
+        row, col = (int(i) for i in np.argwhere(bad)[0])  # columns not read are 0, never bad
         raise DataError(f"{path}:{row + 2}: column '{header[col]}' is {values[row, col]} (NaN and inf are not data)")
     count = len(values) - windows.window - windows.horizon + 1
     if count < 1:

@@ -83,6 +83,12 @@ class TrainingError(Exception):
     """Training failed while running (the loss diverged): the CLI exits 1, not 2."""
 
 
+class DiskFullError(Exception):
+    """An artifact could not be written for lack of room (ENOSPC, EFBIG, EDQUOT). The
+    input was fine and the previous file is intact, so it is a failure while running:
+    the CLI prints the one line and exits 1, not 2."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'units'?)`, or nothing when no choice is close.
 

@@ -127,9 +127,10 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         try:
-            value = _SCALARS.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as err:
-            too_long = node.tag == "tag:yaml.org,2002:int"  # past Python's 4300-digit limit
+            value = _construct_scalar(node)
+        except _Unreadable as err:
+            digits = node.value.lstrip("+-").replace("_", "")
+            too_long = node.tag == "tag:yaml.org,2002:int" and digits.isdigit()  # past Python's 4300-digit limit
             self.fail(node, path, _TOO_LARGE if too_long else f"cannot read value: {err}")
             return None
         if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
@@ -146,7 +147,11 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SAFE_TAGS:
                 self.fail(key_node, path, "mapping keys must be plain strings")
                 continue
-            key = _SCALARS.construct_object(key_node)
+            try:
+                key = _construct_scalar(key_node)
+            except _Unreadable as err:
+                self.fail(key_node, path, f"cannot read key: {err}")
+                continue
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
             child = (*path, key)
@@ -161,6 +166,22 @@ class _Builder:
 
 class _TooBig(Exception):
     pass
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _construct_scalar(node: yaml.ScalarNode) -> Any:
+    """The value of a scalar node. PyYAML's constructors assume the text fits the tag, so
+    an explicit tag on text that does not (`!!int ''`, `!!bool accuracy`, `!!timestamp x`)
+    raises whatever the constructor trips on (IndexError, KeyError, AttributeError ...)."""
+    try:
+        return _SCALARS.construct_object(node, deep=True)
+    except Exception as err:  # noqa: BLE001 - any of them means "not a value of this tag"
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        detail = err.problem if isinstance(err, yaml.MarkedYAMLError) and err.problem else f"'{node.value}' is not a valid {tag}"
+        raise _Unreadable(detail) from err
 
 
 def _decode(raw: bytes, origin: str) -> str:

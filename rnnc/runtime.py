@@ -2,8 +2,9 @@
 
 `Predictor(path)` opens a `model.onnx` written by the ONNX backend, reads what it
 needs from the graph's inputs and its metadata (timesteps, features, vocabulary,
-lengths rule, states, class names), checks every input before onnxruntime sees it
-(one clear `DataError`, never a stack trace from C++) and runs it in batches.
+lengths rule, states, class names, a raw-text model's tokenizer), checks every input
+before onnxruntime sees it (one clear `DataError`, never a stack trace from C++) and
+runs it in batches; `predict_texts` tokenises raw text first.
 Lengths the caller leaves out are filled as the torch backend would: full length, or,
 for an embedding with `mask_zero`, the position after each row's last non-zero id.
 `Predictor.stream()` feeds a streaming model chunk by chunk, carrying the recurrent
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from . import text
 from .errors import ArtifactError, DataError, UsageError
 
 DEVICES = ("cpu", "cuda")
@@ -87,7 +89,10 @@ class Predictor:
         self.session = self.session_for(1)
         if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise UsageError("--device cuda: onnxruntime could not start CUDA here (see its log); use --device cpu")
-        self._read_interface()
+        try:
+            self._read_interface()
+        except (ValueError, LookupError, TypeError) as err:  # a damaged file that still parses
+            raise ArtifactError(f"{path}: not a usable rnnc model: damaged interface or metadata ({type(err).__name__}: {err})") from None
 
     def session_for(self, batch: int) -> ort.InferenceSession:
         """The session that runs `batch` sequences fastest; each thread count's session
@@ -120,6 +125,8 @@ class Predictor:
         }
         self.state_outputs = [f"{name}.next" for name in self.states]
         self.classes: list[str] | None = json.loads(self.metadata["classes"]) if "classes" in self.metadata else None
+        vocab = self.metadata.get(text.METADATA_KEY)
+        self.vocab: text.Vocab | None = None if vocab is None else text.Vocab.from_json(vocab, self.path)
 
     # --- checking input -------------------------------------------------------------
 
@@ -195,6 +202,20 @@ class Predictor:
         """The per-sequence output shape for input like `x` (for empty inputs)."""
         shape = self.session.get_outputs()[0].shape
         return tuple(d if isinstance(d, int) else np.shape(x)[1] for d in shape[1:])
+
+    def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(ids, lengths) for raw `texts`, tokenised as the model's training data was."""
+        if self.vocab is None:
+            raise UsageError(f"{self.path}: the model was not trained on raw text (its metadata has no vocabulary)")
+        ids, lengths = self.vocab.encode(texts, self.timesteps)
+        return ids, lengths if self.takes_lengths else None
+
+    def predict_texts(self, texts: list[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """The output for each raw text (a blank text has no tokens: it is refused)."""
+        if blank := [i for i, t in enumerate(texts) if not t.strip()]:
+            raise DataError(f"text {blank[0]} is blank; every text needs at least one character")
+        parts = [self.run(*self.encode_texts(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, *self.output_dims(np.zeros((0, 1)))), np.float32)
 
     def stream(self) -> Stream:
         """A stream over a streaming model: feed it chunks, it carries the state."""

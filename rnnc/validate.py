@@ -127,7 +127,9 @@ def data_files_exist(parts: Parts) -> list[Problem]:
         path = getattr(parts.data, role)
         if path is None:
             continue
-        if Path(path).is_dir():
+        if "\0" in path:  # the OS cannot even be asked about such a name
+            problems.append(parts.doc.problem(("data", role), "a file name cannot contain a NUL character"))
+        elif Path(path).is_dir():
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
         elif not Path(path).exists():
             problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
@@ -173,10 +175,14 @@ def text_fits_embedding(parts: Parts) -> list[Problem]:
     if parts.data is None or parts.data.text is None or parts.input is None:
         return []
     text = parts.data.text
+    problems = [
+        parts.doc.problem(("data", role), f"data.text reads raw text from .csv or .jsonl files, got {Path(path).name}")
+        for role in ("train", "validation", "test")
+        if (path := getattr(parts.data, role)) and Path(path).suffix == ".npz"
+    ]
     if parts.input.dtype != "int64":
-        return [parts.doc.problem(("data", "text"), "text data needs input dtype int64 (token ids) and an embedding", key=True)]
+        return [*problems, parts.doc.problem(("data", "text"), "text data needs input dtype int64 (token ids) and an embedding", key=True)]
     steps = parts.input.shape[0]
-    problems = []
     if steps is not None and steps != text.max_length:
         problems.append(parts.doc.problem(
             ("data", "text", "max_length"), f"max_length {text.max_length} must equal input.shape[0] ({steps}), or make it null"))

@@ -19,6 +19,7 @@ import onnx
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
 from rnnc.errors import UsageError
+from rnnc.text import Vocab
 
 from .initial import initial_weights
 from .lower import OPSETS, export_problems, lower
@@ -31,9 +32,11 @@ def export(
     weights: Mapping[str, np.ndarray],
     path: str | os.PathLike[str],
     classes: Sequence[str] | None = None,
+    vocab: Vocab | None = None,
 ) -> onnx.ModelProto:
-    """Lower `model` with `weights` and write it to `path` atomically; returns the model."""
-    proto = lower(model, weights, classes=classes)
+    """Lower `model` with `weights` and write it to `path` atomically; returns the model.
+    `classes` and `vocab` (raw-text models) go into its metadata."""
+    proto = lower(model, weights, classes=classes, vocab=vocab)
     atomic_write_bytes(path, proto.SerializeToString())
     return proto
 
@@ -46,11 +49,13 @@ class OnnxBackend:
 
     def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> onnx.ModelProto:
         """The ONNX model; without `weights`, freshly initialised ones (numpy, seeded by
-        `training.seed`). Option: `classes`, the output's class names for the metadata."""
+        `training.seed`). Options: `classes`, the output's class names, and `vocab`, the
+        raw-text vocabulary (`rnnc.text.Vocab`), for the metadata."""
         classes = options.pop("classes", None)
+        vocab = options.pop("vocab", None)
         if options:
-            raise UsageError(f"onnx backend: unknown option(s) {', '.join(sorted(options))}; it takes: classes")
-        return lower(model, initial_weights(model) if weights is None else weights, classes=classes)
+            raise UsageError(f"onnx backend: unknown option(s) {', '.join(sorted(options))}; it takes: classes, vocab")
+        return lower(model, initial_weights(model) if weights is None else weights, classes=classes, vocab=vocab)
 
     def export(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any) -> None:
         """`compile`, then write the model to `path` atomically (what `rnnc compile` calls)."""

@@ -20,6 +20,7 @@ from onnx import TensorProto, helper
 from rnnc import ir
 from rnnc.artifacts import check_weights
 from rnnc.errors import Problem, SpecError
+from rnnc.text import Vocab
 
 from .activations import activation
 from .builder import GraphBuilder
@@ -31,12 +32,15 @@ from .recurrent import lower_recurrent
 OPSETS = range(18, 24)  # LayerNormalization and Reduce* with axes inputs need 18
 
 
-def lower(model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None) -> onnx.ModelProto:
+def lower(
+    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None, vocab: Vocab | None = None
+) -> onnx.ModelProto:
     """The ONNX model computing `model` with `weights` (IR names, PyTorch layout).
 
     Raises `ArtifactError` when the weights do not fit the model and `SpecError` when
     the export settings cannot be honoured (an opset out of range, streaming a layer
-    that needs the whole sequence). `classes` names the output classes in the metadata.
+    that needs the whole sequence). `classes` names the output classes in the metadata,
+    `vocab` is the raw-text vocabulary the model was trained with.
     """
     problems = export_problems(model)
     if problems:
@@ -62,7 +66,7 @@ def lower(model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[
         doc_string=model.description,
     )
     onnx_model.ir_version = helper.find_min_ir_version_for(list(onnx_model.opset_import))
-    helper.set_model_props(onnx_model, model_metadata(model, classes))
+    helper.set_model_props(onnx_model, model_metadata(model, classes, vocab))
     return onnx_model
 
 

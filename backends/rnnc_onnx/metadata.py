@@ -4,7 +4,9 @@ Human-readable: `input` and `output` say what the tensors are and mean (`output:
 float32 [batch, 1]: probabilities of class 1`). Machine-readable, so the runtime needs
 no onnx import to use a model well: `timesteps`, `features`, `vocab_size`, `lengths`
 (how the runtime fills lengths the caller leaves out: `none`, `full` or `ids`),
-`streaming`, `states` (JSON) and `classes` (JSON, when the data named them). Also the
+`streaming`, `states` (JSON), `classes` (JSON, when the data named them) and, for a
+model trained on raw text, `rnnc.vocab` (the tokenizer and vocabulary as JSON, see
+`rnnc.text`). Also the
 rnnc version, the spec's name and hash, and the opset.
 """
 
@@ -15,11 +17,13 @@ from collections.abc import Sequence
 
 from rnnc import ir
 from rnnc.errors import UsageError
+from rnnc.text import METADATA_KEY as VOCAB_KEY
+from rnnc.text import Vocab
 
 from .flow import state_names, state_size
 
 
-def model_metadata(model: ir.Model, classes: Sequence[str] | None) -> dict[str, str]:
+def model_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab | None = None) -> dict[str, str]:
     from rnnc import __version__
 
     spec = model.input
@@ -47,6 +51,8 @@ def model_metadata(model: ir.Model, classes: Sequence[str] | None) -> dict[str, 
         props["states"] = json.dumps(states)
     if classes is not None:
         props["classes"] = json.dumps(_checked_classes(model, classes))
+    if vocab is not None:
+        props[VOCAB_KEY] = vocab.to_json()
     return props
 
 

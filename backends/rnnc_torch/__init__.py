@@ -46,5 +46,12 @@ class TorchBackend:
 
         return train_run(model, run_dir, **options)
 
+    def launch(self, nproc: int, worker_args: list[str]) -> int:
+        """Run `rnnc <worker_args>` in `nproc` data-parallel workers through torchrun
+        (`rnnc train --nproc`); see `rnnc_torch.distributed.launch`."""
+        from .distributed import launch
+
+        return launch(nproc, worker_args)
+
 
 backend = TorchBackend()

@@ -27,6 +27,7 @@ from rnnc import ir
 from rnnc.data import Dataset, from_arrays, load_training_data
 from rnnc.errors import UsageError
 
+from .distributed import make_trainer, session
 from .model import SpecModule
 from .trainer import Trainer
 
@@ -119,7 +120,8 @@ def fit(
     holds out the last fraction of `x`. `progress` shows a tqdm bar per epoch on
     stderr, `verbose` prints one line per epoch; each callback gets each epoch's logs.
     Raises `DataError` for data that does not fit the model and `TrainingError` when the
-    loss turns NaN or inf.
+    loss turns NaN or inf. Started by torchrun, each worker trains its shard with DDP
+    (docs/distributed.md); every rank gets the same history, rank 0 alone prints.
     """
     if x is None and y is None:
         files = load_training_data(model)
@@ -131,10 +133,12 @@ def fit(
         val = None if validation is None else _dataset(model, validation, "validation")
         if val is None and model.training.validation_split > 0:
             train, val = train.split(model.training.validation_split)
-    trainer = Trainer(model, resolve_device(device))
-    hooks = [printer(model.training.epochs)] if verbose else []
-    hooks += [lambda _trainer, logs, cb=cb: cb(dict(logs)) for cb in callbacks]
-    trainer.run(train, val, progress=progress, hooks=hooks)
+    with session(device) as (world, target):  # under torchrun: data-parallel, DDP
+        trainer = make_trainer(model, target, world)
+        verbose = verbose and (world is None or world.is_main)
+        hooks = [printer(model.training.epochs)] if verbose else []
+        hooks += [lambda _trainer, logs, cb=cb: cb(dict(logs)) for cb in callbacks]
+        trainer.run(train, val, progress=progress, hooks=hooks)
     for note in (trainer.stop_reason, trainer.restored):
         if verbose and note:
             print(note, flush=True)

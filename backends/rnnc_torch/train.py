@@ -3,11 +3,11 @@
 The data is loaded and checked before anything is created, so bad data leaves no
 half-made directory. The run directory then holds the resolved spec (`spec.yaml`), the
 weights under their IR names (`weights.safetensors`), a resumable checkpoint
-(`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`) and, when the ONNX
-backend is installed, `model.onnx`. The checkpoint, weights and metrics are rewritten
-atomically at the end of every epoch, so a run killed at any moment resumes
-(`resume=True`) from its last completed epoch and ends with the same weights, bit for
-bit, as a run never interrupted. A loss that turns NaN or inf ends the run with a
+(`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`), for raw text
+the vocabulary (`vocab.json`) and, when the ONNX backend is installed, `model.onnx`.
+The checkpoint, weights and metrics are rewritten atomically at the end of every
+epoch, so a run killed at any moment resumes (`resume=True`) from its last completed
+epoch and ends with the same weights, bit for bit, as a run never interrupted. A loss that turns NaN or inf ends the run with a
 `TrainingError`, the previous epoch's checkpoint and weights left in place.
 """
 
@@ -30,12 +30,15 @@ from rnnc import ir
 from rnnc.artifacts import atomic_open, atomic_write_text, save_weights
 from rnnc.data import TrainingData, load_training_data
 from rnnc.errors import RnncError, TrainingError, UsageError
+from rnnc.text import Vocab
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .fit import History, printer, resolve_device
+from .distributed import World, make_trainer, session
+from .fit import History, printer
 from .trainer import DeviceData, Trainer
 
 SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "checkpoint.pt", "metrics.jsonl", "model.onnx"
+VOCAB = "vocab.json"  # raw-text runs: the training data's vocabulary (also in model.onnx)
 
 
 def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
@@ -72,27 +75,44 @@ def train_run(
     progress: bool = True,
 ) -> History:
     """Train `model` into `run_dir`; `spec` is the resolved spec data written as
-    `spec.yaml` (default: none written). Returns the history of the whole run."""
-    target = resolve_device(device)
+    `spec.yaml` (default: none written). Returns the history of the whole run. In a
+    torchrun worker (docs/distributed.md) the run is data-parallel: every rank trains,
+    rank 0 alone reads the checkpoint and writes the run directory."""
+    with session(device) as (world, target):
+        return _train_run(model, Path(run_dir), spec, resume, target, progress, world)
+
+
+def _train_run(
+    model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None
+) -> History:
+    main = world is None or world.is_main
     data = load_training_data(model)
-    run = Path(run_dir)
     mark = fingerprint(model, spec)
-    state = _resume_state(run, mark) if resume else None
-    trainer = Trainer(model, target)
-    if state is not None:
+    state = _resume_state(run, mark) if resume and main else None
+    trainer = make_trainer(model, target, world)
+    if world is not None:
+        trainer.adopt(state)  # type: ignore[attr-defined]  # collective: rank 0's checkpoint on every rank
+    elif state is not None:
         trainer.load_state_dict(state)
-        print(f"resuming {run} after epoch {trainer.epoch}", file=sys.stderr)
-    else:
-        _start_fresh(run)
-    if spec is not None:
-        atomic_write_text(run / SPEC, yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True))
+    if main:
+        if state is not None:
+            print(f"resuming {run} after epoch {trainer.epoch}", file=sys.stderr)
+        else:
+            _start_fresh(run)
+        if spec is not None:
+            atomic_write_text(run / SPEC, yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True))
+        if data.vocab is not None:
+            atomic_write_text(run / VOCAB, data.vocab.to_json())
 
     epochs = model.training.epochs
     show = printer(epochs)
 
     def save_epoch(trainer: Trainer, logs: dict[str, Any]) -> None:
+        state = trainer.state_dict()  # collective in a distributed run: every rank's RNG
+        if not main:
+            return
         show(trainer, logs)
-        save_checkpoint(run / CHECKPOINT, trainer.state_dict(), mark)
+        save_checkpoint(run / CHECKPOINT, state, mark)
         with atomic_open(run / METRICS, "w") as handle:
             handle.writelines(_json_logs(entry) + "\n" for entry in trainer.history)
         save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
@@ -102,14 +122,16 @@ def train_run(
     except TrainingError as err:
         kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
         raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
+    test = trainer.evaluate(DeviceData.of(model, data.test, target)) if data.test is not None else None
+    if not main:
+        return History(trainer.history, trainer.module, trainer.stop_reason)
     for note in (trainer.stop_reason, trainer.restored):
         if note:
             print(note, flush=True)
     save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
-    if data.test is not None:
-        logs = trainer.evaluate(DeviceData.of(model, data.test, target))
-        print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
-    _export_onnx(model, trainer.module.ir_state(), run / ONNX, data.train.classes)
+    if test is not None:
+        print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
+    _export_onnx(model, trainer.module.ir_state(), run / ONNX, data.train.classes, data.vocab)
     print(f"run saved in {run}", file=sys.stderr)
     return History(trainer.history, trainer.module, trainer.stop_reason)
 
@@ -128,7 +150,7 @@ def _start_fresh(run: Path) -> None:
     if run.exists() and not run.is_dir():
         raise UsageError(f"-o {run}: exists and is not a directory")
     run.mkdir(parents=True, exist_ok=True)
-    stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, ONNX) if (run / name).exists()]
+    stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, ONNX, VOCAB) if (run / name).exists()]
     if stale:
         print(f"{run}: replacing the previous run's files (use --resume to continue it)", file=sys.stderr)
     for name in stale:
@@ -136,7 +158,9 @@ def _start_fresh(run: Path) -> None:
             (run / name).unlink()
 
 
-def _export_onnx(model: ir.Model, weights: dict[str, np.ndarray], path: Path, classes: tuple[str, ...] | None) -> None:
+def _export_onnx(
+    model: ir.Model, weights: dict[str, np.ndarray], path: Path, classes: tuple[str, ...] | None, vocab: Vocab | None
+) -> None:
     """Write `model.onnx` through the ONNX backend (atomically, as it writes), if installed."""
     try:
         import rnnc_onnx
@@ -145,10 +169,12 @@ def _export_onnx(model: ir.Model, weights: dict[str, np.ndarray], path: Path, cl
     export = getattr(rnnc_onnx, "export", None)
     if export is None:
         return
+    options: dict[str, Any] = {}
+    if classes is not None:
+        options["classes"] = list(classes)
+    if vocab is not None:
+        options["vocab"] = vocab
     try:
-        if classes is None:
-            export(model, weights, path)
-        else:
-            export(model, weights, path, classes=list(classes))
+        export(model, weights, path, **options)
     except RnncError as err:
         print(f"warning: {path.name} not written: {err}", file=sys.stderr)

@@ -32,6 +32,7 @@ from .losses import make_objective
 from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
+from .precision import Precision
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
@@ -84,6 +85,7 @@ class Trainer:
         torch.manual_seed(self.settings.seed)  # the initial weights, then dropout
         self.module = build_module(model).to(self.device)
         self.objective = make_objective(model.loss, self.module.final_activation)
+        self.precision = Precision(self.settings.precision, self.device)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping
@@ -173,15 +175,20 @@ class Trainer:
         every = max(1, steps // PROGRESS_UPDATES)
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
         x, y, all_lengths, mask = data.x, data.y, data.lengths, data.mask
+        amp = self.precision
         for step, start in enumerate(range(0, n, batch), 1):
             rows = slice(start, start + batch)
-            output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits)
-            loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
+            with amp.autocast():
+                output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits)
+                loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            optimizer.step()
+            if amp.plain:
+                loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
+            else:
+                amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
             losses.append(loss.detach())
             if keep:
                 outputs.append(output.detach())
@@ -222,8 +229,9 @@ class Trainer:
         for start in range(0, data.size, batch):
             rows = slice(start, start + batch)
             lengths = None if data.lengths is None else data.lengths[rows]
-            output = self.module(data.x[rows], lengths, logits=self.objective.fused)
-            loss = self.objective(output, data.y[rows], None if data.mask is None else data.mask[rows])
+            with self.precision.autocast():
+                output = self.module(data.x[rows], lengths, logits=self.objective.fused)
+                loss = self.objective(output, data.y[rows], None if data.mask is None else data.mask[rows])
             total += loss.double() * output.shape[0]
             outputs.append(output)
         logs = {"loss": float(total / data.size)}
@@ -254,6 +262,7 @@ class Trainer:
             "early_stopping": None if self.stopper is None else self.stopper.state_dict(),
             "history": [dict(logs) for logs in self.history],
             "rng": rng,
+            "scaler": self.precision.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -268,3 +277,4 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.precision.load_state_dict(state.get("scaler"))

@@ -1,7 +1,8 @@
 """The `rnnc` command: one module per subcommand, dispatched from here.
 
 Each module in `COMMANDS` exposes `add_parser(subparsers)` and `run(args) -> int`.
-Bad input (`RnncError`) is printed one problem per line on stderr and exits 2; the
+Bad input (`RnncError`) is printed one problem per line on stderr and exits 2; a disk
+too full to write an artifact (`DiskFullError`) prints one line and exits 1; the
 subcommand modules are imported lazily so `rnnc check` never pays for torch.
 """
 
@@ -13,9 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from rnnc import __version__
-from rnnc.errors import RnncError
+from rnnc.errors import DiskFullError, RnncError
 
-COMMANDS = ("check", "backends", "schema", "train", "compile", "predict")
+COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "plot")
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.lines():
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DiskFullError as err:  # the input was fine; the machine ran out of room
+        print(err, file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("rnnc: interrupted", file=sys.stderr)
         return 130

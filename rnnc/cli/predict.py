@@ -1,9 +1,11 @@
 """`rnnc predict MODEL.onnx INPUT [-o OUT]`: batch inference with onnxruntime, no torch.
 
-The input (`.npz`, `.npy` or `.csv`, see `predict_io`) runs through `rnnc.runtime` in
-batches of `--batch-size` sequences, so memory stays bounded whatever the file's
-size; a progress bar on stderr shows when there is more than one batch. The output
-goes to OUT (`.npy` or `.csv`, written atomically) or, without `-o`, to stdout as CSV.
+The input (`.npz`, `.npy`, `.csv`, or `.txt` raw text for a model trained on text, see
+`predict_io`) runs through `rnnc.runtime` in batches of `--batch-size` sequences, so
+memory stays bounded whatever the file's size; a progress bar on stderr shows when
+there is more than one batch. The output
+goes to OUT (`.npy` or `.csv`, written atomically) or, without `-o`, to stdout as CSV;
+for raw text the CSV names each text's predicted label and its probability.
 A bad model or input file ends with one line naming it, and exit status 2.
 """
 
@@ -20,7 +22,7 @@ OUTPUT_SUFFIXES = (".npy", ".csv")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="run an exported model.onnx on a data file (onnxruntime)")
     parser.add_argument("model", metavar="MODEL", help="model.onnx written by rnnc train or rnnc compile")
-    parser.add_argument("input", metavar="INPUT", help="sequences: .npz (x, optional lengths), .npy or .csv")
+    parser.add_argument("input", metavar="INPUT", help="sequences: .npz (x, optional lengths), .npy or .csv; raw text: .txt, one per line")
     parser.add_argument("-o", "--output", metavar="OUT", help="write .npy or .csv here (default: CSV on stdout)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
@@ -30,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnc.cli.predict_io import CsvWriter, NpyWriter, open_input
+    from rnnc.cli.predict_io import CsvWriter, LabelWriter, NpyWriter, open_input
     from rnnc.runtime import Predictor
 
     if args.batch_size < 1:
@@ -39,7 +41,12 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     source = open_input(args.input, predictor)
     with _progress(source.count, args.batch_size, args.progress) as bar, _opened(args.output, suffix) as handle:
-        writer = NpyWriter(handle, source.count) if suffix == ".npy" else CsvWriter(handle)
+        if suffix == ".npy":
+            writer = NpyWriter(handle, source.count)
+        elif source.texts is not None:
+            writer = LabelWriter(handle, source.texts, predictor)
+        else:
+            writer = CsvWriter(handle)
         for x, lengths in source.batches(args.batch_size):
             try:
                 y = predictor.run(x, lengths)

@@ -1,12 +1,14 @@
 """Input and output files for `rnnc predict`, read and written in bounded memory.
 
 Inputs: `.npy` (the array `x`, memory-mapped), `.npz` (arrays `x` and optional
-`lengths`; `x` is streamed out of the archive batch by batch) and `.csv` (one sequence
+`lengths`; `x` is streamed out of the archive batch by batch), `.txt` (raw text, one
+per line, for a model trained on text; held in memory) and `.csv` (one sequence
 per row, its steps flattened: `T * F` values, step after step; an optional header
 line; rows may differ in length for variable-length models, and are then padded at
 the end and given lengths). CSV is read twice: once to check every row and size the
 batch, once to run it. Outputs: `.npy`, or `.csv` rows (`%.9g`, enough to round-trip
-float32), to a file or stdout. Files are written atomically.
+float32), to a file or stdout; for `.txt` input the `.csv` rows are `text,label,probability`
+(`text,value` for regression). Files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from rnnc.errors import DataError
 from rnnc.runtime import Predictor
 
 Batch = tuple[np.ndarray, np.ndarray | None]
-INPUT_SUFFIXES = (".npz", ".npy", ".csv")
+INPUT_SUFFIXES = (".npz", ".npy", ".csv", ".txt")
 
 
 @dataclass(frozen=True)
 class Source:
-    """An input file: how many sequences, and `batches(size)` to read them."""
+    """An input file: how many sequences, and `batches(size)` to read them; `texts`
+    holds the raw texts of a `.txt` input, in order."""
 
     path: str
     count: int
     batches: Callable[[int], Iterator[Batch]] = field(repr=False)
+    texts: list[str] | None = field(default=None, repr=False)
 
 
 def open_input(path: str, predictor: Predictor) -> Source:
@@ -44,6 +48,8 @@ def open_input(path: str, predictor: Predictor) -> Source:
             return _npz(path)
         if suffix == ".csv":
             return _csv(path, predictor)
+        if suffix == ".txt":
+            return _txt(path, predictor)
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
     raise DataError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_SUFFIXES)})")
@@ -198,6 +204,29 @@ def _csv_batch(rows: list[list], longest: int, features: int, dtype: type, ragge
     return x.reshape(shape), lengths
 
 
+# --- raw text -------------------------------------------------------------------------
+
+
+def _txt(path: str, predictor: Predictor) -> Source:
+    """One text per line, tokenised with the vocabulary in the model; blank lines hold
+    no text and are skipped (the output names each text, so rows stay matched)."""
+    if predictor.vocab is None:
+        raise DataError(f"{path}: a .txt input holds raw text, but {predictor.path} was not trained on text (no vocabulary in it)")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            texts = [line.strip() for line in handle if line.strip()]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
+    if not texts:
+        raise DataError(f"{path}: no text (every line is blank)")
+
+    def batches(size: int) -> Iterator[Batch]:
+        for start in range(0, len(texts), size):
+            yield predictor.encode_texts(texts[start : start + size])
+
+    return Source(path, len(texts), batches, texts)
+
+
 # --- output ---------------------------------------------------------------------------
 
 
@@ -225,3 +254,43 @@ class CsvWriter:
 
     def write(self, y: np.ndarray) -> None:
         np.savetxt(self.handle, y.reshape(len(y), -1), fmt="%.9g", delimiter=",")
+
+
+class LabelWriter:
+    """Raw-text predictions as CSV rows `text,label,probability` (the predicted class and
+    its probability), or `text,value...` for a model without classes."""
+
+    def __init__(self, handle: IO[str], texts: list[str], predictor: Predictor):
+        self.writer = csv.writer(handle, lineterminator="\n")
+        self.texts, self.done = texts, 0
+        self.classes = predictor.classes
+        self.meaning = predictor.metadata.get("output", "")
+        self.writer.writerow(["text", "label", "probability"] if self.classes else ["text", "value"])
+
+    def write(self, y: np.ndarray) -> None:
+        texts = self.texts[self.done : self.done + len(y)]
+        self.done += len(y)
+        if not self.classes:
+            for text, row in zip(texts, y.reshape(len(y), -1), strict=True):
+                self.writer.writerow([text, *(f"{v:.6g}" for v in row)])
+            return
+        probs = class_probabilities(y.reshape(len(y), -1), self.meaning)
+        best = probs.argmax(-1)
+        for text, k, row in zip(texts, best, probs, strict=True):
+            self.writer.writerow([text, self.classes[k], f"{row[k]:.4f}"])
+
+
+def class_probabilities(y: np.ndarray, meaning: str) -> np.ndarray:
+    """`[N, C]` class probabilities from the model's output `[N, U]`, whatever the metadata's
+    `output` says it is (probabilities, log-probabilities or logits); one sigmoid unit
+    becomes two columns (class 0, class 1)."""
+    y = y.astype(np.float64)
+    if "log-probabilities" in meaning:
+        y = np.exp(y)
+    elif "logits" in meaning:
+        if y.shape[-1] == 1:
+            y = 1.0 / (1.0 + np.exp(-y))
+        else:
+            y = np.exp(y - y.max(-1, keepdims=True))
+            y /= y.sum(-1, keepdims=True)
+    return np.concatenate([1.0 - y, y], axis=-1) if y.shape[-1] == 1 else y

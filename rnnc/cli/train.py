@@ -1,15 +1,18 @@
-"""`rnnc train SPEC [-o RUN_DIR] [--set KEY=VALUE ...] [--resume] [--device auto|cpu|cuda]`.
+"""`rnnc train SPEC [-o RUN_DIR] [--set KEY=VALUE ...] [--resume] [--device auto|cpu|cuda] [--nproc N]`.
 
 Loads the spec (with overrides), then hands the model to the backend that can train
 (`torch`), which checks the data, trains with a progress bar and one line per epoch,
 and leaves a run directory. Exit status: 0 trained, 1 training failed while running
 (the loss diverged), 2 bad input (spec, data, command line). The core imports no
-torch: the backend is found through the `rnnc.backends` entry points.
+torch: the backend is found through the `rnnc.backends` entry points. `--nproc N`
+checks the spec here, then has torchrun start N workers on this machine, each running
+this same command (docs/distributed.md); torch is imported only then.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
     parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: cuda when available), cpu or cuda")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the per-epoch lines stay)")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="data-parallel worker processes on this machine, started by torchrun (default 1; see docs/distributed.md)")
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
@@ -45,9 +50,27 @@ def run(args: argparse.Namespace) -> int:
     if train is None:
         raise UsageError(f"backend '{args.backend}' says it can train but has no train()")
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
+    if args.nproc != 1:
+        return _launch(args, backend, run_dir)
     try:
         train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=args.progress)
     except TrainingError as err:
         print(f"rnnc train: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _launch(args: argparse.Namespace, backend: object, run_dir: Path) -> int:
+    """Start `--nproc` workers of this command through torchrun (the spec is already
+    checked, so bad input is reported once, here)."""
+    if args.nproc < 1:
+        raise UsageError(f"--nproc {args.nproc}: expected a number of processes >= 1")
+    if "WORLD_SIZE" in os.environ:
+        raise UsageError("--nproc: this process is already a torchrun worker; set the processes with torchrun's --nproc-per-node")
+    launch = getattr(backend, "launch", None)
+    if launch is None:
+        raise UsageError(f"--nproc: backend '{args.backend}' cannot start distributed workers")
+    worker = ["train", args.spec, "-o", str(run_dir), "--device", args.device, "--backend", args.backend]
+    worker += [item for override in args.overrides for item in ("--set", override)]
+    worker += ["--resume"] * args.resume + ["--no-progress"] * (not args.progress)
+    return launch(args.nproc, worker)

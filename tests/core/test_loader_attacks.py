@@ -6,6 +6,9 @@ recurse into absurd nesting, and never read a huge or binary file as a spec.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import pytest
 
 from rnnc.errors import SpecError
 from rnnc.spec import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
 
 VALID = b"""\
 rnnc: 1
@@ -78,3 +83,55 @@ def test_a_utf8_bom_is_accepted(tmp_path: Path, specs_with_data: dict[str, Path]
     spec = specs_with_data["seed_binary"]
     spec.write_bytes(b"\xef\xbb\xbf" + spec.read_bytes())
     assert load_model(spec).name == "seed-binary"
+
+
+def test_a_sparse_three_gigabyte_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.yaml"
+    with open(spec, "wb") as handle:
+        handle.write(VALID)
+        handle.truncate(3 * 2**30)  # sparse: no disk used, but stat and read see 3 GiB
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as caught:
+        load_model(spec)
+    assert time.perf_counter() - start < 1.0
+    assert caught.value.lines() == [f"{spec}: file is larger than 1048576 bytes, the limit for a spec"]
+
+
+# Each attack again, in a child process whose address space is capped at 1 GiB: an
+# attack that made the loader build the expanded document, or recurse without bound,
+# would die there with MemoryError or a crash instead of the refusal.
+BOUNDED = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from rnnc.errors import SpecError
+from rnnc.spec import load_model
+out = {}
+for path in sys.argv[1:]:
+    start = time.perf_counter()
+    try:
+        load_model(path)
+        out[path] = ["accepted"]
+    except SpecError as err:
+        out[path] = err.lines()
+    out[path].append(time.perf_counter() - start)
+print(json.dumps(out))
+"""
+
+
+def test_attacks_are_refused_within_a_one_gibibyte_address_space(tmp_path: Path) -> None:
+    files = {}
+    for name, raw, expected in ATTACKS:
+        files[name] = (tmp_path / f"{name}.yaml", expected)
+        files[name][0].write_bytes(raw)
+    sparse = tmp_path / "sparse.yaml"
+    with open(sparse, "wb") as handle:
+        handle.truncate(3 * 2**30)
+    files["sparse"] = (sparse, ["FILE: file is larger than 1048576 bytes, the limit for a spec"])
+    child = subprocess.run([sys.executable, "-c", BOUNDED, *(str(p) for p, _ in files.values())],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert child.returncode == 0, child.stderr
+    results = json.loads(child.stdout)
+    for name, (path, expected) in files.items():
+        *lines, elapsed = results[str(path)]
+        assert lines == [line.replace("FILE", str(path)) for line in expected], name
+        assert elapsed < 1.0, name

@@ -41,6 +41,17 @@ SETTINGS = settings(
     deadline=None, derandomize=not os.environ.get("RNNC_FUZZ_RANDOM"), database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
+# The examples CI runs, per test; RNNC_FUZZ_EXAMPLES=100000 scales them to that total
+# (the long run recorded in docs/reliability.md).
+CI_EXAMPLES = {"mutated": 1500, "text_edits": 400, "overrides": 400, "valid": 600, "data_paths": 100, "yaml_text": 600}
+
+
+def examples(test: str) -> int:
+    total = int(os.environ.get("RNNC_FUZZ_EXAMPLES") or 0)
+    if not total:
+        return CI_EXAMPLES[test]
+    return max(1, round(CI_EXAMPLES[test] * total / sum(CI_EXAMPLES.values())))
+
 
 KNOWN_WORDS = sorted(
     {*ir.LAYER_KINDS, *ir.ACTIVATIONS, *ir.LOSSES, *ir.METRICS, *ir.OPTIMIZERS, "val_loss", "val_accuracy",
@@ -175,13 +186,13 @@ def test_the_ready_specs_are_valid_against_the_placeholders(base: Path) -> None:
         assert check_compiles_or_reports(dump(spec), base) is not None
 
 
-@settings(SETTINGS, max_examples=1500)
+@settings(SETTINGS, max_examples=examples("mutated"))
 @given(data=mutated_specs())
 def test_mutated_specs_compile_or_raise_spec_error(base: Path, data: Any) -> None:
     check_compiles_or_reports(dump(data), base)
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=examples("text_edits"))
 @given(name=st.sampled_from(sorted(BASES)), draw=st.data())
 def test_random_text_edits_compile_or_raise_spec_error(base: Path, name: str, draw: st.DataObject) -> None:
     text = dump(BASES[name])
@@ -193,7 +204,7 @@ def test_random_text_edits_compile_or_raise_spec_error(base: Path, name: str, dr
     check_compiles_or_reports(text, base)
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=examples("overrides"))
 @given(name=st.sampled_from(sorted(BASES)), draw=st.data())
 def test_random_overrides_compile_or_raise_spec_error(base: Path, name: str, draw: st.DataObject) -> None:
     known = [".".join(map(str, p)) for p in paths(BASES[name]) if p]
@@ -278,7 +289,7 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
-@settings(SETTINGS, max_examples=600)
+@settings(SETTINGS, max_examples=examples("valid"))
 @given(spec=valid_specs())
 def test_valid_specs_compile_or_break_only_semantic_rules(base: Path, spec: dict[str, Any]) -> None:
     model = check_compiles_or_reports(dump(spec), base)
@@ -290,9 +301,89 @@ def test_valid_specs_compile_or_break_only_semantic_rules(base: Path, spec: dict
     assert model.nodes[0].input_shape == model.input.tensor_shape
 
 
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=examples("data_paths"))
 @given(name=st.sampled_from(sorted(BASES)), role=st.sampled_from(["train", "validation", "test"]), value=values)
 def test_mutations_of_data_paths(base: Path, name: str, role: str, value: Any) -> None:
     data = copy.deepcopy(BASES[name])
     data.setdefault("data", {})[role] = value
     check_compiles_or_reports(dump(data), base)
+
+
+# --- random YAML documents, written from a YAML-ish text grammar ----------------------
+# Not built with yaml.safe_dump: these reach what a hand-written or hostile file holds
+# (anchors and aliases, tags, block scalars, flow collections, explicit and complex keys,
+# directives, document markers, comments, tabs, bad indentation, bad escapes).
+
+PLAIN = st.sampled_from([
+    *KNOWN_WORDS, "1e-3", "1E+400", "-0", "0x1F", "0o17", "0b101", "1_000", ".inf", "-.inf", ".nan", "~", "null", "yes",
+    "no", "on", "off", "True", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "12:30:45", "9" * 5000, "ünïcødé", "名前", "🙂",
+])
+QUOTED = st.one_of(
+    st.text(max_size=8).map(lambda t: "'" + t.replace("'", "''").replace("\n", " ") + "'"),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n'), max_size=8).map(lambda t: f'"{t}"'),
+    st.sampled_from([r'"\x00"', r'"\u202e"', r'"\U0001F642"', r'"\q"', r'"\uD800"', '"unterminated', "'also", r'"\N\_\L\P"']),
+)
+PROPERTIES = st.sampled_from([
+    "", "", "", "", "&a ", "&b ", "!!str ", "!!int ", "!!float ", "!!bool ", "!!null ", "!!binary ", "!!timestamp ", "!!set ",
+    "!!omap ", "!!python/object/apply:os.system ", "!!python/name:os.system ", "!local ", "!<tag:yaml.org,2002:str> ",
+    "!e!tag ", "&a !!str ",
+])
+KEYS = st.sampled_from(KNOWN_KEYS) | st.sampled_from(["<<", "? ", "[a, b]", "{a: b}", "''", '"k"', "1", "true", "null", "-", "a b", "key\t"])
+
+
+@st.composite
+def yaml_scalar(draw: st.DrawFn) -> str:
+    alias = draw(st.sampled_from(["", "", "", "", "*a", "*b", "*nowhere"]))
+    if alias:
+        return alias
+    return draw(PROPERTIES) + draw(st.one_of(PLAIN, QUOTED, st.integers().map(str), st.floats().map(repr)))
+
+
+@st.composite
+def yaml_flow(draw: st.DrawFn, depth: int = 0) -> str:
+    item = yaml_scalar() if depth >= 3 else st.one_of(yaml_scalar(), yaml_flow(depth + 1))
+    if draw(st.booleans()):
+        inner = ", ".join(draw(st.lists(item, max_size=4)))
+        return draw(PROPERTIES) + "[" + inner + draw(st.sampled_from(["]", "]", "]", ",]", ""]))
+    pairs = [f"{draw(KEYS)}: {draw(item)}" for _ in range(draw(st.integers(0, 4)))]
+    return draw(PROPERTIES) + "{" + ", ".join(pairs) + draw(st.sampled_from(["}", "}", "}", ",}", ""]))
+
+
+@st.composite
+def yaml_block(draw: st.DrawFn, indent: int = 0, depth: int = 0) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    sequence = draw(st.integers(0, 3)) == 0
+    for _ in range(draw(st.integers(1, 5))):
+        head = f"{pad}- " if sequence else f"{pad}{draw(KEYS)}:"
+        form = draw(st.sampled_from(["scalar", "scalar", "flow", "block", "block_scalar", "comment", "noise"]))
+        if form == "block" and depth < 4:
+            lines.append(head.rstrip() + (" " + draw(PROPERTIES)).rstrip())
+            lines += draw(yaml_block(indent + draw(st.sampled_from([2, 2, 4, 1, 0])), depth + 1))
+        elif form == "block_scalar":
+            lines.append(f"{head} {draw(st.sampled_from(['|', '>', '|-', '>+', '|2', '|0']))}")
+            lines += [pad + "  " + draw(st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=10)) for _ in range(draw(st.integers(0, 3)))]
+        elif form == "comment":
+            lines.append(f"{head} {draw(yaml_scalar())}  # {draw(st.text(max_size=8))}".replace("\n", " "))
+        elif form == "noise":
+            lines.append(draw(st.sampled_from(["\t" + head, head + " :", head + " - x", pad + "...", pad + "---", "%YAML 1.2", "%TAG !e! tag:e,2000:", "", "#"])))
+        else:
+            lines.append(f"{head} {draw(yaml_flow() if form == 'flow' else yaml_scalar())}")
+    return lines
+
+
+@st.composite
+def yaml_documents(draw: st.DrawFn) -> str:
+    lines = draw(yaml_block())
+    if draw(st.booleans()):  # often a plausible spec's skeleton under the noise
+        name = draw(st.sampled_from(sorted(BASES)))
+        lines = dump(BASES[name]).splitlines() + lines
+        draw(st.randoms()).shuffle(lines) if not draw(st.integers(0, 4)) else None
+    prefix = draw(st.sampled_from(["", "", "", "---\n", "%YAML 1.1\n---\n", "--- !!map\n", "\ufeff", "# spec\n"]))
+    return prefix + "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n...\n", "\n---\n", "\n---\nrnnc: 1\n"]))
+
+
+@settings(SETTINGS, max_examples=examples("yaml_text"))
+@given(text=yaml_documents())
+def test_random_yaml_documents_compile_or_raise_spec_error(base: Path, text: str) -> None:
+    check_compiles_or_reports(text, base)

@@ -1,0 +1,284 @@
+"""Data-parallel training on `torch.distributed`: workers started by torchrun, DDP.
+
+rnnc brings no launcher, rendezvous or wire protocol of its own. `launch` hands
+`rnnc train ... --nproc N` to torchrun's own entry (`torch.distributed.run`, standalone
+rendezvous on this machine); across machines the user runs `torchrun ... -m rnnc train`.
+A worker knows it is one from the variables torchrun sets (`RANK`, `WORLD_SIZE`,
+`LOCAL_RANK`); `session` then joins the process group (gloo on CPU, NCCL on CUDA) with
+a timeout, so a lost peer ends the run instead of hanging it. `DistributedTrainer` runs
+the ordinary `Trainer` loop on this rank's shard with the module wrapped in
+`DistributedDataParallel`: `training.batch_size` is the global batch, each rank steps
+on `batch_size / world` rows, and DDP's gradient average over equal local batches is
+the single-process gradient of the global batch. The shard follows DistributedSampler:
+one permutation per epoch from (seed, epoch), the same on every rank and the same as a
+single process's, padded by repeating its head to a multiple of the world size, rank r
+taking every world-th sample from r. Losses and metrics are reduced over all ranks, and
+rank 0's logs are broadcast so every rank takes the same early-stopping decisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+
+from rnnc import ir
+from rnnc.errors import UsageError
+
+from .trainer import DeviceData, Trainer, epoch_seed
+
+TIMEOUT_ENV = "RNNC_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 300)
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """This process's place among the workers of one run."""
+
+    rank: int
+    size: int
+    local_rank: int
+    device: torch.device  # where collectives run: the rank's GPU for NCCL, else the CPU
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def worker_env() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun started this process, else None."""
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return None
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _worker_device(name: str, local_rank: int) -> torch.device:
+    from .fit import resolve_device  # fit imports this module
+
+    device = resolve_device(name)
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count()
+    if device.index is None and local_rank >= count:
+        raise UsageError(f"worker {local_rank}: only {count} CUDA device(s) on this machine; run at most {count} processes per machine on cuda")
+    return torch.device("cuda", local_rank if device.index is None else device.index)
+
+
+@contextlib.contextmanager
+def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]:
+    """The world and this process's device: (None, device) outside torchrun. Joins the
+    process group on entry (unless already joined) and leaves it on exit."""
+    env = worker_env()
+    if env is None:
+        from .fit import resolve_device
+
+        yield None, resolve_device(device)
+        return
+    rank, size, local_rank = env
+    target = _worker_device(device, local_rank)
+    joined = not dist.is_initialized()
+    if joined:
+        if target.type == "cuda":
+            torch.cuda.set_device(target)
+        timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "300")))
+        backend = "nccl" if target.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timeout, **({"device_id": target} if target.type == "cuda" else {}))
+    world = World(rank, size, local_rank, target if target.type == "cuda" else torch.device("cpu"))
+    try:
+        yield world, target
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def make_trainer(model: ir.Model, device: torch.device, world: World | None) -> Trainer:
+    """A `Trainer`, or a `DistributedTrainer` inside a torchrun worker."""
+    return Trainer(model, device) if world is None else DistributedTrainer(model, device, world)
+
+
+# --- sharding and reductions ------------------------------------------------------------
+
+
+def shard_order(n: int, world: World, seed: int, epoch: int, shuffle: bool = True) -> Tensor:
+    """This rank's samples for `epoch`, in order (DistributedSampler's rule, rnnc's
+    per-epoch permutation): every rank gets ceil(n / world) samples; when `n` does not
+    divide, the first few of the permutation are seen twice in the epoch."""
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+    else:
+        order = torch.arange(n)
+    total = -(-n // world.size) * world.size
+    if total > n:
+        order = order.repeat(-(-total // n))[:total]
+    return order[world.rank :: world.size]
+
+
+def all_sum(values: Sequence[float], world: World) -> list[float]:
+    """Each value summed over all ranks (float64)."""
+    buffer = torch.tensor(list(values), dtype=torch.float64, device=world.device)
+    dist.all_reduce(buffer)
+    return buffer.tolist()
+
+
+def gather_rows(tensor: Tensor, world: World) -> Tensor:
+    """The ranks' tensors concatenated along dim 0, in rank order (sizes may differ)."""
+    dtype = tensor.dtype
+    wire = tensor.to(device=world.device, dtype=torch.uint8 if dtype == torch.bool else dtype).contiguous()
+    sizes = torch.zeros(world.size, dtype=torch.int64, device=world.device)
+    sizes[world.rank] = wire.shape[0]
+    dist.all_reduce(sizes)
+    most = int(sizes.max())
+    padded = torch.zeros((most, *wire.shape[1:]), dtype=wire.dtype, device=world.device)
+    padded[: wire.shape[0]] = wire
+    parts = [torch.empty_like(padded) for _ in range(world.size)]
+    dist.all_gather(parts, padded)
+    rows = torch.cat([part[: int(count)] for part, count in zip(parts, sizes.tolist())])
+    return rows.to(device=tensor.device, dtype=dtype)
+
+
+def agree(logs: dict[str, float], world: World) -> dict[str, float]:
+    """Rank 0's values for `logs` (same keys on every rank), so that every rank takes
+    the same early-stopping and schedule decisions even if its floats differ."""
+    keys = list(logs)
+    buffer = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=world.device)
+    dist.broadcast(buffer, 0)
+    return dict(zip(keys, buffer.tolist()))
+
+
+def broadcast_bytes(payload: bytes | None, world: World) -> bytes:
+    """Rank 0's `payload` on every rank (others pass None)."""
+    size = torch.tensor([len(payload or b"")], dtype=torch.int64, device=world.device)
+    dist.broadcast(size, 0)
+    data = torch.zeros(int(size), dtype=torch.uint8, device=world.device)
+    if world.is_main and payload:
+        data.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
+    dist.broadcast(data, 0)
+    return data.cpu().numpy().tobytes()
+
+
+# --- the trainer ---------------------------------------------------------------------
+
+
+class DistributedTrainer(Trainer):
+    """The `Trainer` of one rank: its shard, DDP gradients, reduced logs. Every method
+    that reduces is collective: all ranks call it, in the same order."""
+
+    def __init__(self, model: ir.Model, device: torch.device | str, world: World):
+        batch = model.training.batch_size
+        if batch % world.size:
+            fit = batch - batch % world.size or world.size
+            raise UsageError(
+                f"training.batch_size {batch} is the global batch and must divide among the {world.size} workers "
+                f"(e.g. --set training.batch_size={fit})"
+            )
+        super().__init__(model, device)
+        self.world = world
+        self.local_batch = batch // world.size
+        self._gather = True
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(self.module, device_ids=ids)  # broadcasts rank 0's weights
+        if world.rank:  # rank 0 keeps the single-process dropout stream; the others differ
+            torch.manual_seed(self._rank_seed(0))
+
+    def _rank_seed(self, epoch: int) -> int:
+        return epoch_seed(self.settings.seed, (1 << 40) + (epoch << 16) + self.world.rank)
+
+    def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
+        local = data.take(shard_order(data.size, self.world, self.settings.seed, epoch, self.settings.shuffle).to(self.device))
+        # The one hot loop, run on the shard: local batch, already shuffled, DDP module.
+        full, module = self.settings, self.module
+        self.settings = dataclasses.replace(full, batch_size=self.local_batch, shuffle=False)
+        self.module = self.ddp  # type: ignore[assignment]
+        try:
+            logs = super().train_epoch(epoch, local, lr, progress and self.world.is_main)
+        finally:
+            self.settings, self.module = full, module
+        total, count = all_sum([logs["loss"] * local.size, local.size], self.world)
+        logs["loss"] = total / count
+        return agree(logs, self.world)
+
+    def evaluate(self, data: DeviceData) -> dict[str, float]:
+        if data.size < self.world.size:  # too few to shard: every rank evaluates all
+            self._gather = False
+            try:
+                return agree(super().evaluate(data), self.world)
+            finally:
+                self._gather = True
+        local = data.take(torch.arange(self.world.rank, data.size, self.world.size, device=self.device))
+        logs = super().evaluate(local)
+        total, count = all_sum([logs["loss"] * local.size, local.size], self.world)
+        logs["loss"] = total / count
+        return agree(logs, self.world)
+
+    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
+        if self._gather:
+            outputs, targets = gather_rows(outputs.float(), self.world), gather_rows(targets, self.world)
+            mask = None if mask is None else gather_rows(mask, self.world)
+        return super()._metrics(outputs, targets, mask)
+
+    # --- state: every rank's RNG, so a resumed run continues exactly ----------------
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["rng"]["ranks"] = [row.clone() for row in gather_rows(torch.get_rng_state()[None], self.world)]
+        if self.device.type == "cuda":
+            state["rng"]["cuda_ranks"] = [row.clone() for row in gather_rows(torch.cuda.get_rng_state(self.device)[None], self.world)]
+        state["world_size"] = self.world.size
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        rng, rank = state["rng"], self.world.rank
+        if state.get("world_size") == self.world.size and "ranks" in rng:
+            torch.set_rng_state(rng["ranks"][rank].contiguous().clone())  # its own storage, as set_rng_state needs
+            if self.device.type == "cuda" and "cuda_ranks" in rng:
+                torch.cuda.set_rng_state(rng["cuda_ranks"][rank], self.device)
+        elif rank:  # resumed with another number of workers: a fresh stream per rank
+            torch.manual_seed(self._rank_seed(self.epoch))
+
+    def adopt(self, state: dict[str, Any] | None) -> bool:
+        """Load rank 0's `state` (a checkpoint only rank 0 read) on every rank, through
+        the same safe loader as a checkpoint file; False when rank 0 had none."""
+        payload = None
+        if self.world.is_main and state is not None:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            payload = buffer.getvalue()
+        data = broadcast_bytes(payload, self.world)
+        if not data:
+            return False
+        self.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+        return True
+
+
+# --- the launcher: torchrun's --------------------------------------------------------
+
+
+def launch(nproc: int, worker_args: Sequence[str]) -> int:
+    """Run `python -m rnnc <worker_args>` in `nproc` workers on this machine through
+    torchrun (standalone rendezvous on a free local port, no restarts). Returns the exit
+    status: 0, or the first failed worker's (2 for bad input, else 1)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    config = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "rnnc", *worker_args]
+    )
+    try:
+        run(config)
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        code = failure.exitcode
+        print(f"rnnc train: worker {rank} of {nproc} failed (exit status {code}); the other workers were stopped", file=sys.stderr)
+        return 2 if code == 2 else 1
+    return 0
+

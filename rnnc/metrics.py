@@ -1,0 +1,154 @@
+"""The spec's metrics (and its loss) over a whole set of predictions, with Keras's meanings.
+
+numpy only: the torch trainer computes its per-epoch metrics here from every prediction
+of the epoch (so per-step training pays nothing for them and `auc` is exact rather
+than a histogram estimate), and `rnnc evaluate` computes the same numbers from an
+exported model's outputs without torch. Padded steps of sequence outputs are dropped
+first. What a metric means depends on the loss:
+
+- binary_crossentropy: a prediction is positive at p > 0.5; precision, recall and f1
+  count every output unit together (micro), auc averages the units that have both
+  classes;
+- (sparse_)categorical_crossentropy: the class is the argmax; precision, recall, f1 and
+  auc (one-vs-rest) are macro averages over the classes;
+- regression losses: accuracy is exact equality (Keras's `Accuracy`), and the
+  classification metrics read outputs and targets as binary at 0.5.
+
+mae, mse and rmse compare probabilities with one-hot targets for classification.
+A metric that has no defined value (auc with one class only) is NaN. `loss_value` is
+the spec's loss on the model's outputs, as `rnnc_torch.losses` defines it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnc import ir
+
+
+def compute_metrics(
+    names: tuple[str, ...], loss: ir.Loss, probs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, float]:
+    """`{name: value}` for `probs` (the model's outputs) against `targets` (the loss's
+    layout); `mask` `[N, T]` marks the real steps of sequence outputs."""
+    if not names:
+        return {}
+    if mask is not None:
+        probs, targets = probs[mask], targets[mask]
+    units = probs.shape[-1]
+    probs = probs.reshape(-1, units).astype(np.float64)
+    if loss.type == "sparse_categorical_crossentropy":
+        labels = targets.reshape(-1).astype(np.int64)
+        dense = np.eye(units)[labels]
+    else:
+        dense = targets.reshape(-1, units).astype(np.float64)
+        labels = dense.argmax(-1)
+    multiclass = loss.type in ("categorical_crossentropy", "sparse_categorical_crossentropy")
+    out = {}
+    for name in names:
+        out[name] = float(_metric(name, loss, multiclass, probs, dense, labels))
+    return out
+
+
+def _metric(name: str, loss: ir.Loss, multiclass: bool, probs: np.ndarray, dense: np.ndarray, labels: np.ndarray) -> float:
+    if probs.shape[0] == 0:
+        return float("nan")
+    match name:
+        case "mae":
+            return float(np.abs(probs - dense).mean())
+        case "mse":
+            return float(np.square(probs - dense).mean())
+        case "rmse":
+            return float(np.sqrt(np.square(probs - dense).mean()))
+        case "accuracy":
+            if multiclass:
+                return float((probs.argmax(-1) == labels).mean())
+            if loss.is_classification:
+                return float(((probs > 0.5) == (dense > 0.5)).mean())
+            return float((probs == dense).mean())
+        case "precision" | "recall" | "f1":
+            if multiclass:
+                predicted = probs.argmax(-1)
+                per_class = [_prf(name, predicted == c, labels == c) for c in range(probs.shape[-1])]
+                return float(np.mean(per_class))
+            return _prf(name, probs > 0.5, dense > 0.5)
+        case "auc":
+            truth = np.eye(probs.shape[-1], dtype=bool)[labels] if multiclass else dense > 0.5
+            scores = [_auc(probs[:, u], truth[:, u]) for u in range(probs.shape[-1])]
+            defined = [s for s in scores if not np.isnan(s)]
+            return float(np.mean(defined)) if defined else float("nan")
+        case _:
+            raise ValueError(f"unknown metric {name!r}")
+
+
+def _prf(name: str, predicted: np.ndarray, actual: np.ndarray) -> float:
+    tp = float(np.sum(predicted & actual))
+    fp = float(np.sum(predicted & ~actual))
+    fn = float(np.sum(~predicted & actual))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    if name == "precision":
+        return precision
+    if name == "recall":
+        return recall
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic, ties counting one half."""
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts
+    ranks = (starts + (counts + 1) / 2.0)[inverse]  # average rank, 1-based
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+EPSILON = 1e-7  # Keras's clip on probabilities before a log, as in rnnc_torch.losses
+
+
+def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The mean of `loss` for the model's `outputs` (logits when `loss.from_logits`)
+    against `targets` (the loss's layout), over the real steps where `mask` is given."""
+    out = np.asarray(outputs, dtype=np.float64)
+    if loss.from_logits and loss.is_classification:
+        out = _probabilities(loss, out)
+    match loss.type:
+        case "binary_crossentropy":
+            p, t = np.clip(out, EPSILON, 1.0 - EPSILON), targets.astype(np.float64)
+            per = -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p)).mean(-1)
+        case "categorical_crossentropy":
+            p = np.clip(out / out.sum(-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+            per = -(targets * np.log(p)).sum(-1)
+        case "sparse_categorical_crossentropy":
+            p = np.clip(out, EPSILON, 1.0 - EPSILON)
+            per = -np.log(np.take_along_axis(p, targets.astype(np.int64)[..., None], -1))[..., 0]
+        case "mse":
+            per = np.square(out - targets).mean(-1)
+        case "mae":
+            per = np.abs(out - targets).mean(-1)
+        case "huber":
+            error = np.abs(out - targets)
+            per = np.where(error <= loss.delta, 0.5 * error**2, loss.delta * (error - 0.5 * loss.delta)).mean(-1)
+        case _:
+            raise ValueError(f"unknown loss {loss.type!r}")
+    if mask is None:
+        return float(per.mean())
+    return float((per * mask).sum() / max(1.0, float(mask.sum())))
+
+
+def _probabilities(loss: ir.Loss, logits: np.ndarray) -> np.ndarray:
+    if loss.type == "binary_crossentropy":
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def output_probabilities(loss: ir.Loss, outputs: np.ndarray) -> np.ndarray:
+    """What the metrics read: the model's outputs, made probabilities when they are
+    logits (`loss.from_logits`), as the trainer does."""
+    if loss.from_logits and loss.is_classification:
+        return _probabilities(loss, np.asarray(outputs, dtype=np.float64))
+    return np.asarray(outputs)

@@ -1,0 +1,59 @@
+"""`training.precision`: fp32 as written, bf16 autocast (CPU and CUDA), fp16 autocast
+with a gradient scaler (CUDA only, refused on a CPU); weights stay float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import binary_data, tiny_model
+
+from rnnc import ir
+from rnnc.data import from_arrays
+from rnnc.errors import UsageError
+from rnnc_torch.checkpoint import load_checkpoint, save_checkpoint
+from rnnc_torch.fit import fit
+from rnnc_torch.trainer import Trainer
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_fp16_on_cpu_is_refused() -> None:
+    with pytest.raises(UsageError, match="training.precision fp16 needs a CUDA device; on a CPU use bf16 or fp32"):
+        Trainer(tiny_model(precision="fp16"), "cpu")
+
+
+@pytest.mark.parametrize("layer", [ir.SimpleRNN(units=8), ir.LSTM(units=8), ir.GRU(units=8)], ids=lambda layer: type(layer).__name__)
+def test_bf16_on_cpu_trains_close_to_fp32(layer: ir.Layer) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        model = tiny_model([layer, ir.Dense(units=1, activation="sigmoid")], epochs=2, precision=precision)
+        history = fit(model, *binary_data(n=128), device="cpu", progress=False, verbose=False)
+        assert all(w.dtype == np.float32 for w in history.weights().values())
+        losses[precision] = history[-1]["loss"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], abs=0.02)
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda_learns(precision: str) -> None:
+    model = tiny_model([ir.LSTM(units=16), ir.Dense(units=1, activation="sigmoid")], epochs=6, precision=precision,
+                       gradient_clip=1.0, metrics=("accuracy",))
+    history = fit(model, *binary_data(n=512), validation=binary_data(n=128, seed=1), device="cuda", progress=False, verbose=False)
+    assert history[-1]["val_accuracy"] > 0.8
+    assert all(w.dtype == np.float32 for w in history.weights().values())
+
+
+@cuda
+def test_fp16_checkpoint_keeps_the_gradient_scaler(tmp_path: Path) -> None:
+    model = tiny_model([ir.GRU(units=8), ir.Dense(units=1, activation="sigmoid")], epochs=2, precision="fp16")
+    trainer = Trainer(model, "cuda")
+    trainer.run(from_arrays(model, *binary_data()), progress=False)
+    save_checkpoint(tmp_path / "c.pt", trainer.state_dict(), "fp")
+    state = load_checkpoint(tmp_path / "c.pt", "fp")
+    assert state["scaler"]["scale"] == trainer.precision.scaler.get_scale()
+    resumed = Trainer(model, "cuda")
+    resumed.load_state_dict(state)
+    assert resumed.precision.scaler.get_scale() == trainer.precision.scaler.get_scale()
