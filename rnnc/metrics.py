@@ -114,7 +114,7 @@ def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np
     against `targets` (the loss's layout), over the real steps where `mask` is given."""
     out = np.asarray(outputs, dtype=np.float64)
     if loss.from_logits and loss.is_classification:
-        out = _probabilities(loss, out)
+        out = probabilities_from_logits(out, multiclass=loss.type != "binary_crossentropy")
     match loss.type:
         case "binary_crossentropy":
             p, t = np.clip(out, EPSILON, 1.0 - EPSILON), targets.astype(np.float64)
@@ -139,8 +139,10 @@ def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np
     return float((per * mask).sum() / max(1.0, float(mask.sum())))
 
 
-def _probabilities(loss: ir.Loss, logits: np.ndarray) -> np.ndarray:
-    if loss.type == "binary_crossentropy":
+def probabilities_from_logits(logits: np.ndarray, multiclass: bool) -> np.ndarray:
+    """Softmax over the last axis (one class of several), else a sigmoid per unit."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if not multiclass:
         return 1.0 / (1.0 + np.exp(-logits))
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
@@ -150,5 +152,5 @@ def output_probabilities(loss: ir.Loss, outputs: np.ndarray) -> np.ndarray:
     """What the metrics read: the model's outputs, made probabilities when they are
     logits (`loss.from_logits`), as the trainer does."""
     if loss.from_logits and loss.is_classification:
-        return _probabilities(loss, np.asarray(outputs, dtype=np.float64))
+        return probabilities_from_logits(outputs, multiclass=loss.type != "binary_crossentropy")
     return np.asarray(outputs)

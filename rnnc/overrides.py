@@ -26,7 +26,11 @@ def _apply(doc: Document, text: str) -> str | None:
         return "expected key.path=value"
     path = _parse_key(key)
     value_doc = load_text(raw if raw.strip() else "''", f"--set {text}")
-    doc.problems.extend(_unplaced(value_doc.problems))
+    # a problem inside the value names its place under the key (`layers.0.units`, not `units`)
+    doc.problems.extend(
+        dataclasses.replace(p, path=f"{key}{'' if p.path.startswith('[') else '.'}{p.path}") if p.path else p
+        for p in _unplaced(value_doc.problems)
+    )
     parent: Any = doc.data
     real: list[str | int] = []  # the path as it is in the data: a digit names a mapping key there
     for part in path:

@@ -85,10 +85,12 @@ def _shape_problems(parts: Parts) -> list[Problem]:
 def compile_document(doc: Document, base: Path) -> ir.Model:
     seen = {(p.origin, p.line, p.column) for p in doc.problems}
     # a value refused while loading is None now; the schema's word on it would repeat that
-    problems = doc.problems + [p for p in schema_problems(doc) if (p.origin, p.line, p.column) not in seen]
+    schema = schema_problems(doc)
+    problems = doc.problems + [p for p in schema if (p.origin, p.line, p.column) not in seen]
     if not isinstance(doc.data, dict):
         raise SpecError(problems)
-    parts = _build_parts(doc, base, _sections_with_problems(problems, doc))
+    # a section the schema refused is not built, even where its word was not repeated
+    parts = _build_parts(doc, base, _sections_with_problems(problems + schema, doc))
     problems += _shape_problems(parts)
     problems += semantic_problems(parts)
     if problems:

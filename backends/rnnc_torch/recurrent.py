@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnc import ir
 
+from . import stepwise
 from .layers import Block, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
@@ -70,8 +71,10 @@ class RecurrentBlock(Block):
         # starts in the padding, so bidirectional layers pack; so does a relu
         # simple_rnn, whose state could overflow over a long padded tail and turn the
         # (zero) gradients flowing through it into NaN.
-        self.packs = first.bidirectional or getattr(first, "activation", "tanh") == "relu"
+        self.relu = getattr(first, "activation", "tanh") == "relu"
+        self.packs = first.bidirectional or self.relu
         self.input_dropout = nn.Dropout(first.dropout) if first.dropout > 0 else None
+        self.workspace = stepwise.Workspace()  # training buffers kept between steps
         shared = dict(
             input_size=features,
             hidden_size=first.units,
@@ -120,10 +123,12 @@ class RecurrentBlock(Block):
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.input_dropout is not None:
             x = self.input_dropout(x)
-        if lengths is None:
+        if stepwise.applies(self.rnn, x) and (lengths is None or not self.relu):
+            y = stepwise.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
+        elif lengths is None:
             out, state = self.rnn(x)
             return (out if self.return_sequences else self._last_state(state, x.shape[0])), None
-        if self.packs:
+        elif self.packs:
             y = self._packed(x, lengths)
         else:
             # Zeroed padding keeps junk (even NaN) in padded input steps out of the
@@ -133,6 +138,8 @@ class RecurrentBlock(Block):
                 y = out
             else:
                 y = out[torch.arange(x.shape[0], device=out.device), (lengths - 1).clamp(min=0)]
+        if lengths is None:
+            return y, None
         empty = (lengths == 0).view(-1, *([1] * (y.dim() - 1)))
         return y.masked_fill(empty, 0.0), lengths
 
@@ -148,4 +155,6 @@ class RecurrentBlock(Block):
     def _last_state(self, state: Tensor | tuple[Tensor, Tensor], batch: int) -> Tensor:
         """The last layer's `h_n`, directions side by side: `[batch, directions * units]`."""
         h_n = state[0] if isinstance(state, tuple) else state
-        return h_n[-self.directions :].transpose(0, 1).reshape(batch, self.directions * self.units)
+        if self.directions == 1:
+            return h_n[-1]
+        return h_n[-2:].transpose(0, 1).reshape(batch, 2 * self.units)

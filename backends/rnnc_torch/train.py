@@ -149,7 +149,10 @@ def _start_fresh(run: Path) -> None:
     """A new run: drop an earlier run's artifacts so none can be mistaken for this one's."""
     if run.exists() and not run.is_dir():
         raise UsageError(f"-o {run}: exists and is not a directory")
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a parent that is a file, no permission, a read-only disk
+        raise UsageError(f"-o {run}: cannot create the run directory: {err.strerror or err}") from None
     stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, ONNX, VOCAB) if (run / name).exists()]
     if stale:
         print(f"{run}: replacing the previous run's files (use --resume to continue it)", file=sys.stderr)

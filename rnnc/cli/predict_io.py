@@ -8,7 +8,7 @@ line; rows may differ in length for variable-length models, and are then padded 
 the end and given lengths). CSV is read twice: once to check every row and size the
 batch, once to run it. Outputs: `.npy`, or `.csv` rows (`%.9g`, enough to round-trip
 float32), to a file or stdout; for `.txt` input the `.csv` rows are `text,label,probability`
-(`text,value` for regression). Files are written atomically.
+(`text,value...` for regression). Files are written atomically.
 """
 
 from __future__ import annotations
@@ -265,16 +265,19 @@ class LabelWriter:
         self.texts, self.done = texts, 0
         self.classes = predictor.classes
         self.meaning = predictor.metadata.get("output", "")
-        self.writer.writerow(["text", "label", "probability"] if self.classes else ["text", "value"])
 
     def write(self, y: np.ndarray) -> None:
         texts = self.texts[self.done : self.done + len(y)]
+        values = y.reshape(len(y), -1)
+        if self.done == 0:  # the header: one value column per output unit
+            names = ["value"] if values.shape[1] == 1 else [f"value_{i}" for i in range(values.shape[1])]
+            self.writer.writerow(["text", "label", "probability"] if self.classes else ["text", *names])
         self.done += len(y)
         if not self.classes:
-            for text, row in zip(texts, y.reshape(len(y), -1), strict=True):
+            for text, row in zip(texts, values, strict=True):
                 self.writer.writerow([text, *(f"{v:.6g}" for v in row)])
             return
-        probs = class_probabilities(y.reshape(len(y), -1), self.meaning)
+        probs = class_probabilities(values, self.meaning)
         best = probs.argmax(-1)
         for text, k, row in zip(texts, best, probs, strict=True):
             self.writer.writerow([text, self.classes[k], f"{row[k]:.4f}"])
@@ -284,13 +287,11 @@ def class_probabilities(y: np.ndarray, meaning: str) -> np.ndarray:
     """`[N, C]` class probabilities from the model's output `[N, U]`, whatever the metadata's
     `output` says it is (probabilities, log-probabilities or logits); one sigmoid unit
     becomes two columns (class 0, class 1)."""
+    from rnnc.metrics import probabilities_from_logits
+
     y = y.astype(np.float64)
     if "log-probabilities" in meaning:
         y = np.exp(y)
     elif "logits" in meaning:
-        if y.shape[-1] == 1:
-            y = 1.0 / (1.0 + np.exp(-y))
-        else:
-            y = np.exp(y - y.max(-1, keepdims=True))
-            y /= y.sum(-1, keepdims=True)
+        y = probabilities_from_logits(y, multiclass=y.shape[-1] > 1)
     return np.concatenate([1.0 - y, y], axis=-1) if y.shape[-1] == 1 else y

@@ -387,3 +387,33 @@ def yaml_documents(draw: st.DrawFn) -> str:
 @given(text=yaml_documents())
 def test_random_yaml_documents_compile_or_raise_spec_error(base: Path, text: str) -> None:
     check_compiles_or_reports(text, base)
+
+
+# --- what the fuzzer found, kept as plain cases ----------------------------------------
+# (spec text, overrides, the lines' endings); "SPEC" stands for a ready spec's text and
+# "NUL" for it with a NUL character in a data path.
+
+FOUND = [
+    ("- !!int ''\n", [], ["spec.yaml:1:1: expected a mapping, got a list", "spec.yaml:1:3: [0]: cannot read value: '' is not a valid !!int"]),
+    ("- !!float ''\n", [], ["spec.yaml:1:1: expected a mapping, got a list", "spec.yaml:1:3: [0]: cannot read value: '' is not a valid !!float"]),
+    ("- !!bool accuracy\n", [], ["spec.yaml:1:1: expected a mapping, got a list", "spec.yaml:1:3: [0]: cannot read value: 'accuracy' is not a valid !!bool"]),
+    ("!!int '': 3\n", [], ["spec.yaml:1:1: cannot read key: '' is not a valid !!int"]),
+    ("a: !!timestamp x\n", [], None),
+    ("NUL", [], ["data.train: a file name cannot contain a NUL character"]),
+    ("SPEC", ["layers.0={activation: 9223372036854775808}"],
+     ["--set layers.0={activation: 9223372036854775808}: layers.0.activation: integer out of range: a spec takes integers from -2**63 to 2**63-1"]),
+    ("SPEC", ["layers.0.units={activation: 9223372036854775808}"], None),
+    ("SPEC", ["input={shape: 9223372036854775808}"], None),
+]
+
+
+@pytest.mark.parametrize(("text", "overrides", "expected"), FOUND, ids=[f"found{i}" for i in range(len(FOUND))])
+def test_what_the_fuzzer_found(base: Path, text: str, overrides: list[str], expected: list[str] | None) -> None:
+    spec = BASES["seed_binary"]
+    text = {"SPEC": dump(spec), "NUL": dump({**spec, "data": {**spec["data"], "train": "a\0b.npz"}})}.get(text, text)
+    with pytest.raises(SpecError) as caught:
+        model_from_text(text, ORIGIN, base, overrides)
+    check_compiles_or_reports(text, base, overrides)  # every line placed, one line each
+    if expected is not None:
+        lines = caught.value.lines()
+        assert all(any(line.endswith(e) for line in lines) for e in expected), lines

@@ -147,7 +147,8 @@ PREDICT_ERRORS = [
     ("not a zip", lambda d: (d / "x.npz").write_text("hello"), "x.npz: not an .npz archive"),
     ("bad csv number", lambda d: (d / "x.csv").write_text("1,2\n3,oops\n"), "x.csv:2: 'oops' is not a number"),
     ("odd csv row", lambda d: (d / "x.csv").write_text("1,2,3\n"), "x.csv:1: 3 values are not whole steps of 2 features"),
-    ("unknown format", lambda d: (d / "x.txt").write_text("1,2\n"), "x.txt: unknown input format '.txt'"),
+    ("unknown format", lambda d: (d / "x.tsv").write_text("1\t2\n"), "x.tsv: unknown input format '.tsv'"),
+    ("text for a model of numbers", lambda d: (d / "x.txt").write_text("some words\n"), "x.txt: a .txt input holds raw text, but "),
 ]
 
 

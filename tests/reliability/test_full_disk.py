@@ -17,6 +17,7 @@ previous file byte for byte, and leaves no temporary file behind.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import uuid
@@ -191,3 +192,23 @@ def test_compile_and_predict_under_a_file_size_limit(tmp_path: Path) -> None:
     assert_refused(done.returncode, done.stderr, out, "File too large")
     assert snapshot(tmp_path) == before
 
+
+
+def test_output_paths_through_a_file_are_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a full disk but a bad `-o`: one line and exit 2, for every command."""
+    spec, model = tiny_onnx(tmp_path)
+    np.save(tmp_path / "x.npy", binary_data(n=20)[0])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [
+        (["train", spec, "-o", blocker / "run", "--device", "cpu", "--no-progress"],
+         rf"-o {blocker / 'run'}: cannot create the run directory: (File exists|Not a directory)"),
+        (["compile", spec, "-o", blocker / "m.onnx"], rf"{blocker / 'm.onnx'}: cannot write: (File exists|Not a directory); nothing was written"),
+        (["predict", model, tmp_path / "x.npy", "-o", blocker / "y.npy"],
+         rf"{blocker / 'y.npy'}: cannot write: (File exists|Not a directory); nothing was written"),
+    ]
+    for argv, expected in cases:
+        capsys.readouterr()
+        status = main([str(a) for a in argv])
+        err = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+        assert status == 2 and len(err) == 1 and re.fullmatch(expected, err[0]), (argv[0], err)

@@ -93,16 +93,6 @@ def test_predict_reads_raw_lines_and_prints_labels_with_probabilities(run: tuple
     assert out[3].startswith("zzz qqq,")  # unknown words only: still a prediction
 
 
-def test_predict_refuses_text_for_a_model_not_trained_on_text(run: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = Path(__file__).resolve().parents[2] / "specs" / "seed_binary.yaml"
-    model = tmp_path / "seed.onnx"
-    assert main(["compile", str(spec), "--backend", "onnx", "-o", str(model)]) == 0
-    (tmp_path / "x.txt").write_text("hello\n")
-    capsys.readouterr()
-    assert main(["predict", str(model), str(tmp_path / "x.txt")]) == 2
-    assert "was not trained on text (no vocabulary in it)" in capsys.readouterr().err
-
-
 def test_evaluate_gives_the_trainers_test_numbers(run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     folder, printed = run
     logged = dict(re.findall(r"(\w+) ([\d.]+)", next(line for line in printed.splitlines() if line.startswith("test "))))

@@ -1,0 +1,386 @@
+"""Recurrent layers for training on a CPU: the time loop in Python, the backward pass by hand.
+
+Under autograd, torch's CPU `nn.RNN`/`nn.LSTM`/`nn.GRU` record each step's small
+operations (or run oneDNN's training kernels) and walk many small autograd nodes per
+step backwards, and every call maps fresh multi-megabyte buffers whose first touch
+costs page faults. A trainer knows the whole computation, so `run` computes a block's
+(possibly fused, multi-layer) module with one custom autograd function per layer: the
+input projection of every step is one matrix product written into the gate buffer,
+then each step is one matrix product for all directions at once plus a few in-place
+elementwise operations; the backward pass is the same loop in reverse, and the weight
+gradients are one product each over all steps. The large buffers are reused from one
+training step to the next (`Workspace`). LSTM and GRU compute tanh as
+2 * sigmoid(2x) - 1, the rows feeding it scaled by 2 beforehand, because torch's CPU
+sigmoid is several times faster than its tanh. A bidirectional layer's backward
+direction runs on the input reversed within each sequence's length, so a variable-
+length batch needs no packing. `applies` says when this path is taken (float32 CPU
+tensors, gradients on, no autocast, not under `torch.compile`); elsewhere torch's own
+modules run. The function is the same; tests compare values and gradients with torch's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+TANH_BLOCK = {"LSTM": 2, "GRU": 2}  # the gate block computed as 2 * sigmoid(2x) - 1
+
+
+def applies(rnn: nn.RNNBase, x: Tensor) -> bool:
+    """Whether `run` should compute `rnn` on `x` (otherwise call `rnn` itself)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and rnn.mode in GATES
+        and not getattr(rnn, "proj_size", 0)
+    )
+
+
+class Workspace:
+    """Large buffers kept from one step to the next, one per slot: a buffer is taken for
+    a forward pass and given back once its backward pass is done, so two passes in
+    flight never share one (the second allocates its own)."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, Tensor] = {}
+
+    def take(self, slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        buffer = self.free.pop(slot, None)
+        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype or buffer.device != like.device:
+            return like.new_empty(shape)
+        return buffer
+
+    def give(self, slot: str, buffer: Tensor) -> None:
+        self.free[slot] = buffer
+
+
+def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bool, workspace: Workspace) -> Tensor:
+    """What the block's torch module computes on batch-first `x`: the last layer's
+    outputs `[batch, time, directions * units]` (zero past each length when
+    bidirectional), or its final states `[batch, directions * units]` (forward direction
+    at each sequence's last real step, backward direction at step 0)."""
+    directions, units = (2 if rnn.bidirectional else 1), rnn.hidden_size
+    batch, steps = x.shape[0], x.shape[1]
+    u = x.transpose(0, 1)  # time-major [T, B, F]
+    real = reverse_index = None
+    if lengths is not None:
+        real = (torch.arange(steps, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
+        u = u * real  # padded steps carry zeros, whatever the batch held there
+        if directions == 2:
+            t = torch.arange(steps, device=x.device)[:, None]
+            reverse_index = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t).unsqueeze(-1)
+    last = x
+    for layer in range(rnn.num_layers):
+        if layer and rnn.dropout and rnn.training:
+            u = F.dropout(u, rnn.dropout, training=True)
+        if directions == 1:
+            stacked = u.unsqueeze(0).contiguous()
+        else:
+            stacked = torch.stack([u, u.flip(0) if reverse_index is None else _reverse(u, reverse_index)])
+        seq, last = _layer(rnn, layer, stacked, workspace)
+        if directions == 1:
+            u = seq[0]
+        else:
+            back = seq[1].flip(0) if reverse_index is None else _reverse(seq[1], reverse_index)
+            u = torch.cat([seq[0], back], dim=-1)
+            if real is not None:
+                u = u * real  # as packing does: nothing past a sequence's end
+    if return_sequences:
+        return u.transpose(0, 1)
+    if lengths is None:
+        return last[0] if directions == 1 else last.transpose(0, 1).reshape(batch, 2 * units)
+    forward = u[(lengths - 1).clamp(min=0), torch.arange(batch, device=x.device), :units]
+    return forward if directions == 1 else torch.cat([forward, u[0, :, units:]], dim=-1)
+
+
+def _reverse(u: Tensor, index: Tensor) -> Tensor:
+    """Each sequence's real steps in reverse order, the padding left where it is."""
+    return u.gather(0, index.expand_as(u))
+
+
+def _stacked(rnn: nn.RNNBase, name: str, layer: int, directions: int, scale: Tensor | None) -> Tensor:
+    """The parameter `name` of `layer` for every direction, `[directions, ...]`, its
+    rows scaled by `scale` (autograd carries the gradients back to the parameters)."""
+    params = [getattr(rnn, f"{name}_l{layer}{suffix}") for suffix in ("", "_reverse")[:directions]]
+    value = params[0].unsqueeze(0) if directions == 1 else torch.stack(params)
+    if scale is None:
+        return value
+    return value * (scale if value.dim() == 2 else scale[:, None])
+
+
+def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace) -> tuple[Tensor, Tensor]:
+    """One layer on `x` `[D, T, B, F]` (each direction's input in its own time order):
+    `(outputs [D, T, B, H], final states [D, B, H])`."""
+    mode, units = rnn.mode, rnn.hidden_size
+    size = GATES[mode] * units
+    scale = None
+    if mode in TANH_BLOCK:
+        scale = torch.ones(size, device=x.device)
+        scale[TANH_BLOCK[mode] * units : (TANH_BLOCK[mode] + 1) * units] = 2.0
+    directions = x.shape[0]
+    w_ih = _stacked(rnn, "weight_ih", layer, directions, scale)
+    w_hh = _stacked(rnn, "weight_hh", layer, directions, scale)
+    b_ih = _stacked(rnn, "bias_ih", layer, directions, scale) if rnn.bias else None
+    b_hh = _stacked(rnn, "bias_hh", layer, directions, scale) if rnn.bias else None
+    space = (workspace, f"{layer}.")
+    if mode == "GRU":
+        return GRUScan.apply(x, w_ih, b_ih, w_hh, b_hh, space)  # type: ignore[no-any-return]
+    bias = None if b_ih is None or b_hh is None else b_ih + b_hh
+    if mode == "LSTM":
+        return LSTMScan.apply(x, w_ih, bias, w_hh, space)  # type: ignore[no-any-return]
+    return RNNScan.apply(x, w_ih, bias, w_hh, space, mode == "RNN_RELU")  # type: ignore[no-any-return]
+
+
+class _Steps:
+    """Per-step views of `[D, T, B, X]` buffers and the matching matrix products: with
+    one direction the direction axis is dropped and 2-D products run (cheaper per call
+    than batched ones, which is most of a small layer's cost)."""
+
+    def __init__(self, directions: int):
+        self.one = directions == 1
+        self.addmm = torch.addmm if self.one else torch.baddbmm
+        self.mm = torch.mm if self.one else torch.bmm
+
+    def add_product(self, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """out += a @ b, in place."""
+        return out.addmm_(a, b) if self.one else out.baddbmm_(a, b)
+
+    def of(self, buffer: Tensor) -> tuple[Tensor, ...]:
+        """The step views of `buffer` `[D, T, B, X]`: `[B, X]` or `[D, B, X]` each."""
+        return (buffer[0] if self.one else buffer.transpose(0, 1)).unbind(0)
+
+    def flat(self, buffer: Tensor) -> Tensor:
+        """`[D, T, B, X]` (or `[D, G, X]` weights) as `[T * B, X]` or `[D, T * B, X]`."""
+        flat = buffer.reshape(buffer.shape[0], -1, buffer.shape[-1])
+        return flat[0] if self.one else flat
+
+    def row(self, b: Tensor) -> Tensor:
+        """A `[D, G]` bias as an addend for `[B, G]` or `[D, B, G]` products."""
+        return b[0] if self.one else b.unsqueeze(1)
+
+
+def _project(ops: _Steps, out: Tensor, x: Tensor, w: Tensor, b: Tensor | None) -> None:
+    """`out` `[D, T, B, G]` = x W^T + b, every step at once."""
+    if b is None:
+        ops.mm(ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+    else:
+        ops.addmm(ops.row(b), ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+
+
+def _input_grads(ctx, ops: _Steps, d_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of x, W_ih and the input bias from the pre-activations' `d_pre`."""
+    d = ops.flat(d_pre)
+    need = ctx.needs_input_grad
+    dx = ops.mm(d, ops.flat(w_ih)).view_as(x) if need[0] else None
+    dw = ops.mm(d.mT, ops.flat(x)).view_as(w_ih) if need[1] else None
+    db = d_pre.sum(dim=(1, 2)) if need[2] else None
+    return dx, dw, db
+
+
+def _recurrent_grad(ops: _Steps, d_rec: Tensor, hs: Tensor) -> Tensor:
+    """W_hh's gradient, `sum_t d_t^T h_{t-1}` over every step at once: `[D, G, H]`."""
+    grad = ops.mm(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
+    return grad.view(hs.shape[0], d_rec.shape[-1], hs.shape[-1])
+
+
+def _done(ctx) -> tuple:
+    """The saved buffers, once: a second backward pass would read reused memory."""
+    if ctx.buffers is None:
+        raise RuntimeError("rnnc's CPU recurrent layers support one backward pass per forward pass (no retain_graph)")
+    buffers, ctx.buffers = ctx.buffers, None
+    return buffers
+
+
+class RNNScan(torch.autograd.Function):
+    """h_t = act(x_t W_ih^T + b + h_{t-1} W_hh^T), act tanh or relu."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b, w_hh, space, relu):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
+        _project(ops, pre, x, w_ih, b)
+        h, p, w_t = ops.of(hs), ops.of(pre), ops.flat(w_hh).mT
+        for t in range(steps):
+            out = ops.addmm(p[t], h[t], w_t, out=h[t + 1])
+            if relu:
+                out.relu_()
+            else:
+                out.tanh_()
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space, ctx.relu = (pre,), hs, space, relu
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
+        dh = dh[0] if ops.one else dh
+        square = torch.empty_like(dh)
+        h, d, w = ops.of(hs), ops.of(d_pre), ops.flat(w_hh)
+        d_out = None if d_seq is None else ops.of(d_seq)
+        for t in range(len(d) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            if ctx.relu:
+                torch.mul(dh, h[t + 1] > 0, out=d[t])
+            else:
+                torch.mul(h[t + 1], h[t + 1], out=square)
+                torch.addcmul(dh, dh, square, value=-1.0, out=d[t])  # dh * (1 - h^2)
+            ops.mm(d[t], w, out=dh)
+        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        workspace.give(slot + "pre", d_pre)
+        return dx, dw_ih, db, dw_hh, None, None
+
+
+class LSTMScan(torch.autograd.Function):
+    """torch's LSTM cell, gates i, f, g, o (the g rows of W_ih, b, W_hh scaled by 2)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b, w_hh, space):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        gates = workspace.take(slot + "gates", (directions, steps, batch, 4 * units), x)
+        cs = workspace.take(slot + "c", (directions, steps + 1, batch, units), x)
+        tanh_c = workspace.take(slot + "tanh_c", (directions, steps, batch, units), x)
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        cs[:, 0].zero_()
+        _project(ops, gates, x, w_ih, b)
+        a_, h, c_, tc_, w_t = ops.of(gates), ops.of(hs), ops.of(cs), ops.of(tanh_c), ops.flat(w_hh).mT
+        for t in range(steps):
+            a = ops.add_product(a_[t], h[t], w_t).sigmoid_()
+            i, f, g, o = a.split(units, dim=-1)
+            c = torch.mul(f, c_[t], out=c_[t + 1])
+            c.addcmul_(i, g, value=2.0).sub_(i)  # + i * tanh(g): tanh(x) = 2 sigmoid(2x) - 1
+            tc = torch.mul(c, 2.0, out=tc_[t])
+            tc.sigmoid_().mul_(2.0).sub_(1.0)
+            torch.mul(o, tc, out=h[t + 1])
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space = (gates, cs, tanh_c), hs, space
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        gates, cs, tanh_c = _done(ctx)
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        units = hs.shape[-1]
+        d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)
+        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
+        dh = dh[0] if ops.one else dh
+        dc, tmp = torch.zeros_like(dh), torch.empty_like(dh)
+        a_, c_, tc_, d_, w = ops.of(gates), ops.of(cs), ops.of(tanh_c), ops.of(d_pre), ops.flat(w_hh)
+        d_out = None if d_seq is None else ops.of(d_seq)
+        for t in range(len(a_) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            a, tc, d = a_[t], tc_[t], d_[t]
+            i, f, g, o = a.split(units, dim=-1)
+            torch.mul(tc, tc, out=tmp)
+            tmp.sub_(1.0).mul_(o)
+            dc.addcmul_(dh, tmp, value=-1.0)  # + dh * o * (1 - tanh(c)^2)
+            torch.addcmul(a, a, a, value=-1.0, out=d)  # sigmoid' of every gate
+            di, df, dg, do = d.split(units, dim=-1)
+            do.mul_(tc).mul_(dh)
+            torch.mul(g, 2.0, out=tmp)
+            di.mul_(tmp.sub_(1.0))  # tanh(g)
+            df.mul_(c_[t])
+            dg.mul_(i).mul_(2.0)  # d(2 sigmoid(x) - 1)/dx = 2 sigmoid'
+            d[..., : 3 * units].unflatten(-1, (3, units)).mul_(dc.unsqueeze(-2))
+            ops.mm(d, w, out=dh)
+            dc.mul_(f)
+        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        for name, buffer in (("gates", gates), ("c", cs), ("tanh_c", tanh_c), ("d_pre", d_pre)):
+            workspace.give(slot + name, buffer)
+        return dx, dw_ih, db, dw_hh, None
+
+
+class GRUScan(torch.autograd.Function):
+    """torch's GRU cell, gates r, z, n, the reset gate applied after the recurrent
+    product (the n rows of W_ih, b_ih, W_hh, b_hh scaled by 2)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, space):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        gates = workspace.take(slot + "gates", (directions, steps, batch, 3 * units), x)
+        recurrent = workspace.take(slot + "recurrent", tuple(gates.shape), x)  # W_hh h + b_hh
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        _project(ops, gates, x, w_ih, b_ih)
+        a_, q_, h, w_t = ops.of(gates), ops.of(recurrent), ops.of(hs), ops.flat(w_hh).mT
+        tmp = torch.empty_like(h[0])
+        for t in range(steps):
+            q = ops.mm(h[t], w_t, out=q_[t]) if b_hh is None else ops.addmm(ops.row(b_hh), h[t], w_t, out=q_[t])
+            a = a_[t]
+            a[..., : 2 * units].add_(q[..., : 2 * units]).sigmoid_()
+            r, z, n = a.split(units, dim=-1)
+            n.addcmul_(r, q[..., 2 * units :]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh
+            torch.sub(h[t], n, out=tmp)
+            torch.addcmul(n, z, tmp, out=h[t + 1])  # (1 - z) n + z h
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space, ctx.hh_bias = (gates, recurrent), hs, space, b_hh is not None
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        gates, recurrent = _done(ctx)
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        units = hs.shape[-1]
+        d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)  # input side
+        d_rec = workspace.take(slot + "d_rec", tuple(gates.shape), gates)  # recurrent side
+        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
+        dh = dh[0] if ops.one else dh
+        tmp = torch.empty_like(dh)
+        a_, q_, h, d_, dq_, w = ops.of(gates), ops.of(recurrent), ops.of(hs), ops.of(d_pre), ops.of(d_rec), ops.flat(w_hh)
+        d_out = None if d_seq is None else ops.of(d_seq)
+        for t in range(len(a_) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            a, d, dq = a_[t], d_[t], dq_[t]
+            r, z, n = a.split(units, dim=-1)
+            dr, dz, dn = d.split(units, dim=-1)
+            torch.mul(n, n, out=dn)
+            dn.sub_(1.0).mul_(-0.5)  # d n / d(scaled pre-activation) = (1 - n^2) / 2
+            torch.addcmul(dh, dh, z, value=-1.0, out=tmp)
+            dn.mul_(tmp)  # through (1 - z) n
+            rz = a[..., : 2 * units]
+            torch.addcmul(rz, rz, rz, value=-1.0, out=d[..., : 2 * units])  # sigmoid'
+            dr.mul_(dn).mul_(q_[t][..., 2 * units :])
+            torch.sub(h[t], n, out=tmp)
+            dz.mul_(tmp.mul_(dh))
+            dq[..., : 2 * units].copy_(d[..., : 2 * units])
+            torch.mul(dn, r, out=dq[..., 2 * units :])
+            torch.mul(dh, z, out=tmp)
+            ops.addmm(tmp, dq, w, out=dh)
+        dx, dw_ih, db_ih = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_rec, hs)
+        db_hh = d_rec.sum(dim=(1, 2)) if ctx.hh_bias and ctx.needs_input_grad[4] else None
+        for name, buffer in (("gates", gates), ("recurrent", recurrent), ("d_pre", d_pre), ("d_rec", d_rec)):
+            workspace.give(slot + name, buffer)
+        return dx, dw_ih, db_ih, dw_hh, db_hh, None

@@ -1,0 +1,71 @@
+"""`rnnc predict MODEL.onnx lines.txt` for raw-text models of every output kind, on
+exported (untrained) models: no torch needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnc import ir
+from rnnc.cli import main
+from rnnc.errors import DataError
+from rnnc.runtime import Predictor
+from rnnc.spec import model_from_mapping
+from rnnc.text import Vocab
+
+rnnc_onnx = pytest.importorskip("rnnc_onnx")
+
+
+def export(tmp_path: Path, last: dict, loss: object, classes: list[str] | None) -> Path:
+    model = model_from_mapping({
+        "rnnc": 1, "name": "t", "input": {"shape": [None], "dtype": "int64"},
+        "layers": [{"type": "embedding", "vocab_size": 12, "dim": 4, "mask_zero": True}, {"type": "gru", "units": 4}, last],
+        "loss": loss, "optimizer": "adam",
+    })
+    vocab = Vocab.build(["a small test"], ir.TextData(tokenizer="char", max_vocab=10))
+    path = tmp_path / "m.onnx"
+    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), path, classes=classes, vocab=vocab)
+    return path
+
+
+CASES = [
+    ("softmax", {"type": "dense", "units": 3, "activation": "softmax"}, "sparse_categorical_crossentropy", ["x", "y", "z"]),
+    ("logits", {"type": "dense", "units": 3}, {"type": "sparse_categorical_crossentropy", "from_logits": True}, ["x", "y", "z"]),
+    ("sigmoid", {"type": "dense", "units": 1, "activation": "sigmoid"}, "binary_crossentropy", ["no", "yes"]),
+]
+
+
+@pytest.mark.parametrize(("what", "last", "loss", "classes"), CASES, ids=[c[0] for c in CASES])
+def test_labels_with_the_probability_of_the_chosen_class(tmp_path: Path, capsys: pytest.CaptureFixture[str], what, last, loss, classes) -> None:
+    model = export(tmp_path, last, loss, classes)
+    (tmp_path / "in.txt").write_text("a test\nsmall, unknown words\n")
+    assert main(["predict", str(model), str(tmp_path / "in.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "text,label,probability" and len(lines) == 3
+    y = Predictor(model).predict_texts(["a test", "small, unknown words"])
+    for line, row in zip(lines[1:], y, strict=True):
+        label, p = line.rsplit(",", 2)[1:]
+        probs = np.concatenate([1 - row, row]) if len(row) == 1 else row
+        if what == "logits":
+            probs = np.exp(row) / np.exp(row).sum()
+        assert label == classes[int(probs.argmax())] and float(p) == pytest.approx(probs.max(), abs=1e-4)
+
+
+def test_a_regression_model_prints_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = export(tmp_path, {"type": "dense", "units": 2}, "mse", None)
+    (tmp_path / "in.txt").write_text("a test\n")
+    assert main(["predict", str(model), str(tmp_path / "in.txt")]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header == "text,value_0,value_1"
+    assert row.startswith("a test,") and len(row.split(",")) == 3
+
+
+def test_blank_files_and_blank_texts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = export(tmp_path, {"type": "dense", "units": 2}, "mse", None)
+    (tmp_path / "in.txt").write_text("\n  \n")
+    assert main(["predict", str(model), str(tmp_path / "in.txt")]) == 2
+    assert capsys.readouterr().err.endswith("in.txt: no text (every line is blank)\n")
+    with pytest.raises(DataError, match="text 1 is blank"):
+        Predictor(model).predict_texts(["fine", " "])
