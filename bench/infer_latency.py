@@ -1,216 +1,228 @@
-"""Inference latency: rnnc's ONNX graph on onnxruntime against PyTorch.
+"""Inference: rnnc's ONNX graph on onnxruntime against PyTorch, latency and throughput.
 
-The model: LSTM(128) over 100 steps of 16 features, then dense(10) with softmax. Four
-ways to run it, with the same weights and the same number of intra-op threads (what
-rnnc.runtime picks for the batch: 1 for one sequence, else the cores up to 8):
+For each workload (bench/workloads.py), with the same weights (rnnc's initial ones) and
+the same number of intra-op threads for every contender (what rnnc.runtime picks for
+the batch: 1 for one sequence, the cores up to 8 for more):
 
-  rnnc/ort         the graph rnnc_onnx.lower builds, through rnnc.runtime's session settings
-  torch eager      a hand-written nn.LSTM + nn.Linear + softmax, under torch.inference_mode
-  rnnc_torch       rnnc's own torch module (rnnc_torch.build_module), same mode
-  torch.onnx/ort   torch.onnx.export of the hand-written model (dynamic batch and time),
-                   on onnxruntime with rnnc.runtime's session settings
+  rnnc         `rnnc.runtime.Predictor.run` on rnnc's graph (its input checks included)
+  rnnc int8    the same, exported with `export.quantize: int8`
+  torch        the hand-written PyTorch module, under `torch.inference_mode`
+  torch.onnx   `torch.onnx.export` of the hand-written module, on onnxruntime with
+               rnnc.runtime's session options
 
-at batch 1 and batch 256: median and min-max of one call over many repetitions after
-a warm-up (on one thread the contenders take turns call by call; with thread pools
-each runs its calls in a block). Then the cold start of `rnnc predict` on one sequence, as a whole process
-(median of 5), next to a bare `python -c pass` and `python -c 'import torch'`. Needs
-torch (the baselines). `--sweep` times rnnc's graph alone by batch size and threads.
+at batch 1 (latency: the median time of one call, with the min-max; the contenders take
+turns call by call, so drift falls on all alike) and batch 256 (throughput: sequences/s
+from the median call; each contender runs its calls in a block, since a thread pool
+keeps spinning after a call and would steal the next contender's cores). Then
+`quantization`: specs/lstm_classifier.yaml trained with `fit`, exported float32 and
+int8, their validation accuracy and batch-1 latency.
 
-    python bench/infer_latency.py [--threads N] [--reps-1 300] [--reps-256 40] [--sweep]
+    python bench/infer_latency.py [--workload b] [--reps-1 300] [--reps-256 20] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch import nn
 
 import rnnc_onnx
-import rnnc_torch
 from rnnc import ir
 from rnnc.runtime import Predictor, session_options, threads_for
-from rnnc.shapes import infer_nodes
+from workloads import WORKLOADS, HandWritten, Workload, forward_flops
 
-STEPS, FEATURES, UNITS, CLASSES = 100, 16, 128, 10
-
-
-def ir_model() -> ir.Model:
-    input_ = ir.Input((STEPS, FEATURES))
-    nodes, problems = infer_nodes(input_, [ir.LSTM(UNITS), ir.Dense(CLASSES, "softmax")])
-    assert not problems
-    return ir.Model("bench-lstm", input_, tuple(nodes), ir.Loss("categorical_crossentropy"), ir.Optimizer("adam"))
+ROOT = Path(__file__).resolve().parents[1]
+Call = Callable[[], object]
 
 
-class HandWritten(nn.Module):
-    def __init__(self) -> None:
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """torch.onnx.export's C++ shape-inference warnings bypass Python's warnings."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class Wrapped(torch.nn.Module):
+    """The hand-written module with its final activation, `(x[, lengths]) -> y`, for export."""
+
+    def __init__(self, net: HandWritten):
         super().__init__()
-        self.lstm = nn.LSTM(FEATURES, UNITS, batch_first=True)
-        self.head = nn.Linear(UNITS, CLASSES)
+        self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = self.lstm(x)
-        return torch.softmax(self.head(h[-1]), dim=-1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net.predict(x, lengths)
 
 
-def hand_written(weights: dict[str, np.ndarray]) -> HandWritten:
-    module = HandWritten().eval()
-    t = {k: torch.from_numpy(v) for k, v in weights.items()}
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(module.lstm, f"{name}_l0").copy_(t[f"layers.0.{name}"])
-        module.head.weight.copy_(t["layers.1.weight"])
-        module.head.bias.copy_(t["layers.1.bias"])
-    return module
+def int8(model: ir.Model) -> ir.Model:
+    return dataclasses.replace(model, export=dataclasses.replace(model.export, quantize="int8"))
 
 
-def timed(fn, reps: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def contenders(work: Workload, folder: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Call], dict[str, np.ndarray]]:
+    """Each contender's call on `x`, and what each outputs (to check they agree)."""
+    model = work.model()
+    weights = rnnc_onnx.initial_weights(model, seed=0)
+    rnnc_onnx.export(model, weights, folder / f"{work.name}.onnx")
+    rnnc_onnx.export(int8(model), weights, folder / f"{work.name}-int8.onnx")
+    net = HandWritten(work).load_ir_weights(weights).eval()
+    found = work.lengths(x)
+    lengths = None if found is None else torch.from_numpy(found)
+    tx = torch.from_numpy(x)
+    onnx_path = folder / f"{work.name}-torch.onnx"
+    if not onnx_path.exists():
+        names = ["x", "lengths"] if lengths is not None else ["x"]
+        axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch"}, **({"lengths": {0: "batch"}} if lengths is not None else {})}
+        with quiet_stderr():
+            torch.onnx.export(Wrapped(net), (tx, lengths) if lengths is not None else (tx,), str(onnx_path), dynamo=False,
+                              input_names=names, output_names=["y"], dynamic_axes=axes, opset_version=17)
+    torch_session = ort.InferenceSession(str(onnx_path), session_options(threads), providers=["CPUExecutionProvider"])
+    feed = {"x": x} if lengths is None else {"x": x, "lengths": found}
+    fp32 = Predictor(folder / f"{work.name}.onnx", threads=threads)
+    small = Predictor(folder / f"{work.name}-int8.onnx", threads=threads)
+
+    def eager() -> torch.Tensor:
+        with torch.inference_mode():
+            return net.predict(tx, lengths)
+
+    calls: dict[str, Call] = {
+        "rnnc": lambda: fp32.run(x),
+        "rnnc int8": lambda: small.run(x),
+        "torch": eager,
+        "torch.onnx": lambda: torch_session.run(["y"], feed),
+    }
+    outputs = {"rnnc": fp32.run(x), "rnnc int8": small.run(x), "torch": eager().numpy(),
+               "torch.onnx": torch_session.run(["y"], feed)[0]}
+    return calls, outputs
 
 
-def interleaved(fns: dict[str, object], reps: int, warmup: int, turns: bool) -> dict[str, list[float]]:
-    """With `turns`, each contender runs once per round, round after round, so drift in
-    the machine's speed falls on all alike; that suits one thread. With thread pools,
-    each contender runs all its calls in a block: a pool keeps spinning a while after a
-    call and would steal the next contender's cores."""
-    if not turns:
-        return {name: timed(fn, reps, warmup) for name, fn in fns.items()}
-    for fn in fns.values():
+def timed(calls: dict[str, Call], reps: int, warmup: int, turns: bool) -> dict[str, list[float]]:
+    """Seconds per call of each contender; with `turns`, round after round of one call each."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    if turns:
         for _ in range(warmup):
-            fn()  # type: ignore[operator]
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
+            for call in calls.values():
+                call()
+        for _ in range(reps):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+        return times
+    for name, call in calls.items():
+        for _ in range(warmup):
+            call()
+        for _ in range(reps):
             start = time.perf_counter()
-            fn()  # type: ignore[operator]
+            call()
             times[name].append(time.perf_counter() - start)
     return times
 
 
-def show(name: str, times: list[float]) -> float:
-    med = statistics.median(times)
-    print(f"  {name:<16} median {med * 1e3:8.3f} ms   min {min(times) * 1e3:8.3f}   max {max(times) * 1e3:8.3f}")
-    return med
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def cold_start(model_path: Path, folder: Path, runs: int = 5) -> tuple[float, float, float]:
-    x = folder / "one.npy"
-    np.save(x, np.random.default_rng(0).normal(size=(1, STEPS, FEATURES)).astype(np.float32))
-    predict = [sys.executable, "-m", "rnnc", "predict", str(model_path), str(x), "-o", str(folder / "out.npy")]
-
-    def whole(cmd: list[str]) -> float:
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        return time.perf_counter() - start
-
-    whole(predict)  # the first run also warms the file cache
-    def median(cmd: list[str]) -> float:
-        return statistics.median(whole(cmd) for _ in range(runs))
-
-    return median(predict), median([sys.executable, "-c", "pass"]), median([sys.executable, "-c", "import torch"])
-
-
-def sweep() -> None:
-    """rnnc/ort's median per call by batch size and intra-op threads: where more threads
-    start to pay (rnnc.runtime's SMALL_BATCH)."""
-    model = ir_model()
-    proto = rnnc_onnx.lower(model, rnnc_onnx.initial_weights(model)).SerializeToString()
-    counts = sorted({1, 2, 4, min(os.cpu_count() or 1, 8)})
-    sessions = {n: ort.InferenceSession(proto, session_options(n), providers=["CPUExecutionProvider"]) for n in counts}
-    print("batch  " + "  ".join(f"{n:>2} thread(s)" for n in counts))
-    for batch in (1, 2, 4, 8, 16, 32, 64):
-        x = np.random.default_rng(batch).normal(size=(batch, STEPS, FEATURES)).astype(np.float32)
-        cells = [statistics.median(timed(lambda s=s: s.run(["y"], {"x": x}), 100, 10)) * 1e3 for s in sessions.values()]
-        print(f"{batch:>5}  " + "  ".join(f"{c:9.3f} ms" for c in cells))
+def measure(work: Workload, folder: Path, reps_1: int = 300, reps_256: int = 20) -> dict:
+    """Batch-1 latency and batch-256 throughput of every contender on `work`."""
+    started = time.perf_counter()
+    result: dict = {"workload": work.key, "name": work.name, "flops": forward_flops(work)}
+    before = torch.get_num_threads()
+    try:
+        for batch, reps in ((1, reps_1), (256, reps_256)):
+            threads = threads_for(batch)
+            torch.set_num_threads(threads)
+            x = work.data(batch, seed=batch)[0]
+            calls, outputs = contenders(work, folder, x, threads)
+            agree = max(float(np.abs(outputs[name] - outputs["torch"]).max()) for name in ("rnnc", "torch.onnx"))
+            times = timed(calls, reps, max(5, reps // 10), turns=threads == 1)
+            result[f"batch{batch}"] = {"threads": threads, "agree": agree,
+                                       "int8_error": float(np.abs(outputs["rnnc int8"] - outputs["rnnc"]).max()),
+                                       **{name: summary(t) for name, t in times.items()}}
+    finally:
+        torch.set_num_threads(before)
+    result["seconds"] = time.perf_counter() - started
+    return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="threads for both runtimes (default: rnnc.runtime's)")
+def quantization(folder: Path) -> dict:
+    """specs/lstm_classifier.yaml trained, then exported float32 and int8: validation
+    accuracy, the largest probability change, the files' sizes and batch-1 latency."""
+    from rnnc.data import load_training_data
+    from rnnc.spec import load_model
+    from rnnc_torch.fit import fit
+
+    started = time.perf_counter()
+    model = load_model(ROOT / "specs" / "lstm_classifier.yaml")
+    history = fit(model, device="cpu", progress=False, verbose=False)
+    weights = history.weights()
+    val = load_training_data(model).validation
+    assert val is not None
+    result: dict = {"spec": "specs/lstm_classifier.yaml", "epochs": len(history), "validation": len(val.x)}
+    probs = {}
+    for name, variant in (("fp32", model), ("int8", int8(model))):
+        path = folder / f"classifier-{name}.onnx"
+        rnnc_onnx.export(variant, weights, path)
+        predictor = Predictor(path)
+        probs[name] = predictor.predict(val.x)
+        one = val.x[:1]
+        latency = timed({name: lambda p=predictor, one=one: p.run(one)}, 300, 30, turns=True)[name]
+        result[name] = {"accuracy": float((probs[name].argmax(axis=1) == val.y).mean()), "bytes": path.stat().st_size,
+                        "latency": summary(latency)}
+    result["max_probability_change"] = float(np.abs(probs["int8"] - probs["fp32"]).max())
+    result["predictions_changed"] = int((probs["int8"].argmax(axis=1) != probs["fp32"].argmax(axis=1)).sum())
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def report(result: dict) -> str:
+    lines = [f"({result['workload']}) {WORKLOADS[result['workload']].title}"]
+    for batch in (1, 256):
+        part = result[f"batch{batch}"]
+        lines.append(f"  batch {batch}, {part['threads']} thread(s); outputs agree to {part['agree']:.1e}, "
+                     f"int8 differs by {part['int8_error']:.1e}")
+        for name in ("rnnc", "rnnc int8", "torch", "torch.onnx"):
+            r = part[name]
+            rate = f"   {batch / r['median']:9.0f} seq/s" if batch > 1 else ""
+            lines.append(f"    {name:11s} median {r['median'] * 1e3:8.3f} ms  (min {r['min'] * 1e3:.3f}, max {r['max'] * 1e3:.3f}){rate}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     parser.add_argument("--reps-1", type=int, default=300)
-    parser.add_argument("--reps-256", type=int, default=40)
-    parser.add_argument("--sweep", action="store_true", help="only time rnnc/ort over batch sizes and thread counts")
-    args = parser.parse_args()
-    if args.sweep:
-        sweep()
-        return
-
-    model = ir_model()
-    weights = rnnc_onnx.initial_weights(model, seed=0)
+    parser.add_argument("--reps-256", type=int, default=20)
+    parser.add_argument("--no-quantization", action="store_true", help="skip training the classifier for the int8 accuracy check")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="rnnc-bench-"))
-    rnnc_onnx.export(model, weights, folder / "rnnc.onnx")
-    predictor = Predictor(folder / "rnnc.onnx", threads=args.threads)
-
-    eager = hand_written(weights)
-    spec_module = rnnc_torch.build_module(model)
-    spec_module.load_ir_state(weights)
-    spec_module.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            eager, (torch.zeros(1, STEPS, FEATURES),), str(folder / "torch.onnx"), dynamo=False,
-            input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch"}},
-            opset_version=17,
-        )
-
-    print(f"LSTM({UNITS}) over {STEPS} steps of {FEATURES} features, dense({CLASSES}) softmax; "
-          f"onnxruntime {ort.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs")
-    for batch, reps in ((1, args.reps_1), (256, args.reps_256)):
-        threads = args.threads or threads_for(batch)  # the same for every contender
-        torch.set_num_threads(threads)
-        rnnc_session = predictor.session_for(batch)
-        torch_session = ort.InferenceSession(
-            str(folder / "torch.onnx"), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        x = np.random.default_rng(batch).normal(size=(batch, STEPS, FEATURES)).astype(np.float32)
-        tx = torch.from_numpy(x)
-        outs = {
-            "rnnc/ort": rnnc_session.run(["y"], {"x": x})[0],
-            "torch.onnx/ort": torch_session.run(["y"], {"x": x})[0],
-        }
-        with torch.inference_mode():
-            outs["torch eager"] = eager(tx).numpy()
-            outs["rnnc_torch"] = spec_module(tx).numpy()
-        agree = max(float(np.abs(v - outs["torch eager"]).max()) for v in outs.values())
-        print(f"batch {batch}, {threads} thread(s) (outputs agree to {agree:.1e}):")
-        warm = max(5, reps // 10)
-        with torch.inference_mode():
-            times = interleaved(
-                {
-                    "rnnc/ort": lambda: rnnc_session.run(["y"], {"x": x}),
-                    "torch eager": lambda: eager(tx),
-                    "rnnc_torch": lambda: spec_module(tx),
-                    "torch.onnx/ort": lambda: torch_session.run(["y"], {"x": x}),
-                },
-                reps,
-                warm,
-                turns=threads == 1,
-            )
-        medians = {name: show(name, t) for name, t in times.items()}
-        mine = medians["rnnc/ort"]
-        print("  speed-up of rnnc/ort: " + ", ".join(f"{v / mine:.2f}x vs {k}" for k, v in medians.items() if k != "rnnc/ort"))
-
-    predict, bare, torch_import = cold_start(folder / "rnnc.onnx", folder)
-    print(f"cold start, `rnnc predict` on one sequence as a whole process: median {predict * 1e3:.0f} ms "
-          f"(a bare `python -c pass`: {bare * 1e3:.0f} ms; `python -c 'import torch'`: {torch_import * 1e3:.0f} ms)")
+    for key in list(WORKLOADS) if args.workload == "all" else [args.workload]:
+        result = measure(WORKLOADS[key], folder, args.reps_1, args.reps_256)
+        print(json.dumps(result) if args.json else report(result), flush=True)
+    if not args.no_quantization:
+        result = quantization(folder)
+        print(json.dumps(result) if args.json else json.dumps(result, indent=1), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

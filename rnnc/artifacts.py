@@ -9,7 +9,6 @@ named as the IR names them (`layers.<index>.<param>`): no pickle, no torch neede
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -19,17 +18,13 @@ from typing import IO
 import numpy as np
 
 from . import ir
-from .errors import ArtifactError, DiskFullError
+from .errors import NO_ROOM, ArtifactError, DiskFullError
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-# A full disk, a file-size limit (RLIMIT_FSIZE) or a quota: no room, whatever the path.
-NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def write_error(target: Path, err: OSError) -> DiskFullError | ArtifactError:

@@ -8,6 +8,7 @@ them one per line and exits with status 2.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -81,6 +82,10 @@ class UsageError(RnncError):
 
 class TrainingError(Exception):
     """Training failed while running (the loss diverged): the CLI exits 1, not 2."""
+
+
+# A full disk, a file-size limit (RLIMIT_FSIZE) or a quota: no room, whatever the path.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 class DiskFullError(Exception):

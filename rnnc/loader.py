@@ -213,6 +213,10 @@ def load_text(text: str, origin: str = "<spec>") -> Document:
     Unreadable YAML raises `SpecError`; problems with single values (a refused tag, a
     duplicate key) are collected in `Document.problems` and reported with the rest.
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # `--set` words undecodable as UTF-8 reach here as surrogates
+        raise SpecError([Problem(origin, None, None, "", f"not UTF-8 text (character {err.start + 1} cannot be encoded)")]) from None
     builder = _Builder(origin)
     try:
         _check_depth(text)

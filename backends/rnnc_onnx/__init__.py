@@ -2,9 +2,11 @@
 
 No torch anywhere: the graph is built with `onnx.helper` from the IR and the weights
 file's numpy arrays, on the native `RNN`, `LSTM` and `GRU` operators, with dynamic
-batch and time axes. `lower` builds the `ModelProto`, `export` writes it atomically
-(the trainer calls it at the end of `rnnc train`), and `backend` is the plugin object
-that the `rnnc.backends` entry point `rnnc_onnx:backend` loads. See docs/deploy.md.
+batch and time axes. `lower` builds the `ModelProto`; `export` (the trainer calls it
+at the end of `rnnc train`) and the backend's `compile` also apply the spec's
+`export.quantize` (`quantize.py`), and `export` writes the model atomically. `backend`
+is the plugin object that the `rnnc.backends` entry point `rnnc_onnx:backend` loads.
+See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from rnnc.text import Vocab
 
 from .initial import initial_weights
 from .lower import OPSETS, export_problems, lower
+from .quantize import quantize_int8
 
-__all__ = ["OPSETS", "OnnxBackend", "backend", "export", "export_problems", "initial_weights", "lower"]
+__all__ = ["OPSETS", "OnnxBackend", "backend", "deployable", "export", "export_problems", "initial_weights", "lower", "quantize_int8"]
 
 
 def export(
@@ -34,11 +37,20 @@ def export(
     classes: Sequence[str] | None = None,
     vocab: Vocab | None = None,
 ) -> onnx.ModelProto:
-    """Lower `model` with `weights` and write it to `path` atomically; returns the model.
-    `classes` and `vocab` (raw-text models) go into its metadata."""
-    proto = lower(model, weights, classes=classes, vocab=vocab)
+    """Lower `model` with `weights`, quantise it if `export.quantize` says so, and write
+    it to `path` atomically; returns the model. `classes` and `vocab` (raw-text models)
+    go into its metadata."""
+    proto = deployable(model, weights, classes=classes, vocab=vocab)
     atomic_write_bytes(path, proto.SerializeToString())
     return proto
+
+
+def deployable(
+    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None, vocab: Vocab | None = None
+) -> onnx.ModelProto:
+    """`lower`, then the spec's `export.quantize` (int8: see `quantize.py`)."""
+    proto = lower(model, weights, classes=classes, vocab=vocab)
+    return quantize_int8(proto) if model.export.quantize == "int8" else proto
 
 
 class OnnxBackend:
@@ -55,7 +67,7 @@ class OnnxBackend:
         vocab = options.pop("vocab", None)
         if options:
             raise UsageError(f"onnx backend: unknown option(s) {', '.join(sorted(options))}; it takes: classes, vocab")
-        return lower(model, initial_weights(model) if weights is None else weights, classes=classes, vocab=vocab)
+        return deployable(model, initial_weights(model) if weights is None else weights, classes=classes, vocab=vocab)
 
     def export(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any) -> None:
         """`compile`, then write the model to `path` atomically (what `rnnc compile` calls)."""

@@ -123,8 +123,12 @@ class SpecModule(nn.Module):
         for block in self.blocks:
             block.init_keras()  # type: ignore[operator]
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False) -> Tensor:
-        x, lengths = self._checked(x, lengths)
+    def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False, trusted: bool = False) -> Tensor:
+        """`trusted=True` skips the input checks: for callers whose data already passed
+        `rnnc.data`'s (the trainer's tensors: float32 or in-vocabulary int64 ids, int64
+        lengths in range, on the module's device), since each check costs a device sync."""
+        if not trusted:
+            x, lengths = self._checked(x, lengths)
         skip = self._logit_block if logits else None
         for i, block in enumerate(self.blocks):
             if i == skip:

@@ -23,22 +23,32 @@ from rnnc.build import monitor_mode
 
 
 def make_optimizer(spec: ir.Optimizer, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    params = list(params)
+    # torch's fused kernels update every parameter in one call; its default (a loop of
+    # small operations per parameter) costs more than a small model's whole step.
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     kind = spec.type
     match kind:
         case "sgd":
             # torch refuses nesterov without momentum; Keras accepts it, to no effect.
             nesterov = spec.nesterov and spec.momentum > 0
-            return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=nesterov, weight_decay=spec.weight_decay)
+            return torch.optim.SGD(
+                params, lr=spec.lr, momentum=spec.momentum, nesterov=nesterov, weight_decay=spec.weight_decay, fused=fused
+            )
         case "adam":
-            return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta_1, spec.beta_2), eps=spec.epsilon, weight_decay=spec.weight_decay)
+            return torch.optim.Adam(
+                params, lr=spec.lr, betas=(spec.beta_1, spec.beta_2), eps=spec.epsilon, weight_decay=spec.weight_decay, fused=fused
+            )
         case "adamw":
-            return torch.optim.AdamW(params, lr=spec.lr, betas=(spec.beta_1, spec.beta_2), eps=spec.epsilon, weight_decay=spec.weight_decay)
+            return torch.optim.AdamW(
+                params, lr=spec.lr, betas=(spec.beta_1, spec.beta_2), eps=spec.epsilon, weight_decay=spec.weight_decay, fused=fused
+            )
         case "rmsprop":
             return torch.optim.RMSprop(
                 params, lr=spec.lr, alpha=spec.rho, eps=spec.epsilon, momentum=spec.momentum, weight_decay=spec.weight_decay
             )
         case "adagrad":
-            return torch.optim.Adagrad(params, lr=spec.lr, eps=spec.epsilon, weight_decay=spec.weight_decay)
+            return torch.optim.Adagrad(params, lr=spec.lr, eps=spec.epsilon, weight_decay=spec.weight_decay, fused=fused)
         case _:
             assert_never(kind)
 

@@ -29,7 +29,9 @@ TANH_BLOCK = {"LSTM": 2, "GRU": 2}  # the gate block computed as 2 * sigmoid(2x)
 
 
 def applies(rnn: nn.RNNBase, x: Tensor) -> bool:
-    """Whether `run` should compute `rnn` on `x` (otherwise call `rnn` itself)."""
+    """Whether `run` should compute `rnn` on `x` (otherwise call `rnn` itself): for
+    float32 CPU tensors with gradients on, no autocast, not under `torch.compile`, and
+    where it is the faster of the two (`pays`)."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
@@ -38,7 +40,24 @@ def applies(rnn: nn.RNNBase, x: Tensor) -> bool:
         and not torch.compiler.is_compiling()
         and rnn.mode in GATES
         and not getattr(rnn, "proj_size", 0)
+        and pays(rnn, x.shape[0])
     )
+
+
+def pays(rnn: nn.RNNBase, batch: int) -> bool:
+    """Where this loop beats torch's kernels (fwd + bwd, measured on a 2-core x86 CPU; see
+    bench/README.md): always for simple RNNs (torch records each step's operations) and
+    bidirectional layers (torch runs the directions one after the other, and packs
+    variable-length batches); for one-direction GRU and LSTM once the recurrent product
+    per step is large enough for this loop's per-step overhead not to dominate (torch's
+    LSTM is oneDNN's fused kernel, whose per-step overhead is lower still)."""
+    if rnn.mode in ("RNN_TANH", "RNN_RELU") or rnn.bidirectional:
+        return True
+    flops = 2 * batch * GATES[rnn.mode] * rnn.hidden_size**2
+    return flops >= MIN_PRODUCT_FLOPS[rnn.mode]
+
+
+MIN_PRODUCT_FLOPS = {"GRU": 1.5e6, "LSTM": 6e6}  # e.g. GRU(64) at batch 64, LSTM(128) at batch 64
 
 
 class Workspace:
@@ -67,10 +86,10 @@ def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bo
     directions, units = (2 if rnn.bidirectional else 1), rnn.hidden_size
     batch, steps = x.shape[0], x.shape[1]
     u = x.transpose(0, 1)  # time-major [T, B, F]
-    real = reverse_index = None
+    padding = reverse_index = None
     if lengths is not None:
-        real = (torch.arange(steps, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)
-        u = u * real  # padded steps carry zeros, whatever the batch held there
+        padding = (torch.arange(steps, device=x.device)[:, None] >= lengths[None, :]).unsqueeze(-1)
+        u = u.masked_fill(padding, 0.0)  # padded steps carry zeros, whatever (even NaN) was there
         if directions == 2:
             t = torch.arange(steps, device=x.device)[:, None]
             reverse_index = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t).unsqueeze(-1)
@@ -88,8 +107,8 @@ def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bo
         else:
             back = seq[1].flip(0) if reverse_index is None else _reverse(seq[1], reverse_index)
             u = torch.cat([seq[0], back], dim=-1)
-            if real is not None:
-                u = u * real  # as packing does: nothing past a sequence's end
+            if padding is not None:
+                u = u.masked_fill(padding, 0.0)  # as packing does: nothing past a sequence's end
     if return_sequences:
         return u.transpose(0, 1)
     if lengths is None:
@@ -154,6 +173,11 @@ class _Steps:
         """The step views of `buffer` `[D, T, B, X]`: `[B, X]` or `[D, B, X]` each."""
         return (buffer[0] if self.one else buffer.transpose(0, 1)).unbind(0)
 
+    def blocks(self, buffer: Tensor, count: int) -> list[tuple[Tensor, ...]]:
+        """The step views of each of `count` equal gate blocks of `buffer`'s last axis
+        (made once: slicing inside the time loop costs more than the arithmetic)."""
+        return [self.of(block) for block in buffer.chunk(count, dim=-1)]
+
     def flat(self, buffer: Tensor) -> Tensor:
         """`[D, T, B, X]` (or `[D, G, X]` weights) as `[T * B, X]` or `[D, T * B, X]`."""
         flat = buffer.reshape(buffer.shape[0], -1, buffer.shape[-1])
@@ -186,6 +210,12 @@ def _recurrent_grad(ops: _Steps, d_rec: Tensor, hs: Tensor) -> Tensor:
     """W_hh's gradient, `sum_t d_t^T h_{t-1}` over every step at once: `[D, G, H]`."""
     grad = ops.mm(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
     return grad.view(hs.shape[0], d_rec.shape[-1], hs.shape[-1])
+
+
+def _state_grad(ops: _Steps, hs: Tensor, d_last: Tensor | None) -> Tensor:
+    """The running gradient of the state, starting from the final state's."""
+    dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
+    return dh[0] if ops.one else dh
 
 
 def _done(ctx) -> tuple:
@@ -227,8 +257,7 @@ class RNNScan(torch.autograd.Function):
         (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
         hs, (workspace, slot) = ctx.hs, ctx.space
         ops = _Steps(hs.shape[0])
-        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
-        dh = dh[0] if ops.one else dh
+        dh = _state_grad(ops, hs, d_last)
         square = torch.empty_like(dh)
         h, d, w = ops.of(hs), ops.of(d_pre), ops.flat(w_hh)
         d_out = None if d_seq is None else ops.of(d_seq)
@@ -263,15 +292,14 @@ class LSTMScan(torch.autograd.Function):
         hs[:, 0].zero_()
         cs[:, 0].zero_()
         _project(ops, gates, x, w_ih, b)
-        a_, h, c_, tc_, w_t = ops.of(gates), ops.of(hs), ops.of(cs), ops.of(tanh_c), ops.flat(w_hh).mT
+        a, (i, f, g, o) = ops.of(gates), ops.blocks(gates, 4)
+        h, c, tc, w_t = ops.of(hs), ops.of(cs), ops.of(tanh_c), ops.flat(w_hh).mT
+        two, one = x.new_tensor(2.0), x.new_tensor(1.0)
         for t in range(steps):
-            a = ops.add_product(a_[t], h[t], w_t).sigmoid_()
-            i, f, g, o = a.split(units, dim=-1)
-            c = torch.mul(f, c_[t], out=c_[t + 1])
-            c.addcmul_(i, g, value=2.0).sub_(i)  # + i * tanh(g): tanh(x) = 2 sigmoid(2x) - 1
-            tc = torch.mul(c, 2.0, out=tc_[t])
-            tc.sigmoid_().mul_(2.0).sub_(1.0)
-            torch.mul(o, tc, out=h[t + 1])
+            ops.add_product(a[t], h[t], w_t).sigmoid_()
+            torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t], value=2.0).sub_(i[t])  # + i tanh(g)
+            torch.mul(c[t + 1], two, out=tc[t]).sigmoid_().mul_(two).sub_(one)  # tanh(c) = 2 sigmoid(2c) - 1
+            torch.mul(o[t], tc[t], out=h[t + 1])
         ctx.save_for_backward(x, w_ih, w_hh)
         ctx.buffers, ctx.hs, ctx.space = (gates, cs, tanh_c), hs, space
         ctx.set_materialize_grads(False)
@@ -285,29 +313,26 @@ class LSTMScan(torch.autograd.Function):
         ops = _Steps(hs.shape[0])
         units = hs.shape[-1]
         d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)
-        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
-        dh = dh[0] if ops.one else dh
+        dh = _state_grad(ops, hs, d_last)
         dc, tmp = torch.zeros_like(dh), torch.empty_like(dh)
-        a_, c_, tc_, d_, w = ops.of(gates), ops.of(cs), ops.of(tanh_c), ops.of(d_pre), ops.flat(w_hh)
+        a, (i, f, g, o), c, tc = ops.of(gates), ops.blocks(gates, 4), ops.of(cs), ops.of(tanh_c)
+        d, (di, df, dg, do), w = ops.of(d_pre), ops.blocks(d_pre, 4), ops.flat(w_hh)
+        d_ifg = [step[..., : 3 * units].unflatten(-1, (3, units)) for step in d]
         d_out = None if d_seq is None else ops.of(d_seq)
-        for t in range(len(a_) - 1, -1, -1):
+        two, one, dc_ = dh.new_tensor(2.0), dh.new_tensor(1.0), dc.unsqueeze(-2)
+        for t in range(len(a) - 1, -1, -1):
             if d_out is not None:
                 dh.add_(d_out[t])
-            a, tc, d = a_[t], tc_[t], d_[t]
-            i, f, g, o = a.split(units, dim=-1)
-            torch.mul(tc, tc, out=tmp)
-            tmp.sub_(1.0).mul_(o)
-            dc.addcmul_(dh, tmp, value=-1.0)  # + dh * o * (1 - tanh(c)^2)
-            torch.addcmul(a, a, a, value=-1.0, out=d)  # sigmoid' of every gate
-            di, df, dg, do = d.split(units, dim=-1)
-            do.mul_(tc).mul_(dh)
-            torch.mul(g, 2.0, out=tmp)
-            di.mul_(tmp.sub_(1.0))  # tanh(g)
-            df.mul_(c_[t])
-            dg.mul_(i).mul_(2.0)  # d(2 sigmoid(x) - 1)/dx = 2 sigmoid'
-            d[..., : 3 * units].unflatten(-1, (3, units)).mul_(dc.unsqueeze(-2))
-            ops.mm(d, w, out=dh)
-            dc.mul_(f)
+            torch.mul(tc[t], tc[t], out=tmp).sub_(one).mul_(o[t])
+            dc.addcmul_(dh, tmp, value=-1.0)  # + dh o (1 - tanh(c)^2)
+            torch.addcmul(a[t], a[t], a[t], value=-1.0, out=d[t])  # sigmoid' of every gate
+            do[t].mul_(tc[t]).mul_(dh)
+            di[t].mul_(torch.mul(g[t], two, out=tmp).sub_(one))  # tanh(g)
+            df[t].mul_(c[t])
+            dg[t].mul_(i[t]).mul_(two)  # d(2 sigmoid(x) - 1)/dx = 2 sigmoid'
+            d_ifg[t].mul_(dc_)
+            ops.mm(d[t], w, out=dh)
+            dc.mul_(f[t])
         dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_pre, hs)
         for name, buffer in (("gates", gates), ("c", cs), ("tanh_c", tanh_c), ("d_pre", d_pre)):
@@ -330,16 +355,19 @@ class GRUScan(torch.autograd.Function):
         hs = x.new_empty(directions, steps + 1, batch, units)
         hs[:, 0].zero_()
         _project(ops, gates, x, w_ih, b_ih)
-        a_, q_, h, w_t = ops.of(gates), ops.of(recurrent), ops.of(hs), ops.flat(w_hh).mT
+        rz, (r, z, n), q, (_, _, q_n) = ops.of(gates[..., : 2 * units]), ops.blocks(gates, 3), ops.of(recurrent), ops.blocks(recurrent, 3)
+        q_rz, h, w_t = ops.of(recurrent[..., : 2 * units]), ops.of(hs), ops.flat(w_hh).mT
+        bias = None if b_hh is None else ops.row(b_hh)
+        two, one = x.new_tensor(2.0), x.new_tensor(1.0)
         tmp = torch.empty_like(h[0])
         for t in range(steps):
-            q = ops.mm(h[t], w_t, out=q_[t]) if b_hh is None else ops.addmm(ops.row(b_hh), h[t], w_t, out=q_[t])
-            a = a_[t]
-            a[..., : 2 * units].add_(q[..., : 2 * units]).sigmoid_()
-            r, z, n = a.split(units, dim=-1)
-            n.addcmul_(r, q[..., 2 * units :]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh
-            torch.sub(h[t], n, out=tmp)
-            torch.addcmul(n, z, tmp, out=h[t + 1])  # (1 - z) n + z h
+            if bias is None:
+                ops.mm(h[t], w_t, out=q[t])
+            else:
+                ops.addmm(bias, h[t], w_t, out=q[t])
+            rz[t].add_(q_rz[t]).sigmoid_()
+            n[t].addcmul_(r[t], q_n[t]).sigmoid_().mul_(two).sub_(one)  # tanh
+            torch.addcmul(n[t], z[t], torch.sub(h[t], n[t], out=tmp), out=h[t + 1])  # (1 - z) n + z h
         ctx.save_for_backward(x, w_ih, w_hh)
         ctx.buffers, ctx.hs, ctx.space, ctx.hh_bias = (gates, recurrent), hs, space, b_hh is not None
         ctx.set_materialize_grads(False)
@@ -354,30 +382,24 @@ class GRUScan(torch.autograd.Function):
         units = hs.shape[-1]
         d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)  # input side
         d_rec = workspace.take(slot + "d_rec", tuple(gates.shape), gates)  # recurrent side
-        dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
-        dh = dh[0] if ops.one else dh
+        dh = _state_grad(ops, hs, d_last)
         tmp = torch.empty_like(dh)
-        a_, q_, h, d_, dq_, w = ops.of(gates), ops.of(recurrent), ops.of(hs), ops.of(d_pre), ops.of(d_rec), ops.flat(w_hh)
+        rz, (r, z, n), (_, _, q_n), h = ops.of(gates[..., : 2 * units]), ops.blocks(gates, 3), ops.blocks(recurrent, 3), ops.of(hs)
+        d_rz, (dr, dz, dn) = ops.of(d_pre[..., : 2 * units]), ops.blocks(d_pre, 3)
+        dq, dq_rz, (_, _, dq_n), w = ops.of(d_rec), ops.of(d_rec[..., : 2 * units]), ops.blocks(d_rec, 3), ops.flat(w_hh)
         d_out = None if d_seq is None else ops.of(d_seq)
-        for t in range(len(a_) - 1, -1, -1):
+        one, minus_half = dh.new_tensor(1.0), dh.new_tensor(-0.5)
+        for t in range(len(r) - 1, -1, -1):
             if d_out is not None:
                 dh.add_(d_out[t])
-            a, d, dq = a_[t], d_[t], dq_[t]
-            r, z, n = a.split(units, dim=-1)
-            dr, dz, dn = d.split(units, dim=-1)
-            torch.mul(n, n, out=dn)
-            dn.sub_(1.0).mul_(-0.5)  # d n / d(scaled pre-activation) = (1 - n^2) / 2
-            torch.addcmul(dh, dh, z, value=-1.0, out=tmp)
-            dn.mul_(tmp)  # through (1 - z) n
-            rz = a[..., : 2 * units]
-            torch.addcmul(rz, rz, rz, value=-1.0, out=d[..., : 2 * units])  # sigmoid'
-            dr.mul_(dn).mul_(q_[t][..., 2 * units :])
-            torch.sub(h[t], n, out=tmp)
-            dz.mul_(tmp.mul_(dh))
-            dq[..., : 2 * units].copy_(d[..., : 2 * units])
-            torch.mul(dn, r, out=dq[..., 2 * units :])
-            torch.mul(dh, z, out=tmp)
-            ops.addmm(tmp, dq, w, out=dh)
+            torch.mul(n[t], n[t], out=dn[t]).sub_(one).mul_(minus_half)  # dn/d(scaled pre-activation): (1 - n^2) / 2
+            dn[t].mul_(torch.addcmul(dh, dh, z[t], value=-1.0, out=tmp))  # through (1 - z) n
+            torch.addcmul(rz[t], rz[t], rz[t], value=-1.0, out=d_rz[t])  # sigmoid'
+            dr[t].mul_(dn[t]).mul_(q_n[t])
+            dz[t].mul_(torch.sub(h[t], n[t], out=tmp).mul_(dh))
+            dq_rz[t].copy_(d_rz[t])
+            torch.mul(dn[t], r[t], out=dq_n[t])
+            ops.addmm(torch.mul(dh, z[t], out=tmp), dq[t], w, out=dh)
         dx, dw_ih, db_ih = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_rec, hs)
         db_hh = d_rec.sum(dim=(1, 2)) if ctx.hh_bias and ctx.needs_input_grad[4] else None

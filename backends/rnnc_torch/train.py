@@ -99,6 +99,7 @@ def _train_run(
             print(f"resuming {run} after epoch {trainer.epoch}", file=sys.stderr)
         else:
             _start_fresh(run)
+        _drop_leftovers(run)
         if spec is not None:
             atomic_write_text(run / SPEC, yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True))
         if data.vocab is not None:
@@ -143,6 +144,15 @@ def _resume_state(run: Path, mark: str) -> dict[str, Any] | None:
         print(f"{run}: no checkpoint yet; starting from epoch 1", file=sys.stderr)
         return None
     return load_checkpoint(run / CHECKPOINT, mark)
+
+
+def _drop_leftovers(run: Path) -> None:
+    """Remove the temporary files of writes a killed run never finished (`.NAME.XXXX.tmp`,
+    see `rnnc.artifacts.atomic_open`): the finished files beside them are whole."""
+    for name in (SPEC, CHECKPOINT, METRICS, WEIGHTS, ONNX, VOCAB):
+        for leftover in run.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def _start_fresh(run: Path) -> None:

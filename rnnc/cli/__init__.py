@@ -9,12 +9,14 @@ subcommand modules are imported lazily so `rnnc check` never pays for torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from rnnc import __version__
-from rnnc.errors import DiskFullError, RnncError
+from rnnc.errors import NO_ROOM, DiskFullError, RnncError
 
 COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "plot")
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -47,6 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except DiskFullError as err:  # the input was fine; the machine ran out of room
         print(err, file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as err:
+        if err.errno not in NO_ROOM:
+            raise
+        # no room behind stdout (`rnnc predict ... > out.csv` on a full disk)
+        print(f"rnnc {args.command}: cannot write the output: {err.strerror}", file=sys.stderr)
+        if sys.stdout is sys.__stdout__:  # the real process: its exit would flush the rest and fail again
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("rnnc: interrupted", file=sys.stderr)

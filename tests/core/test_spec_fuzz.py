@@ -35,7 +35,7 @@ BASES = {spec.stem: yaml.safe_load(spec.read_text()) for spec in SPECS}
 PLACED = re.compile(rf"^{re.escape(ORIGIN)}:\d+:\d+: \S")
 OVERRIDE = re.compile(r"^--set .*?: \S")
 # problems about the file as a whole, which have no line to point at
-WHOLE_FILE = re.compile(rf"^{re.escape(ORIGIN)}: (the spec is empty|refused: |invalid YAML: )")
+WHOLE_FILE = re.compile(rf"^{re.escape(ORIGIN)}: (the spec is empty|refused: |invalid YAML: |not UTF-8 text )")
 # CI runs the same examples every time; RNNC_FUZZ_RANDOM=1 explores new ones.
 SETTINGS = settings(
     deadline=None, derandomize=not os.environ.get("RNNC_FUZZ_RANDOM"), database=None,
@@ -404,6 +404,8 @@ FOUND = [
      ["--set layers.0={activation: 9223372036854775808}: layers.0.activation: integer out of range: a spec takes integers from -2**63 to 2**63-1"]),
     ("SPEC", ["layers.0.units={activation: 9223372036854775808}"], None),
     ("SPEC", ["input={shape: 9223372036854775808}"], None),
+    ("activation: |\n  \ud800\n", [], ["spec.yaml: not UTF-8 text (character 17 cannot be encoded)"]),
+    ("SPEC", ["name=\udcff"], ["--set name=\\udcff: not UTF-8 text (character 1 cannot be encoded)"]),
 ]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +18,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_resume import rnnc
-from tiny_models import binary_data, write_spec
-
-from rnnc.cli import main
-from rnnc.errors import SpecError
-from rnnc.spec import load_model
 
 pytest.importorskip("torch")
+from test_resume import rnnc  # noqa: E402
+from tiny_models import binary_data, write_spec  # noqa: E402
+
+from rnnc.cli import main  # noqa: E402
+from rnnc.errors import SpecError  # noqa: E402
+from rnnc.spec import load_model  # noqa: E402
 
 Writer = Callable[[Path], Path]  # writes the case's spec and data into a folder; returns the spec
 

@@ -11,7 +11,8 @@ epoch), `rnnc compile` (`model.onnx`) and `rnnc predict -o` (the output file):
 
 Either way the command prints `PATH: cannot write: REASON; the previous file is intact`
 as its last line, exits 1 (a failure while running: the input was fine), leaves the
-previous file byte for byte, and leaves no temporary file behind.
+previous file byte for byte, and leaves no temporary file behind. Output sent to
+stdout (`rnnc predict ... > out.csv`) on a full disk ends the same way: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +78,7 @@ def assert_refused(status: int, err: str, path: Path, reason: str) -> None:
     assert err.splitlines()[-1] == f"{path}: cannot write: {reason}{INTACT}"
 
 
-def rnnc_limited(limit: int, *args: str | Path) -> subprocess.CompletedProcess:
+def rnnc_limited(limit: int, *args: str | Path, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess:
     """`python -m rnnc ARGS` with files capped at `limit` bytes."""
 
     def cap() -> None:
@@ -84,7 +86,7 @@ def rnnc_limited(limit: int, *args: str | Path) -> subprocess.CompletedProcess:
 
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([PYTHON, "-m", "rnnc", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([PYTHON, "-m", "rnnc", *map(str, args)], stdout=stdout, stderr=subprocess.PIPE, text=True,
                           env=env, cwd=REPO, preexec_fn=cap, timeout=300)
 
 
@@ -212,3 +214,20 @@ def test_output_paths_through_a_file_are_bad_input(tmp_path: Path, capsys: pytes
         status = main([str(a) for a in argv])
         err = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
         assert status == 2 and len(err) == 1 and re.fullmatch(expected, err[0]), (argv[0], err)
+
+
+@pytest.mark.parametrize("room", ["tmpfs", "fsize"])
+def test_predict_to_stdout_on_a_full_disk(room: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`rnnc predict MODEL X > out.csv` with no room behind stdout: one line, exit 1."""
+    _, model = tiny_onnx(tmp_path)
+    np.save(tmp_path / "x.npy", binary_data(n=5000)[0])
+    folder = request.getfixturevalue("tmpfs") if room == "tmpfs" else tmp_path
+    limit = 1 << 30
+    if room == "tmpfs":
+        fill(folder, leave=16384)
+    else:
+        limit = 16384
+    with open(folder / "out.csv", "w") as stdout:
+        done = rnnc_limited(limit, "predict", model, tmp_path / "x.npy", "--no-progress", stdout=stdout)
+    reason = "No space left on device" if room == "tmpfs" else "File too large"
+    assert (done.returncode, done.stderr) == (1, f"rnnc predict: cannot write the output: {reason}\n")

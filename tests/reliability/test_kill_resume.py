@@ -10,7 +10,8 @@ are in docs/reliability.md).
 
 A kill during an artifact write leaves the temporary sibling `.NAME.XXXX.tmp` behind
 (nothing can remove it from a SIGKILL), never a partial `NAME`: the test counts those
-leftovers, which is how it knows that some kills did land mid-write. The atomic-write
+leftovers, which is how it knows that some kills did land mid-write, and the resumed
+run removes them. The atomic-write
 invariant itself is also shown directly: a child process rewrites one large file in a
 loop with `rnnc.artifacts.atomic_write_bytes` and is killed at random; the file is
 always one whole payload, the old one or the new one.
@@ -29,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_resume import lines, rnnc
-from tiny_models import write_spec
-
-from rnnc.artifacts import load_weights
-from rnnc.spec import load_model
 
 pytest.importorskip("torch")
+from test_resume import lines, rnnc  # noqa: E402
+from tiny_models import write_spec  # noqa: E402
+
+from rnnc.artifacts import load_weights  # noqa: E402
+from rnnc.spec import load_model  # noqa: E402
 from rnnc_torch.checkpoint import load_checkpoint  # noqa: E402
 
 TRAINING = {"batch_size": 16, "seed": 7, "lr_schedule": {"type": "cosine", "min_lr": 0.001}}
@@ -66,13 +67,16 @@ def kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int) -> dict[
     chance = random.Random(seed)
     leftovers = 0
     epoch = 0
+    temporary: set[str] = set()
     for kill in range(kills):
         process = rnnc(spec, "-o", run, *(["--resume"] if kill else []))
         wait_for_progress(process, metrics, lines(metrics))
         time.sleep(chance.uniform(0, 0.15))  # epochs take 15-40 ms: a few epochs at most
         process.send_signal(signal.SIGKILL)
         process.wait()
-        leftovers += any(p.name.endswith(".tmp") for p in run.iterdir())
+        now = {p.name for p in run.iterdir() if p.name.endswith(".tmp")}
+        leftovers += bool(now - temporary)  # a new one: this kill landed inside a write
+        temporary = now
         reached = check_run_directory(run, spec)
         assert reached >= epoch, "a kill lost a finished epoch"
         assert reached < epochs, "the run finished before the kill; give it more epochs"
@@ -81,6 +85,7 @@ def kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int) -> dict[
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err.decode()
     assert check_run_directory(run, spec) == epochs
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")], "a resumed run clears what kills left"
     whole = rnnc(spec, "-o", tmp_path / "whole")
     _, err = whole.communicate(timeout=300)
     assert whole.returncode == 0, err.decode()
