@@ -16,7 +16,8 @@ from .loader import Document, Position, load_text
 
 
 def _parse_key(key: str) -> JsonPath:
-    return tuple(int(part) if part.isdigit() else part for part in key.split("."))
+    # isdigit() alone takes '²' for a digit, which int() refuses
+    return tuple(int(part) if part.isascii() and part.isdigit() else part for part in key.split("."))
 
 
 def _apply(doc: Document, text: str) -> str | None:

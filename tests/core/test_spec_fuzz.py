@@ -7,7 +7,11 @@ RecursionError, an assertion) is a bug, and every error line must say where it p
 `origin:line:col: ` or `--set ...: `. A second generator writes schema-valid specs from
 random layer stacks, inputs, losses and settings, to reach the shape and semantic rules.
 Data paths resolve against a folder of empty placeholder files, so the test does not
-depend on `specs/data/`.
+depend on `specs/data/`. A third generator writes YAML text from a YAML-ish grammar
+(anchors, tags, block scalars, flow collections, directives, bad indentation).
+
+CI runs 3,600 fixed examples. The long run (docs/reliability.md) draws 100,000 new ones:
+`RNNC_FUZZ_RANDOM=1 RNNC_FUZZ_EXAMPLES=100000 pytest tests/core/test_spec_fuzz.py`.
 """
 
 from __future__ import annotations
@@ -405,6 +409,7 @@ FOUND = [
     ("SPEC", ["layers.0.units={activation: 9223372036854775808}"], None),
     ("SPEC", ["input={shape: 9223372036854775808}"], None),
     ("activation: |\n  \ud800\n", [], ["spec.yaml: not UTF-8 text (character 17 cannot be encoded)"]),
+    ("SPEC", ["²=1", "layers.²=1"], ["--set ²=1: unknown setting '²'"]),
     ("SPEC", ["name=\udcff"], ["--set name=\\udcff: not UTF-8 text (character 1 cannot be encoded)"]),
 ]
 
