@@ -12,12 +12,14 @@ the batch: 1 for one sequence, the cores up to 8 for more):
 
 at batch 1 (latency: the median time of one call, with the min-max; the contenders take
 turns call by call, so drift falls on all alike) and batch 256 (throughput: sequences/s
-from the median call; each contender runs its calls in a block, since a thread pool
-keeps spinning after a call and would steal the next contender's cores). Then
+from the median call; the contenders take turns in blocks of 5 calls after an untimed
+one, since a thread pool keeps spinning after a call and would slow the next
+contender's first). Then
 `quantization`: specs/lstm_classifier.yaml trained with `fit`, exported float32 and
 int8, their validation accuracy and batch-1 latency.
 
     python bench/infer_latency.py [--workload b] [--reps-1 300] [--reps-256 20] [--json]
+    python bench/infer_latency.py --sweep      # rnnc's graph alone by batch size and threads
 """
 
 from __future__ import annotations
@@ -114,41 +116,57 @@ def contenders(work: Workload, folder: Path, x: np.ndarray, threads: int) -> tup
     return calls, outputs
 
 
-def timed(calls: dict[str, Call], reps: int, warmup: int, turns: bool) -> dict[str, list[float]]:
-    """Seconds per call of each contender; with `turns`, round after round of one call each."""
+def timed(calls: dict[str, Call], reps: int, warmup: int, turns: bool, block: int = 5) -> dict[str, list[float]]:
+    """Seconds per call of each contender. With `turns`, round after round of one call
+    each; otherwise rounds of `block` calls each, the first call of a block untimed (a
+    thread pool still spinning from the previous contender's calls would slow it), so
+    drift in the machine's speed still falls on all alike."""
     times: dict[str, list[float]] = {name: [] for name in calls}
-    if turns:
+    for call in calls.values():
         for _ in range(warmup):
-            for call in calls.values():
+            call()
+    size = 1 if turns else block
+    for _ in range(-(-reps // size)):
+        for name, call in calls.items():
+            if not turns:
                 call()
-        for _ in range(reps):
-            for name, call in calls.items():
+            for _ in range(size):
                 start = time.perf_counter()
                 call()
                 times[name].append(time.perf_counter() - start)
-        return times
-    for name, call in calls.items():
-        for _ in range(warmup):
-            call()
-        for _ in range(reps):
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
     return times
+
+
+def sweep() -> None:
+    """rnnc's graph alone, ms per call by batch size and intra-op threads, for the LSTM
+    workload: where more threads start to pay (rnnc.runtime's `threads_for`)."""
+    work = WORKLOADS["b"]
+    folder = Path(tempfile.mkdtemp(prefix="rnnc-sweep-"))
+    model = work.model()
+    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), folder / "lstm.onnx")
+    counts = sorted({1, 2, 4, min(os.cpu_count() or 1, 8)})
+    sessions = {n: ort.InferenceSession(str(folder / "lstm.onnx"), session_options(n), providers=["CPUExecutionProvider"]) for n in counts}
+    print("batch  " + "  ".join(f"{n:>2} thread(s)" for n in counts))
+    for batch in (1, 2, 4, 8, 16, 32, 64):
+        x = work.data(batch, seed=batch)[0]
+        cells = [statistics.median(timed({"s": lambda s=s: s.run(["y"], {"x": x})}, 100, 10, turns=True)["s"]) * 1e3
+                 for s in sessions.values()]
+        print(f"{batch:>5}  " + "  ".join(f"{c:9.3f} ms" for c in cells))
 
 
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(work: Workload, folder: Path, reps_1: int = 300, reps_256: int = 20) -> dict:
-    """Batch-1 latency and batch-256 throughput of every contender on `work`."""
+def measure(work: Workload, folder: Path, reps_1: int = 300, reps_256: int = 20, threads_256: int | None = None) -> dict:
+    """Batch-1 latency and batch-256 throughput of every contender on `work`; batch 256
+    on `threads_256` threads (default: rnnc.runtime's choice, the cores up to 8)."""
     started = time.perf_counter()
     result: dict = {"workload": work.key, "name": work.name, "flops": forward_flops(work)}
     before = torch.get_num_threads()
     try:
         for batch, reps in ((1, reps_1), (256, reps_256)):
-            threads = threads_for(batch)
+            threads = threads_for(batch) if batch == 1 or threads_256 is None else threads_256
             torch.set_num_threads(threads)
             x = work.data(batch, seed=batch)[0]
             calls, outputs = contenders(work, folder, x, threads)
@@ -212,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps-1", type=int, default=300)
     parser.add_argument("--reps-256", type=int, default=20)
     parser.add_argument("--no-quantization", action="store_true", help="skip training the classifier for the int8 accuracy check")
+    parser.add_argument("--sweep", action="store_true", help="only rnnc's LSTM graph by batch size and thread count")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.sweep:
+        sweep()
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="rnnc-bench-"))
     for key in list(WORKLOADS) if args.workload == "all" else [args.workload]:
         result = measure(WORKLOADS[key], folder, args.reps_1, args.reps_256)

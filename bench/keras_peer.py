@@ -87,6 +87,12 @@ def run(folder: Path, key: str, plan: dict) -> dict:
 def main() -> int:
     folder = Path(sys.argv[1])
     plans = json.loads((folder / "plan.json").read_text())
+    threads = next(iter(plans.values()), {}).get("threads")
+    if threads:  # as many intra-op threads as the other systems get; TensorFlow's default is the cores
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     print(json.dumps({"versions": {"keras": keras.__version__, "backend": keras.backend.backend(),
                                    "tensorflow": __import__("tensorflow").__version__}}), flush=True)
     for key, plan in plans.items():

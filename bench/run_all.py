@@ -5,6 +5,7 @@ PyTorch, `torch.onnx.export` on onnxruntime, Keras 3 and the machine's limit.
     python bench/run_all.py --quick                  # fewer repetitions, a smoke test
     RNNC_KERAS_PYTHON=/path/to/keras-venv/bin/python python bench/run_all.py
     python bench/run_all.py --json results.json --workload a b
+    python bench/run_all.py --threads 1             # every system on one core
 
 Parts, all measured in this run on this machine: the limit (fp32 `torch.mm` of two
 2048x2048 matrices, GFLOP/s on all cores and on one); training throughput
@@ -42,13 +43,13 @@ from workloads import KERAS, WORKLOADS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def matmul_gflops(threads: int, size: int = 2048, reps: int = 10) -> dict[str, float]:
-    """fp32 `torch.mm` throughput on `threads` threads: median and min-max of `reps`."""
+def matmul_rates(threads: int, size: int = 2048, reps: int = 5) -> list[float]:
+    """fp32 `torch.mm` GFLOP/s of `reps` products of two size x size matrices on `threads`."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
-        for _ in range(3):
+        for _ in range(2):
             torch.mm(a, b, out=out)
         rates = []
         for _ in range(reps):
@@ -57,7 +58,7 @@ def matmul_gflops(threads: int, size: int = 2048, reps: int = 10) -> dict[str, f
             rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
     finally:
         torch.set_num_threads(before)
-    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "threads": threads}
+    return rates
 
 
 def machine() -> dict:
@@ -77,7 +78,7 @@ def keras_python(flag: str | None) -> str | None:
     return candidate if Path(candidate).exists() else None
 
 
-def run_keras(python: str, keys: list[str], reps: int, reps_1: int, reps_256: int) -> dict:
+def run_keras(python: str, keys: list[str], reps: int, reps_1: int, reps_256: int, threads: int | None) -> dict:
     """keras_peer.py in the Keras environment, on the workloads' own data."""
     folder = Path(tempfile.mkdtemp(prefix="rnnc-keras-"))
     plans = {}
@@ -85,7 +86,8 @@ def run_keras(python: str, keys: list[str], reps: int, reps_1: int, reps_256: in
         work = WORKLOADS[key]
         x, y = work.data()
         np.savez(folder / f"{key}.npz", x=x, y=y, x1=work.data(1, seed=1)[0], x256=work.data(256, seed=256)[0])
-        plans[key] = {**KERAS[key], "batch": work.batch, "warmup": 1, "reps": reps, "reps_1": reps_1, "reps_256": reps_256}
+        plans[key] = {**KERAS[key], "batch": work.batch, "warmup": 1, "reps": reps, "reps_1": reps_1, "reps_256": reps_256,
+                      "threads": threads}
     (folder / "plan.json").write_text(json.dumps(plans))
     done = subprocess.run([python, str(ROOT / "bench" / "keras_peer.py"), str(folder)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": ""})
@@ -93,6 +95,10 @@ def run_keras(python: str, keys: list[str], reps: int, reps_1: int, reps_256: in
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {"versions": lines[0]["versions"], **{row["workload"]: row for row in lines[1:]}}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def span(r: dict, scale: float = 1.0, digits: int = 0) -> str:
@@ -129,7 +135,7 @@ def tables(results: dict) -> str:
                  f"{r['rnnc']['median'] / k['median']:.2f}" if k else "-", f"{r['train_flops'] / 1e9:.4f}", ", ".join(shares)]
         out.append("| " + " | ".join(cells) + " |")
     names = ("rnnc", "rnnc int8", "torch", "torch.onnx")
-    out += ["", "Inference at batch 1, ms per call (median, min-max; every contender on 1 thread but Keras):", "",
+    out += ["", "Inference at batch 1, ms per call (median, min-max; every contender but Keras on 1 thread, rnnc.runtime's choice):", "",
             "| workload | rnnc | rnnc int8 | PyTorch eager | torch.onnx on ORT | Keras predict_on_batch | eager / rnnc | eager / rnnc int8 | torch.onnx / rnnc |",
             "|---|---|---|---|---|---|---|---|---|"]
     for key, r in results.get("infer", {}).items():
@@ -138,7 +144,7 @@ def tables(results: dict) -> str:
         med = {n: b[n]["median"] for n in names}
         out.append(f"| {key} {r['name']} | " + " | ".join(span(b[n], 1e3, 3) for n in names) + f" | {span(k, 1e3, 2) if k else '-'} | "
                    f"{med['torch'] / med['rnnc']:.2f} | {med['torch'] / med['rnnc int8']:.2f} | {med['torch.onnx'] / med['rnnc']:.2f} |")
-    out += ["", f"Inference at batch 256, sequences/s (from the median call; slowest-fastest call) on {m['cores']} "
+    out += ["", f"Inference at batch 256, sequences/s (from the median call; slowest-fastest call) on {limit['all']['threads']} "
             "threads, and each system's % of the matmul limit:", "",
             "| workload | rnnc | rnnc int8 | PyTorch eager | torch.onnx on ORT | Keras | rnnc / torch.onnx | % of limit: rnnc, torch.onnx |",
             "|---|---|---|---|---|---|---|---|"]
@@ -169,33 +175,44 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 training epochs, fewer inference calls")
     parser.add_argument("--keras-python", help="the Keras environment's interpreter (default $RNNC_KERAS_PYTHON)")
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--threads", type=int, help="intra-op threads for every system (default: the cores)")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     args = parser.parse_args()
     reps, reps_1, reps_256 = (2, 60, 5) if args.quick else (args.reps, 300, 20)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     started = time.perf_counter()
     results: dict = {"machine": machine(), "load_before": os.getloadavg()[0]}
-    cores = os.cpu_count() or 1
-    results["limit"] = {"all": matmul_gflops(torch.get_num_threads()), "one": matmul_gflops(1)}
+    limit: dict[str, list[float]] = {"all": [], "one": []}
+
+    def sample_limit() -> None:  # at several points of the run: the machine's speed drifts
+        limit["all"] += matmul_rates(threads)
+        limit["one"] += matmul_rates(1)
+
+    sample_limit()
     device = torch.device("cpu")
     results["train"] = {}
     for key in args.workload:
         results["train"][key] = train_throughput.measure(WORKLOADS[key], device, reps)
         print(train_throughput.report(results["train"][key]), file=sys.stderr, flush=True)
+    sample_limit()
     folder = Path(tempfile.mkdtemp(prefix="rnnc-bench-"))
     results["infer"] = {}
     for key in args.workload:
-        results["infer"][key] = infer_latency.measure(WORKLOADS[key], folder, reps_1, reps_256)
+        results["infer"][key] = infer_latency.measure(WORKLOADS[key], folder, reps_1, reps_256, threads_256=args.threads)
         print(infer_latency.report(results["infer"][key]), file=sys.stderr, flush=True)
+    sample_limit()
     results["quantization"] = infer_latency.quantization(folder)
     python = None if args.no_keras else keras_python(args.keras_python)
     if python is None:
         results["keras"] = {"note": "skipped: no Keras environment (set RNNC_KERAS_PYTHON or --keras-python; see bench/README.md)"}
     else:
-        results["keras"] = run_keras(python, args.workload, max(2, reps - 2), max(30, reps_1 // 3), max(5, reps_256 // 2))
+        results["keras"] = run_keras(python, args.workload, max(2, reps - 2), max(30, reps_1 // 3), max(5, reps_256 // 2), args.threads)
     results["startup"] = startup.measure(runs=5 if args.quick else 10)
+    results["limit"] = {name: {**summary(rates), "threads": threads if name == "all" else 1} for name, rates in limit.items()}
     results["load_after"] = os.getloadavg()[0]
     results["seconds"] = time.perf_counter() - started
-    results["machine"]["cores"] = cores
     print(tables(results), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -33,6 +33,7 @@ from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
+from .threads import at_most, training_threads
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
@@ -86,6 +87,7 @@ class Trainer:
         self.module = build_module(model).to(self.device)
         self.objective = make_objective(model.loss, self.module.final_activation)
         self.precision = Precision(self.settings.precision, self.device)
+        self.threads = training_threads(model, self.device)  # 1 for small steps (threads.py)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping
@@ -154,6 +156,10 @@ class Trainer:
 
     def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
         """One pass over `data` in this epoch's order; the mean loss and the metrics."""
+        with at_most(self.threads):
+            return self._train_epoch(epoch, data, lr, progress)
+
+    def _train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool) -> dict[str, float]:
         module, optimizer = self.module, self.optimizer
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -219,9 +225,13 @@ class Trainer:
             raise TrainingError(f"epoch {epoch}, step {end}: loss is {recent}; training diverged")
         bar.set_postfix_str(f"loss {recent:.4f}", refresh=False)
 
-    @torch.inference_mode()
     def evaluate(self, data: DeviceData) -> dict[str, float]:
         """The mean loss and the metrics on `data`, in eval mode (no dropout)."""
+        with at_most(self.threads):
+            return self._evaluate(data)
+
+    @torch.inference_mode()
+    def _evaluate(self, data: DeviceData) -> dict[str, float]:
         self.module.eval()
         batch = self.settings.batch_size
         total = torch.zeros((), device=self.device, dtype=torch.float64)
