@@ -10,11 +10,12 @@ the batch: 1 for one sequence, the cores up to 8 for more):
   torch.onnx   `torch.onnx.export` of the hand-written module, on onnxruntime with
                rnnc.runtime's session options
 
-at batch 1 (latency: the median time of one call, with the min-max; the contenders take
-turns call by call, so drift falls on all alike) and batch 256 (throughput: sequences/s
-from the median call; the contenders take turns in blocks of 5 calls after an untimed
-one, since a thread pool keeps spinning after a call and would slow the next
-contender's first). Then
+at batch 1 (latency: the median time of one call, with the min-max) and batch 256
+(throughput: sequences/s from the median call). The contenders take turns in rounds,
+each an untimed call then a block of timed ones (10 at batch 1, 5 at batch 256), so
+drift in the machine's speed falls on all alike while each runs with its own weights
+in the caches (taking turns call by call, every call would find the caches holding the
+others' weights: that made PyTorch eager 20% slower on the LSTM). Then
 `quantization`: specs/lstm_classifier.yaml trained with `fit`, exported float32 and
 int8, their validation accuracy and batch-1 latency.
 
@@ -116,21 +117,19 @@ def contenders(work: Workload, folder: Path, x: np.ndarray, threads: int) -> tup
     return calls, outputs
 
 
-def timed(calls: dict[str, Call], reps: int, warmup: int, turns: bool, block: int = 5) -> dict[str, list[float]]:
-    """Seconds per call of each contender. With `turns`, round after round of one call
-    each; otherwise rounds of `block` calls each, the first call of a block untimed (a
-    thread pool still spinning from the previous contender's calls would slow it), so
-    drift in the machine's speed still falls on all alike."""
+def timed(calls: dict[str, Call], reps: int, warmup: int, block: int = 10) -> dict[str, list[float]]:
+    """Seconds per call of each contender: rounds in which each takes its turn for one
+    untimed call and `block` timed ones. Rounds spread drift in the machine's speed over
+    all alike; blocks let each contender run with its own weights in the caches and
+    without the previous one's thread pool still spinning, as it would in service."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         for _ in range(warmup):
             call()
-    size = 1 if turns else block
-    for _ in range(-(-reps // size)):
+    for _ in range(-(-reps // block)):
         for name, call in calls.items():
-            if not turns:
-                call()
-            for _ in range(size):
+            call()
+            for _ in range(block):
                 start = time.perf_counter()
                 call()
                 times[name].append(time.perf_counter() - start)
@@ -149,7 +148,7 @@ def sweep() -> None:
     print("batch  " + "  ".join(f"{n:>2} thread(s)" for n in counts))
     for batch in (1, 2, 4, 8, 16, 32, 64):
         x = work.data(batch, seed=batch)[0]
-        cells = [statistics.median(timed({"s": lambda s=s: s.run(["y"], {"x": x})}, 100, 10, turns=True)["s"]) * 1e3
+        cells = [statistics.median(timed({"s": lambda s=s: s.run(["y"], {"x": x})}, 100, 10)["s"]) * 1e3
                  for s in sessions.values()]
         print(f"{batch:>5}  " + "  ".join(f"{c:9.3f} ms" for c in cells))
 
@@ -171,7 +170,7 @@ def measure(work: Workload, folder: Path, reps_1: int = 300, reps_256: int = 20,
             x = work.data(batch, seed=batch)[0]
             calls, outputs = contenders(work, folder, x, threads)
             agree = max(float(np.abs(outputs[name] - outputs["torch"]).max()) for name in ("rnnc", "torch.onnx"))
-            times = timed(calls, reps, max(5, reps // 10), turns=threads == 1)
+            times = timed(calls, reps, max(5, reps // 10), block=10 if batch == 1 else 5)
             result[f"batch{batch}"] = {"threads": threads, "agree": agree,
                                        "int8_error": float(np.abs(outputs["rnnc int8"] - outputs["rnnc"]).max()),
                                        **{name: summary(t) for name, t in times.items()}}
@@ -202,7 +201,7 @@ def quantization(folder: Path) -> dict:
         predictor = Predictor(path)
         probs[name] = predictor.predict(val.x)
         one = val.x[:1]
-        latency = timed({name: lambda p=predictor, one=one: p.run(one)}, 300, 30, turns=True)[name]
+        latency = timed({name: lambda p=predictor, one=one: p.run(one)}, 300, 30)[name]
         result[name] = {"accuracy": float((probs[name].argmax(axis=1) == val.y).mean()), "bytes": path.stat().st_size,
                         "latency": summary(latency)}
     result["max_probability_change"] = float(np.abs(probs["int8"] - probs["fp32"]).max())

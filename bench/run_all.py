@@ -123,7 +123,7 @@ def tables(results: dict) -> str:
         out += [f"Keras: {keras.get('error') or keras.get('note')}", ""]
     peak = limit["all"]["median"] * 1e9
     out += ["Training, samples/s (median, min-max):", "",
-            "| workload | rnnc | PyTorch | Keras | rnnc / PyTorch (paired) | rnnc / Keras | GFLOP/sample | % of limit: rnnc, PyTorch, Keras |",
+            "| workload | rnnc | PyTorch | Keras | rnnc / PyTorch (paired) | rnnc / Keras | MFLOP/sample | % of limit: rnnc, PyTorch, Keras |",
             "|---|---|---|---|---|---|---|---|"]
     for key, r in results.get("train", {}).items():
         k = keras.get(key, {}).get("train")
@@ -132,7 +132,7 @@ def tables(results: dict) -> str:
         shares.append(f"{100 * k['median'] * r['train_flops'] / peak:.0f}%" if k else "-")
         cells = [f"{key} {r['name']}", span(r["rnnc"]), span(r["pytorch"]), span(k) if k else "-",
                  f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})",
-                 f"{r['rnnc']['median'] / k['median']:.2f}" if k else "-", f"{r['train_flops'] / 1e9:.4f}", ", ".join(shares)]
+                 f"{r['rnnc']['median'] / k['median']:.2f}" if k else "-", f"{r['train_flops'] / 1e6:.3g}", ", ".join(shares)]
         out.append("| " + " | ".join(cells) + " |")
     names = ("rnnc", "rnnc int8", "torch", "torch.onnx")
     out += ["", "Inference at batch 1, ms per call (median, min-max; every contender but Keras on 1 thread, rnnc.runtime's choice):", "",
@@ -177,7 +177,11 @@ def main() -> int:
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--threads", type=int, help="intra-op threads for every system (default: the cores)")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
+    parser.add_argument("--render", type=Path, help="only print the tables of an earlier run's --json file")
     args = parser.parse_args()
+    if args.render:
+        print(tables(json.loads(args.render.read_text())))
+        return 0
     reps, reps_1, reps_256 = (2, 60, 5) if args.quick else (args.reps, 300, 20)
     if args.threads:
         torch.set_num_threads(args.threads)

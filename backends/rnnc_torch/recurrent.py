@@ -9,7 +9,8 @@ forward direction's output at each sequence's last real step and, when bidirecti
 the backward direction's output at step 0 (`h_n`), as Keras and ONNX do. A sequence of
 length 0 yields zeros (its initial state). A layer's `dropout` drops its inputs while
 training (Keras's meaning; PyTorch's own `dropout` argument is exactly this between
-fused layers).
+fused layers). While training on a CPU the block usually computes its torch module with
+`stepwise.run` instead, the same function without packing, faster (see stepwise.py).
 """
 
 from __future__ import annotations

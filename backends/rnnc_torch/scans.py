@@ -1,0 +1,270 @@
+"""The recurrences of `stepwise.py` as autograd functions with hand-derived backward passes.
+
+`RNNScan`, `LSTMScan` and `GRUScan` each run one layer, every direction at once, on a
+time-major input `[directions, T, B, F]` with stacked weights `[directions, ...]`. The
+forward pass writes the input projection of all steps into the gate buffer with one
+product, then per step adds the recurrent product in place and applies the gates in
+place; what the backward pass needs stays in buffers borrowed from a `Workspace`
+(returned when the backward pass is done, so a second backward pass is refused). The
+backward pass runs the loop in reverse, one product per step, and computes the weight
+and input gradients over all steps with one product each. LSTM and GRU take the rows
+feeding their tanh gate scaled by 2 and compute tanh(x) as 2 sigmoid(2x) - 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+class _Steps:
+    """Per-step views of `[D, T, B, X]` buffers and the matching matrix products: with
+    one direction the direction axis is dropped and 2-D products run (cheaper per call
+    than batched ones, which is most of a small layer's cost)."""
+
+    def __init__(self, directions: int):
+        self.one = directions == 1
+        self.addmm = torch.addmm if self.one else torch.baddbmm
+        self.mm = torch.mm if self.one else torch.bmm
+
+    def add_product(self, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """out += a @ b, in place."""
+        return out.addmm_(a, b) if self.one else out.baddbmm_(a, b)
+
+    def of(self, buffer: Tensor) -> tuple[Tensor, ...]:
+        """The step views of `buffer` `[D, T, B, X]`: `[B, X]` or `[D, B, X]` each."""
+        return (buffer[0] if self.one else buffer.transpose(0, 1)).unbind(0)
+
+    def blocks(self, buffer: Tensor, count: int) -> list[tuple[Tensor, ...]]:
+        """The step views of each of `count` equal gate blocks of `buffer`'s last axis
+        (made once: slicing inside the time loop costs more than the arithmetic)."""
+        return [self.of(block) for block in buffer.chunk(count, dim=-1)]
+
+    def flat(self, buffer: Tensor) -> Tensor:
+        """`[D, T, B, X]` (or `[D, G, X]` weights) as `[T * B, X]` or `[D, T * B, X]`."""
+        flat = buffer.reshape(buffer.shape[0], -1, buffer.shape[-1])
+        return flat[0] if self.one else flat
+
+    def row(self, b: Tensor) -> Tensor:
+        """A `[D, G]` bias as an addend for `[B, G]` or `[D, B, G]` products."""
+        return b[0] if self.one else b.unsqueeze(1)
+
+
+def _project(ops: _Steps, out: Tensor, x: Tensor, w: Tensor, b: Tensor | None) -> None:
+    """`out` `[D, T, B, G]` = x W^T + b, every step at once."""
+    if b is None:
+        ops.mm(ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+    else:
+        ops.addmm(ops.row(b), ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+
+
+def _input_grads(ctx, ops: _Steps, d_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of x, W_ih and the input bias from the pre-activations' `d_pre`."""
+    d = ops.flat(d_pre)
+    need = ctx.needs_input_grad
+    dx = ops.mm(d, ops.flat(w_ih)).view_as(x) if need[0] else None
+    dw = ops.mm(d.mT, ops.flat(x)).view_as(w_ih) if need[1] else None
+    db = d_pre.sum(dim=(1, 2)) if need[2] else None
+    return dx, dw, db
+
+
+def _recurrent_grad(ops: _Steps, d_rec: Tensor, hs: Tensor) -> Tensor:
+    """W_hh's gradient, `sum_t d_t^T h_{t-1}` over every step at once: `[D, G, H]`."""
+    grad = ops.mm(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
+    return grad.view(hs.shape[0], d_rec.shape[-1], hs.shape[-1])
+
+
+def _state_grad(ops: _Steps, hs: Tensor, d_last: Tensor | None) -> Tensor:
+    """The running gradient of the state, starting from the final state's."""
+    dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
+    return dh[0] if ops.one else dh
+
+
+def _done(ctx) -> tuple:
+    """The saved buffers, once: a second backward pass would read reused memory."""
+    if ctx.buffers is None:
+        raise RuntimeError("rnnc's CPU recurrent layers support one backward pass per forward pass (no retain_graph)")
+    buffers, ctx.buffers = ctx.buffers, None
+    return buffers
+
+
+class RNNScan(torch.autograd.Function):
+    """h_t = act(x_t W_ih^T + b + h_{t-1} W_hh^T), act tanh or relu."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b, w_hh, space, relu):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
+        _project(ops, pre, x, w_ih, b)
+        h, p, w_t = ops.of(hs), ops.of(pre), ops.flat(w_hh).mT
+        for t in range(steps):
+            out = ops.addmm(p[t], h[t], w_t, out=h[t + 1])
+            if relu:
+                out.relu_()
+            else:
+                out.tanh_()
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space, ctx.relu = (pre,), hs, space, relu
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        dh = _state_grad(ops, hs, d_last)
+        square = torch.empty_like(dh)
+        h, d, w = ops.of(hs), ops.of(d_pre), ops.flat(w_hh)
+        d_out = None if d_seq is None else ops.of(d_seq)
+        for t in range(len(d) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            if ctx.relu:
+                torch.mul(dh, h[t + 1] > 0, out=d[t])
+            else:
+                torch.mul(h[t + 1], h[t + 1], out=square)
+                torch.addcmul(dh, dh, square, value=-1.0, out=d[t])  # dh * (1 - h^2)
+            ops.mm(d[t], w, out=dh)
+        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        workspace.give(slot + "pre", d_pre)
+        return dx, dw_ih, db, dw_hh, None, None
+
+
+class LSTMScan(torch.autograd.Function):
+    """torch's LSTM cell, gates i, f, g, o (the g rows of W_ih, b, W_hh scaled by 2)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b, w_hh, space):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        gates = workspace.take(slot + "gates", (directions, steps, batch, 4 * units), x)
+        cs = workspace.take(slot + "c", (directions, steps + 1, batch, units), x)
+        tanh_c = workspace.take(slot + "tanh_c", (directions, steps, batch, units), x)
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        cs[:, 0].zero_()
+        _project(ops, gates, x, w_ih, b)
+        a, (i, f, g, o) = ops.of(gates), ops.blocks(gates, 4)
+        h, c, tc, w_t = ops.of(hs), ops.of(cs), ops.of(tanh_c), ops.flat(w_hh).mT
+        two, one = x.new_tensor(2.0), x.new_tensor(1.0)
+        for t in range(steps):
+            ops.add_product(a[t], h[t], w_t).sigmoid_()
+            torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t], value=2.0).sub_(i[t])  # + i tanh(g)
+            torch.mul(c[t + 1], two, out=tc[t]).sigmoid_().mul_(two).sub_(one)  # tanh(c) = 2 sigmoid(2c) - 1
+            torch.mul(o[t], tc[t], out=h[t + 1])
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space = (gates, cs, tanh_c), hs, space
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        gates, cs, tanh_c = _done(ctx)
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        units = hs.shape[-1]
+        d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)
+        dh = _state_grad(ops, hs, d_last)
+        dc, tmp = torch.zeros_like(dh), torch.empty_like(dh)
+        a, (i, f, g, o), c, tc = ops.of(gates), ops.blocks(gates, 4), ops.of(cs), ops.of(tanh_c)
+        d, (di, df, dg, do), w = ops.of(d_pre), ops.blocks(d_pre, 4), ops.flat(w_hh)
+        d_ifg = [step[..., : 3 * units].unflatten(-1, (3, units)) for step in d]
+        d_out = None if d_seq is None else ops.of(d_seq)
+        two, one, dc_ = dh.new_tensor(2.0), dh.new_tensor(1.0), dc.unsqueeze(-2)
+        for t in range(len(a) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            torch.mul(tc[t], tc[t], out=tmp).sub_(one).mul_(o[t])
+            dc.addcmul_(dh, tmp, value=-1.0)  # + dh o (1 - tanh(c)^2)
+            torch.addcmul(a[t], a[t], a[t], value=-1.0, out=d[t])  # sigmoid' of every gate
+            do[t].mul_(tc[t]).mul_(dh)
+            di[t].mul_(torch.mul(g[t], two, out=tmp).sub_(one))  # tanh(g)
+            df[t].mul_(c[t])
+            dg[t].mul_(i[t]).mul_(two)  # d(2 sigmoid(x) - 1)/dx = 2 sigmoid'
+            d_ifg[t].mul_(dc_)
+            ops.mm(d[t], w, out=dh)
+            dc.mul_(f[t])
+        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        for name, buffer in (("gates", gates), ("c", cs), ("tanh_c", tanh_c), ("d_pre", d_pre)):
+            workspace.give(slot + name, buffer)
+        return dx, dw_ih, db, dw_hh, None
+
+
+class GRUScan(torch.autograd.Function):
+    """torch's GRU cell, gates r, z, n, the reset gate applied after the recurrent
+    product (the n rows of W_ih, b_ih, W_hh, b_hh scaled by 2)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, space):  # type: ignore[no-untyped-def, override]
+        workspace, slot = space
+        directions, steps, batch, _ = x.shape
+        units = w_hh.shape[-1]
+        ops = _Steps(directions)
+        gates = workspace.take(slot + "gates", (directions, steps, batch, 3 * units), x)
+        recurrent = workspace.take(slot + "recurrent", tuple(gates.shape), x)  # W_hh h + b_hh
+        hs = x.new_empty(directions, steps + 1, batch, units)
+        hs[:, 0].zero_()
+        _project(ops, gates, x, w_ih, b_ih)
+        rz, (r, z, n), h, w_t = ops.of(gates[..., : 2 * units]), ops.blocks(gates, 3), ops.of(hs), ops.flat(w_hh).mT
+        q, q_rz, (_, _, q_n) = ops.of(recurrent), ops.of(recurrent[..., : 2 * units]), ops.blocks(recurrent, 3)
+        bias = None if b_hh is None else ops.row(b_hh)
+        two, one = x.new_tensor(2.0), x.new_tensor(1.0)
+        tmp = torch.empty_like(h[0])
+        for t in range(steps):
+            if bias is None:
+                ops.mm(h[t], w_t, out=q[t])
+            else:
+                ops.addmm(bias, h[t], w_t, out=q[t])
+            rz[t].add_(q_rz[t]).sigmoid_()
+            n[t].addcmul_(r[t], q_n[t]).sigmoid_().mul_(two).sub_(one)  # tanh
+            torch.addcmul(n[t], z[t], torch.sub(h[t], n[t], out=tmp), out=h[t + 1])  # (1 - z) n + z h
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.buffers, ctx.hs, ctx.space, ctx.hh_bias = (gates, recurrent), hs, space, b_hh is not None
+        ctx.set_materialize_grads(False)
+        return hs[:, 1:], hs[:, steps].clone()
+
+    @staticmethod
+    def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        x, w_ih, w_hh = ctx.saved_tensors
+        gates, recurrent = _done(ctx)
+        hs, (workspace, slot) = ctx.hs, ctx.space
+        ops = _Steps(hs.shape[0])
+        units = hs.shape[-1]
+        d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)  # input side
+        d_rec = workspace.take(slot + "d_rec", tuple(gates.shape), gates)  # recurrent side
+        dh = _state_grad(ops, hs, d_last)
+        tmp = torch.empty_like(dh)
+        rz, (r, z, n), h = ops.of(gates[..., : 2 * units]), ops.blocks(gates, 3), ops.of(hs)
+        (_, _, q_n), w = ops.blocks(recurrent, 3), ops.flat(w_hh)
+        d_rz, (dr, dz, dn) = ops.of(d_pre[..., : 2 * units]), ops.blocks(d_pre, 3)
+        dq, dq_rz, (_, _, dq_n) = ops.of(d_rec), ops.of(d_rec[..., : 2 * units]), ops.blocks(d_rec, 3)
+        d_out = None if d_seq is None else ops.of(d_seq)
+        one, minus_half = dh.new_tensor(1.0), dh.new_tensor(-0.5)
+        for t in range(len(r) - 1, -1, -1):
+            if d_out is not None:
+                dh.add_(d_out[t])
+            torch.mul(n[t], n[t], out=dn[t]).sub_(one).mul_(minus_half)  # dn/d(scaled pre-activation): (1 - n^2) / 2
+            dn[t].mul_(torch.addcmul(dh, dh, z[t], value=-1.0, out=tmp))  # through (1 - z) n
+            torch.addcmul(rz[t], rz[t], rz[t], value=-1.0, out=d_rz[t])  # sigmoid'
+            dr[t].mul_(dn[t]).mul_(q_n[t])
+            dz[t].mul_(torch.sub(h[t], n[t], out=tmp).mul_(dh))
+            dq_rz[t].copy_(d_rz[t])
+            torch.mul(dn[t], r[t], out=dq_n[t])
+            ops.addmm(torch.mul(dh, z[t], out=tmp), dq[t], w, out=dh)
+        dx, dw_ih, db_ih = _input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = _recurrent_grad(ops, d_rec, hs)
+        db_hh = d_rec.sum(dim=(1, 2)) if ctx.hh_bias and ctx.needs_input_grad[4] else None
+        for name, buffer in (("gates", gates), ("recurrent", recurrent), ("d_pre", d_pre), ("d_rec", d_rec)):
+            workspace.give(slot + name, buffer)
+        return dx, dw_ih, db_ih, dw_hh, db_hh, None
