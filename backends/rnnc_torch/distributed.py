@@ -95,6 +95,10 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
     world = World(rank, size, local_rank, target if target.type == "cuda" else torch.device("cpu"))
     try:
         yield world, target
+        if joined:
+            # every rank leaves together: gloo aborts a process whose peer tears the
+            # group down while its own threads still talk ("terminate called ...")
+            dist.barrier()
     finally:
         if joined and dist.is_initialized():
             dist.destroy_process_group()
