@@ -1,23 +1,9 @@
-"""Training tests need torch; each starts from the same global seed, on one thread.
-
-One thread: these models are tiny, and on a busy two-core CI machine torch's
-thread pool spinning against other processes makes them tens of times slower. The
-product keeps torch's default; only the tests pin it (subprocesses via OMP_NUM_THREADS).
-"""
+"""Training tests need torch; each starts seeded on one thread (see seeding.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-
-@pytest.fixture(autouse=True)
-def _seeded_single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+from seeding import _seeded_single_thread  # noqa: E402,F401  (an autouse fixture)

@@ -1,0 +1,23 @@
+"""The autouse fixture both training and distributed tests use: each test starts from
+the same global seed, on one torch thread.
+
+One thread: these models are tiny, and on a busy two-core CI machine torch's thread
+pool spinning against other processes makes them tens of times slower. The product
+keeps torch's default; only the tests pin it (subprocesses via OMP_NUM_THREADS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seeded_single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
