@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import io
 import os
 import sys
@@ -101,6 +102,7 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
             dist.barrier()
     finally:
         if joined and dist.is_initialized():
+            gc.collect()  # DDP's reducer and pending work go while their group still exists
             dist.destroy_process_group()
 
 
