@@ -28,13 +28,23 @@ def format_path(path: JsonPath) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong, and where: `origin` is a file name or an override like `--set a=b`."""
+    """One thing wrong, and where: `origin` is a file name or an override like `--set a=b`.
+
+    `path` is what the user reads; `json_path` is the same place for code (which section
+    of the spec failed), empty where the problem is about the whole file.
+    """
 
     origin: str
     line: int | None  # 1-based; None where the problem has no place in a file
     column: int | None
     path: str  # e.g. "layers[1].units", or "layers[2] (dense)"; "" for the whole file
     message: str
+    json_path: JsonPath = ()
+
+    @property
+    def section(self) -> str:
+        """The top-level key the problem is in (`layers`, `training`, ...); "" for the whole file."""
+        return str(self.json_path[0]) if self.json_path else ""
 
     def __str__(self) -> str:
         where = self.origin

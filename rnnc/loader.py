@@ -85,7 +85,7 @@ class Document:
             layer = _get(self.data, path)
             if isinstance(layer, dict) and isinstance(layer.get("type"), str):
                 label += f" ({layer['type']})"
-        return Problem(pos.origin, pos.line, pos.column, label, message)
+        return Problem(pos.origin, pos.line, pos.column, label, message, path)
 
 
 def _get(data: Any, path: JsonPath) -> Any:
@@ -109,7 +109,7 @@ class _Builder:
 
     def fail(self, node: yaml.Node, path: JsonPath, message: str) -> None:
         p = self.pos(node)
-        self.problems.append(Problem(p.origin, p.line, p.column, format_path(path), message))
+        self.problems.append(Problem(p.origin, p.line, p.column, format_path(path), message, path))
 
     def build(self, node: yaml.Node, path: JsonPath, depth: int) -> Any:
         self.nodes += 1

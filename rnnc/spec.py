@@ -44,13 +44,9 @@ def spec_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _sections_with_problems(problems: list[Problem], doc: Document) -> set[str]:
-    """Top-level sections that failed the schema (by the path text each problem names)."""
-    bad = set()
-    for p in problems:
-        head = p.path.split(".")[0].split("[")[0].split(" ")[0]
-        bad.add(head)
-    return bad
+def _sections_with_problems(problems: list[Problem]) -> set[str]:
+    """Top-level sections that failed the schema ("" when the whole file did)."""
+    return {p.section for p in problems}
 
 
 def _build_parts(doc: Document, base: Path, bad: set[str]) -> Parts:
@@ -90,7 +86,7 @@ def compile_document(doc: Document, base: Path) -> ir.Model:
     if not isinstance(doc.data, dict):
         raise SpecError(problems)
     # a section the schema refused is not built, even where its word was not repeated
-    parts = _build_parts(doc, base, _sections_with_problems(problems + schema, doc))
+    parts = _build_parts(doc, base, _sections_with_problems(problems + schema))
     problems += _shape_problems(parts)
     problems += semantic_problems(parts)
     if problems:

@@ -77,13 +77,13 @@ def export_problems(model: ir.Model) -> list[Problem]:
     if model.export.opset not in OPSETS:
         problems.append(
             Problem(origin, None, None, "export.opset",
-                    f"the ONNX backend writes opsets {OPSETS.start} to {OPSETS.stop - 1}, got {model.export.opset}")
+                    f"the ONNX backend writes opsets {OPSETS.start} to {OPSETS.stop - 1}, got {model.export.opset}", ("export", "opset"))
         )
     if model.input.dtype == "int64" and (not model.nodes or not isinstance(model.nodes[0].layer, ir.Embedding)):
-        problems.append(Problem(origin, None, None, "layers[0]", "token id input needs an embedding as the first layer"))
+        problems.append(Problem(origin, None, None, "layers[0]", "token id input needs an embedding as the first layer", ("layers", 0)))
     if model.export.streaming:
         problems += [
-            Problem(origin, None, None, f"layers[{node.index}] ({node.layer.kind})", why)
+            Problem(origin, None, None, f"layers[{node.index}] ({node.layer.kind})", why, ("layers", node.index))
             for node in model.nodes
             if (why := _unstreamable(node))
         ]

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from rnnc.cli import main
+from rnnc.errors import SpecError, format_path
+from rnnc.spec import load_model
 
 BAD_SPECS = Path(__file__).resolve().parent / "bad_specs"
 CASES = sorted(BAD_SPECS.glob("*.yaml"))
@@ -61,3 +63,16 @@ def test_check_prints_exactly_the_expected_lines(spec: Path, capsys: pytest.Capt
     assert err.splitlines() == expected
     assert out == ""
     assert status == 2
+
+
+@pytest.mark.parametrize("spec", CASES, ids=lambda p: p.stem)
+def test_each_problem_knows_its_section_as_data(spec: Path) -> None:
+    """The structured path (which decides what gets built after a schema error) names
+    the same place as the printed one."""
+    sets, _ = expected_run(spec)
+    with pytest.raises(SpecError) as caught:
+        load_model(spec, sets)
+    for problem in caught.value.problems:
+        printed = format_path(problem.json_path)
+        assert problem.path == printed or problem.path.startswith(f"{printed} ("), problem
+        assert problem.section == (str(problem.json_path[0]) if problem.json_path else "")
