@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+
+from rnnc.cli.progress import add_progress_argument, shows_progress
 from rnnc.errors import DataError, UsageError
 
 OUTPUT_SUFFIXES = (".npy", ".csv")
@@ -27,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores, at most 8)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_progress_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = _output_suffix(args.output)
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     source = open_input(args.input, predictor)
-    with _progress(source.count, args.batch_size, args.progress) as bar, _opened(args.output, suffix) as handle:
+    with _progress(source.count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
         if suffix == ".npy":
             writer = NpyWriter(handle, source.count)
         elif source.texts is not None:

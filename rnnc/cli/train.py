@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from rnnc.cli.check import add_overrides_argument
+from rnnc.cli.progress import add_progress_argument, shows_progress
 from rnnc.errors import TrainingError, UsageError
 
 
@@ -27,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_overrides_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
     parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: cuda when available), cpu or cuda")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the per-epoch lines stay)")
+    add_progress_argument(parser, "no progress bar; the per-epoch lines stay")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel worker processes on this machine, started by torchrun (default 1; see docs/distributed.md)")
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc != 1:
         return _launch(args, backend, run_dir)
     try:
-        train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=args.progress)
+        train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=shows_progress(args))
     except TrainingError as err:
         print(f"rnnc train: {err}", file=sys.stderr)
         return 1
@@ -72,5 +73,5 @@ def _launch(args: argparse.Namespace, backend: object, run_dir: Path) -> int:
         raise UsageError(f"--nproc: backend '{args.backend}' cannot start distributed workers")
     worker = ["train", args.spec, "-o", str(run_dir), "--device", args.device, "--backend", args.backend]
     worker += [item for override in args.overrides for item in ("--set", override)]
-    worker += ["--resume"] * args.resume + ["--no-progress"] * (not args.progress)
+    worker += ["--resume"] * args.resume + ["--no-progress"] * (not shows_progress(args))
     return launch(args.nproc, worker)

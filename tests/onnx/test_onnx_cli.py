@@ -107,7 +107,8 @@ def test_compile_errors_exit_2_with_one_line(tmp_path: Path, capsys, monkeypatch
 
 
 @pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "compressed"])
-def test_predict_npz_in_batches_to_npy_matches_the_runtime(tmp_path: Path, model_path: Path, capsys, save) -> None:
+def test_predict_npz_in_batches_to_npy_matches_the_runtime(tmp_path: Path, model_path: Path, capsys, monkeypatch, save) -> None:
+    monkeypatch.setattr("rnnc.cli.progress.on_terminal", lambda: True)  # a bar is drawn on terminals only
     x, lengths = rng_x(), np.random.default_rng(1).integers(1, 7, 10)
     save(tmp_path / "in.npz", x=x, lengths=lengths)
     assert main(["predict", str(model_path), str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npy"), "--batch-size", "3"]) == 0

@@ -21,7 +21,8 @@ def train(*args: str | Path) -> int:
     return main(["train", *map(str, args), "--device", "cpu"])
 
 
-def test_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rnnc.cli.progress.on_terminal", lambda: True)  # a bar is drawn on terminals only
     spec = write_spec(tmp_path)
     run = tmp_path / "run"
     assert train(spec, "-o", run) == 0
@@ -125,3 +126,11 @@ def test_cuda_without_cuda_is_a_usage_error(tmp_path: Path, capsys: pytest.Captu
     assert main(["train", str(spec), "-o", str(tmp_path / "run"), "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path)
+    assert train(spec, "-o", tmp_path / "run") == 0  # captured stderr is not a terminal
+    out, err = capsys.readouterr()
+    assert "epoch 2/2  loss " in out
+    assert "step/s" not in err and "epoch 1/2" not in err
