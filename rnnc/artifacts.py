@@ -100,6 +100,20 @@ def load_weights(path: str | os.PathLike[str], model: ir.Model | None = None) ->
     return weights
 
 
+def load_weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata stored in a weights file's header (`rnnc train` records the
+    spec hash, the epoch and, for named classes, `classes` as a JSON list)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return dict(handle.metadata() or {})
+    except OSError as err:
+        raise ArtifactError(f"{path}: cannot read weights: {err.strerror or err}") from None
+    except (SafetensorError, ValueError) as err:
+        raise ArtifactError(f"{path}: not a safetensors weights file ({err})") from None
+
+
 def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: str) -> None:
     expected = {p.name: p.shape for p in model.params}
     missing = sorted(set(expected) - set(weights))

@@ -29,6 +29,7 @@ from .errors import ArtifactError
 PAD, UNKNOWN = 0, 1
 FIRST_ID = 2  # the first id of a real token
 METADATA_KEY = "rnnc.vocab"
+VOCAB_FILE = "vocab.json"  # a raw-text run's vocabulary, beside its weights
 TOKENIZERS = ("char", "word")
 _WORD = re.compile(r"\w+|[^\w\s]")
 

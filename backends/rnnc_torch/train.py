@@ -30,7 +30,7 @@ from rnnc import ir
 from rnnc.artifacts import atomic_open, atomic_write_text, save_weights
 from rnnc.data import TrainingData, load_training_data
 from rnnc.errors import RnncError, TrainingError, UsageError
-from rnnc.text import Vocab
+from rnnc.text import VOCAB_FILE, Vocab
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, make_trainer, session
@@ -38,7 +38,7 @@ from .fit import History, printer
 from .trainer import DeviceData, Trainer
 
 SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "checkpoint.pt", "metrics.jsonl", "model.onnx"
-VOCAB = "vocab.json"  # raw-text runs: the training data's vocabulary (also in model.onnx)
+VOCAB = VOCAB_FILE  # raw-text runs: the training data's vocabulary (also in model.onnx)
 
 
 def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
