@@ -4,17 +4,18 @@ A `.csv` has a header naming its columns; a `.jsonl` holds one JSON object per l
 Each row gives a text (`data.text.column`) and a label (`data.text.label`). The
 vocabulary is built from the training rows alone (after `validation_split` has taken
 its share), so validation and test texts meet unknown tokens as new text will. Labels
-of a classification loss are names: the classes are the training labels in sorted
-order, and class `i` is output unit `i` (for binary cross-entropy with one unit, the
-second name is class 1). Regression losses read labels as numbers. Problems are
-one-line `DataError`s naming the file and, where there is one, the line.
+of a classification loss are names: the classes are the distinct training labels in
+`class_order` (by value when every label is an integer as written, "2" before "10";
+otherwise as strings), and class `i` is output unit `i` (for binary cross-entropy with
+one unit, the second name is class 1). Regression losses read labels as numbers.
+Problems are one-line `DataError`s naming the file and, where there is one, the line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,12 +117,30 @@ def _jsonl_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, s
 # --- rows to samples ------------------------------------------------------------------
 
 
+def class_order(labels: Iterable[str]) -> tuple[str, ...]:
+    """The distinct `labels` in class-id order: by integer value when every one is an
+    integer written plainly (`-1`, `0`, `10`: what `str(int(x))` gives back, so not `07`,
+    `+3` or `1_000`), else as strings. Integer labels are usually class ids already, and
+    a user expects label 2 to be class 2's neighbour, not to follow "10"."""
+    names = set(labels)
+    if all(_plain_integer(name) for name in names):
+        return tuple(sorted(names, key=int))
+    return tuple(sorted(names))
+
+
+def _plain_integer(label: str) -> bool:
+    try:
+        return str(int(label)) == label
+    except ValueError:  # not an integer (or past Python's limit on digits)
+        return False
+
+
 def training_classes(model: ir.Model, rows: TextRows) -> tuple[str, ...] | None:
-    """The class names (sorted training labels) a classification loss trains on, checked
-    against the model's output; None for a regression loss."""
+    """The class names (the training labels in `class_order`) a classification loss
+    trains on, checked against the model's output; None for a regression loss."""
     if not model.loss.is_classification:
         return None
-    classes = tuple(sorted(set(rows.labels)))
+    classes = class_order(rows.labels)
     units = model.output_shape[-1]
     binary = model.loss.type == "binary_crossentropy"
     if binary and units != 1:
