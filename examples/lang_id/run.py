@@ -14,11 +14,18 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+import rnnc.cli
+
+# `rnnc train` below runs in this process, on one torch thread unless OMP_NUM_THREADS
+# says otherwise: these small recurrent steps gain nothing from more, and lose a lot on
+# a busy machine. torch reads the variable once, when it is first imported (by `rnnc
+# train`, not by anything above), so the default is set here, before that.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,14 +34,6 @@ def read(split: str) -> tuple[list[str], list[str]]:
     with (HERE / "data" / f"{split}.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r["word"] for r in rows], [r["language"] for r in rows]
-
-
-def train(run_dir: Path, extra: list[str]) -> None:
-    """`rnnc train`, on one torch thread unless OMP_NUM_THREADS says otherwise: these
-    small recurrent steps gain nothing from more, and lose a lot on a busy machine."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    command = [sys.executable, "-m", "rnnc", "train", str(HERE / "spec.yaml"), "-o", str(run_dir), "--no-progress", *extra]
-    subprocess.run(command, env=env, check=True)
 
 
 def bigrams(word: str) -> list[str]:
@@ -75,7 +74,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run-dir", type=Path, default=Path("runs/lang-id"), help="where rnnc train writes (default: runs/lang-id)")
     args, extra = parser.parse_known_args()
-    train(args.run_dir, extra)
+    status = rnnc.cli.main(["train", str(HERE / "spec.yaml"), "-o", str(args.run_dir), "--no-progress", *extra])
+    if status:
+        return status
 
     from rnnc.runtime import Predictor
 
