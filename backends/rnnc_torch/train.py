@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from rnnc import ir
-from rnnc.artifacts import atomic_open, atomic_write_text, save_weights
+from rnnc.artifacts import atomic_open, atomic_write_text, load_weights_metadata, save_weights
 from rnnc.data import TrainingData, load_training_data
 from rnnc.errors import RnncError, TrainingError, UsageError
 from rnnc.text import VOCAB_FILE, Vocab
@@ -89,6 +89,8 @@ def _train_run(
     data = load_training_data(model)
     mark = fingerprint(model, spec)
     state = _resume_state(run, mark) if resume and main else None
+    if state is not None:
+        _check_same_encoding(run, data)
     trainer = make_trainer(model, target, world)
     if world is not None:
         trainer.adopt(state)  # type: ignore[attr-defined]  # collective: rank 0's checkpoint on every rank
@@ -144,6 +146,21 @@ def _resume_state(run: Path, mark: str) -> dict[str, Any] | None:
         print(f"{run}: no checkpoint yet; starting from epoch 1", file=sys.stderr)
         return None
     return load_checkpoint(run / CHECKPOINT, mark)
+
+
+def _check_same_encoding(run: Path, data: TrainingData) -> None:
+    """A resumed run must read its data as the run began to: the same class names in the
+    same order and the same vocabulary, or its weights would mean other things. They come
+    from the data files, which the spec fingerprint does not cover."""
+    stored = load_weights_metadata(run / WEIGHTS).get("classes") if (run / WEIGHTS).exists() else None
+    classes = None if data.train.classes is None else json.dumps(list(data.train.classes))
+    if stored is not None and stored != classes:
+        raise UsageError(
+            f"--resume: the training data's classes ({', '.join(json.loads(classes or '[]'))}) are not those the run "
+            f"in {run} began with ({', '.join(json.loads(stored))}); train a fresh run"
+        )
+    if data.vocab is not None and (run / VOCAB).exists() and (run / VOCAB).read_text(encoding="utf-8") != data.vocab.to_json():
+        raise UsageError(f"--resume: the training data gives another vocabulary than {run / VOCAB}; train a fresh run")
 
 
 def _drop_leftovers(run: Path) -> None:

@@ -8,6 +8,7 @@ import io
 import json
 import random
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,10 +48,8 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A trained run on reviews whose label is the kind of their two opinion words."""
-    folder = tmp_path_factory.mktemp("text")
+def write_reviews(folder: Path) -> None:
+    """Reviews whose label is the kind of their two opinion words, and the spec."""
     rng = random.Random(0)
     opinions = {"pos": "good great fine nice lovely superb".split(), "neg": "bad awful poor sad ugly terrible".split()}
     filler = "the a movie was film plot acting it really very".split()
@@ -63,10 +62,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     for name, part in (("train.jsonl", rows[:320]), ("test.jsonl", rows[320:])):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in part))
     (folder / "spec.yaml").write_text(SPEC)
+
+
+def train(folder: Path, *extra: str) -> tuple[int, str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["train", str(folder / "spec.yaml"), "-o", str(folder / "run"), "--no-progress"]) == 0
-    return folder, out.getvalue()
+        status = main(["train", str(folder / "spec.yaml"), "-o", str(folder / "run"), "--no-progress", *extra])
+    return status, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A trained run on the reviews."""
+    folder = tmp_path_factory.mktemp("text")
+    write_reviews(folder)
+    status, printed = train(folder)
+    assert status == 0
+    return folder, printed
 
 
 def test_the_run_keeps_the_vocabulary_beside_the_model_and_inside_it(run: tuple[Path, str]) -> None:
@@ -102,3 +114,34 @@ def test_evaluate_gives_the_trainers_test_numbers(run: tuple[Path, str], capsys:
     assert result["samples"] == 80
     for name in ("loss", "accuracy", "auc"):
         assert result[name] == pytest.approx(float(logged[name]), abs=1.5e-4), name
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: {**r, "label": {"neg": "bad", "pos": "good"}[r["label"]]}, "classes (bad, good) are not those the run"),
+        (lambda r: {**r, "text": r["text"] + " extra words"}, "gives another vocabulary than"),
+    ],
+    ids=["classes", "vocabulary"],
+)
+def test_resume_refuses_data_that_changed_its_classes_or_vocabulary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change, message: str
+) -> None:
+    """The spec fingerprint cannot see the data files: the run's own classes and
+    vocabulary are compared instead, before a single weight is reused."""
+    write_reviews(tmp_path)
+    assert train(tmp_path, "--set", "training.epochs=1")[0] == 0
+    files = {name: (tmp_path / name).read_text() for name in ("train.jsonl", "test.jsonl")}
+    for name, text in files.items():
+        (tmp_path / name).write_text("".join(json.dumps(change(json.loads(line))) + "\n" for line in text.splitlines()))
+    before = (tmp_path / "run" / "weights.safetensors").read_bytes()
+    capsys.readouterr()
+    assert train(tmp_path, "--resume")[0] == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("--resume: ") and message in err[0], err
+    assert (tmp_path / "run" / "weights.safetensors").read_bytes() == before
+    # the same data again: the run continues
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    status, printed = train(tmp_path, "--resume", "--set", "training.epochs=2")
+    assert status == 0 and "epoch 2/2" in printed
