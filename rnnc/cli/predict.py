@@ -3,7 +3,7 @@
 The input (`.npz`, `.npy`, `.csv`, or `.txt` raw text for a model trained on text, see
 `predict_io`) runs through `rnnc.runtime` in batches of `--batch-size` sequences, so
 memory stays bounded whatever the file's size; a progress bar on stderr shows when
-there is more than one batch. The output
+there is more than one batch (on a terminal). The output
 goes to OUT (`.npy` or `.csv`, written atomically) or, without `-o`, to stdout as CSV;
 for raw text the CSV names each text's predicted label and its probability.
 A bad model or input file ends with one line naming it, and exit status 2.
