@@ -189,6 +189,7 @@ class DistributedTrainer(Trainer):
         super().__init__(model, device)
         self.world = world
         self.local_batch = batch // world.size
+        self.shards = 1  # DDP's gradient hooks run in backward(); the processes are the split
         self._gather = True
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(self.module, device_ids=ids)  # broadcasts rank 0's weights

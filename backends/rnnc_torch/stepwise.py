@@ -18,6 +18,8 @@ tests compare values and every gradient with torch's modules.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,31 +53,36 @@ def pays(rnn: nn.RNNBase, batch: int) -> bool:
     variable-length batches); for one-direction GRU and LSTM once the recurrent product
     per step is large enough for this loop's per-step overhead not to dominate (torch's
     LSTM is oneDNN's fused kernel, whose per-step overhead is lower still)."""
-    if rnn.mode in ("RNN_TANH", "RNN_RELU") or rnn.bidirectional:
+    return loop_pays(rnn.mode, rnn.bidirectional, rnn.hidden_size, batch)
+
+
+def loop_pays(mode: str, bidirectional: bool, units: int, batch: int) -> bool:
+    """`pays` for a layer described by torch's `mode` name, direction and size."""
+    if mode in ("RNN_TANH", "RNN_RELU") or bidirectional:
         return True
-    flops = 2 * batch * GATES[rnn.mode] * rnn.hidden_size**2
-    return flops >= MIN_PRODUCT_FLOPS[rnn.mode]
+    return 2 * batch * GATES[mode] * units**2 >= MIN_PRODUCT_FLOPS[mode]
 
 
 MIN_PRODUCT_FLOPS = {"GRU": 1.5e6, "LSTM": 6e6}  # e.g. GRU(64) at batch 64, LSTM(128) at batch 64
 
 
 class Workspace:
-    """Large buffers kept from one step to the next, one per slot: a buffer is taken for
-    a forward pass and given back once its backward pass is done, so two passes in
-    flight never share one (the second allocates its own)."""
+    """Large buffers kept from one step to the next, one per slot and thread: a buffer is
+    taken for a forward pass and given back once its backward pass is done, so two
+    passes in flight never share one (the second allocates its own), and the threads of
+    a sharded step (shards.py) each keep their own."""
 
     def __init__(self) -> None:
-        self.free: dict[str, Tensor] = {}
+        self.free: dict[tuple[int, str], Tensor] = {}
 
     def take(self, slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        buffer = self.free.pop(slot, None)
+        buffer = self.free.pop((threading.get_ident(), slot), None)
         if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype or buffer.device != like.device:
             return like.new_empty(shape)
         return buffer
 
     def give(self, slot: str, buffer: Tensor) -> None:
-        self.free[slot] = buffer
+        self.free[threading.get_ident(), slot] = buffer
 
 
 def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bool, workspace: Workspace) -> Tensor:

@@ -33,6 +33,7 @@ from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
+from .shards import ShardedStep, shard_count
 from .threads import at_most, training_threads
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
@@ -88,6 +89,7 @@ class Trainer:
         self.objective = make_objective(model.loss, self.module.final_activation)
         self.precision = Precision(self.settings.precision, self.device)
         self.threads = training_threads(model, self.device)  # 1 for small steps (threads.py)
+        self.shards = shard_count(model, self.device)  # threads each batch is split across (shards.py)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping
@@ -156,10 +158,11 @@ class Trainer:
 
     def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
         """One pass over `data` in this epoch's order; the mean loss and the metrics."""
-        with at_most(self.threads):
-            return self._train_epoch(epoch, data, lr, progress)
+        sharded = self.shards > 1 and data.mask is None
+        with at_most(1 if sharded else self.threads):
+            return self._train_epoch(epoch, data, lr, progress, ShardedStep(self.module, self.shards) if sharded else None)
 
-    def _train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool, shards: ShardedStep | None) -> dict[str, float]:
         module, optimizer = self.module, self.optimizer
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -182,14 +185,23 @@ class Trainer:
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
         x, y, all_lengths, mask = data.x, data.y, data.lengths, data.mask
         amp = self.precision
+
+        def forward(rows: slice) -> tuple[Tensor, Tensor]:
+            output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits, trusted=True)
+            loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
+            return output, loss
+
         for step, start in enumerate(range(0, n, batch), 1):
-            rows = slice(start, start + batch)
-            with amp.autocast():
-                output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits, trusted=True)
-                loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
-            optimizer.zero_grad(set_to_none=True)
+            stop = min(n, start + batch)
+            if shards is not None:  # the batch's gradients, summed over its shards' threads
+                output, loss = shards(forward, start, stop)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                with amp.autocast():
+                    output, loss = forward(slice(start, stop))
             if amp.plain:
-                loss.backward()
+                if shards is None:
+                    loss.backward()
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
