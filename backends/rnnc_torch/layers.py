@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from rnnc import ir
 
 from .activations import Activation
+from .dropout import Dropout
 
 
 def step_mask(lengths: Tensor, steps: int) -> Tensor:
@@ -106,7 +107,7 @@ class DropoutBlock(Block):
     def __init__(self, node: ir.Node):
         super().__init__()
         assert isinstance(node.layer, ir.Dropout)
-        self.dropout = nn.Dropout(node.layer.rate)
+        self.dropout = Dropout(node.layer.rate)
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         return self.dropout(x), lengths

@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnc import ir
 
 from . import stepwise
+from .dropout import Dropout
 from .layers import Block, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
@@ -74,7 +75,7 @@ class RecurrentBlock(Block):
         # (zero) gradients flowing through it into NaN.
         self.relu = getattr(first, "activation", "tanh") == "relu"
         self.packs = first.bidirectional or self.relu
-        self.input_dropout = nn.Dropout(first.dropout) if first.dropout > 0 else None
+        self.input_dropout = Dropout(first.dropout) if first.dropout > 0 else None
         self.workspace = stepwise.Workspace()  # training buffers kept between steps
         shared = dict(
             input_size=features,

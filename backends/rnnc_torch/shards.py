@@ -14,9 +14,14 @@ are summed in shard order on the calling thread, so the result does not depend o
 which thread finishes first: training stays deterministic for a given K (rounded
 differently from the unsharded step, as a different thread count is).
 
+Dropout stays deterministic too: before each step the calling thread draws one seed
+per shard from torch's generator (so a checkpoint's RNG state still replays the run),
+and each shard's dropout draws from its own generator (`dropout.drawing_from`).
+
 `shard_count` decides K: torch's intra-op thread count, where all of these hold (else
 1, the ordinary step): a CPU device; fp32 (autocast state is per thread); no dropout
-(threads drawing from one random stream would draw in a racing order); steps large
+inside torch's multi-layer recurrent kernels (it draws from the global generator,
+which threads would reach in a racing order); steps large
 enough for threads to pay (`threads.training_threads` runs small ones on one thread);
 at least `MIN_ROWS` rows per shard; at most `MAX_SHARDS` threads (measured on two cores
 only; larger machines keep torch's own parallelism); and every recurrent layer run, at
@@ -40,6 +45,7 @@ from torch import Tensor, nn
 from rnnc import ir
 
 from . import stepwise
+from .dropout import Dropout, drawing_from
 from .threads import training_threads
 
 MIN_ROWS = 16  # a shard smaller than this spends its time on per-operation overhead
@@ -48,17 +54,17 @@ MAX_SHARDS = 4
 Forward = Callable[[slice], tuple[Tensor, Tensor]]  # rows -> (output, mean loss)
 
 
-def shard_count(model: ir.Model, device: torch.device) -> int:
-    """How many threads each training batch is split across (1: not split)."""
+def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int:
+    """How many threads each training batch of `module` (`model` built) is split across (1: not split)."""
     threads = torch.get_num_threads()
     if (
         device.type != "cpu"
         or model.training.precision != "fp32"
-        or _has_dropout(model)
+        or _fused_dropout(module)
         or training_threads(model, device) is not None
         or not 2 <= threads <= MAX_SHARDS
         or model.training.batch_size < MIN_ROWS * threads
-        or _runs_a_time_loop(model, model.training.batch_size // threads)
+        or _runs_a_time_loop(model, -(-model.training.batch_size // threads))  # the largest shard
     ):
         return 1
     return threads
@@ -78,14 +84,9 @@ def _runs_a_time_loop(model: ir.Model, rows: int) -> bool:
     return False
 
 
-def _has_dropout(model: ir.Model) -> bool:
-    for node in model.nodes:
-        match node.layer:
-            case ir.Dropout(rate=rate) if rate > 0:
-                return True
-            case ir.SimpleRNN(dropout=rate) | ir.LSTM(dropout=rate) | ir.GRU(dropout=rate) if rate > 0:
-                return True
-    return False
+def _fused_dropout(module: nn.Module) -> bool:
+    """Whether a multi-layer torch RNN drops between its layers (inside its kernel)."""
+    return any(isinstance(m, nn.RNNBase) and m.num_layers > 1 and m.dropout > 0 for m in module.modules())
 
 
 @functools.cache
@@ -100,13 +101,15 @@ class ShardedStep:
     def __init__(self, module: nn.Module, shards: int):
         self.params = [p for p in module.parameters() if p.requires_grad]
         self.shards = shards
+        self.random = any(isinstance(m, Dropout) for m in module.modules())
 
     def __call__(self, forward: Forward, start: int, stop: int) -> tuple[Tensor, Tensor]:
         """Runs `forward` on rows [start, stop) in shards and leaves the gradient of the
         batch's mean loss in each parameter's `.grad`; returns (output, mean loss)."""
-        rows = stop - start
-        cuts = [start + rows * i // self.shards for i in range(self.shards + 1)]
-        parts = list(_pool(self.shards).map(self._shard, [forward] * self.shards, cuts[:-1], cuts[1:], [rows] * self.shards))
+        rows, k = stop - start, self.shards
+        cuts = [start + rows * i // k for i in range(k + 1)]
+        seeds = torch.randint(0, 2**62, (k,)).tolist() if self.random else [None] * k
+        parts = list(_pool(k).map(self._shard, [forward] * k, cuts[:-1], cuts[1:], [rows] * k, seeds))
         for i, param in enumerate(self.params):
             grads = [part[2][i] for part in parts if part[2][i] is not None]
             param.grad = None if not grads else functools.reduce(torch.add, grads)
@@ -114,8 +117,14 @@ class ShardedStep:
         loss = functools.reduce(torch.add, [part[1] for part in parts])
         return output, loss
 
-    def _shard(self, forward: Forward, lo: int, hi: int, rows: int) -> tuple[Tensor, Tensor, tuple[Tensor | None, ...]]:
-        output, loss = forward(slice(lo, hi))
+    def _shard(
+        self, forward: Forward, lo: int, hi: int, rows: int, seed: int | None
+    ) -> tuple[Tensor, Tensor, tuple[Tensor | None, ...]]:
+        if seed is None:
+            output, loss = forward(slice(lo, hi))
+        else:
+            with drawing_from(torch.Generator().manual_seed(seed)):
+                output, loss = forward(slice(lo, hi))
         share = loss * ((hi - lo) / rows)
         grads = torch.autograd.grad(share, self.params, allow_unused=True)
         return output.detach(), share.detach(), grads

@@ -89,7 +89,7 @@ class Trainer:
         self.objective = make_objective(model.loss, self.module.final_activation)
         self.precision = Precision(self.settings.precision, self.device)
         self.threads = training_threads(model, self.device)  # 1 for small steps (threads.py)
-        self.shards = shard_count(model, self.device)  # threads each batch is split across (shards.py)
+        self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (shards.py)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping

@@ -8,6 +8,7 @@ import torch
 
 import rnnc_torch
 from rnnc import ir
+from rnnc_torch.dropout import Dropout
 
 RNN_MODULES = (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)
 
@@ -45,7 +46,7 @@ def test_later_layers_dropout_becomes_the_inter_layer_dropout(make_model):
     module = rnnc_torch.build_module(make_model(layers, (None, 3)))
     (gru,) = rnn_modules(module)
     assert gru.num_layers == 3 and gru.dropout == 0.3
-    input_dropouts = [m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    input_dropouts = [m.p for m in module.modules() if isinstance(m, Dropout)]
     assert input_dropouts == [0.1]
 
 

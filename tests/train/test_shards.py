@@ -11,6 +11,8 @@ import torch
 
 from rnnc import ir
 from rnnc.data import from_arrays
+from rnnc_torch.dropout import Dropout, drawing_from
+from rnnc_torch.model import build_module
 from rnnc_torch.shards import MIN_ROWS, ShardedStep, shard_count
 from rnnc_torch.trainer import DeviceData, Trainer
 
@@ -40,21 +42,26 @@ def lstm_model(**training: object) -> ir.Model:
                 loss="mse", batch_size=64), 2),
     (lstm_model(batch_size=16), 1),  # 8-row shards: below MIN_ROWS
     (lstm_model(precision="bf16"), 1),  # autocast is per thread
-    (tiny_model([ir.LSTM(64, dropout=0.2), ir.Dense(5, "softmax")], shape=(12, 3), batch_size=64), 1),
-    (tiny_model([ir.LSTM(64), ir.Dropout(0.3), ir.Dense(5, "softmax")], shape=(12, 3), batch_size=64), 1),
+    (tiny_model([ir.LSTM(64, dropout=0.2), ir.Dense(5, "softmax")], shape=(12, 3), batch_size=64), 2),
+    (tiny_model([ir.LSTM(64), ir.Dropout(0.3), ir.Dense(5, "softmax")], shape=(12, 3), batch_size=64), 2),
+    (tiny_model([ir.LSTM(64, return_sequences=True), ir.LSTM(64, dropout=0.2), ir.Dense(5, "softmax")], shape=(12, 3),
+                batch_size=64), 1),  # fused: torch's kernel drops between its layers
     (tiny_model([ir.SimpleRNN(8), ir.Dense(1, "sigmoid")], batch_size=64), 1),  # tiny steps: one thread anyway
     (tiny_model([ir.GRU(64, bidirectional=True), ir.Dense(1, "sigmoid")], shape=(12, 3), batch_size=64), 1),  # time loop
     (tiny_model([ir.SimpleRNN(128), ir.Dense(1, "sigmoid")], shape=(12, 3), batch_size=64), 1),  # time loop
-], ids=["lstm", "seq2seq", "small-batch", "bf16", "recurrent-dropout", "dropout-layer", "tiny", "bidirectional", "simple-rnn"])
+], ids=["lstm", "seq2seq", "small-batch", "bf16", "recurrent-dropout", "dropout-layer", "fused-dropout", "tiny",
+        "bidirectional", "simple-rnn"])
 def test_where_batches_are_sharded(two_threads: None, model: ir.Model, shards: int) -> None:
-    assert shard_count(model, CPU) == shards
-    assert shard_count(model, torch.device("cuda")) == 1
+    module = build_module(model)
+    assert shard_count(model, module, CPU) == shards
+    assert shard_count(model, module, torch.device("cuda")) == 1
 
 
 @pytest.mark.parametrize("threads", [1, 8])
 def test_one_thread_or_a_large_machine_keeps_the_ordinary_step(threads: int) -> None:
     torch.set_num_threads(threads)
-    assert shard_count(lstm_model(batch_size=MIN_ROWS * 8), CPU) == 1
+    model = lstm_model(batch_size=MIN_ROWS * 8)
+    assert shard_count(model, build_module(model), CPU) == 1
 
 
 def batch_for(model: ir.Model, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +118,35 @@ def test_sharded_training_is_deterministic_and_tracks_the_ordinary_step() -> Non
         assert torch.equal(value, again[1][name]), name
         torch.testing.assert_close(value, ordinary[1][name], rtol=1e-3, atol=1e-4, msg=name)  # rounding apart
     assert first[0] == pytest.approx(ordinary[0], rel=1e-4)
+
+
+def test_sharded_training_with_dropout_is_deterministic() -> None:
+    """Each shard drops with a generator seeded from the global stream on the calling
+    thread, so racing threads cannot reorder the masks."""
+    model = tiny_model([ir.LSTM(64, dropout=0.3), ir.Dropout(0.2), ir.Dense(5, "softmax")], shape=(12, 3),
+                       loss="sparse_categorical_crossentropy", batch_size=64)
+    runs = [train_two_epochs(model, 3) for _ in range(3)]
+    for losses, weights in runs[1:]:
+        assert losses == runs[0][0]
+        for name, value in weights.items():
+            assert torch.equal(value, runs[0][1][name]), name
+    assert runs[0][0] != train_two_epochs(model, 1)[0]  # the masks differ from the ordinary step's
+
+
+def test_dropout_draws_as_torch_does_unless_a_thread_generator_is_set() -> None:
+    x = torch.ones(64, 32)
+    ours, theirs = Dropout(0.25).train(), torch.nn.Dropout(0.25).train()
+    torch.manual_seed(5)
+    a = ours(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, theirs(x))  # the same call on the global generator: the same mask
+    with drawing_from(torch.Generator().manual_seed(1)):
+        b = ours(x)
+    with drawing_from(torch.Generator().manual_seed(1)):
+        assert torch.equal(b, ours(x))
+    assert not torch.equal(a, b)
+    assert set(b.unique().tolist()) <= {0.0, float(torch.tensor(1 / 0.75))}  # inverted dropout, float32
+    assert torch.equal(ours.eval()(x), x)
 
 
 def test_the_trainer_shards_by_itself_and_restores_the_thread_setting(two_threads: None) -> None:
