@@ -157,3 +157,26 @@ def test_the_trainer_shards_by_itself_and_restores_the_thread_setting(two_thread
     logs = trainer.train_epoch(1, DeviceData(x, y, None, None), 0.01)
     assert np.isfinite(logs["loss"])
     assert torch.get_num_threads() == 2
+
+
+def test_a_resumed_sharded_run_with_dropout_continues_exactly() -> None:
+    """The shards' seeds come from torch's global stream, which the checkpoint keeps."""
+    model = tiny_model([ir.LSTM(64, dropout=0.3), ir.Dense(5, "softmax")], shape=(12, 3),
+                       loss="sparse_categorical_crossentropy", batch_size=64)
+    x, y = batch_for(model, 256)
+    data = DeviceData(x, y, None, None)
+    whole = Trainer(model)
+    whole.shards = 2
+    for epoch in (1, 2):
+        whole.train_epoch(epoch, data, 0.01)
+    first = Trainer(model)
+    first.shards = 2
+    first.train_epoch(1, data, 0.01)
+    first.epoch = 1
+    state = first.state_dict()
+    resumed = Trainer(model)
+    resumed.shards = 2
+    resumed.load_state_dict(state)
+    resumed.train_epoch(2, data, 0.01)
+    for name, value in whole.module.state_dict().items():
+        assert torch.equal(resumed.module.state_dict()[name], value), name
