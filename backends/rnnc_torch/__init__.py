@@ -1,13 +1,15 @@
 """rnnc's PyTorch backend: the spec's model as an `nn.Module`, for training and inference.
 
 `build_module(model)` lowers an IR model to a `SpecModule`; `backend` is the plugin
-object that the `rnnc.backends` entry point `rnnc_torch:backend` loads. See
-docs/torch-backend.md for the semantics (last real step, dropout, fusion, activations,
-initialisation).
+object that the `rnnc.backends` entry point `rnnc_torch:backend` loads; its `export`
+writes a `torch.export` program (`.pt2`, export.py) for `rnnc compile --backend torch`.
+See docs/torch-backend.md for the semantics (last real step, dropout, fusion,
+activations, initialisation) and docs/deploy.md for the `.pt2`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +27,7 @@ class TorchBackend:
     """The `torch` backend: compiles an IR model to a `SpecModule`."""
 
     name = "torch"
-    capabilities = frozenset({"train", "infer"})
+    capabilities = frozenset({"train", "infer", "export"})
 
     def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> SpecModule:
         """A `SpecModule` in eval mode, with `weights` loaded when given (else Keras-like
@@ -37,6 +39,20 @@ class TorchBackend:
         if weights is not None:
             module.load_ir_state(weights)
         return module.eval()
+
+    def export(
+        self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any
+    ) -> None:
+        """Write `model` as a `torch.export` program to `path` atomically (what `rnnc
+        compile --backend torch` calls); without `weights`, initial weights seeded by
+        `training.seed`. Options: `classes` and `vocab`, recorded in its `rnnc.json`.
+        See `rnnc_torch.export`, imported here so that training never imports it."""
+        from .export import OPTIONS, export
+
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UsageError(f"torch backend: unknown option(s) {', '.join(unknown)}; export takes: {', '.join(OPTIONS)}")
+        export(model, weights, path, **options)
 
     def train(self, model: ir.Model, run_dir: Any, **options: Any) -> Any:
         """Train `model` into the run directory `run_dir` (`rnnc train`); see

@@ -183,6 +183,10 @@ class Conv1DBlock(Block):
         else:
             y = self._same_per_sequence(h, lengths, steps)
         y = y.transpose(1, 2)
+        if torch.compiler.is_exporting():
+            # torch.export cannot reason about the strides of a transposed tensor whose
+            # time size is a function of the input's (it guards on them): copy it
+            y = y.contiguous()
         if lengths is not None:
             lengths = self._out_lengths(lengths)
         return (y if logits else self.activation(y)), lengths
@@ -197,6 +201,8 @@ class Conv1DBlock(Block):
         stride, kernel = self.layer.stride, self.layer.kernel_size
         out_steps = self.layer.out_length(steps)
         total = ((self._out_lengths(lengths) - 1) * stride + kernel - lengths).clamp(min=0)
+        if torch.compiler.is_exporting():
+            return self._same_selected(h, total // 2, out_steps)
         lefts = (total // 2).cpu()
         distinct = sorted(set(lefts.tolist()))
         if len(distinct) == 1:
@@ -207,7 +213,21 @@ class Conv1DBlock(Block):
             y = y.index_copy(0, rows, self._conv_padded(h.index_select(0, rows), left, out_steps))
         return y
 
+    def _same_selected(self, h: Tensor, lefts: Tensor, out_steps: int) -> Tensor:
+        """`_same_per_sequence` without data-dependent shapes, for `torch.export`: the
+        batch convolved with every left pad a length can ask for, each row taking its own."""
+        stride, kernel = self.layer.stride, self.layer.kernel_size
+        candidates = range(max(0, kernel - stride) // 2, (kernel - 1) // 2 + 1)
+        y = self._conv_padded(h, candidates[0], out_steps)
+        for left in candidates[1:]:
+            y = torch.where((lefts == left)[:, None, None], self._conv_padded(h, left, out_steps), y)
+        return y
+
     def _conv_padded(self, h: Tensor, left: int, out_steps: int) -> Tensor:
+        if torch.compiler.is_exporting():
+            # kernel - 1 - left zeros on the right give exactly ceil(T / stride) outputs
+            # for every T: no max and no slice over the time axis for export to guard on
+            return self.conv(F.pad(h, (left, self.layer.kernel_size - 1 - left)))
         needed = (out_steps - 1) * self.layer.stride + self.layer.kernel_size
         right = max(0, needed - left - h.shape[2])
         return self.conv(F.pad(h, (left, right)))[:, :, :out_steps]

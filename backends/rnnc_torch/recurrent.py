@@ -10,7 +10,9 @@ the backward direction's output at step 0 (`h_n`), as Keras and ONNX do. A seque
 length 0 yields zeros (its initial state). A layer's `dropout` drops its inputs while
 training (Keras's meaning; PyTorch's own `dropout` argument is exactly this between
 fused layers). While training on a CPU the block usually computes its torch module with
-`stepwise.run` instead, the same function without packing, faster (see stepwise.py).
+`stepwise.run` instead, the same function without packing, faster (see stepwise.py);
+under `torch.export` it computes it with `export_loop.run`, a `scan` over time, so the
+exported program takes any sequence length.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnc import ir
 
-from . import stepwise
+from . import export_loop, stepwise
 from .dropout import Dropout
 from .layers import Block, zero_padding
 
@@ -125,7 +127,9 @@ class RecurrentBlock(Block):
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.input_dropout is not None:
             x = self.input_dropout(x)
-        if stepwise.applies(self.rnn, x) and (lengths is None or not self.relu):
+        if torch.compiler.is_exporting() and not self.training:
+            y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
+        elif stepwise.applies(self.rnn, x) and (lengths is None or not self.relu):
             y = stepwise.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
         elif lengths is None:
             out, state = self.rnn(x)

@@ -1,20 +1,21 @@
-"""`rnnc compile SPEC --backend onnx [--weights W] [--vocab V] -o OUT`: a spec lowered to a backend artifact.
+"""`rnnc compile SPEC --backend onnx|torch [--weights W] [--vocab V] -o OUT`: a spec lowered to a backend artifact.
 
-The backend must be able to `export` (the built-in `onnx` backend can; `torch` only
-trains and infers, so it is refused with a message saying what to use instead). A
-backend with an `export(model, weights, path, **options)` method writes the file
-itself; otherwise its `compile` result is written when it is bytes or a protobuf
-message. Without `--weights` the model gets freshly initialised weights, seeded by
-`training.seed`, and a warning says so. Recompiling a run's weights gives the model
-the run wrote: the class names come from the weights file's metadata unless
-`--classes` names them (the option wins, with a warning when the two differ), and a
-raw-text spec (`data.text`) takes its vocabulary from `--vocab` or else from the
-`vocab.json` beside the weights, so `rnnc predict` reads raw text. The graph itself
-takes token ids, so a raw-text spec compiled with no vocabulary at all still works
-(an untrained model has none yet), with a warning that it will need ids, not text. A
-vocabulary for a spec that does not read raw text, one larger than the embedding, or
-a file that is not a vocabulary is refused before anything is written. Both reach
-the backend as the `classes` and `vocab` options, only when known.
+The backend must be able to `export`: the built-in `onnx` backend writes an ONNX
+model, `torch` a `torch.export` program (`.pt2`); a plugin backend that cannot is
+refused with a message saying what to use instead. A backend with an `export(model,
+weights, path, **options)` method writes the file itself; otherwise its `compile`
+result is written when it is bytes or a protobuf message. Without `--weights` the
+model gets freshly initialised weights, seeded by `training.seed`, and a warning says
+so. Recompiling a run's weights gives the model the run wrote: the class names come
+from the weights file's metadata unless `--classes` names them (the option wins, with
+a warning when the two differ), and a raw-text spec (`data.text`) takes its vocabulary
+from `--vocab` or else from the `vocab.json` beside the weights, so `rnnc predict`
+reads raw text. The graph itself takes token ids, so a raw-text spec compiled with no
+vocabulary at all still works (an untrained model has none yet), with a warning that
+it will need ids, not text. A vocabulary for a spec that does not read raw text, one
+larger than the embedding, or a file that is not a vocabulary is refused before
+anything is written. Both reach the backend as the `classes` and `vocab` options, only
+when known.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
     parser.add_argument("--backend", default="onnx", help="backend that writes the artifact (default: onnx)")
     parser.add_argument("--weights", metavar="W", help="trained weights (weights.safetensors from rnnc train)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write, e.g. model.onnx")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="file to write, e.g. model.onnx (onnx) or model.pt2 (torch)"
+    )
     parser.add_argument(
         "--classes", metavar="A,B,...", help="class names recorded in the model's metadata (default: those in --weights)"
     )
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         can = ", ".join(sorted(backend.capabilities))
         raise UsageError(
             f"backend '{args.backend}' cannot export a model file (it can: {can}); "
-            "use --backend onnx (rnnc train writes model.onnx as well)"
+            "use --backend onnx or --backend torch (rnnc train writes model.onnx as well)"
         )
     weights = load_weights(args.weights, model) if args.weights else None
     notes: list[str] = []  # printed once the file is written, so a refusal stays one line

@@ -85,7 +85,7 @@ def test_compile_takes_overrides(tmp_path: Path) -> None:
 
 
 COMPILE_ERRORS = [
-    ("torch backend", ["--backend", "torch"], "backend 'torch' cannot"),  # cannot export (or load, without torch)
+    ("torch backend, streaming", ["--backend", "torch", "--set", "export.streaming=true"], "export.streaming: true is for the ONNX graph"),
     ("unknown backend", ["--backend", "tflite"], "no backend named 'tflite'"),
     ("missing weights", ["--weights", "nope.safetensors"], "nope.safetensors: cannot read weights"),
     ("unstreamable", ["--set", "layers.0.bidirectional=true", "--set", "export.streaming=true"],

@@ -121,7 +121,7 @@ def test_keras_init_of_dense_and_embedding(make_model):
 
 def test_backend_plugin_object():
     assert rnnc_torch.backend.name == "torch"
-    assert rnnc_torch.backend.capabilities == frozenset({"train", "infer"})
+    assert rnnc_torch.backend.capabilities == frozenset({"train", "infer", "export"})
 
 
 def test_backend_compile_loads_weights_in_eval_mode(make_model):
