@@ -102,6 +102,11 @@ class Predictor:
             try:
                 self._sessions[threads] = ort.InferenceSession(self.path, session_options(threads), providers=self._providers)
             except Exception as err:  # onnxruntime raises its own types for every bad file
+                if self.path.endswith(".pt2"):
+                    raise ArtifactError(
+                        f"{self.path}: a torch.export program (rnnc compile --backend torch), not an ONNX model; "
+                        "load it with torch.export.load, or predict with the run's model.onnx"
+                    ) from None
                 raise ArtifactError(f"{self.path}: not a usable ONNX model ({_one_line(err)})") from None
         return self._sessions[threads]
 

@@ -213,6 +213,16 @@ def test_without_weights_it_holds_the_onnx_artifacts_initial_weights(tmp_path: P
     np.testing.assert_allclose(got, Predictor(str(tmp_path / "m.onnx")).run(x.numpy(), lengths.numpy()), atol=1e-5)
 
 
+def test_rnnc_predict_on_a_pt2_says_what_it_is(tmp_path: Path, capsys) -> None:
+    spec = SPECS[[p.stem for p in SPECS].index("seed_binary")]
+    assert main(["compile", str(spec), "--backend", "torch", "-o", str(tmp_path / "m.pt2")]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((2, 10, 1), np.float32))
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.pt2"), str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a torch.export program" in err[0] and "torch.export.load" in err[0], err
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
