@@ -82,6 +82,13 @@ def export(
 def export_program(model: ir.Model, weights: Mapping[str, np.ndarray] | None = None) -> torch.export.ExportedProgram:
     """The traced program (see the module docstring), not written anywhere."""
     _check_exportable(model)
+    try:
+        from torch._higher_order_ops.scan import scan_op  # noqa: F401  (export_loop's time loop)
+    except ImportError:
+        raise UsageError(
+            f"torch {torch.__version__} has no scan operator, which the .pt2 export needs for a dynamic time axis "
+            "(torch 2.13 has it); use --backend onnx"
+        ) from None
     if weights is None:
         from rnnc_onnx.initial import initial_weights  # numpy only: the ONNX artifact's initial weights
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch._higher_order_ops.scan import scan_op
 
 
 def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bool) -> Tensor:
@@ -96,7 +95,10 @@ def _scan(step: Callable[..., tuple[Tensor, ...]], carry: list[Tensor], xs: Tens
     """`step(*carry, x_t, *weights) -> (*carry, y_t)` over the first axis of `xs`: the
     `y_t` stacked. The operator itself, not `torch._higher_order_ops.scan.scan`: that
     wrapper compiles its loop with dynamo, whose cache outlives one export and leaks
-    guards on the last export's shapes into the next (pinning a dynamic time axis)."""
+    guards on the last export's shapes into the next (pinning a dynamic time axis).
+    Imported here: a private operator that older torch lacks, needed by export alone."""
+    from torch._higher_order_ops.scan import scan_op
+
     return scan_op(step, carry, [xs], weights)[-1]  # type: ignore[no-any-return]
 
 
