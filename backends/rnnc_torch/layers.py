@@ -21,6 +21,13 @@ from .activations import Activation
 from .dropout import Dropout
 
 
+def exporting() -> bool:
+    """Whether `torch.export` is tracing this call (older torch, without the query, never
+    exports an rnnc model: its .pt2 export needs torch's scan operator)."""
+    query = getattr(torch.compiler, "is_exporting", None)
+    return bool(query is not None and query())
+
+
 def step_mask(lengths: Tensor, steps: int) -> Tensor:
     """`[batch, steps]` bool, True at real steps."""
     return torch.arange(steps, device=lengths.device) < lengths[:, None]
@@ -183,7 +190,7 @@ class Conv1DBlock(Block):
         else:
             y = self._same_per_sequence(h, lengths, steps)
         y = y.transpose(1, 2)
-        if torch.compiler.is_exporting():
+        if exporting():
             # torch.export cannot reason about the strides of a transposed tensor whose
             # time size is a function of the input's (it guards on them): copy it
             y = y.contiguous()
@@ -201,7 +208,7 @@ class Conv1DBlock(Block):
         stride, kernel = self.layer.stride, self.layer.kernel_size
         out_steps = self.layer.out_length(steps)
         total = ((self._out_lengths(lengths) - 1) * stride + kernel - lengths).clamp(min=0)
-        if torch.compiler.is_exporting():
+        if exporting():
             return self._same_selected(h, total // 2, out_steps)
         lefts = (total // 2).cpu()
         distinct = sorted(set(lefts.tolist()))
@@ -224,7 +231,7 @@ class Conv1DBlock(Block):
         return y
 
     def _conv_padded(self, h: Tensor, left: int, out_steps: int) -> Tensor:
-        if torch.compiler.is_exporting():
+        if exporting():
             # kernel - 1 - left zeros on the right give exactly ceil(T / stride) outputs
             # for every T: no max and no slice over the time axis for export to guard on
             return self.conv(F.pad(h, (left, self.layer.kernel_size - 1 - left)))

@@ -28,7 +28,7 @@ from rnnc import ir
 
 from . import export_loop, stepwise
 from .dropout import Dropout
-from .layers import Block, zero_padding
+from .layers import Block, exporting, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
 
@@ -127,7 +127,7 @@ class RecurrentBlock(Block):
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.input_dropout is not None:
             x = self.input_dropout(x)
-        if torch.compiler.is_exporting() and not self.training:
+        if exporting() and not self.training:
             y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
         elif stepwise.applies(self.rnn, x) and (lengths is None or not self.relu):
             y = stepwise.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
