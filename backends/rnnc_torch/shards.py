@@ -106,10 +106,11 @@ class ShardedStep:
     def __call__(self, forward: Forward, start: int, stop: int) -> tuple[Tensor, Tensor]:
         """Runs `forward` on rows [start, stop) in shards and leaves the gradient of the
         batch's mean loss in each parameter's `.grad`; returns (output, mean loss)."""
-        rows, k = stop - start, self.shards
+        rows = stop - start
+        k = min(self.shards, rows)  # an epoch's last batch may have fewer rows than threads: no empty shard
         cuts = [start + rows * i // k for i in range(k + 1)]
         seeds = torch.randint(0, 2**62, (k,)).tolist() if self.random else [None] * k
-        parts = list(_pool(k).map(self._shard, [forward] * k, cuts[:-1], cuts[1:], [rows] * k, seeds))
+        parts = list(_pool(self.shards).map(self._shard, [forward] * k, cuts[:-1], cuts[1:], [rows] * k, seeds))
         for i, param in enumerate(self.params):
             grads = [part[2][i] for part in parts if part[2][i] is not None]
             param.grad = None if not grads else functools.reduce(torch.add, grads)

@@ -77,7 +77,7 @@ def batch_for(model: ir.Model, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]
 
 
 @pytest.mark.parametrize("shards", [2, 3, 4])
-@pytest.mark.parametrize("rows", [64, 61])  # even shards, and a last batch that does not divide
+@pytest.mark.parametrize("rows", [64, 61, 3, 1])  # even shards; last batches that do not divide, or fewer rows than shards
 def test_a_sharded_step_gives_the_batch_gradients(shards: int, rows: int) -> None:
     model = lstm_model()
     trainer = Trainer(model)
