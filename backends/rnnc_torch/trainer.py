@@ -193,19 +193,19 @@ class Trainer:
 
         for step, start in enumerate(range(0, n, batch), 1):
             stop = min(n, start + batch)
-            if shards is not None:  # the batch's gradients, summed over its shards' threads
+            if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
                 output, loss = shards(forward, start, stop)
             else:
                 optimizer.zero_grad(set_to_none=True)
-                with amp.autocast():
+                with amp.autocast():  # a no-op for fp32
                     output, loss = forward(slice(start, stop))
-            if amp.plain:
-                if shards is None:
+                if amp.plain:
                     loss.backward()
+            if amp.plain:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
-            else:
+            else:  # fp16's gradient scaler: backward, clipping and the step go through it
                 amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
             losses.append(loss.detach())
             if keep:
