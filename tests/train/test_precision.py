@@ -25,6 +25,20 @@ def test_fp16_on_cpu_is_refused() -> None:
         Trainer(tiny_model(precision="fp16"), "cpu")
 
 
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_training_step_runs_its_dense_layers_in_the_chosen_precision(precision: str, dtype: torch.dtype) -> None:
+    """Autocast really covers the forward pass (close losses alone would not show it)."""
+    model = tiny_model([ir.GRU(units=8), ir.Dense(units=1, activation="sigmoid")], precision=precision)
+    trainer = Trainer(model, "cpu")
+    seen: list[torch.dtype] = []
+    dense = next(m for m in trainer.module.modules() if isinstance(m, torch.nn.Linear))
+    dense.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    x, y = binary_data(32)
+    trainer.run(from_arrays(model, x, y), progress=False)
+    assert seen and set(seen) == {dtype}
+    assert all(p.dtype == torch.float32 for p in trainer.module.parameters())  # the weights stay float32
+
+
 @pytest.mark.parametrize("layer", [ir.SimpleRNN(units=8), ir.LSTM(units=8), ir.GRU(units=8)], ids=lambda layer: type(layer).__name__)
 def test_bf16_on_cpu_trains_close_to_fp32(layer: ir.Layer) -> None:
     losses = {}
