@@ -52,14 +52,20 @@ def training_threads(model: ir.Model, device: torch.device) -> int | None:
 
 
 @contextlib.contextmanager
-def at_most(threads: int | None) -> Iterator[None]:
-    """torch's intra-op threads lowered to `threads` inside the block (None: unchanged)."""
-    before = torch.get_num_threads()
-    if threads is None or threads >= before:
+def set_to(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside the block (None: unchanged)."""
+    if threads is None:
         yield
         return
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def at_most(threads: int | None) -> contextlib.AbstractContextManager[None]:
+    """torch's intra-op threads lowered to `threads` inside the block, never raised
+    (None: unchanged)."""
+    return set_to(threads if threads is not None and threads < torch.get_num_threads() else None)

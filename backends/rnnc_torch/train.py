@@ -35,6 +35,7 @@ from rnnc.text import VOCAB_FILE, Vocab
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, make_trainer, session
 from .fit import History, printer
+from .threads import set_to
 from .trainer import DeviceData, Trainer
 
 SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "checkpoint.pt", "metrics.jsonl", "model.onnx"
@@ -73,12 +74,14 @@ def train_run(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    threads: int | None = None,
 ) -> History:
     """Train `model` into `run_dir`; `spec` is the resolved spec data written as
     `spec.yaml` (default: none written). Returns the history of the whole run. In a
     torchrun worker (docs/distributed.md) the run is data-parallel: every rank trains,
-    rank 0 alone reads the checkpoint and writes the run directory."""
-    with session(device) as (world, target):
+    rank 0 alone reads the checkpoint and writes the run directory. `threads` sets
+    torch's intra-op threads for the run (default: as they are)."""
+    with set_to(threads), session(device) as (world, target):
         return _train_run(model, Path(run_dir), spec, resume, target, progress, world)
 
 

@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
     parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: cuda when available), cpu or cuda")
     add_progress_argument(parser, "no progress bar; the per-epoch lines stay")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch's intra-op threads (default: torch's own, the cores); pin it to repeat a run bit for bit on another machine")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel worker processes on this machine, started by torchrun (default 1; see docs/distributed.md)")
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
@@ -51,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
     if train is None:
         raise UsageError(f"backend '{args.backend}' says it can train but has no train()")
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
     if args.nproc != 1:
         return _launch(args, backend, run_dir)
     try:
-        train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=shows_progress(args))
+        threads = {} if args.threads is None else {"threads": args.threads}
+        train(model, run_dir, spec=spec, resume=args.resume, device=args.device, progress=shows_progress(args), **threads)
     except TrainingError as err:
         print(f"rnnc train: {err}", file=sys.stderr)
         return 1
@@ -74,4 +79,5 @@ def _launch(args: argparse.Namespace, backend: object, run_dir: Path) -> int:
     worker = ["train", args.spec, "-o", str(run_dir), "--device", args.device, "--backend", args.backend]
     worker += [item for override in args.overrides for item in ("--set", override)]
     worker += ["--resume"] * args.resume + ["--no-progress"] * (not shows_progress(args))
+    worker += [] if args.threads is None else ["--threads", str(args.threads)]
     return launch(args.nproc, worker)

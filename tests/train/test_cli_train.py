@@ -134,3 +134,26 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, capsys: p
     out, err = capsys.readouterr()
     assert "epoch 2/2  loss " in out
     assert "step/s" not in err and "epoch 1/2" not in err
+
+
+def test_threads_pins_the_run_whatever_torch_was_set_to(tmp_path: Path) -> None:
+    """`--threads 1` from a process on two threads trains what a one-thread process
+    trains (an LSTM that two threads would shard, so the thread count shows)."""
+    layers = [{"type": "lstm", "units": 64}, {"type": "dense", "units": 1, "activation": "sigmoid"}]
+    spec = write_spec(tmp_path, n=192, layers=layers, training={"epochs": 1, "batch_size": 64, "seed": 3})
+    weights = {}
+    for name, ambient, extra in [("pinned", 2, ["--threads", "1"]), ("one", 1, []), ("two", 2, [])]:
+        torch.set_num_threads(ambient)
+        assert train(spec, "-o", tmp_path / name, "--no-progress", *extra) == 0
+        assert torch.get_num_threads() == ambient  # put back afterwards
+        weights[name] = load_weights(tmp_path / name / "weights.safetensors")
+    for key, value in weights["one"].items():
+        np.testing.assert_array_equal(weights["pinned"][key], value, err_msg=key)
+    assert any(not np.array_equal(weights["two"][k], v) for k, v in weights["one"].items())  # not vacuous
+
+
+def test_threads_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path)
+    assert train(spec, "-o", tmp_path / "run", "--threads", "0") == 2
+    assert capsys.readouterr().err.strip() == "--threads 0: expected a number of threads >= 1"
+    assert not (tmp_path / "run").exists()
