@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rnnc import ir
 from rnnc.data import from_arrays
@@ -180,3 +182,41 @@ def test_a_resumed_sharded_run_with_dropout_continues_exactly() -> None:
     resumed.train_epoch(2, data, 0.01)
     for name, value in whole.module.state_dict().items():
         assert torch.equal(resumed.module.state_dict()[name], value), name
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["lstm", "gru"]),
+    sequences=st.booleans(),
+    variable=st.booleans(),
+    rows=st.integers(1, 40),
+    shards=st.integers(2, 4),
+)
+def test_any_split_gives_the_batch_gradients(kind: str, sequences: bool, variable: bool, rows: int, shards: int) -> None:
+    """Whatever the layer, output kind, lengths, batch size and shard count."""
+    layer = (ir.LSTM if kind == "lstm" else ir.GRU)(16, return_sequences=sequences)
+    shape = (None, 3) if variable else (7, 3)
+    model = tiny_model([layer, ir.Dense(2)], shape=shape, loss="mse", batch_size=64)
+    torch.manual_seed(rows)
+    trainer = Trainer(model)
+    module, objective = trainer.module, trainer.objective
+    x = torch.randn(rows, 7, 3)
+    lengths = torch.randint(1, 8, (rows,)) if variable else None
+    y = torch.randn(rows, 7, 2) if sequences else torch.randn(rows, 2)
+
+    def forward(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        output = module(x[part], None if lengths is None else lengths[part], trusted=True)
+        if sequences and lengths is not None:  # the masked loss is not sharded; compare on whole steps
+            output = output * (torch.arange(7)[None, :, None] < lengths[part][:, None, None])
+        return output, objective(output, y[part])
+
+    module.train()
+    module.zero_grad(set_to_none=True)
+    loss = forward(slice(0, rows))[1]
+    loss.backward()
+    expected = {name: p.grad.clone() for name, p in module.named_parameters()}  # type: ignore[union-attr]
+    module.zero_grad(set_to_none=True)
+    _, sharded_loss = ShardedStep(module, shards)(forward, 0, rows)
+    assert float(sharded_loss) == pytest.approx(float(loss.detach()), rel=1e-5, abs=1e-7)
+    for name, p in module.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
