@@ -16,16 +16,15 @@ import pytest
 from rnnc.cli import main
 
 torch = pytest.importorskip("torch")
+from rnnc_torch.threads import set_to  # noqa: E402  (after the skip when torch is missing)
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        yield
 
 
 def train(spec: str, run: Path, *sets: str) -> dict[str, float]:

@@ -23,6 +23,7 @@ from rnnc.runtime import Predictor
 from rnnc.text import Vocab
 
 torch = pytest.importorskip("torch")
+from rnnc_torch.threads import set_to  # noqa: E402  (after the skip when torch is missing)
 
 SPEC = """\
 rnnc: 1
@@ -57,11 +58,9 @@ TEXTS = ["The match was won late", "Rain and wind tomorrow", "Stocks fell, then 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models on a busy two-core machine: one torch thread (as tests/train does)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        torch.manual_seed(0)
+        yield
 
 
 @pytest.fixture(scope="module")

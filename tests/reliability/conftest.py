@@ -16,11 +16,10 @@ import pytest
 def _seeded_single_thread() -> Iterator[None]:
     try:
         import torch
+        from rnnc_torch.threads import set_to
     except ImportError:
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        torch.manual_seed(0)
+        yield

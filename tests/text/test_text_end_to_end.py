@@ -19,6 +19,7 @@ from rnnc.cli import main
 from rnnc.text import Vocab
 
 torch = pytest.importorskip("torch")
+from rnnc_torch.threads import set_to  # noqa: E402  (after the skip when torch is missing)
 
 SPEC = """\
 rnnc: 1
@@ -42,10 +43,8 @@ data:
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models on a busy two-core machine: one torch thread (as tests/train does)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        yield
 
 
 def write_reviews(folder: Path) -> None:

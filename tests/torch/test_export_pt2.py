@@ -25,6 +25,7 @@ from rnnc.errors import UsageError
 from rnnc.spec import load_model
 from rnnc.text import Vocab
 from rnnc_torch.export import METADATA_FILE, export, min_steps, program_metadata, read_metadata
+from rnnc_torch.threads import set_to
 
 SPECS = sorted((Path(__file__).parents[2] / "specs").glob("*.yaml"))
 VOCAB = 11
@@ -33,10 +34,8 @@ VOCAB = 11
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models on a busy two-core machine: one torch thread (as tests/train does)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        yield
 
 
 def inputs(model: ir.Model, batch: int, steps: int, lengths: list[int] | None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -17,6 +17,7 @@ import rnnc_torch
 from rnnc import ir
 from rnnc.shapes import infer_nodes
 from rnnc_torch import stepwise
+from rnnc_torch.threads import set_to
 
 LENGTHS = torch.tensor([7, 3, 1, 5])
 
@@ -24,10 +25,8 @@ LENGTHS = torch.tensor([7, 3, 1, 5])
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny tensors: on a busy two-core machine a spinning thread pool makes them slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        yield
 
 
 def reference(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None, sequences: bool) -> torch.Tensor:

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from rnnc_torch.threads import set_to
 
 
 @pytest.fixture(autouse=True)
 def _seeded_single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+    with set_to(1):
+        torch.manual_seed(0)
+        yield
