@@ -9,6 +9,7 @@ named as the IR names them (`layers.<index>.<param>`): no pickle, no torch neede
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -112,6 +113,20 @@ def load_weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ArtifactError(f"{path}: cannot read weights: {err.strerror or err}") from None
     except (SafetensorError, ValueError) as err:
         raise ArtifactError(f"{path}: not a safetensors weights file ({err})") from None
+
+
+def stored_classes(path: str | os.PathLike[str]) -> list[str] | None:
+    """The class names `rnnc train` recorded in a weights file's metadata, or None."""
+    text = load_weights_metadata(path).get("classes")
+    if text is None:
+        return None
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not names:
+        raise ArtifactError(f"{path}: the classes in its metadata are not a JSON list of names")
+    return [str(name) for name in names]
 
 
 def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: str) -> None:

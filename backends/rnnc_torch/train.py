@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from rnnc import ir
-from rnnc.artifacts import atomic_open, atomic_write_text, load_weights_metadata, save_weights
+from rnnc.artifacts import atomic_open, atomic_write_text, save_weights, stored_classes
 from rnnc.data import TrainingData, load_training_data
 from rnnc.errors import RnncError, TrainingError, UsageError
 from rnnc.text import VOCAB_FILE, Vocab
@@ -155,12 +155,12 @@ def _check_same_encoding(run: Path, data: TrainingData) -> None:
     """A resumed run must read its data as the run began to: the same class names in the
     same order and the same vocabulary, or its weights would mean other things. They come
     from the data files, which the spec fingerprint does not cover."""
-    stored = load_weights_metadata(run / WEIGHTS).get("classes") if (run / WEIGHTS).exists() else None
-    classes = None if data.train.classes is None else json.dumps(list(data.train.classes))
+    stored = stored_classes(run / WEIGHTS) if (run / WEIGHTS).exists() else None
+    classes = list(data.train.classes or ())
     if stored is not None and stored != classes:
         raise UsageError(
-            f"--resume: the training data's classes ({', '.join(json.loads(classes or '[]'))}) are not those the run "
-            f"in {run} began with ({', '.join(json.loads(stored))}); train a fresh run"
+            f"--resume: the training data's classes ({', '.join(classes)}) are not those the run "
+            f"in {run} began with ({', '.join(stored)}); train a fresh run"
         )
     if data.vocab is not None and (run / VOCAB).exists() and (run / VOCAB).read_text(encoding="utf-8") != data.vocab.to_json():
         raise UsageError(f"--resume: the training data gives another vocabulary than {run / VOCAB}; train a fresh run")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
 def _classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> list[str] | None:
     """`--classes` if given, else the names `rnnc train` stored in the weights' metadata."""
     given = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    stored = _stored_classes(args.weights) if args.weights else None
+    from rnnc.artifacts import stored_classes
+
+    stored = stored_classes(args.weights) if args.weights else None
     if given is not None:
         if stored is not None and stored != given:
             # the option wins (it is the newer word), but a different order relabels every prediction
@@ -106,21 +107,6 @@ def _classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> lis
         notes.append(f"note: the class names in {args.weights} are not recorded: loss {model.loss.type} has no classes")
         return None
     return stored
-
-
-def _stored_classes(weights: str) -> list[str] | None:
-    from rnnc.artifacts import load_weights_metadata
-
-    text = load_weights_metadata(weights).get("classes")
-    if text is None:
-        return None
-    try:
-        names = json.loads(text)
-    except json.JSONDecodeError:
-        names = None
-    if not isinstance(names, list) or not names:
-        raise ArtifactError(f"{weights}: the classes in its metadata are not a JSON list of names")
-    return [str(name) for name in names]
 
 
 def _vocab(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> Vocab | None:
