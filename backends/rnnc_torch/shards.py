@@ -21,11 +21,10 @@ and each shard's dropout draws from its own generator (`dropout.drawing_from`).
 `shard_count` decides K: torch's intra-op thread count, where all of these hold (else
 1, the ordinary step): a CPU device; fp32 (autocast state is per thread); no dropout
 inside torch's multi-layer recurrent kernels (it draws from the global generator,
-which threads would reach in a racing order); steps large
-enough for threads to pay (`threads.training_threads` runs small ones on one thread);
-at least `MIN_ROWS` rows per shard; at most `MAX_SHARDS` threads (measured on two cores
-only; larger machines keep torch's own parallelism); and every recurrent layer run, at
-a shard's size, by torch's fused kernel, one call per sequence that holds no GIL,
+which threads would reach in a racing order); steps large enough for threads to pay
+(`threads.training_threads` runs small ones on one thread); at least `MIN_ROWS` rows
+per shard; at most `MAX_SHARDS` threads (measured on two cores only; larger machines
+keep torch's own parallelism); and every recurrent layer run, at a shard's size, by torch's fused kernel, one call per sequence that holds no GIL,
 rather than by rnnc's own time loop (`stepwise.py`), whose many small operations per
 step take the GIL between them: two threads of it contend (the bidirectional GRU text
 workload trained 0.90x as fast sharded, the LSTM workload 1.61x). Batches with a loss
