@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnc.cli.predict_io import CsvWriter, LabelWriter, NpyWriter, open_input
+    from rnnc.cli.predict_io import open_input
+    from rnnc.cli.predict_output import CsvWriter, LabelWriter, NpyWriter
     from rnnc.runtime import Predictor
 
     if args.batch_size < 1:
