@@ -321,6 +321,11 @@ class Data:
     text: TextData | None = None
 
 
+# The opsets the ONNX backend writes (LayerNormalization and Reduce* with axes inputs
+# need 18); the schema's export.opset bounds are these (tests/core/test_opsets.py).
+EXPORT_OPSETS = range(18, 24)
+
+
 @dataclass(frozen=True)
 class Export:
     opset: int = 21

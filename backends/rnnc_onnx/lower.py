@@ -29,7 +29,7 @@ from .layers import lower_conv1d, lower_dense, lower_embedding, lower_layer_norm
 from .metadata import model_metadata
 from .recurrent import lower_recurrent
 
-OPSETS = range(18, 24)  # LayerNormalization and Reduce* with axes inputs need 18
+OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked against it
 
 
 def lower(
