@@ -196,12 +196,8 @@ def from_arrays(
     """Check `x`, `y` and `lengths` against `model` and return them normalised; raises a
     one-line `DataError` naming `origin` for the first problem found."""
     x = _inputs(model, np.asarray(x), origin)
-    if x.shape[0] == 0:
-        raise DataError(f"{origin}: holds no samples")
     y = np.asarray(y)
-    if y.ndim == 0 or y.shape[0] != x.shape[0]:
-        got = "a scalar" if y.ndim == 0 else f"{y.shape[0]} samples"
-        raise DataError(f"{origin}: x has {x.shape[0]} samples but y has {got}")
+    check_sample_counts(x.shape, y.shape, origin)
     lengths = _lengths(model, x, lengths, origin)
     steps = x.shape[1]
     mask = None
@@ -214,26 +210,46 @@ def from_arrays(
     return Dataset(x, y, lengths, origin, _classes(model, classes, origin))
 
 
-def _inputs(model: ir.Model, x: np.ndarray, origin: str) -> np.ndarray:
+# The shape-only checks (`check_*`) see what an array's header tells, so `rnnc check`
+# (rnnc.data_peek) asks them of a file's headers without loading its arrays.
+
+
+def check_sample_counts(x_shape: tuple[int, ...], y_shape: tuple[int, ...], origin: str) -> None:
+    if x_shape[0] == 0:
+        raise DataError(f"{origin}: holds no samples")
+    if not y_shape or y_shape[0] != x_shape[0]:
+        got = "a scalar" if not y_shape else f"{y_shape[0]} samples"
+        raise DataError(f"{origin}: x has {x_shape[0]} samples but y has {got}")
+
+
+def check_input_shape(model: ir.Model, shape: tuple[int, ...], origin: str) -> None:
     spec = model.input
     want = show(["N", *("T" if d is None else d for d in spec.shape)])
-    if x.ndim != 1 + len(spec.shape):
-        raise DataError(f"{origin}: x has shape {show(x.shape)}, the spec's input needs {want}")
-    if spec.shape[0] is not None and x.shape[1] != spec.shape[0]:
-        raise DataError(f"{origin}: x has {x.shape[1]} timesteps, the spec's input needs {spec.shape[0]} ({want})")
-    if len(spec.shape) > 1 and x.shape[2:] != tuple(spec.shape[1:]):
-        raise DataError(f"{origin}: x has {x.shape[2]} features per step, the spec's input needs {spec.shape[-1]} ({want})")
-    if spec.dtype == "int64":
-        if x.dtype.kind not in "iu":
-            raise DataError(f"{origin}: x has dtype {x.dtype}, the spec's input needs integer token ids (int64)")
+    if len(shape) != 1 + len(spec.shape):
+        raise DataError(f"{origin}: x has shape {show(shape)}, the spec's input needs {want}")
+    if spec.shape[0] is not None and shape[1] != spec.shape[0]:
+        raise DataError(f"{origin}: x has {shape[1]} timesteps, the spec's input needs {spec.shape[0]} ({want})")
+    if len(spec.shape) > 1 and shape[2:] != tuple(spec.shape[1:]):
+        raise DataError(f"{origin}: x has {shape[2]} features per step, the spec's input needs {spec.shape[-1]} ({want})")
+
+
+def check_input_dtype(model: ir.Model, dtype: np.dtype, origin: str) -> None:
+    if model.input.dtype == "int64" and dtype.kind not in "iu":
+        raise DataError(f"{origin}: x has dtype {dtype}, the spec's input needs integer token ids (int64)")
+    if model.input.dtype != "int64" and dtype.kind not in "fiub":
+        raise DataError(f"{origin}: x has dtype {dtype}, the spec's input needs numbers (float32)")
+
+
+def _inputs(model: ir.Model, x: np.ndarray, origin: str) -> np.ndarray:
+    check_input_shape(model, x.shape, origin)
+    check_input_dtype(model, x.dtype, origin)
+    if model.input.dtype == "int64":
         vocab = model.nodes[0].layer.vocab_size if model.nodes and isinstance(model.nodes[0].layer, ir.Embedding) else None
         if x.size and vocab is not None and (x.min() < 0 or x.max() >= vocab):
             raise DataError(
                 f"{origin}: token ids must lie in [0, {vocab - 1}] (vocab_size {vocab}), got ids from {x.min()} to {x.max()}"
             )
         return x.astype(np.int64, copy=False)
-    if x.dtype.kind not in "fiub":
-        raise DataError(f"{origin}: x has dtype {x.dtype}, the spec's input needs numbers (float32)")
     x = x.astype(np.float32, copy=False)
     _finite(x, "x", origin)
     return x
@@ -259,10 +275,7 @@ def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin:
             raise DataError(f"{origin}: sample {empty[0]} has no tokens (every id is 0, the padding id of mask_zero)")
         return lengths.astype(np.int64)
     lengths = np.asarray(lengths)
-    if lengths.shape != (x.shape[0],):
-        raise DataError(f"{origin}: lengths has shape {show(lengths.shape)}, expected one length per sample [{x.shape[0]}]")
-    if lengths.dtype.kind not in "iu":
-        raise DataError(f"{origin}: lengths has dtype {lengths.dtype}, expected integers")
+    check_lengths_layout(lengths.shape, lengths.dtype, x.shape[0], origin)
     if lengths.min() < 1 or lengths.max() > steps:
         bad = int(np.flatnonzero((lengths < 1) | (lengths > steps))[0])
         raise DataError(
@@ -279,13 +292,21 @@ def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin:
     return lengths.astype(np.int64)
 
 
-def _targets(model: ir.Model, y: np.ndarray, steps: int, mask: np.ndarray | None, origin: str) -> np.ndarray:
-    """`y` in the loss's layout, with label values on padded steps zeroed."""
+def check_lengths_layout(shape: tuple[int, ...], dtype: np.dtype, samples: int, origin: str) -> None:
+    if shape != (samples,):
+        raise DataError(f"{origin}: lengths has shape {show(shape)}, expected one length per sample [{samples}]")
+    if dtype.kind not in "iu":
+        raise DataError(f"{origin}: lengths has dtype {dtype}, expected integers")
+
+
+def check_target_layout(model: ir.Model, shape: tuple[int, ...], dtype: np.dtype, steps: int, origin: str) -> tuple[tuple[int, ...], int]:
+    """(the labels' leading axes, the output's units) once `y`'s shape and dtype fit the
+    loss over the model's output."""
     out = model.output_shape
     if len(out) not in (2, 3) or not isinstance(out[-1], int):
         raise DataError(f"{origin}: the model's output {show(out[1:])} is not one that rnnc can train")
     units = out[-1]
-    n = y.shape[0]
+    n = shape[0]
     lead = (n, output_steps(model, steps)) if len(out) == 3 else (n,)
     loss = model.loss.type
     what = f"{loss} over the model's output {show(out[1:])}"
@@ -298,10 +319,17 @@ def _targets(model: ir.Model, y: np.ndarray, steps: int, mask: np.ndarray | None
     else:
         allowed = [(*lead, units)] + ([lead] if units == 1 else [])
         wanted = " or ".join(show(["N", *s[1:]]) for s in reversed(allowed))
-    if y.shape not in allowed:
-        raise DataError(f"{origin}: y has shape {show(y.shape)}, {what} needs {wanted}")
-    if y.dtype.kind not in "fiub":
-        raise DataError(f"{origin}: y has dtype {y.dtype}, expected numbers")
+    if tuple(shape) not in allowed:
+        raise DataError(f"{origin}: y has shape {show(shape)}, {what} needs {wanted}")
+    if dtype.kind not in "fiub":
+        raise DataError(f"{origin}: y has dtype {dtype}, expected numbers")
+    return lead, units
+
+
+def _targets(model: ir.Model, y: np.ndarray, steps: int, mask: np.ndarray | None, origin: str) -> np.ndarray:
+    """`y` in the loss's layout, with label values on padded steps zeroed."""
+    lead, units = check_target_layout(model, y.shape, y.dtype, steps, origin)
+    loss = model.loss.type
     counted = np.ones(lead, bool) if mask is None else mask
     if loss == "sparse_categorical_crossentropy":
         labels = y.reshape(lead)
@@ -330,10 +358,14 @@ def _classes(model: ir.Model, classes: np.ndarray | list[str] | None, origin: st
     if classes is None:
         return None
     names = np.asarray(classes)
-    if names.ndim != 1 or names.dtype.kind not in "US":
-        raise DataError(f"{origin}: classes must be a 1-D array of names, got {names.dtype} {show(names.shape)}")
+    check_classes_layout(model, names.shape, names.dtype, origin)
+    return tuple(str(name) for name in names)
+
+
+def check_classes_layout(model: ir.Model, shape: tuple[int, ...], dtype: np.dtype, origin: str) -> None:
+    if len(shape) != 1 or dtype.kind not in "US":
+        raise DataError(f"{origin}: classes must be a 1-D array of names, got {dtype} {show(shape)}")
     units = model.output_shape[-1]
     wanted = 2 if model.loss.type == "binary_crossentropy" and units == 1 else units
-    if len(names) != wanted:
-        raise DataError(f"{origin}: classes names {len(names)} classes, the model outputs {wanted}")
-    return tuple(str(name) for name in names)
+    if shape[0] != wanted:
+        raise DataError(f"{origin}: classes names {shape[0]} classes, the model outputs {wanted}")

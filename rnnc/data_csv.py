@@ -31,6 +31,11 @@ def read_table(path: Path, used: Sequence[str] | None = None) -> tuple[list[str]
         raise DataError(f"{path}: not a text csv file (cannot decode it as UTF-8)") from None
     except (OSError, csv.Error) as err:
         raise DataError(f"{path}: cannot read csv ({err})") from None
+    return parse_table(path, rows, used)
+
+
+def parse_table(path: Path, rows: list[list[str]], used: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """`read_table` on rows already read (`rnnc check` passes the header and a first row)."""
     rows = [row for row in rows if row and any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{path}: is empty (expected a header of column names, then one row per timestep)")
