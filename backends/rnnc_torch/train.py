@@ -4,11 +4,16 @@ The data is loaded and checked before anything is created, so bad data leaves no
 half-made directory. The run directory then holds the resolved spec (`spec.yaml`), the
 weights under their IR names (`weights.safetensors`), a resumable checkpoint
 (`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`), for raw text
-the vocabulary (`vocab.json`) and, when the ONNX backend is installed, `model.onnx`.
-The checkpoint, weights and metrics are rewritten atomically at the end of every
-epoch, so a run killed at any moment resumes (`resume=True`) from its last completed
-epoch and ends with the same weights, bit for bit, as a run never interrupted. A loss that turns NaN or inf ends the run with a
-`TrainingError`, the previous epoch's checkpoint and weights left in place.
+the vocabulary (`vocab.json`) and `model.onnx`. The export settings are checked before
+the first step, so a run never trains for a model it cannot write; without the ONNX
+backend a note says so at the start, and a `model.onnx` that cannot be written at the
+end is a `TrainingError` that says how to export the saved weights. The checkpoint,
+weights and metrics are rewritten atomically at the end of every epoch, so a run killed
+at any moment resumes (`resume=True`) from its last completed epoch and ends with the
+same weights, bit for bit, as a run never interrupted; a run interrupted with Ctrl-C
+first exports its last completed epoch's weights to `model.onnx`. A loss that turns NaN
+or inf ends the run with a `TrainingError`, the previous epoch's checkpoint and weights
+left in place.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +32,9 @@ import numpy as np
 import yaml
 
 from rnnc import ir
-from rnnc.artifacts import atomic_open, atomic_write_text, save_weights, stored_classes
+from rnnc.artifacts import atomic_open, atomic_write_text, load_weights, load_weights_metadata, save_weights, stored_classes
 from rnnc.data import TrainingData, load_training_data
-from rnnc.errors import RnncError, TrainingError, UsageError
+from rnnc.errors import DiskFullError, RnncError, SpecError, TrainingError, UsageError
 from rnnc.text import VOCAB_FILE, Vocab
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -89,6 +94,7 @@ def _train_run(
     model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None
 ) -> History:
     main = world is None or world.is_main
+    exporter = _onnx_exporter(model, run, spec is not None) if main else None
     data = load_training_data(model)
     mark = fingerprint(model, spec)
     state = _resume_state(run, mark) if resume and main else None
@@ -125,10 +131,14 @@ def _train_run(
 
     try:
         trainer.run(data.train, data.validation, progress=progress, hooks=[save_epoch])
+        test = trainer.evaluate(DeviceData.of(model, data.test, target)) if data.test is not None else None
     except TrainingError as err:
         kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
         raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
-    test = trainer.evaluate(DeviceData.of(model, data.test, target)) if data.test is not None else None
+    except KeyboardInterrupt:
+        if main:
+            _export_interrupted(model, run, exporter, spec is not None)
+        raise
     if not main:
         return History(trainer.history, trainer.module, trainer.stop_reason)
     for note in (trainer.stop_reason, trainer.restored):
@@ -137,7 +147,8 @@ def _train_run(
     save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
     if test is not None:
         print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
-    _export_onnx(model, trainer.module.ir_state(), run / ONNX, data.train.classes, data.vocab)
+    if exporter is not None:
+        _export_onnx(exporter, model, trainer.module.ir_state(), run, data.train.classes, data.vocab, spec is not None)
     print(f"run saved in {run}", file=sys.stderr)
     return History(trainer.history, trainer.module, trainer.stop_reason)
 
@@ -191,23 +202,69 @@ def _start_fresh(run: Path) -> None:
             (run / name).unlink()
 
 
-def _export_onnx(
-    model: ir.Model, weights: dict[str, np.ndarray], path: Path, classes: tuple[str, ...] | None, vocab: Vocab | None
-) -> None:
-    """Write `model.onnx` through the ONNX backend (atomically, as it writes), if installed."""
+Exporter = Callable[..., Any]  # rnnc_onnx.export(model, weights, path, classes=..., vocab=...)
+
+
+def export_command(run: Path, has_spec: bool = True) -> str:
+    """The command that writes a run's model.onnx from its saved weights."""
+    spec = run / SPEC if has_spec else "SPEC"
+    return f"rnnc compile {spec} --backend onnx --weights {run / WEIGHTS} -o {run / ONNX}"
+
+
+def _onnx_exporter(model: ir.Model, run: Path, has_spec: bool) -> Exporter | None:
+    """The ONNX backend's `export`, once it has accepted the spec's export settings (a
+    `SpecError` now, before any training, rather than a missing model.onnx after it).
+    Without the backend the run still trains, and says now that it will write no model."""
     try:
         import rnnc_onnx
-    except ImportError:
-        return
-    export = getattr(rnnc_onnx, "export", None)
-    if export is None:
-        return
+    except ImportError as err:
+        print(
+            f"note: the ONNX backend cannot be imported ({err}), so this run writes no {ONNX}; "
+            f"once it imports (pip install onnx), export the trained weights with: {export_command(run, has_spec)}",
+            file=sys.stderr,
+        )
+        return None
+    problems = rnnc_onnx.export_problems(model)
+    if problems:
+        raise SpecError(problems)
+    return rnnc_onnx.export
+
+
+def _export_onnx(
+    export: Exporter, model: ir.Model, weights: Mapping[str, np.ndarray], run: Path,
+    classes: Sequence[str] | None, vocab: Vocab | None, has_spec: bool,
+) -> None:
+    """Write `model.onnx` (atomically, as the backend writes); a failure is a
+    `TrainingError` that says the weights are saved and how to export them."""
     options: dict[str, Any] = {}
     if classes is not None:
         options["classes"] = list(classes)
     if vocab is not None:
         options["vocab"] = vocab
     try:
-        export(model, weights, path, **options)
-    except RnncError as err:
-        print(f"warning: {path.name} not written: {err}", file=sys.stderr)
+        export(model, weights, run / ONNX, **options)
+    except (RnncError, DiskFullError) as err:
+        reason = "; ".join(err.lines()) if isinstance(err, RnncError) else str(err)
+        raise TrainingError(
+            f"{run / ONNX} not written: {reason}; the weights are saved in {run / WEIGHTS}, "
+            f"export them with: {export_command(run, has_spec)}"
+        ) from None
+
+
+def _export_interrupted(model: ir.Model, run: Path, export: Exporter | None, has_spec: bool) -> None:
+    """After Ctrl-C: `model.onnx` from the weights of the last completed epoch, as saved."""
+    if not (run / WEIGHTS).exists():
+        print(f"interrupted before the first epoch ended; {run} holds no weights yet", file=sys.stderr)
+        return
+    epoch = load_weights_metadata(run / WEIGHTS).get("epoch", "?")
+    if export is None:
+        print(f"interrupted: {run / WEIGHTS} holds the weights of epoch {epoch}", file=sys.stderr)
+        return
+    classes = stored_classes(run / WEIGHTS)
+    vocab = Vocab.from_json((run / VOCAB).read_text(encoding="utf-8"), str(run / VOCAB)) if (run / VOCAB).exists() else None
+    try:
+        _export_onnx(export, model, load_weights(run / WEIGHTS, model), run, classes, vocab, has_spec)
+    except TrainingError as err:  # the interruption stays what ends the run; this says what is missing
+        print(f"interrupted: {err}", file=sys.stderr)
+        return
+    print(f"interrupted: {run / ONNX} holds the weights of epoch {epoch}", file=sys.stderr)

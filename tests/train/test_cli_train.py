@@ -157,3 +157,59 @@ def test_threads_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert train(spec, "-o", tmp_path / "run", "--threads", "0") == 2
     assert capsys.readouterr().err.strip() == "--threads 0: expected a number of threads >= 1"
     assert not (tmp_path / "run").exists()
+
+
+# --- the model.onnx a run promises ---------------------------------------------------
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path)
+    assert train(spec, "-o", tmp_path / "run", "--set", "export.opset=16") == 2
+    assert capsys.readouterr().err.strip() == "--set export.opset=16: export.opset: expected an integer >= 18 and <= 23, got 16"
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_settings_are_checked_before_the_first_step(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the exporter refuses is refused before training, at its place in the spec."""
+    rnnc_onnx = pytest.importorskip("rnnc_onnx")
+    from rnnc.errors import Problem
+
+    refusal = Problem("tiny", None, None, "layers[0] (gru)", "cannot be exported", ("layers", 0))
+    monkeypatch.setattr(rnnc_onnx, "export_problems", lambda model: [refusal])
+    spec = write_spec(tmp_path)
+    assert train(spec, "-o", tmp_path / "run", "--no-progress") == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"{spec}:8:3: layers[0] (gru): cannot be exported" and "epoch" not in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_onnx_that_cannot_be_written_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rnnc_onnx = pytest.importorskip("rnnc_onnx")
+    from rnnc.errors import ArtifactError
+
+    def refuse(model, weights, path, **options):
+        raise ArtifactError(f"{path}: cannot write: Permission denied; nothing was written")
+
+    monkeypatch.setattr(rnnc_onnx, "export", refuse)
+    spec, run = write_spec(tmp_path), tmp_path / "run"
+    assert train(spec, "-o", run, "--no-progress") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    command = f"rnnc compile {run}/spec.yaml --backend onnx --weights {run}/weights.safetensors -o {run}/model.onnx"
+    assert err == [f"rnnc train: {run}/model.onnx not written: {run}/model.onnx: cannot write: Permission denied; "
+                   f"nothing was written; the weights are saved in {run}/weights.safetensors, export them with: {command}"]
+    monkeypatch.undo()
+    assert main(command.split()[1:]) == 0 and (run / "model.onnx").stat().st_size > 0
+
+
+def test_without_the_onnx_backend_the_run_says_so_at_its_start(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "rnnc_onnx", None)  # import rnnc_onnx now raises ImportError
+    spec, run = write_spec(tmp_path), tmp_path / "run"
+    assert train(spec, "-o", run, "--no-progress", "--set", "training.epochs=1") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("note: the ONNX backend cannot be imported (") and "so this run writes no model.onnx" in err[0]
+    assert err[0].endswith(f"export the trained weights with: rnnc compile {run}/spec.yaml --backend onnx "
+                           f"--weights {run}/weights.safetensors -o {run}/model.onnx")
+    assert (run / "weights.safetensors").exists() and not (run / "model.onnx").exists()
