@@ -16,10 +16,14 @@ first. What a metric means depends on the loss:
 
 mae, mse and rmse compare probabilities with one-hot targets for classification.
 A metric that has no defined value (auc with one class only) is NaN. `loss_value` is
-the spec's loss on the model's outputs, as `rnnc_torch.losses` defines it.
+the spec's loss on the model's outputs, as `rnnc_torch.losses` defines it, and
+`sample_losses` the same per sample. `ClassReport` is sklearn's confusion matrix and
+classification report for a single-label classifier (one sigmoid unit, or softmax).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -112,6 +116,25 @@ EPSILON = 1e-7  # Keras's clip on probabilities before a log, as in rnnc_torch.l
 def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The mean of `loss` for the model's `outputs` (logits when `loss.from_logits`)
     against `targets` (the loss's layout), over the real steps where `mask` is given."""
+    per = _step_losses(loss, outputs, targets)
+    if mask is None:
+        return float(per.mean())
+    return float((per * mask).sum() / max(1.0, float(mask.sum())))
+
+
+def sample_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """`[N]`: each sample's `loss`, the mean over its real steps for sequence outputs
+    (an anomaly score for a regression or autoencoder-like model)."""
+    per = _step_losses(loss, outputs, targets)
+    if per.ndim == 1:
+        return per
+    if mask is None:
+        return per.reshape(len(per), -1).mean(-1)
+    return (per * mask).sum(-1) / np.maximum(1, mask.sum(-1))
+
+
+def _step_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """`loss` per prediction: `[N]`, or `[N, T]` for sequence outputs."""
     out = np.asarray(outputs, dtype=np.float64)
     if loss.from_logits and loss.is_classification:
         out = probabilities_from_logits(out, multiclass=loss.type != "binary_crossentropy")
@@ -134,9 +157,7 @@ def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np
             per = np.where(error <= loss.delta, 0.5 * error**2, loss.delta * (error - 0.5 * loss.delta)).mean(-1)
         case _:
             raise ValueError(f"unknown loss {loss.type!r}")
-    if mask is None:
-        return float(per.mean())
-    return float((per * mask).sum() / max(1.0, float(mask.sum())))
+    return per
 
 
 def probabilities_from_logits(logits: np.ndarray, multiclass: bool) -> np.ndarray:
@@ -154,3 +175,85 @@ def output_probabilities(loss: ir.Loss, outputs: np.ndarray) -> np.ndarray:
     if loss.from_logits and loss.is_classification:
         return probabilities_from_logits(outputs, multiclass=loss.type != "binary_crossentropy")
     return np.asarray(outputs)
+
+
+# --- the per-class report of `rnnc evaluate` -----------------------------------------
+
+
+def single_label(loss: ir.Loss, units: int) -> bool:
+    """Whether each prediction is one class: softmax over classes, or one sigmoid unit
+    (two classes). Several sigmoid units (multi-label) and regression are not."""
+    return loss.type in ("categorical_crossentropy", "sparse_categorical_crossentropy") or (
+        loss.type == "binary_crossentropy" and units == 1
+    )
+
+
+def class_ids(loss: ir.Loss, probs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) class ids of a single-label classifier, `[N]` or `[N, T]`: the
+    argmax, or for one sigmoid unit 1 at p > 0.5, as `accuracy` counts them."""
+    if loss.type == "binary_crossentropy":
+        return (targets[..., 0] > 0.5).astype(np.int64), (probs[..., 0] > 0.5).astype(np.int64)
+    predicted = probs.argmax(-1)
+    if loss.type == "sparse_categorical_crossentropy":
+        return targets.reshape(predicted.shape).astype(np.int64), predicted
+    return targets.argmax(-1), predicted
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """Counts of (true, predicted) classes and what sklearn's classification_report reads
+    from them; a class never predicted (or never present) has precision (recall) 0, as
+    sklearn's zero_division=0, so the macro f1 is the `f1` metric."""
+
+    classes: tuple[str, ...]
+    matrix: np.ndarray  # [C, C] int64: rows the true class, columns the predicted one
+
+    @classmethod
+    def of(cls, true: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]) -> ClassReport:
+        n = len(classes)
+        matrix = np.bincount(true.reshape(-1) * n + predicted.reshape(-1), minlength=n * n).reshape(n, n)
+        return cls(classes, matrix.astype(np.int64))
+
+    @property
+    def support(self) -> np.ndarray:
+        return self.matrix.sum(1)
+
+    @property
+    def precision(self) -> np.ndarray:
+        return _ratio(np.diag(self.matrix), self.matrix.sum(0))
+
+    @property
+    def recall(self) -> np.ndarray:
+        return _ratio(np.diag(self.matrix), self.support)
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return _ratio(2 * p * r, p + r)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.matrix) / max(1, self.matrix.sum()))
+
+    def averages(self) -> dict[str, dict[str, float]]:
+        """`macro_avg` (every class alike) and `weighted_avg` (by support), as sklearn's."""
+        support = self.support
+        weights = support / max(1, support.sum())
+        scores = {"precision": self.precision, "recall": self.recall, "f1": self.f1}
+        total = int(support.sum())
+        return {
+            "macro_avg": {**{k: float(v.mean()) for k, v in scores.items()}, "support": total},
+            "weighted_avg": {**{k: float((v * weights).sum()) for k, v in scores.items()}, "support": total},
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        per_class = {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(self.classes, self.precision, self.recall, self.f1, self.support)
+        }
+        return {"classes": list(self.classes), "confusion_matrix": self.matrix.tolist(), "per_class": per_class, **self.averages()}
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
