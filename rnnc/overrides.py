@@ -1,8 +1,11 @@
 """`--set key.path=value`: command-line edits applied to a loaded spec.
 
 A key path is dotted (`training.epochs`, `layers.0.units`); the value is read as one
-YAML scalar or flow collection with the same safe loader as spec files. The edited
-values remember the override they came from, so an error in one names it.
+YAML scalar or flow collection with the same safe loader as spec files. A null value
+removes a mapping's key (`data.validation=null`): no setting of the schema takes null,
+so null can only mean "as if it were not written"; a list entry becomes null
+(`input.shape.0=null`, variable length). The edited values remember the override they
+came from, so an error in one names it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def _apply(doc: Document, text: str) -> str | None:
         dataclasses.replace(p, path=f"{key}{'' if p.path.startswith('[') else '.'}{p.path}") if p.path else p
         for p in _unplaced(value_doc.problems)
     )
+    remove = value_doc.data is None and not value_doc.problems
     parent: Any = doc.data
     real: list[str | int] = []  # the path as it is in the data: a digit names a mapping key there
     for part in path:
@@ -48,17 +52,22 @@ def _apply(doc: Document, text: str) -> str | None:
         real.append(part)
         if len(real) == len(path):
             break
+        if remove and isinstance(parent, dict) and part not in parent:
+            return None  # nothing there to remove; creating the sections would add keys
         parent = parent[part] if isinstance(parent, list) else parent.setdefault(part, {})
     last = real[-1]
+    path = tuple(real)
+    for table in (doc.values, doc.keys):
+        for stale in [p for p in table if p[: len(path)] == path]:
+            del table[stale]
+    if remove and isinstance(parent, dict):
+        parent.pop(last, None)
+        return None
     if isinstance(parent, list) and last == len(parent):
         parent.append(value_doc.data)
     else:
         parent[last] = value_doc.data
-    path = tuple(real)
     where = Position(f"--set {text}", None, None)
-    for table in (doc.values, doc.keys):
-        for stale in [p for p in table if p[: len(path)] == path]:
-            del table[stale]
     for sub in value_doc.values:
         doc.values[(*path, *sub)] = where
     for sub in value_doc.keys:
