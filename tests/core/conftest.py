@@ -1,8 +1,7 @@
 """Shared paths and fixtures for the core's tests (loader, schema, rules, shapes, CLI).
 
-The ready specs in `specs/` name data files that may not exist yet on a given checkout,
-so `specs_with_data` copies them into a temporary folder next to empty placeholder
-files: `rnnc check` only asks whether a data file exists and what its suffix is.
+`specs_with_data` copies the ready specs in `specs/` into a temporary folder with the
+data files they name (`rnnc check` reads those files' headers), so a test may edit both.
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ def data_paths(spec: Path) -> list[str]:
 
 @pytest.fixture
 def specs_with_data(tmp_path: Path) -> dict[str, Path]:
-    """Every spec in specs/, copied into tmp_path with empty files where its data goes."""
+    """Every spec in specs/, copied into tmp_path with its data files."""
     copies = {}
     for spec in SPECS:
         copy = tmp_path / spec.name
         shutil.copy(spec, copy)
         for rel in data_paths(spec):
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / rel).touch()
+            shutil.copy(spec.parent / rel, tmp_path / rel)
         copies[spec.stem] = copy
     return copies
