@@ -27,6 +27,21 @@ from .errors import ArtifactError, DataError, UsageError
 
 DEVICES = ("cpu", "cuda")
 DEFAULT_BATCH_SIZE = 256
+# Sizes a model's metadata may claim: each is allocated per batch (a text batch is padded
+# to `timesteps`), so a damaged or hostile 1e10 must stop at load, not in numpy.
+MAX_TIMESTEPS = 1 << 20
+MAX_VOCAB_SIZE = 1 << 31
+MAX_STATE_SIZE = 1 << 20
+
+# onnxruntime logs warnings (and a banner on some builds) to stderr before any session
+# exists; rnnc's own one-line errors are all a user of `rnnc predict` should see.
+ort.set_default_logger_severity(3)
+
+
+def max_threads() -> int:
+    """More intra-op threads than this only slow a run down (3,000 took 52 s to start)
+    or crash onnxruntime (100,000 segfaulted)."""
+    return max(64, 4 * (os.cpu_count() or 1))
 
 
 def default_threads() -> int:
@@ -81,6 +96,8 @@ class Predictor:
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None):
         self.path = str(path)
+        if threads is not None and not 1 <= threads <= max_threads():
+            raise UsageError(f"--threads must be between 1 and {max_threads()} (4 per core, at least 64), got {threads}")
         self.threads = threads  # None: one thread for one sequence, the cores for more
         self._providers = providers_for(device)
         if not Path(path).is_file():
@@ -118,20 +135,58 @@ class Predictor:
                 f"{self.path}: not an rnnc model (inputs {sorted(inputs)}, outputs {outputs}; rnnc models take 'x' and give 'y')"
             )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        x = inputs["x"]
+        x, y = inputs["x"], self.session.get_outputs()[0]
         self.token_ids = x.type == "tensor(int64)"
+        if x.type not in ("tensor(float)", "tensor(int64)") or len(x.shape) != (2 if self.token_ids else 3):
+            self._unusable(f"its input x is {x.type} {x.shape}; rnnc models take float32 [batch, time, features] or int64 ids [batch, time]")
+        if not isinstance(y.shape, list) or len(y.shape) < 2:
+            self._unusable(f"its output y has shape {y.shape}; rnnc models give [batch, ...]")
+        self.output_shape: list[int | str] = y.shape
+        self.sequence_output = len(y.shape) >= 3  # a time axis: its length is the input's
         self.features: int | None = None if self.token_ids else _int_or_none(x.shape[-1])
-        self.timesteps = _int_or_none(self.metadata.get("timesteps"))
-        self.vocab_size = _int_or_none(self.metadata.get("vocab_size"))
+        self.timesteps = self._size("timesteps", MAX_TIMESTEPS)
+        if self.timesteps is not None and isinstance(x.shape[1], int) and x.shape[1] != self.timesteps:
+            self._unusable(f"its metadata says timesteps {self.timesteps}, its input x has {x.shape[1]}")
+        self.vocab_size = self._size("vocab_size", MAX_VOCAB_SIZE)
         self.takes_lengths = "lengths" in inputs
         self.lengths_from_ids = self.metadata.get("lengths") == "ids"
         self.states: dict[str, int] = {
             name: int(info.shape[-1]) for name, info in inputs.items() if name.startswith("state.")
         }
         self.state_outputs = [f"{name}.next" for name in self.states]
-        self.classes: list[str] | None = json.loads(self.metadata["classes"]) if "classes" in self.metadata else None
+        fed = {"x", "lengths", *self.states}
+        if extra := sorted(set(inputs) - fed):
+            self._unusable(f"it takes inputs rnnc does not feed ({', '.join(extra)}); rnnc models take x, lengths and state.*")
+        if bad := [n for n, size in self.states.items() if not 1 <= size <= MAX_STATE_SIZE or f"{n}.next" not in outputs]:
+            self._unusable(f"its state input {bad[0]} has no {bad[0]}.next output or a size outside [1, {MAX_STATE_SIZE:,}]")
+        self.classes: list[str] | None = self._classes()
         vocab = self.metadata.get(text.METADATA_KEY)
         self.vocab: text.Vocab | None = None if vocab is None else text.Vocab.from_json(vocab, self.path)
+
+    def _unusable(self, why: str) -> None:
+        raise ArtifactError(f"{self.path}: not a usable rnnc model: {why}")
+
+    def _size(self, key: str, limit: int) -> int | None:
+        """A size from the metadata: absent or 'variable' is None; anything but a whole
+        number in [1, limit] means the file is not what rnnc wrote."""
+        value = self.metadata.get(key)
+        if value is None or value == "variable":
+            return None
+        if not (len(value) <= 12 and value.isascii() and value.isdigit() and 1 <= int(value) <= limit):
+            self._unusable(f"its metadata says {key} {value[:40]!r}; expected 'variable' or a whole number in [1, {limit:,}]")
+        return int(value)
+
+    def _classes(self) -> list[str] | None:
+        if "classes" not in self.metadata:
+            return None
+        classes = json.loads(self.metadata["classes"])
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            self._unusable("its metadata's classes is not a list of names")
+        units = self.output_shape[-1]
+        expected = 2 if units == 1 else units  # one sigmoid unit: classes 0 and 1
+        if isinstance(units, int) and len(classes) != expected:
+            self._unusable(f"its metadata names {len(classes)} classes, its output y has {units} units")
+        return classes
 
     # --- checking input -------------------------------------------------------------
 
@@ -155,7 +210,11 @@ class Predictor:
                 raise DataError(f"the model takes numbers (float32), got {x.dtype}")
             if x.ndim != 3 or (self.features is not None and x.shape[2] != self.features):
                 raise DataError(f"the model takes input [batch, time, {self.features}], got shape {list(x.shape)}")
-            x = np.ascontiguousarray(x, dtype=np.float32)
+            with np.errstate(all="ignore"):  # a float64 past float32's range becomes inf, refused below
+                x = np.ascontiguousarray(x, dtype=np.float32)
+            if not np.isfinite(x).all():
+                where = [int(i) for i in np.argwhere(~np.isfinite(x))[0]]
+                raise DataError(f"x holds NaN, inf or values beyond float32's range (first at x{where}); NaN and inf are not data")
         steps = x.shape[1]
         if whole and self.timesteps is not None and steps != self.timesteps:
             raise DataError(f"the model takes {self.timesteps} timesteps per sequence, got {steps}")
@@ -188,7 +247,17 @@ class Predictor:
         """The output for one batch (zero initial state for streaming models)."""
         x, lengths = self.checked(x, lengths)
         feed = self._feed(x, lengths, {name: np.zeros((x.shape[0], size), np.float32) for name, size in self.states.items()})
-        return self._run(["y"], feed)[0]
+        return self._checked_output(self._run(["y"], feed)[0], x.shape[0])
+
+    def _checked_output(self, y: object, batch: int) -> np.ndarray:
+        """`y` if it is one row per sequence in the declared shape: a graph that is not
+        rnnc's (6 rows out for 3 in) must not pass for predictions."""
+        declared = self.output_shape
+        if (not isinstance(y, np.ndarray) or y.ndim != len(declared) or y.shape[0] != batch
+                or any(isinstance(d, int) and d != n for d, n in zip(declared[1:], y.shape[1:], strict=True))):
+            shape = list(y.shape) if isinstance(y, np.ndarray) else type(y).__name__
+            self._unusable(f"for a batch of {batch} sequences it gave y of shape {shape}, declared {declared}")
+        return y  # type: ignore[return-value]
 
     def predict(self, x: np.ndarray, lengths: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """The output for every sequence in `x`, run `batch_size` at a time (a memory-
@@ -270,7 +339,7 @@ class Stream:
             )
         y, *after = p._run(["y", *p.state_outputs], p._feed(x, lengths, self.state))
         self.state = dict(zip(p.states, after, strict=True))
-        return y
+        return p._checked_output(y, batch)
 
 
 def lengths_from_ids(ids: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores, at most 8)")
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, help="CSV input: the first row is (or is not) a header (default: when no cell of it is a number)")
     add_progress_argument(parser)
     parser.set_defaults(run=run)
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     suffix = _output_suffix(args.output)
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
-    source = open_input(args.input, predictor)
+    source = open_input(args.input, predictor, header=args.header)
     with _progress(source.count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
         if suffix == ".npy":
             writer = NpyWriter(handle, source.count)

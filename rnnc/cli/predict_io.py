@@ -1,31 +1,40 @@
-"""Input and output files for `rnnc predict`, read and written in bounded memory.
+"""Input files for `rnnc predict`, read in bounded memory and checked before any output.
 
-Inputs: `.npy` (the array `x`, memory-mapped), `.npz` (arrays `x` and optional
-`lengths`; `x` is streamed out of the archive batch by batch), `.txt` (raw text, one
-per line, for a model trained on text; held in memory) and `.csv` (one sequence
-per row, its steps flattened: `T * F` values, step after step; an optional header
-line; rows may differ in length for variable-length models, and are then padded at
-the end and given lengths). CSV is read twice: once to check every row and size the
-batch, once to run it. Outputs: `.npy`, or `.csv` rows (`%.9g`, enough to round-trip
-float32), to a file or stdout; for `.txt` input the `.csv` rows are `text,label,probability`
-(`text,value...` for regression). Files are written atomically.
+Inputs: `.npy` and `.npz` (see `predict_arrays`), `.csv` (one sequence per row, its
+steps flattened: `T * F` values, step after step; rows may differ in length for
+variable-length models, and are then padded at the end and given lengths) and `.txt`
+(raw text, one per line, for a model trained on text; held in memory). Every row of
+the input is one row of the output, in order: nothing is skipped that could shift
+them (a blank line between rows is an error, not a skipped row; only blank lines at
+the end are ignored), and a header is a first CSV row of nothing but non-numbers,
+unless `header=` says. A CSV file is read twice (checked whole, then run), so its
+second pass must see the rows of the first; a CSV or text input that is not a regular
+file (a pipe) is read once, into memory. Each batch holds at most `BATCH_VALUES`
+values, so one huge row does not make every batch huge.
 """
 
 from __future__ import annotations
 
 import csv
-import zipfile
+import os
+import stat
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from io import StringIO
 from typing import IO
 
 import numpy as np
 
-from rnnc.errors import DataError
+from rnnc.cli.predict_arrays import FLOAT32_MAX, read_npy, read_npz
+from rnnc.errors import DataError, one_line
 from rnnc.runtime import Predictor
 
 Batch = tuple[np.ndarray, np.ndarray | None]
 INPUT_SUFFIXES = (".npz", ".npy", ".csv", ".txt")
+BATCH_VALUES = 1 << 24  # values in one batch at most (64 MiB of float32)
+PIPE_BYTES = 1 << 30  # what a pipe may hold, read into memory
+CELL_SHOWN = 40  # characters of a cell quoted in a message
 
 
 @dataclass(frozen=True)
@@ -39,108 +48,56 @@ class Source:
     texts: list[str] | None = field(default=None, repr=False)
 
 
-def open_input(path: str, predictor: Predictor) -> Source:
+def open_input(path: str, predictor: Predictor, *, header: bool | None = None) -> Source:
+    """The input at `path`. `header` (CSV only): True, the first row is always a header;
+    False, never; None, when none of its cells is a number."""
     suffix = path[path.rfind(".") :].lower() if "." in path else ""
+    if suffix not in INPUT_SUFFIXES:
+        raise DataError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_SUFFIXES)})")
     try:
-        if suffix == ".npy":
-            return _npy(path)
-        if suffix == ".npz":
-            return _npz(path)
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+        if os.path.isdir(path):
+            raise DataError(f"{path}: is a directory, not an input file")
+        if suffix == ".npy" or suffix == ".npz":
+            if not regular:
+                raise DataError(f"{path}: not a regular file; {suffix} input is read twice, so save it to a file first")
+            count, batches = (read_npy if suffix == ".npy" else read_npz)(path, predictor, rows_for)
+            return Source(path, count, batches)
+        text = None if regular else _read_pipe(path)
         if suffix == ".csv":
-            return _csv(path, predictor)
-        if suffix == ".txt":
-            return _txt(path, predictor)
+            return _csv(path, predictor, header, text)
+        return _txt(path, predictor, text)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
-    raise DataError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_SUFFIXES)})")
 
 
-def _npy(path: str) -> Source:
-    try:
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as err:
-        raise DataError(f"{path}: not a numeric .npy array ({err})") from None
-    _check_array(path, x.shape, x.dtype)
-
-    def batches(size: int) -> Iterator[Batch]:
-        for start in range(0, len(x), size):
-            yield np.asarray(x[start : start + size]), None
-
-    return Source(path, len(x), batches)
+def rows_for(size: int, row_values: int) -> int:
+    """Rows in a batch of at most `size`: fewer when its rows are long."""
+    return max(1, min(size, BATCH_VALUES // max(1, row_values)))
 
 
-def _npz(path: str) -> Source:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataError(f"{path}: not an .npz archive") from None
-    names = {name.removesuffix(".npy"): name for name in archive.namelist()}
-    if "x" not in names:
-        raise DataError(f"{path}: no array 'x' (it has: {', '.join(sorted(names)) or 'nothing'})")
-    shape, dtype = _member_header(path, archive, names["x"])
-    lengths = _member_array(path, archive, names["lengths"]) if "lengths" in names else None
-    if lengths is not None and lengths.shape != (shape[0],):
-        raise DataError(f"{path}: 'lengths' has shape {list(lengths.shape)}, 'x' holds {shape[0]} sequences")
-
-    def batches(size: int) -> Iterator[Batch]:
-        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        with archive.open(names["x"]) as member:
-            _read_header(member)
-            for start in range(0, shape[0], size):
-                n = min(size, shape[0] - start)
-                data = member.read(n * row)
-                if len(data) != n * row:
-                    raise DataError(f"{path}: 'x' ends early (truncated archive)")
-                x = np.frombuffer(data, dtype=dtype).reshape(n, *shape[1:])
-                yield x, None if lengths is None else lengths[start : start + n]
-
-    return Source(path, shape[0], batches)
+def _read_pipe(path: str) -> str:
+    with open(path, "rb") as handle:
+        data = handle.read(PIPE_BYTES + 1)
+    if len(data) > PIPE_BYTES:
+        raise DataError(f"{path}: not a regular file, and over {PIPE_BYTES >> 30} GiB; save it to a file first")
+    return data.decode("utf-8-sig")
 
 
-def _read_header(member: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
-    version = np.lib.format.read_magic(member)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(member)
-    return np.lib.format.read_array_header_2_0(member)
-
-
-def _member_header(path: str, archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
-    try:
-        with archive.open(name) as member:
-            shape, fortran, dtype = _read_header(member)
-    except (ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: '{name}' is not a numeric array ({err})") from None
-    _check_array(path, shape, dtype)
-    if fortran and len(shape) > 1:
-        raise DataError(f"{path}: 'x' is stored in Fortran order; save it with np.savez(..., x=np.ascontiguousarray(x))")
-    return shape, dtype
-
-
-def _member_array(path: str, archive: zipfile.ZipFile, name: str) -> np.ndarray:
-    try:
-        with archive.open(name) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-    except (ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: '{name}' is not a numeric array ({err})") from None
-
-
-def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if dtype.hasobject or dtype.kind not in "fiub":
-        raise DataError(f"{path}: 'x' holds {dtype} values, not numbers")
-    if len(shape) < 2:
-        raise DataError(f"{path}: 'x' has shape {list(shape)}; it needs [sequences, time, ...]")
-    if shape[0] == 0:
-        raise DataError(f"{path}: no sequences in 'x'")
+def _opened(path: str, text: str | None) -> IO[str]:
+    # utf-8-sig: a BOM (Excel writes one) is not part of the first cell
+    return StringIO(text, newline="") if text is not None else open(path, newline="", encoding="utf-8-sig")
 
 
 # --- csv ------------------------------------------------------------------------------
 
 
-def _csv(path: str, predictor: Predictor) -> Source:
+def _csv(path: str, predictor: Predictor, header: bool | None, text: str | None) -> Source:
     features = 1 if predictor.token_ids else (predictor.features or 1)
-    parse = int if predictor.token_ids else float
-    count, widths, longest = 0, set(), 0
-    for line, values in _csv_rows(path, parse):
+    widths = array("q")
+    for line, values in _csv_rows(path, predictor, header, text):
         width = len(values)
         if width % features:
             raise DataError(f"{path}:{line}: {width} values are not whole steps of {features} features")
@@ -149,57 +106,113 @@ def _csv(path: str, predictor: Predictor) -> Source:
                 f"{path}:{line}: expected {predictor.timesteps * features} values "
                 f"({predictor.timesteps} steps x {features} features), got {width}"
             )
-        count, longest = count + 1, max(longest, width // features)
-        widths.add(width)
-    if count == 0:
+        widths.append(width)
+    if not widths:
         raise DataError(f"{path}: no sequences (an empty file)")
-    if len(widths) > 1 and not predictor.takes_lengths:
+    ragged = min(widths) != max(widths)
+    if ragged and not predictor.takes_lengths:
         raise DataError(f"{path}: rows differ in length, but the model takes fixed-length sequences")
-    ragged = len(widths) > 1
+    # an output with a time axis keeps the input's: every batch is padded alike
+    padded = max(widths) if predictor.sequence_output else None
     dtype = np.int64 if predictor.token_ids else np.float32
 
     def batches(size: int) -> Iterator[Batch]:
-        rows: list[list[float]] = []
-        for _, values in _csv_rows(path, parse):
+        rows: list[list] = []
+        done, widest = 0, 0
+        for line, values in _csv_rows(path, predictor, header, text):
+            if done + len(rows) >= len(widths) or len(values) != widths[done + len(rows)]:
+                raise DataError(f"{path}:{line}: the file changed while it was read; run again on a file that stays put")
+            width = padded or max(widest, len(values))
+            if rows and (len(rows) == size or (len(rows) + 1) * width > BATCH_VALUES):
+                yield _csv_batch(rows, padded, features, dtype, ragged)
+                done, rows, widest = done + len(rows), [], 0
             rows.append(values)
-            if len(rows) == size:
-                yield _csv_batch(rows, longest, features, dtype, ragged)
-                rows = []
+            widest = max(widest, len(values))
+        if done + len(rows) != len(widths):
+            raise DataError(f"{path}: the file changed while it was read (it now ends at row {done + len(rows)} of {len(widths)})")
         if rows:
-            yield _csv_batch(rows, longest, features, dtype, ragged)
+            yield _csv_batch(rows, padded, features, dtype, ragged)
 
-    return Source(path, count, batches)
+    return Source(path, len(widths), batches)
 
 
-def _csv_rows(path: str, parse: type) -> Iterator[tuple[int, list]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            fields = [f.strip() for f in row]
-            if not any(fields):
-                continue
+def _csv_rows(path: str, predictor: Predictor, header: bool | None, text: str | None) -> Iterator[tuple[int, list]]:
+    """(physical line, values) of each row. Blank lines may only end the file."""
+    with _opened(path, text) as handle:
+        reader = csv.reader(handle, strict=True)  # strict: a stray quote is an error, not data
+        blank, first = None, True
+        while True:
+            line = reader.line_num + 1  # where the row starts, however many lines it spans
             try:
-                yield number, [parse(f) for f in fields]
-            except ValueError:
-                if number == 1:
-                    continue  # a header line
-                bad = next(f for f in fields if not _parses(parse, f))
-                kind = "an integer token id" if parse is int else "a number"
-                raise DataError(f"{path}:{number}: '{bad}' is not {kind}") from None
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise DataError(f"{path}:{line}: {_csv_problem(err)}") from None
+            cells = [c.strip() for c in row]
+            if nul := next((c for c in cells if "\0" in c), None):  # before the header test: UTF-16 looks like one
+                raise DataError(f"{path}:{line}: {_shown(nul)} holds a NUL character (UTF-16? save it as UTF-8)")
+            if not any(cells):
+                blank = blank or line
+                continue
+            if blank is not None:
+                raise DataError(f"{path}:{blank}: blank line; every row is one sequence (only the end of the file may be blank)")
+            if first:
+                first = False
+                if header or (header is None and not any(_is_number(c) for c in cells)):
+                    continue
+            yield line, _values(path, line, cells, predictor)
 
 
-def _parses(parse: type, text: str) -> bool:
+def _csv_problem(err: csv.Error) -> str:
+    text = str(err)
+    if "unexpected end of data" in text:
+        return "a quoted cell starts in this row and is never closed"
+    if "field larger than field limit" in text:
+        return f"a cell longer than {csv.field_size_limit():,} characters (not a number)"
+    return f"not a CSV row ({text})"
+
+
+def _values(path: str, line: int, cells: list[str], predictor: Predictor) -> list:
+    ids = predictor.token_ids
     try:
-        parse(text)
+        values = [int(c) for c in cells] if ids else [float(c) for c in cells]
+    except ValueError:
+        bad = next(c for c in cells if not _is_number(c, ids))
+        kind = "an integer token id" if ids else "a number"
+        raise DataError(f"{path}:{line}: {_shown(bad)} is not {kind}") from None
+    if ids:
+        top = predictor.vocab_size if predictor.vocab_size is not None else 1 << 63
+        if not all(0 <= v < top for v in values):
+            bad = next(c for c, v in zip(cells, values, strict=True) if not 0 <= v < top)
+            raise DataError(f"{path}:{line}: token id {_shown(bad)} is outside [0, {top - 1}]"
+                            + (f" (vocab_size {top})" if predictor.vocab_size is not None else ""))
+    elif not all(-FLOAT32_MAX <= v <= FLOAT32_MAX for v in values):  # NaN fails both
+        bad = next(c for c, v in zip(cells, values, strict=True) if not -FLOAT32_MAX <= v <= FLOAT32_MAX)
+        raise DataError(f"{path}:{line}: {_shown(bad)} is NaN, inf or beyond float32's range (NaN and inf are not data)")
+    return values
+
+
+def _is_number(cell: str, ids: bool = False) -> bool:
+    try:
+        int(cell) if ids else float(cell)
     except ValueError:
         return False
     return True
 
 
-def _csv_batch(rows: list[list], longest: int, features: int, dtype: type, ragged: bool) -> Batch:
-    x = np.zeros((len(rows), longest * features), dtype=dtype)
+def _shown(cell: str) -> str:
+    """A cell as a message quotes it: escaped (a BOM or a NUL shows), and cut short."""
+    return "'" + one_line(cell if len(cell) <= CELL_SHOWN else cell[:CELL_SHOWN] + "...") + "'"
+
+
+def _csv_batch(rows: list[list], padded: int | None, features: int, dtype: type, ragged: bool) -> Batch:
+    width = padded or max(len(r) for r in rows)
+    x = np.zeros((len(rows), width), dtype=dtype)
     for i, values in enumerate(rows):
         x[i, : len(values)] = values
-    shape = (len(rows), longest) if dtype is np.int64 else (len(rows), longest, features)
+    steps = width // features
+    shape = (len(rows), steps) if dtype is np.int64 else (len(rows), steps, features)
     lengths = np.array([len(v) // features for v in rows], dtype=np.int64) if ragged else None
     return x.reshape(shape), lengths
 
@@ -207,16 +220,24 @@ def _csv_batch(rows: list[list], longest: int, features: int, dtype: type, ragge
 # --- raw text -------------------------------------------------------------------------
 
 
-def _txt(path: str, predictor: Predictor) -> Source:
-    """One text per line, tokenised with the vocabulary in the model; blank lines hold
-    no text and are skipped (the output names each text, so rows stay matched)."""
+def _txt(path: str, predictor: Predictor, text: str | None) -> Source:
+    """One text per line: only `\\n` (or `\\r\\n`) ends a line, so a bare CR inside a
+    text does not make two. A blank line between texts is an error; at the end, ignored."""
     if predictor.vocab is None:
         raise DataError(f"{path}: a .txt input holds raw text, but {predictor.path} was not trained on text (no vocabulary in it)")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            texts = [line.strip() for line in handle if line.strip()]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file") from None
+    if text is None:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    texts: list[str] = []
+    blank = None
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            blank = blank or number
+            continue
+        if blank is not None:
+            raise DataError(f"{path}:{blank}: blank line; every line is one text (only the end of the file may be blank)")
+        texts.append(line)
     if not texts:
         raise DataError(f"{path}: no text (every line is blank)")
 
@@ -225,4 +246,3 @@ def _txt(path: str, predictor: Predictor) -> Source:
             yield predictor.encode_texts(texts[start : start + size])
 
     return Source(path, len(texts), batches, texts)
-

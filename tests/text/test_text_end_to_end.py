@@ -92,12 +92,12 @@ def test_the_run_keeps_the_vocabulary_beside_the_model_and_inside_it(run: tuple[
 def test_predict_reads_raw_lines_and_prints_labels_with_probabilities(run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     folder, _ = run
     lines = folder / "lines.txt"
-    lines.write_text("The movie was GREAT and lovely\n\nAwful, really terrible plot\nzzz qqq\n", encoding="utf-8")
+    lines.write_text("The movie was GREAT and lovely\nAwful, really terrible plot\nzzz qqq\n\n", encoding="utf-8")
     capsys.readouterr()
     assert main(["predict", str(folder / "run" / "model.onnx"), str(lines)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "text,label,probability"
-    assert len(out) == 4  # the blank line holds no text
+    assert len(out) == 4  # the blank line at the end holds no text
     first, second = out[1].rsplit(",", 2), out[2].rsplit(",", 2)
     assert first[:2] == ["The movie was GREAT and lovely", "pos"] and float(first[2]) > 0.8
     assert second[:2] == ['"Awful, really terrible plot"', "neg"] and float(second[2]) > 0.8
