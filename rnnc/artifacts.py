@@ -9,12 +9,13 @@ named as the IR names them (`layers.<index>.<param>`): no pickle, no torch neede
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -76,15 +77,70 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_weights(path: str | os.PathLike[str], weights: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
-    from safetensors.numpy import save
+CHECKSUM_KEY = "rnnc_sha256"  # in a weights file's metadata: see `weights_sha256`
 
-    arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()}
-    atomic_write_bytes(path, save(arrays, metadata=dict(metadata or {})))
+
+def weights_sha256(weights: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> str:
+    """The checksum `save_weights` records: sha256 over the metadata (but this key) and
+    then the tensors, each in name order: a key and its value; a tensor's name, dtype,
+    shape and little-endian bytes. A flipped bit anywhere in what the file means then
+    makes it refused instead of a silently different model (or different class names)."""
+    digest = hashlib.sha256()
+    for key in sorted(metadata):
+        if key != CHECKSUM_KEY:
+            digest.update(json.dumps(["metadata", key, metadata[key]]).encode() + b"\n")
+    for name in sorted(weights):
+        array = np.asarray(weights[name])
+        digest.update(json.dumps([name, array.dtype.name, list(array.shape)]).encode() + b"\n")
+        digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def save_weights(path: str | os.PathLike[str], weights: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
+    """Write float32 `weights` as safetensors with `metadata` and its checksum; the same
+    weights and metadata give the same bytes (keys and names are written sorted)."""
+    arrays = {name: np.ascontiguousarray(value, dtype="<f4") for name, value in weights.items()}
+    meta = {**(metadata or {}), CHECKSUM_KEY: ""}
+    meta[CHECKSUM_KEY] = weights_sha256(arrays, meta)
+    atomic_write_bytes(path, _safetensors_bytes(arrays, meta))
+
+
+def _safetensors_bytes(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors layout (8-byte header length, JSON header padded with spaces to
+    8 bytes, the tensors' bytes back to back), written here rather than by
+    `safetensors.numpy.save`, whose header comes out in a different key order each time."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)}
+    blobs, offset = [], 0
+    for name in sorted(arrays):
+        blob = arrays[name].tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arrays[name].shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
 def load_weights(path: str | os.PathLike[str], model: ir.Model | None = None) -> dict[str, np.ndarray]:
-    """Read a weights file; with `model`, check that it holds exactly the model's parameters."""
+    """Read a weights file and verify its checksum; with `model`, check that it holds
+    exactly the model's parameters."""
+    weights, _ = read_weights(path)
+    if model is not None:
+        check_weights(weights, model, str(path))
+    return weights
+
+
+def load_weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata stored in a weights file's header (`rnnc train` records the
+    spec hash, the epoch and, for named classes, `classes` as a JSON list), verified
+    with the tensors against the file's checksum."""
+    return read_weights(path)[1]
+
+
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A weights file's tensors and metadata. A file with a checksum (`CHECKSUM_KEY`,
+    what `save_weights` writes) must match it; one without (older runs, files made by
+    other tools) is read as it is."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
@@ -94,25 +150,24 @@ def load_weights(path: str | os.PathLike[str], model: ir.Model | None = None) ->
         raise ArtifactError(f"{path}: cannot read weights: {err.strerror or err}") from None
     try:
         weights = load(data)
+        # safetensors has checked the header already; its metadata is read from the same bytes
+        metadata = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
     except (SafetensorError, ValueError, OSError) as err:
         raise ArtifactError(f"{path}: not a safetensors weights file ({err})") from None
-    if model is not None:
-        check_weights(weights, model, str(path))
-    return weights
+    stored = metadata.get(CHECKSUM_KEY)
+    if stored is None and any(_near_checksum_key(key) for key in metadata):
+        stored = "(its checksum key is damaged)"
+    if stored is not None and stored != weights_sha256(weights, metadata):
+        raise ArtifactError(f"{path}: damaged weights file: its tensors or metadata do not match the checksum it was saved with")
+    return weights, metadata
 
 
-def load_weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The string metadata stored in a weights file's header (`rnnc train` records the
-    spec hash, the epoch and, for named classes, `classes` as a JSON list)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            return dict(handle.metadata() or {})
-    except OSError as err:
-        raise ArtifactError(f"{path}: cannot read weights: {err.strerror or err}") from None
-    except (SafetensorError, ValueError) as err:
-        raise ArtifactError(f"{path}: not a safetensors weights file ({err})") from None
+def _near_checksum_key(key: str) -> bool:
+    """Whether `key` is `CHECKSUM_KEY` with a few bits flipped: a file that had a checksum
+    must not pass as one that never had one."""
+    if len(key) != len(CHECKSUM_KEY) or key == CHECKSUM_KEY:
+        return False
+    return sum(bin(ord(a) ^ ord(b)).count("1") for a, b in zip(key, CHECKSUM_KEY, strict=True)) <= 8
 
 
 def stored_classes(path: str | os.PathLike[str]) -> list[str] | None:

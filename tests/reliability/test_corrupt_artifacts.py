@@ -68,6 +68,19 @@ def first(weights: dict[str, np.ndarray]) -> str:
     return sorted(weights)[0]
 
 
+def flip_last_bit(trained: Path) -> bytes:
+    """One bit of the last tensor's data flipped: a valid file of other weights."""
+    data = bytearray(weights_bytes(trained))
+    data[-1] ^= 1
+    return bytes(data)
+
+
+def edit_header(old: bytes, new: bytes) -> Callable[[Path], bytes]:
+    """The trained file with `old` replaced in its header (same length: still valid)."""
+    assert len(old) == len(new)
+    return lambda trained: weights_bytes(trained).replace(old, new, 1)
+
+
 # (id, the file's bytes from the trained run, expected fragment)
 BAD_WEIGHTS: list[tuple[str, Callable[[Path], bytes], str]] = [
     ("empty", lambda t: b"", "not a safetensors weights file (Error while deserializing: header too small)"),
@@ -80,6 +93,9 @@ BAD_WEIGHTS: list[tuple[str, Callable[[Path], bytes], str]] = [
     ("extra_tensor", edit_weights(lambda w: {**w, "layers.9.weight": np.zeros(2, np.float32)}), "weights do not fit the spec: unexpected layers.9.weight"),
     ("wrong_shape", edit_weights(lambda w: {**w, first(w): np.zeros((3, 3), np.float32)}), "layers.0.bias_hh has shape [3, 3], the spec needs [24]"),
     ("nan", edit_weights(lambda w: {k: np.full_like(v, np.nan) for k, v in w.items()}), "layers.0.bias_hh holds NaN or inf"),
+    ("flipped_tensor_bit", flip_last_bit, "damaged weights file: its tensors or metadata do not match the checksum it was saved with"),
+    ("changed_metadata", edit_header(b'"epoch":"1"', b'"epoch":"7"'), "damaged weights file"),
+    ("damaged_checksum_key", edit_header(b'"rnnc_sha256"', b'"rnnc_sha257"'), "damaged weights file"),
 ]
 
 
@@ -92,6 +108,15 @@ def test_bad_weights_to_compile(trained: Path, tmp_path: Path, capsys: pytest.Ca
     assert status == 2 and len(err) == 1, err
     assert err[0].startswith(f"{weights}: ") and fragment in err[0], err
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_weights_without_a_checksum_are_still_read(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files from older runs and from other tools carry no checksum: read as they are."""
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(save(load(weights_bytes(trained))))
+    assert b"rnnc_sha256" not in weights.read_bytes()
+    status, err = rnnc(capsys, "compile", trained / "tiny.yaml", "--weights", weights, "-o", tmp_path / "out.onnx")
+    assert (status, err) == (0, [])
 
 
 def test_weights_that_are_a_directory_or_missing(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,11 +217,16 @@ def damaged(good: bytes, chance: random.Random) -> bytes:
 def flip_bits(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cases: int, seed: int) -> dict[str, int]:
     chance = random.Random(seed)
     outcomes: dict[str, int] = {}
-    weights, model = tmp_path / "weights.safetensors", tmp_path / "model.onnx"
+    weights, model, out = tmp_path / "weights.safetensors", tmp_path / "model.onnx", tmp_path / "out.onnx"
+    assert main(["compile", str(trained / "tiny.yaml"), "--weights", str(trained / "run" / "weights.safetensors"), "-o", str(out)]) == 0
+    undamaged = out.read_bytes()
     for _ in range(cases):
         weights.write_bytes(damaged(weights_bytes(trained), chance))
-        status, err = rnnc(capsys, "compile", trained / "tiny.yaml", "--weights", weights, "-o", tmp_path / "out.onnx")
+        out.unlink(missing_ok=True)
+        status, err = rnnc(capsys, "compile", trained / "tiny.yaml", "--weights", weights, "-o", out)
         assert status == 0 or (status == 2 and len(err) == 1 and err[0].startswith(f"{weights}: ")), (status, err)
+        # the checksum leaves no harmless-looking damage: what compiles is the undamaged model
+        assert status == 2 or out.read_bytes() == undamaged, "damaged weights compiled to another model"
         outcomes[f"compile exit {status}"] = outcomes.get(f"compile exit {status}", 0) + 1
         model.write_bytes(damaged(onnx_bytes(trained), chance))
         status, err = rnnc(capsys, "predict", model, trained / "x.npy", "-o", tmp_path / "y.npy")

@@ -213,3 +213,10 @@ def test_without_the_onnx_backend_the_run_says_so_at_its_start(tmp_path: Path, c
     assert err[0].endswith(f"export the trained weights with: rnnc compile {run}/spec.yaml --backend onnx "
                            f"--weights {run}/weights.safetensors -o {run}/model.onnx")
     assert (run / "weights.safetensors").exists() and not (run / "model.onnx").exists()
+
+
+def test_two_runs_with_the_same_seed_write_the_same_weights_file(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, training={"epochs": 1, "batch_size": 16, "seed": 3})
+    for name in ("a", "b"):
+        assert train(spec, "-o", tmp_path / name, "--no-progress") == 0
+    assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()
