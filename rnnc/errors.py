@@ -104,12 +104,39 @@ class DiskFullError(Exception):
     the CLI prints the one line and exits 1, not 2."""
 
 
+# What Keras and PyTorch call an rnnc name (folded: lowercase, no '_'), where spelling
+# alone would not find it or would find the wrong one (difflib takes 'acc' for 'auc').
+KNOWN_AS: dict[str, str] = {
+    "learningrate": "lr", "acc": "accuracy", "f1score": "f1", "auroc": "auc", "rocauc": "auc",
+    "meansquarederror": "mse", "meanabsoluteerror": "mae", "rootmeansquarederror": "rmse",
+    "mseloss": "mse", "l1loss": "mae", "huberloss": "huber", "smoothl1loss": "huber",
+    "bce": "binary_crossentropy", "bceloss": "binary_crossentropy",
+    "crossentropy": "sparse_categorical_crossentropy",  # torch's takes class ids
+    "crossentropyloss": "sparse_categorical_crossentropy",
+    "rnn": "simple_rnn", "vanillarnn": "simple_rnn", "swish": "silu",
+    "hiddensize": "units", "outfeatures": "units", "outchannels": "filters", "p": "rate",
+    "inputdim": "vocab_size", "numembeddings": "vocab_size", "outputdim": "dim", "embeddingdim": "dim",
+    "clipnorm": "gradient_clip", "clipgradnorm": "gradient_clip",
+}
+
+
+def _fold(word: str) -> str:
+    return str(word).lower().replace("_", "")
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'units'?)`, or nothing when no choice is close.
 
     Case and separators are ignored in the comparison, so Keras's `SimpleRNN` and
-    `LSTM` find `simple_rnn` and `lstm`.
+    `LSTM` find `simple_rnn` and `lstm`; Keras's and PyTorch's own names for a setting
+    (`learning_rate`, `acc`, `hidden_size`; also in a `val_` log key) find rnnc's.
     """
-    folded = {c.lower().replace("_", ""): c for c in choices}
-    close = difflib.get_close_matches(str(word).lower().replace("_", ""), list(folded), n=1, cutoff=0.6)
+    choices = list(choices)
+    folded = {_fold(c): c for c in choices}
+    word = _fold(word)
+    prefix, rest = ("val_", word[3:]) if word.startswith("val") else ("", word)
+    for known in (KNOWN_AS.get(word), prefix + KNOWN_AS[rest] if rest in KNOWN_AS else None):
+        if known in choices:
+            return f" (did you mean '{known}'?)"
+    close = difflib.get_close_matches(word, list(folded), n=1, cutoff=0.6)
     return f" (did you mean '{folded[close[0]]}'?)" if close else ""

@@ -20,7 +20,12 @@ class ShapeMismatch(Exception):
 
 def show(shape: Shape) -> str:
     """Keras-like rendering without the batch axis: `[10, 32]`, `[time, 32]`."""
-    return "[" + ", ".join(str(d) for d in shape[1:]) + "]"
+    return show_dims(shape[1:])
+
+
+def show_dims(dims: tuple[Dim | None, ...] | list[Dim | None]) -> str:
+    """Sizes as a spec writes them: `[null, 3]` (YAML's null, never Python's None)."""
+    return "[" + ", ".join("null" if d is None else str(d) for d in dims) + "]"
 
 
 def _expect_sequence(shape: Shape) -> None:
@@ -108,7 +113,7 @@ def infer_node(index: int, layer: ir.Layer, shape: Shape, masked: bool) -> ir.No
     return ir.Node(index, layer, shape, out, tuple(params), masked)
 
 
-def _check_tokens(layer: ir.Layer, shape: Shape, tokens: bool) -> None:
+def _check_tokens(layer: ir.Layer, shape: Shape, tokens: bool, first: bool) -> None:
     """Token ids go into an embedding and nothing else takes them: both are rank 2, so
     the shape alone cannot tell ids `[batch, time]` from features `[batch, features]`."""
     if tokens and not isinstance(layer, ir.Embedding):
@@ -116,7 +121,26 @@ def _check_tokens(layer: ir.Layer, shape: Shape, tokens: bool) -> None:
             f"expects float features, got token ids {show(shape)} (input dtype int64); start with an embedding layer"
         )
     if not tokens and isinstance(layer, ir.Embedding):
+        if first and len(shape) == 3:  # float [timesteps, features] straight from the input
+            steps = "null" if shape[1] == ir.TIME else shape[1]
+            raise ShapeMismatch(
+                f"expects token ids [timesteps], got float input {show(shape)}; "
+                f"for token ids set input.dtype: int64 and input.shape: [{steps}]"
+            )
         raise ShapeMismatch(f"expects token ids [timesteps] (input dtype int64), got {show(shape)}")
+
+
+_TAKES_SEQUENCES = (ir.SimpleRNN, ir.LSTM, ir.GRU, ir.Conv1D, ir.Pool)
+
+
+def _lost_time_axis(nodes: list[ir.Node]) -> str:
+    """Why a layer that wants a sequence got a vector, when a recurrent layer without
+    `return_sequences` took the time axis away (Keras users stack LSTMs this way)."""
+    dropped = next((n for n in reversed(nodes) if len(n.input_shape) == 3 and len(n.output_shape) == 2), None)
+    if dropped is None or not isinstance(dropped.layer, ir.Recurrent):
+        return ""
+    return (f"; the previous {dropped.layer.kind} returns only its last step; "
+            f"set return_sequences: true on layers[{dropped.index}]")
 
 
 def infer_nodes(input_: ir.Input, layers: list[ir.Layer]) -> tuple[list[ir.Node], list[tuple[int, str]]]:
@@ -132,10 +156,11 @@ def infer_nodes(input_: ir.Input, layers: list[ir.Layer]) -> tuple[list[ir.Node]
         if isinstance(layer, ir.Embedding):
             masked = masked or layer.mask_zero
         try:
-            _check_tokens(layer, shape, tokens)
+            _check_tokens(layer, shape, tokens, first=not nodes)
             node = infer_node(index, layer, shape, masked)
         except ShapeMismatch as mismatch:
-            return nodes, [(index, str(mismatch))]
+            hint = _lost_time_axis(nodes) if isinstance(layer, _TAKES_SEQUENCES) and len(shape) == 2 else ""
+            return nodes, [(index, f"{mismatch}{hint}")]
         tokens = False
         nodes.append(node)
         shape = node.output_shape

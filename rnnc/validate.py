@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ir
-from .errors import Problem
+from .errors import Problem, did_you_mean
 from .loader import Document
-from .shapes import show
+from .shapes import show, show_dims
 
 
 @dataclass
@@ -41,9 +41,9 @@ def input_shape_matches_dtype(parts: Parts) -> list[Problem]:
     if inp is None:
         return []
     if inp.dtype == "int64" and len(inp.shape) != 1:
-        return [parts.doc.problem(("input", "shape"), f"token ids (dtype int64) take shape [timesteps], got {list(inp.shape)}")]
+        return [parts.doc.problem(("input", "shape"), f"token ids (dtype int64) take shape [timesteps], got {show_dims(inp.shape)}")]
     if inp.dtype == "float32" and len(inp.shape) != 2:
-        return [parts.doc.problem(("input", "shape"), f"float input takes shape [timesteps, features], got {list(inp.shape)}")]
+        return [parts.doc.problem(("input", "shape"), f"float input takes shape [timesteps, features], got {show_dims(inp.shape)}")]
     return []
 
 
@@ -113,6 +113,7 @@ def monitors_exist(parts: Parts) -> list[Problem]:
             continue
         if settings.monitor not in names:
             hint = "" if _has_validation(parts) or not settings.monitor.startswith("val_") else " (no validation data: set data.validation or training.validation_split)"
+            hint = hint or did_you_mean(settings.monitor, names)  # Keras logs 'val_acc'
             problems.append(parts.doc.problem(
                 ("training", section, "monitor"),
                 f"cannot monitor '{settings.monitor}'{hint}; available: {', '.join(names)}"))
@@ -162,7 +163,7 @@ def csv_windows_fit_input(parts: Parts) -> list[Problem]:
             steps, features = parts.input.shape
             if steps != windows.window:
                 problems.append(parts.doc.problem(
-                    ("data", "csv", "window"), f"window {windows.window} must equal input.shape[0] ({steps})"))
+                    ("data", "csv", "window"), f"window {windows.window} must equal input.shape[0] ({show_dims([steps])[1:-1]})"))
             if windows.features is not None and len(windows.features) != features:
                 problems.append(parts.doc.problem(
                     ("data", "csv", "features"),

@@ -95,8 +95,10 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
         case "additionalProperties":
             allowed = [k for k in _resolve(error.schema).get("properties", {}) if k != "$schema"]
             extra = [k for k in value if k not in allowed]
+            kind = value.get("type") if path[:1] == ("layers",) else None
             return [
-                doc.problem(path, f"unknown setting '{key}'{did_you_mean(key, allowed) or _takes(value, allowed)}", key=True, at=(*path, key))
+                doc.problem(path, f"unknown setting '{key}'{_setting_hint(kind, key) or did_you_mean(key, allowed) or _takes(value, allowed)}",
+                            key=True, at=(*path, key))
                 for key in extra
             ]
         case "required":
@@ -104,8 +106,9 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
             return [doc.problem(path, f"missing required setting '{missing}'", key=True)]
         case "enum" if path and path[-1] == "type":
             options = error.validator_value
-            hint = did_you_mean(value, options)
-            kind = "layer type" if len(path) == 3 and path[0] == "layers" else "type"
+            layer = len(path) == 3 and path[0] == "layers"
+            hint = (layer and _LAYER_TYPE_HINTS.get(_fold(value))) or did_you_mean(value, options)
+            kind = "layer type" if layer else "type"
             return [doc.problem(path, f"unknown {kind} {_show(value)}{hint}; expected one of {_quote(options)}")]
         case "enum":
             hint = did_you_mean(value, error.validator_value) if isinstance(value, str) else ""
@@ -126,6 +129,39 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
             return [doc.problem(path, "expected a non-empty string")]
         case _:
             return [doc.problem(path, f"expected {describe(error.schema)}, got {_show(value)}")]
+
+
+# Layer kinds and settings people bring from Keras and PyTorch that rnnc does not have
+# under any name: what to write instead, or that it is not supported yet. Keys are
+# folded (lowercase, no '_'), so `TimeDistributed` and `time_distributed` both match.
+_LAYER_TYPE_HINTS = {
+    "attention": " (attention is not supported in spec v1 yet)",
+    "multiheadattention": " (attention is not supported in spec v1 yet)",
+    "additiveattention": " (attention is not supported in spec v1 yet)",
+    "timedistributed": " (not needed: dense is already applied per timestep on sequences)",
+    "linear": " (use 'dense': rnnc's linear layer, activation linear by default)",
+    "bidirectional": " (set bidirectional: true on the recurrent layer instead)",
+    "flatten": " (not needed: a recurrent layer without return_sequences gives a vector; pool reduces a sequence)",
+    "globalaveragepooling1d": " (use 'pool' with mode: mean)",
+    "globalmaxpooling1d": " (use 'pool' with mode: max)",
+    "masking": " (padding is masked by mask_zero: true on an embedding, or by lengths with input.shape [null, features])",
+}
+_GATES = " (lstm and gru use tanh, and sigmoid for their gates, as Keras's defaults; only simple_rnn takes an activation)"
+_SETTING_HINTS = {
+    (None, "recurrentdropout"): " (recurrent dropout is not supported yet; 'dropout' drops the layer's inputs while training)",
+    (None, "recurrentactivation"): _GATES,
+    ("lstm", "activation"): _GATES,
+    ("gru", "activation"): _GATES,
+    (None, "stateful"): " (to carry state between calls at inference, set export.streaming: true)",
+}
+
+
+def _fold(word: Any) -> str:
+    return str(word).lower().replace("_", "")
+
+
+def _setting_hint(kind: Any, key: str) -> str:
+    return _SETTING_HINTS.get((kind, _fold(key))) or _SETTING_HINTS.get((None, _fold(key)), "")
 
 
 def _takes(value: dict[str, Any], allowed: list[str]) -> str:

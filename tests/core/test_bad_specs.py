@@ -76,3 +76,12 @@ def test_each_problem_knows_its_section_as_data(spec: Path) -> None:
         printed = format_path(problem.json_path)
         assert problem.path == printed or problem.path.startswith(f"{printed} ("), problem
         assert problem.section == (str(problem.json_path[0]) if problem.json_path else "")
+
+
+@pytest.mark.parametrize("spec", CASES, ids=lambda p: p.stem)
+def test_pythons_none_never_shows(spec: Path) -> None:
+    """A shape like [null, 3] is printed as the spec writes it, not as [None, 3]."""
+    sets, _ = expected_run(spec)
+    with pytest.raises(SpecError) as caught:
+        load_model(spec, sets)
+    assert not [line for line in caught.value.lines() if "None" in line]

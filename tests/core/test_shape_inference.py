@@ -132,14 +132,20 @@ def test_infer_nodes_chains_shapes_and_masking(input_: ir.Input, layers: list[ir
 # (id, input, layers, (index of the bad layer, message))
 BAD_STACKS = [
     ("recurrent_after_return_sequences_false", ir.Input((10, 3)), [ir.LSTM(8), ir.LSTM(4)],
-     (1, "expects input [timesteps, features], got [8]")),
+     (1, "expects input [timesteps, features], got [8]; the previous lstm returns only its last step; set return_sequences: true on layers[0]")),
+    ("recurrent_after_dropout_after_return_sequences_false", ir.Input((10, 3)), [ir.GRU(8, return_sequences=True), ir.GRU(8), ir.Dropout(0.1), ir.SimpleRNN(4)],
+     (3, "expects input [timesteps, features], got [8]; the previous gru returns only its last step; set return_sequences: true on layers[1]")),
+    ("recurrent_after_pool", ir.Input((10, 3)), [ir.Pool("mean"), ir.LSTM(4)], (1, "expects input [timesteps, features], got [3]")),
     ("embedding_after_float_input", ir.Input((10, 3)), [ir.Embedding(10, 4)],
-     (0, "expects token ids [timesteps] (input dtype int64), got [10, 3]")),
+     (0, "expects token ids [timesteps], got float input [10, 3]; for token ids set input.dtype: int64 and input.shape: [10]")),
+    ("embedding_after_variable_length_float_input", ir.Input((None, 3)), [ir.Embedding(10, 4)],
+     (0, "expects token ids [timesteps], got float input [time, 3]; for token ids set input.dtype: int64 and input.shape: [null]")),
     ("embedding_after_features", ir.Input((10,), "int64"), [ir.Embedding(10, 4), ir.Pool("max"), ir.Embedding(10, 4)],
      (2, "expects token ids [timesteps] (input dtype int64), got [4]")),
     ("token_ids_into_dense", ir.Input((None,), "int64"), [ir.Dense(4)],
      (0, "expects float features, got token ids [time] (input dtype int64); start with an embedding layer")),
-    ("pool_on_2d", ir.Input((10, 3)), [ir.GRU(4), ir.Pool("last")], (1, "expects input [timesteps, features], got [4]")),
+    ("pool_on_2d", ir.Input((10, 3)), [ir.GRU(4), ir.Pool("last")],
+     (1, "expects input [timesteps, features], got [4]; the previous gru returns only its last step; set return_sequences: true on layers[0]")),
 ]
 
 
