@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -23,10 +23,7 @@ from . import ir
 from .errors import NO_ROOM, ArtifactError, DiskFullError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+NAME_MAX = 255  # bytes in one file name, where the file system does not say (Linux, macOS)
 
 
 def write_error(target: Path, err: OSError) -> DiskFullError | ArtifactError:
@@ -41,16 +38,23 @@ def write_error(target: Path, err: OSError) -> DiskFullError | ArtifactError:
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of `path` for writing; rename it over `path` on success.
 
-    A failed write (no room, no permission, a path through a file) raises
-    `DiskFullError` or `ArtifactError` with one line, and leaves `path` as it was.
+    A failed write (no room, no permission, a path through a file, a name too long)
+    raises `DiskFullError` or `ArtifactError` with one line, and leaves `path` as it
+    was, with no temporary file and none of the folders it made for `path`. A `path`
+    that is a symbolic link gets its target written, the link kept. After the rename
+    the folder is flushed too, so the new name itself survives a power cut.
     """
     target = Path(path)
+    real = Path(os.path.realpath(target))  # a link stays a link: write where it points
+    made: list[Path] = []
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        _check_name(target, real)
+        made = [p for p in (real.parent, *real.parent.parents) if not p.exists()][::-1]
+        real.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary(real)
     except OSError as err:
+        _remove(made)
         raise write_error(target, err) from None
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make artifacts private to one user
     written = False  # past the caller's block: any OSError now is the write's own
     try:
         with os.fdopen(fd, mode) as handle:
@@ -58,14 +62,63 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
             written = True
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException as err:
+        os.replace(tmp, real)
+    except BaseException as err:  # SystemExit from SIGTERM/SIGHUP (rnnc.cli) and Ctrl-C too
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _remove(made)
         # An OSError from the caller's block may be about another file, unless it is about room.
         if isinstance(err, OSError) and (written or err.errno in NO_ROOM):
             raise write_error(target, err) from None
         raise
+    _sync_folder(real.parent)
+
+
+def _name_max(folder: Path) -> int:
+    for existing in (folder, *folder.parents):
+        if existing.is_dir():
+            with contextlib.suppress(OSError, ValueError):
+                return os.pathconf(existing, "PC_NAME_MAX")
+            break
+    return NAME_MAX
+
+
+def _check_name(target: Path, real: Path) -> None:
+    limit, size = _name_max(real.parent), len(os.fsencode(real.name))
+    if size > limit:
+        raise ArtifactError(f"{target}: cannot write: the file name is {size} bytes long, the file system takes at most {limit}; nothing was written")
+
+
+def _temporary(real: Path) -> tuple[int, str]:
+    """A new `.NAME.XXXXXXXX.tmp` beside `real`, NAME cut to keep within the name limit.
+    Made with mode 0666 for the kernel to apply the umask, as for any new file (mkstemp's
+    0600 would make artifacts private; asking for the umask would change it process-wide)."""
+    room = _name_max(real.parent) - len(".12345678.tmp.")
+    prefix = os.fsencode(real.name)[:room].decode("utf-8", "ignore") or "artifact"
+    while True:
+        tmp = str(real.parent / f".{prefix}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _remove(made: list[Path]) -> None:
+    """Remove the folders an unfinished write made, the deepest first (unless something
+    else has put a file in one meanwhile)."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a folder; the file is safe
+        os.fsync(fd)
+    os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -3,7 +3,8 @@
 Each module in `COMMANDS` exposes `add_parser(subparsers)` and `run(args) -> int`.
 Bad input (`RnncError`) is printed one problem per line on stderr and exits 2; a disk
 too full to write an artifact (`DiskFullError`) prints one line and exits 1; the
-subcommand modules are imported lazily so `rnnc check` never pays for torch.
+subcommand modules are imported lazily so `rnnc check` never pays for torch. SIGTERM
+and SIGHUP end a command through its cleanups (no temporary file left), exit 128 + signal.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from rnnc import __version__
 from rnnc.errors import NO_ROOM, DiskFullError, RnncError
@@ -39,7 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as `SystemExit(128 + signal)`, as a shell
+    reports them, so cleanups run (`atomic_open` removes its temporary file) instead of
+    the process dying mid-write; the previous handlers come back afterwards."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not the main thread (an embedding program): its handlers stay as they are
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with exit_on_signals():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
@@ -50,18 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiskFullError as err:  # the input was fine; the machine ran out of room
         print(err, file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:  # `rnnc predict ... | head -1`: the reader left, which is fine
+        _leave_quietly()
+        return EXIT_OK
     except OSError as err:
         if err.errno not in NO_ROOM:
             raise
         # no room behind stdout (`rnnc predict ... > out.csv` on a full disk)
         print(f"rnnc {args.command}: cannot write the output: {err.strerror}", file=sys.stderr)
-        if sys.stdout is sys.__stdout__:  # the real process: its exit would flush the rest and fail again
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _leave_quietly()  # its exit would flush the rest and fail again
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("rnnc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `rnnc schema | head`: the reader left, which is fine
-        sys.stderr.close()
-        return EXIT_OK
+
+
+def _leave_quietly() -> None:
+    """Point the real process's stdout at /dev/null, where nothing more can go: its
+    exit-time flush would fail again and print 'Exception ignored ... BrokenPipeError'."""
+    if sys.stdout is sys.__stdout__:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
