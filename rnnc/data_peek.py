@@ -21,7 +21,7 @@ import json
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,10 @@ def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
                 _npz(model, checks, Path(path), role)
             elif path.endswith(".csv"):
                 _series(model, checks, Path(path))
-        except DataError as err:  # the file as a whole: unreadable, empty, not an archive
+        except DataError as err:  # the file as a whole: empty, not an archive
             checks.problems.append(doc.problem(checks.file, str(err)))
+        except OSError as err:
+            checks.problems.append(doc.problem(checks.file, f"{checks.origin}: cannot read ({err.strerror or err})"))
         problems += checks.problems
     return problems
 
@@ -110,10 +112,7 @@ class _Checks:
     doc: Document
     file: JsonPath  # ("data", role): where a problem of the file itself goes
     origin: str  # the path as the spec writes it, which every message starts with
-    problems: list[Problem] | None = None
-
-    def __post_init__(self) -> None:
-        self.problems = []
+    problems: list[Problem] = field(default_factory=list)
 
     def at(self, where: JsonPath, check: Callable[[], object]) -> None:
         try:

@@ -8,11 +8,13 @@ loaded: a file whose header promises gigabytes it does not hold passes in millis
 from __future__ import annotations
 
 import io
+import errno
 import json
 import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -258,6 +260,20 @@ def test_a_member_that_is_not_an_array(tmp_path: Path) -> None:
         archive.writestr("notes.txt", "hello")
     assert check(tmp_path, SEED, {"train.npz": buffer.getvalue()}) == (
         2, ["14:10: data.train: data/train.npz: 'notes.txt' is not a numpy array (write the file with numpy.savez)"])
+
+
+def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a file without read permission reads to anyone but root (who runs these tests here)."""
+    opened = Path.open
+
+    def refuse_csv(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.suffix == ".csv" and "w" not in (args[0] if args else kwargs.get("mode", "r")):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse_csv)
+    assert check(tmp_path, SERIES, {"series.csv": "date,value\n2020-01-01,1\n"}) == (
+        2, ["10:10: data.train: data/series.csv: cannot read (Permission denied)"])
 
 
 def test_data_problems_come_after_the_spec_is_valid(tmp_path: Path) -> None:
