@@ -12,6 +12,7 @@ raw text (`data.text`) is tokenised by `rnnc.data_text`.
 
 from __future__ import annotations
 
+import sys
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -273,6 +274,12 @@ def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin:
         empty = np.flatnonzero(lengths == 0)
         if empty.size:
             raise DataError(f"{origin}: sample {empty[0]} has no tokens (every id is 0, the padding id of mask_zero)")
+        if steps > 1 and not x[:, 0].any():
+            # Keras's pad_sequences pads at the start by default: the zeros then count as
+            # steps and accuracy drops with no error anywhere, so say it (once per file).
+            print(f"warning: {origin}: every sequence starts with id 0, the padding id of mask_zero: padded at the "
+                  'start? rnnc pads at the end (pad_sequences(..., padding="post")); leading zeros count as steps',
+                  file=sys.stderr)
         return lengths.astype(np.int64)
     lengths = np.asarray(lengths)
     check_lengths_layout(lengths.shape, lengths.dtype, x.shape[0], origin)

@@ -160,6 +160,37 @@ def test_mask_zero_lengths_come_from_the_ids() -> None:
     assert data.x.dtype == np.int64
 
 
+PRE_PADDED = [[0, 0, 3, 4], [0, 1, 2, 9], [0, 0, 0, 5]]  # Keras's pad_sequences default
+
+
+@pytest.mark.parametrize(
+    ("x", "lengths", "warned"),
+    [
+        (PRE_PADDED, None, True),
+        ([[3, 4, 0, 0], [1, 2, 9, 0], [5, 0, 0, 0]], None, False),  # padded at the end
+        ([[0, 0, 3, 4], [1, 2, 9, 0], [5, 0, 0, 0]], None, False),  # one row starts with 0: a real id 0 step
+        (PRE_PADDED, [4, 4, 4], False),  # lengths given win: the zeros are steps by the file's word
+    ],
+    ids=["pre-padded", "post-padded", "one-row", "lengths-given"],
+)
+def test_a_warning_for_sequences_padded_at_the_start(capsys: pytest.CaptureFixture[str], x, lengths, warned: bool) -> None:
+    from_arrays(TEXT, np.array(x), [0, 1, 1], lengths=None if lengths is None else np.array(lengths), origin="ids.npz")
+    err = capsys.readouterr().err
+    assert err == (
+        'warning: ids.npz: every sequence starts with id 0, the padding id of mask_zero: padded at the start? rnnc pads '
+        'at the end (pad_sequences(..., padding="post")); leading zeros count as steps\n' if warned else ""
+    )
+
+
+def test_the_padding_warning_comes_once_per_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("train.npz", "val.npz"):
+        np.savez(tmp_path / name, x=np.array(PRE_PADDED * 4), y=np.zeros(12))
+    spec = replace(TEXT, data=ir.Data(train=str(tmp_path / "train.npz"), validation=str(tmp_path / "val.npz")))
+    load_training_data(spec)
+    warnings = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[1] for line in warnings] == [str(tmp_path / "train.npz"), str(tmp_path / "val.npz")]
+
+
 def test_csv_windows_and_horizon(tmp_path: Path) -> None:
     path = tmp_path / "series.csv"
     path.write_text(SERIES)
