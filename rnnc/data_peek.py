@@ -144,11 +144,13 @@ def _npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
 
 
 def _label_place(model: ir.Model, doc: Document, shape: tuple[int, ...]) -> JsonPath:
-    """Labels with a units axis of the wrong size are the output layer's to fit; any
-    other misfit (class ids for a one-hot loss, one-hot for class ids) is the loss's."""
-    units_axis = len(model.output_shape)  # y's rank when it has one
-    sized = model.loss.type != "sparse_categorical_crossentropy" and len(shape) == units_axis
-    if sized and shape[-1] != model.output_shape[-1] and (layer := _output_layer(model)):
+    """Labels with a units axis of another size, or without one (which fits one unit),
+    are the output layer's to fit; any other misfit (class ids for a one-hot loss,
+    one-hot for class ids) is the loss's."""
+    units_axis, loss = len(model.output_shape), model.loss.type  # y's rank with a units axis
+    resized = len(shape) == units_axis and shape[-1] != model.output_shape[-1]
+    unsized = len(shape) == units_axis - 1 and model.output_shape[-1] != 1 and loss != "categorical_crossentropy"
+    if loss != "sparse_categorical_crossentropy" and (resized or unsized) and (layer := _output_layer(model)):
         return layer
     return ("loss",) if isinstance(doc.data.get("loss"), str) else ("loss", "type")
 

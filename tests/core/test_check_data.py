@@ -156,6 +156,13 @@ def test_npz_headers_against_the_seed_spec(case: str, save: Callable[..., None],
     assert check(tmp_path, SEED, {"train.npz": arrays}, save=save) == (2, expected)
 
 
+def test_one_label_per_sample_for_two_units_is_the_units_to_fix(tmp_path: Path) -> None:
+    arrays = {"x": f32(8, 10, 1), "y": f32(8)}
+    assert check(tmp_path, SEED, {"train.npz": arrays}, "layers.1.units=2") == (2, [
+        "--set layers.1.units=2: layers[1].units: data/train.npz: y has shape [8], "
+        "binary_crossentropy over the model's output [2] needs [N, 2]"])
+
+
 TOKEN_CASES = {
     "float x for an embedding": (
         {"x": f32(8, 5), "y": np.zeros(8, np.int64)},
