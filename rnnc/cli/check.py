@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("check", help="validate specs and print their layer summary")
+    parser = subparsers.add_parser("check", help="validate specs and their data files (headers only), print the layer summary")
     parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     add_overrides_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
