@@ -180,6 +180,11 @@ def test_a_regression_model_gets_per_sample_losses_and_no_report(tmp_path: Path,
     rows = read_csv(tmp_path / "scores.csv")
     assert list(rows[0]) == ["index", "loss"] and len(rows) == result["samples"]
     assert np.mean([float(r["loss"]) for r in rows]) == pytest.approx(result["loss"], rel=1e-9)
+    # a problem on a line of DATA keeps its line number, after the argument's name
+    (tmp_path / "bad.csv").write_text("value\n0.1\nx\n")
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), str(tmp_path / "bad.csv")]) == 2
+    assert capsys.readouterr().err == f"DATA ({tmp_path / 'bad.csv'}:3): column 'value': 'x' is not a number\n"
 
 
 @pytest.mark.parametrize(
