@@ -1,7 +1,8 @@
 """Raw text files (`.csv`, `.jsonl`) as token-id samples, as the spec's `data.text` says.
 
 A `.csv` has a header naming its columns; a `.jsonl` holds one JSON object per line.
-Each row gives a text (`data.text.column`) and a label (`data.text.label`). The
+Each row gives a text (`data.text.column`) and a label (`data.text.label`; absent
+or ignored for prediction, `labelled=False`). The
 vocabulary is built from the training rows alone (after `validation_split` has taken
 its share), so validation and test texts meet unknown tokens as new text will. Labels
 of a classification loss are names: the classes are the distinct training labels in
@@ -47,15 +48,16 @@ class TextRows:
         return first, last
 
 
-def read_rows(path: str | Path, settings: ir.TextData) -> TextRows:
-    """Every (text, label) row of a `.csv` or `.jsonl` file; a blank text is an error."""
+def read_rows(path: str | Path, settings: ir.TextData, *, labelled: bool = True) -> TextRows:
+    """Every (text, label) row of a `.csv` or `.jsonl` file; a blank text is an error.
+    `labelled=False` (prediction): the label column may be absent, and labels are ""."""
     path = Path(path)
     check_readable(path)
     if path.suffix not in TEXT_SUFFIXES:
         raise DataError(f"{path}: raw text comes in {' or '.join(TEXT_SUFFIXES)} files, got '{path.suffix}'")
     texts, labels, lines = [], [], []
     try:
-        rows = list(_csv_rows(path, settings) if path.suffix == ".csv" else _jsonl_rows(path, settings))
+        rows = list(_csv_rows(path, settings, labelled) if path.suffix == ".csv" else _jsonl_rows(path, settings, labelled))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file") from None
     except (OSError, csv.Error) as err:
@@ -71,7 +73,7 @@ def read_rows(path: str | Path, settings: ir.TextData) -> TextRows:
     return TextRows(str(path), texts, labels, lines)
 
 
-def _csv_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, str]]:
+def _csv_rows(path: Path, settings: ir.TextData, labelled: bool) -> Iterator[tuple[int, str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
@@ -79,7 +81,7 @@ def _csv_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, str
             raise DataError(f"{path}: is empty (expected a header naming the columns, then one row per text)")
         names = [name.strip() for name in header]
         where = {}
-        for role in ("column", "label"):
+        for role in ("column", "label") if labelled else ("column",):
             wanted = getattr(settings, role)
             if wanted not in names:
                 raise DataError(f"{path}: data.text.{role} names column '{wanted}', but the file has: {', '.join(names)}")
@@ -89,10 +91,10 @@ def _csv_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, str
                 continue
             if len(row) != len(names):
                 raise DataError(f"{path}:{reader.line_num}: {len(row)} columns, the header has {len(names)}")
-            yield reader.line_num, row[where["column"]], row[where["label"]].strip()
+            yield reader.line_num, row[where["column"]], row[where["label"]].strip() if labelled else ""
 
 
-def _jsonl_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, str]]:
+def _jsonl_rows(path: Path, settings: ir.TextData, labelled: bool) -> Iterator[tuple[int, str, str]]:
     with path.open(encoding="utf-8") as handle:
         for line, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -103,10 +105,10 @@ def _jsonl_rows(path: Path, settings: ir.TextData) -> Iterator[tuple[int, str, s
                 raise DataError(f"{path}:{line}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{line}: expected a JSON object per line, got {type(row).__name__}")
-            for field in (settings.column, settings.label):
+            for field in (settings.column, settings.label) if labelled else (settings.column,):
                 if field not in row:
                     raise DataError(f"{path}:{line}: no field '{field}' (fields: {', '.join(row) or 'none'})")
-            text, label = row[settings.column], row[settings.label]
+            text, label = row[settings.column], row[settings.label] if labelled else ""
             if not isinstance(text, str):
                 raise DataError(f"{path}:{line}: field '{settings.column}' must be a string, got {json.dumps(text)}")
             if isinstance(label, (dict, list)) or label is None:

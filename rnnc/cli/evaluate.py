@@ -79,8 +79,9 @@ class Evaluation:
         return {"samples": self.samples, **self.scores, **(self.report.as_dict() if self.report else {})}
 
 
-def locate(target: str, spec: str | None) -> tuple[Path, Path]:
-    """(model.onnx, spec) for a run directory or a model file."""
+def locate(target: str, spec: str | None, *, spec_optional: bool = False) -> tuple[Path, Path]:
+    """(model.onnx, spec) for a run directory or a model file; `spec_optional`: a missing
+    spec.yaml beside the model is no error (the caller checks `is_file()`), a missing --spec is."""
     path = Path(target)
     if path.is_dir():
         model = path / "model.onnx"
@@ -91,7 +92,7 @@ def locate(target: str, spec: str | None) -> tuple[Path, Path]:
     else:
         raise UsageError(f"{target}: no such run directory or model file")
     spec_path = Path(spec) if spec else model.parent / "spec.yaml"
-    if not spec_path.is_file():
+    if not spec_path.is_file() and not (spec_optional and not spec):
         raise UsageError(f"{spec_path}: no such spec; pass the spec the model was trained from with --spec")
     return model, spec_path
 

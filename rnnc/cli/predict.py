@@ -1,12 +1,14 @@
-"""`rnnc predict MODEL.onnx INPUT [-o OUT]`: batch inference with onnxruntime, no torch.
+"""`rnnc predict MODEL.onnx|RUN_DIR INPUT [-o OUT]`: batch inference with onnxruntime, no torch.
 
-The input (`.npz`, `.npy`, `.csv`, or `.txt` raw text for a model trained on text, see
-`predict_io`) runs through `rnnc.runtime` in batches of `--batch-size` sequences, so
-memory stays bounded whatever the file's size; a progress bar on stderr shows when
-there is more than one batch (on a terminal). The output
-goes to OUT (`.npy` or `.csv`, written atomically) or, without `-o`, to stdout as CSV;
-for raw text the CSV names each text's predicted label and its probability.
-A bad model or input file ends with one line naming it, and exit status 2.
+The input is any data file `rnnc train` reads (a series or raw-text `.csv` as the
+spec's `data` section says, `.jsonl`, `.npz`; see `predict_sources`) or `.npy`, `.txt`
+and flattened `.csv` (`predict_io`). It runs through `rnnc.runtime` in batches of
+`--batch-size` sequences, so memory stays bounded whatever the file's size; a progress
+bar on stderr shows when there is more than one batch (on a terminal). The output
+(`predict_output`) goes to OUT (`.csv`, or the raw arrays as `.npy` or `.npz`, written
+atomically) or, without `-o`, to stdout as CSV: a header, one row per input row.
+A bad model or input file ends with one line naming it, and exit status 2; when rows
+went to stdout before it, the line says how many.
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import Any
 
 from rnnc.cli.progress import add_progress_argument, shows_progress
-from rnnc.errors import DataError, UsageError
+from rnnc.errors import ArtifactError, DataError, RnncError, UsageError
 
-OUTPUT_SUFFIXES = (".npy", ".csv")
+OUTPUT_SUFFIXES = (".csv", ".npy", ".npz")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="run an exported model.onnx on a data file (onnxruntime)")
-    parser.add_argument("model", metavar="MODEL", help="model.onnx written by rnnc train or rnnc compile")
-    parser.add_argument("input", metavar="INPUT", help="sequences: .npz (x, optional lengths), .npy or .csv; raw text: .txt, one per line")
-    parser.add_argument("-o", "--output", metavar="OUT", help="write .npy or .csv here (default: CSV on stdout)")
+    parser.add_argument("model", metavar="MODEL|RUN_DIR", help="model.onnx written by rnnc train or rnnc compile, or a run directory")
+    parser.add_argument("input", metavar="INPUT", help="what rnnc train reads (.npz; .csv and .jsonl as the spec says), .npy, .txt (raw text, one per line)")
+    parser.add_argument("-o", "--output", metavar="OUT", help="write .csv, .npy or .npz here (default: CSV on stdout)")
+    parser.add_argument("--spec", metavar="SPEC", help="the spec the model was trained from (default: spec.yaml of the run, or beside the model)")
+    parser.add_argument("--format", choices=("wide", "long"), default="wide",
+                        help="CSV of a per-step output: one row per input (wide, default) or per real step (long)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores, at most 8)")
@@ -35,30 +41,84 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnc.cli.predict_io import open_input
-    from rnnc.cli.predict_output import CsvWriter, LabelWriter, NpyWriter
+    from rnnc.cli.evaluate import locate
+    from rnnc.cli.predict_output import per_step, regression
+    from rnnc.cli.predict_sources import needs_spec, open_source, read_spec
     from rnnc.runtime import Predictor
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     suffix = _output_suffix(args.output)
-    predictor = Predictor(args.model, device=args.device, threads=args.threads)
-    source = open_input(args.input, predictor, header=args.header)
-    with _progress(source.count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
-        if suffix == ".npy":
-            writer = NpyWriter(handle, source.count)
-        elif source.texts is not None:
-            writer = LabelWriter(handle, source.texts, predictor)
-        else:
-            writer = CsvWriter(handle)
-        for x, lengths in source.batches(args.batch_size):
-            try:
-                y = predictor.run(x, lengths)
-            except DataError as err:
-                raise DataError(f"{args.input}: {err}") from None
-            writer.write(y)
-            bar.update(len(x))
+    if args.format == "long" and suffix != ".csv":
+        raise UsageError(f"--format long is for CSV output; -o {args.output} keeps the raw arrays")
+    model_path, spec_path = locate(args.model, args.spec, spec_optional=True)
+    predictor = Predictor(model_path, device=args.device, threads=args.threads)
+    sequences = per_step(predictor)
+    if args.format == "long" and not sequences:
+        raise UsageError(f"--format long is for per-step outputs; {model_path} gives one output per sequence")
+    model, targets = None, None
+    if spec_path.is_file() and (needs_spec(args.input, regression(predictor)) or (sequences and predictor.takes_lengths)):
+        model, targets = read_spec(spec_path, args.input)
+    given = _Given(args.input, str(model_path), str(spec_path) if model is not None else None, model)
+    inp = open_source(args.input, predictor, model, header=args.header)
+    count = inp.source.count
+    with _progress(count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
+        writer = _writer(suffix, handle, predictor, inp, targets, args.format == "long")
+        try:
+            for x, lengths in inp.source.batches(args.batch_size):
+                y, lengths = given.run(predictor, x, lengths)
+                writer.write(y, given.output_lengths(y, x, lengths) if suffix == ".csv" else lengths)
+                bar.update(len(x))
+            writer.finish()
+        except RnncError as err:
+            if args.output is None and writer.done:  # those rows are on the reader's screen or in its file
+                raise type(err)(f"{err}; {writer.done} of {count} rows were written before this error") from None
+            raise
+        finally:
+            writer.close()
     return 0
+
+
+def _writer(suffix: str, handle: Any, predictor: Any, inp: Any, targets: Any, long: bool) -> Any:
+    from rnnc.cli.predict_output import ArrayWriter, CsvWriter, columns_for
+
+    count, model = inp.source.count, predictor.path
+    if suffix != ".csv":
+        return ArrayWriter(handle, count, model, npz=suffix == ".npz", lengths=predictor.takes_lengths)
+    keys = (inp.keys.names, inp.keys.rows) if inp.keys is not None else None
+    return CsvWriter(handle, columns_for(predictor, targets), count, model, keys=keys, long=long)
+
+
+class _Given:
+    """What the command line named, for running a batch and saying what went wrong."""
+
+    def __init__(self, input: str, model: str, spec: str | None, ir_model: Any):
+        self.input, self.model, self.spec, self.ir_model = input, model, spec, ir_model
+
+    def run(self, predictor: Any, x: Any, lengths: Any) -> tuple[Any, Any]:
+        """(y, the lengths the model was fed, filled in where the input had none)."""
+        try:
+            x, lengths = predictor.checked(x, lengths)
+            y = predictor.run(x, lengths)
+        except DataError as err:
+            hint = f" (is {self.model} the model of {self.spec}?)" if self.spec else ""
+            raise DataError(f"{self.input}: {err}{hint}") from None
+        if len(y) != len(x):
+            raise ArtifactError(f"{self.model}: gave {len(y)} outputs for a batch of {len(x)} sequences")
+        return y, lengths
+
+    def output_lengths(self, y: Any, x: Any, lengths: Any) -> Any:
+        """Real steps of each per-step output: the input's, unless a convolution changed
+        the time axis, which only the spec can map."""
+        if lengths is None or y.ndim != 3 or y.shape[1] == x.shape[1]:
+            return lengths
+        if self.ir_model is None:
+            from rnnc.cli.predict_sources import SPEC_HINT
+
+            raise DataError(f"{self.input}: the model's convolution changes the time axis; to tell each output's real steps, {SPEC_HINT}")
+        from rnnc.data import output_steps
+
+        return output_steps(self.ir_model, lengths)
 
 
 def _output_suffix(output: str | None) -> str:
@@ -66,7 +126,7 @@ def _output_suffix(output: str | None) -> str:
         return ".csv"
     suffix = output[output.rfind(".") :].lower() if "." in output else ""
     if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"-o {output}: unknown output format (use a name ending in {' or '.join(OUTPUT_SUFFIXES)})")
+        raise UsageError(f"-o {output}: unknown output format (use a name ending in {', '.join(OUTPUT_SUFFIXES)})")
     return suffix
 
 
@@ -78,7 +138,7 @@ def _opened(output: str | None, suffix: str):  # type: ignore[no-untyped-def]
         return
     from rnnc.artifacts import atomic_open
 
-    with atomic_open(output, "wb" if suffix == ".npy" else "w") as handle:
+    with atomic_open(output, "w" if suffix == ".csv" else "wb") as handle:
         yield handle
 
 

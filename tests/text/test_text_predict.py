@@ -3,6 +3,8 @@ exported (untrained) models: no torch needed."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +44,17 @@ def test_labels_with_the_probability_of_the_chosen_class(tmp_path: Path, capsys:
     model = export(tmp_path, last, loss, classes)
     (tmp_path / "in.txt").write_text("a test\nsmall, unknown words\n")
     assert main(["predict", str(model), str(tmp_path / "in.txt")]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "text,label,probability" and len(lines) == 3
+    header, *rows = csv.reader(io.StringIO(capsys.readouterr().out))
+    shown = classes[1:] if what == "sigmoid" else classes  # one sigmoid unit: the probability of class 1
+    assert header == ["text", "label", "probability", *(f"p_{c}" for c in shown)] and len(rows) == 2
     y = Predictor(model).predict_texts(["a test", "small, unknown words"])
-    for line, row in zip(lines[1:], y, strict=True):
-        label, p = line.rsplit(",", 2)[1:]
+    for (text, label, p, *each), row in zip(rows, y, strict=True):
         probs = np.concatenate([1 - row, row]) if len(row) == 1 else row
         if what == "logits":
             probs = np.exp(row) / np.exp(row).sum()
-        assert label == classes[int(probs.argmax())] and float(p) == pytest.approx(probs.max(), abs=1e-4)
+        assert label == classes[int(probs.argmax())] and float(p) == pytest.approx(probs.max(), abs=1e-6)
+        np.testing.assert_allclose([float(v) for v in each], probs[1:] if what == "sigmoid" else probs, atol=1e-6)
+    assert [r[0] for r in rows] == ["a test", "small, unknown words"]  # quoted where a comma needs it
 
 
 def test_a_regression_model_prints_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,7 +62,7 @@ def test_a_regression_model_prints_values(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "in.txt").write_text("a test\n")
     assert main(["predict", str(model), str(tmp_path / "in.txt")]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert header == "text,value_0,value_1"
+    assert header == "text,y_0,y_1"
     assert row.startswith("a test,") and len(row.split(",")) == 3
 
 
