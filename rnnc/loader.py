@@ -40,7 +40,7 @@ _SAFE_TAGS = {
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary")
 }
-_SCALARS = yaml.SafeLoader(stream="")  # a constructor for scalar nodes only
+BOM = "\ufeff"  # editors on Windows start UTF-8 files with it; it is no part of the spec
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,10 @@ class _Builder:
         self.doc = Document(None, origin)
         self.problems = self.doc.problems
         self.nodes = 0
+        # Scalars are built by PyYAML's safe constructor, which remembers every node it
+        # built: one per document, so that memory goes with the document (one shared
+        # constructor kept about 24 KiB per spec loaded, for the life of the process).
+        self.scalars = yaml.constructor.SafeConstructor()
 
     def pos(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -127,7 +131,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         try:
-            value = _construct_scalar(node)
+            value = _construct_scalar(self.scalars, node)
         except _Unreadable as err:
             digits = node.value.lstrip("+-").replace("_", "")
             too_long = node.tag == "tag:yaml.org,2002:int" and digits.isdigit()  # past Python's 4300-digit limit
@@ -148,7 +152,7 @@ class _Builder:
                 self.fail(key_node, path, "mapping keys must be plain strings")
                 continue
             try:
-                key = _construct_scalar(key_node)
+                key = _construct_scalar(self.scalars, key_node)
             except _Unreadable as err:
                 self.fail(key_node, path, f"cannot read key: {err}")
                 continue
@@ -172,12 +176,12 @@ class _Unreadable(Exception):
     pass
 
 
-def _construct_scalar(node: yaml.ScalarNode) -> Any:
+def _construct_scalar(scalars: yaml.constructor.SafeConstructor, node: yaml.ScalarNode) -> Any:
     """The value of a scalar node. PyYAML's constructors assume the text fits the tag, so
     an explicit tag on text that does not (`!!int ''`, `!!bool accuracy`, `!!timestamp x`)
     raises whatever the constructor trips on (IndexError, KeyError, AttributeError ...)."""
     try:
-        return _SCALARS.construct_object(node, deep=True)
+        return scalars.construct_object(node, deep=True)
     except Exception as err:  # noqa: BLE001 - any of them means "not a value of this tag"
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         detail = err.problem if isinstance(err, yaml.MarkedYAMLError) and err.problem else f"'{node.value}' is not a valid {tag}"
@@ -189,10 +193,11 @@ def _decode(raw: bytes, origin: str) -> str:
         raise SpecError([Problem(origin, None, None, "", f"file is larger than {MAX_BYTES} bytes, the limit for a spec")])
     if b"\0" in raw:
         raise SpecError([Problem(origin, None, None, "", "not a text file (it contains NUL bytes)")])
+    start = len(BOM.encode()) if raw.startswith(BOM.encode()) else 0
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SpecError([Problem(origin, None, None, "", f"not UTF-8 text (byte {err.start})")]) from None
+        return raw[start:].decode("utf-8")
+    except UnicodeDecodeError as err:  # the byte's offset in the file, BOM included
+        raise SpecError([Problem(origin, None, None, "", f"not UTF-8 text (byte {start + err.start})")]) from None
 
 
 def _check_depth(text: str) -> None:
@@ -217,6 +222,7 @@ def load_text(text: str, origin: str = "<spec>") -> Document:
         text.encode("utf-8")
     except UnicodeEncodeError as err:  # `--set` words undecodable as UTF-8 reach here as surrogates
         raise SpecError([Problem(origin, None, None, "", f"not UTF-8 text (character {err.start + 1} cannot be encoded)")]) from None
+    text = text.removeprefix(BOM)
     builder = _Builder(origin)
     try:
         _check_depth(text)

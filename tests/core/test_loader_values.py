@@ -70,3 +70,33 @@ layers:
 def test_positions_of_keys_and_values(path: tuple, key: bool, line: int, column: int) -> None:
     doc = load_text(SPEC, "spec.yaml")
     assert doc.where(path, key=key) == Position("spec.yaml", line, column)
+
+
+BOM = b"\xef\xbb\xbf"
+
+# (file bytes, the data, or the one line `rnnc check` prints): a BOM is never data and
+# never in a message, and a byte offset counts it, as it is in the file
+BOM_CASES = [
+    (BOM + b"a: 1\n", {"a": 1}),
+    (BOM + b"a: \xef\xbb\xbfb\n", {"a": "\ufeffb"}),  # inside a value it is a character like any other
+    (BOM + b"a: \xff\n", "{f}: not UTF-8 text (byte 6)"),
+    (b"a: \xff\n", "{f}: not UTF-8 text (byte 3)"),
+    (BOM, "{f}: the spec is empty"),
+    (BOM + b"a: [1\n", "{f}:2:1: invalid YAML: while parsing a flow sequence did not find expected ',' or ']'"),
+]
+
+
+@pytest.mark.parametrize(("raw", "want"), BOM_CASES, ids=range(len(BOM_CASES)))
+def test_a_byte_order_mark_is_stripped(tmp_path: Any, raw: bytes, want: Any) -> None:
+    from rnnc.errors import SpecError
+    from rnnc.loader import load_file
+
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(raw)
+    if isinstance(want, dict):
+        assert load_file(path).data == want
+        assert load_text(raw.decode("utf-8")).data == want  # a BOM in text handed over directly too
+        return
+    with pytest.raises(SpecError) as refused:
+        load_file(path)
+    assert refused.value.lines() == [want.format(f=path)]
