@@ -55,7 +55,7 @@ def read_npy(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
         size = os.fstat(handle.fileno()).st_size
     _check_x(path, header, size - header.offset)
     x = _memmap(path, header)
-    _check_values(path, predictor, _chunks(lambda n, start: np.asarray(x[start : start + n]), header))
+    _check_values(path, predictor, _chunks(lambda n, start: np.asarray(x[start : start + n]), header), lengths_given=False)
 
     def batches(size: int) -> Iterator[Batch]:
         step = rows_for(size, _product(header.shape[1:]))
@@ -102,7 +102,8 @@ def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
             raise DataError(f"{path}: 'x' is damaged ({_reason(err)})") from None
 
     rows = max(1, CHECK_BYTES // max(1, header.row_bytes))
-    _check_values(path, predictor, ((start * rows, chunk) for start, chunk in enumerate(reads(rows))))
+    chunks = ((start * rows, chunk) for start, chunk in enumerate(reads(rows)))
+    _check_values(path, predictor, chunks, lengths_given=lengths is not None)
 
     def batches(size: int) -> Iterator[Batch]:
         start = 0
@@ -126,7 +127,7 @@ def _header(stream: IO[bytes], origin: str, name: str) -> Header:
         else:
             raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here; save it with np.save")
         offset = stream.tell()
-    except (ValueError, EOFError, SyntaxError) as err:
+    except Exception as err:  # numpy's header parser raises whatever its tokenizer raises (TokenError, ...)
         if isinstance(err, ValueError) and "magic string is not correct" in str(err):
             raise DataError(f"{origin}: '{name}' is not a .npy array (no .npy header)") from None
         raise DataError(f"{origin}: '{name}' is not a numeric .npy array ({_reason(err)})") from None
@@ -205,10 +206,13 @@ def _chunks(read: Callable[[int, int], np.ndarray], header: Header) -> Iterator[
         yield start, read(rows, start)
 
 
-def _check_values(path: str, predictor: Predictor, chunks: Iterator[tuple[int, np.ndarray]]) -> None:
+def _check_values(path: str, predictor: Predictor, chunks: Iterator[tuple[int, np.ndarray]], lengths_given: bool) -> None:
     """Every value once, before any output: the first bad one, with its position."""
     bad_count, first = 0, None
     for start, chunk in chunks:
+        if predictor.lengths_from_ids and not lengths_given and chunk.ndim == 2 and chunk.shape[1]:
+            if (empty := np.flatnonzero(~chunk.any(axis=1))).size:
+                raise DataError(f"{path}: sequence {start + int(empty[0])} has no tokens (every id is 0, the padding id of mask_zero)")
         bad = _bad_values(chunk, predictor)
         if bad is None or not bad.any():
             continue

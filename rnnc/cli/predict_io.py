@@ -97,6 +97,7 @@ def _opened(path: str, text: str | None) -> IO[str]:
 def _csv(path: str, predictor: Predictor, header: bool | None, text: str | None) -> Source:
     features = 1 if predictor.token_ids else (predictor.features or 1)
     widths = array("q")
+    no_tokens = None  # the first row of nothing but padding ids
     for line, values in _csv_rows(path, predictor, header, text):
         width = len(values)
         if width % features:
@@ -107,11 +108,15 @@ def _csv(path: str, predictor: Predictor, header: bool | None, text: str | None)
                 f"({predictor.timesteps} steps x {features} features), got {width}"
             )
         widths.append(width)
+        if no_tokens is None and predictor.lengths_from_ids and not any(values):
+            no_tokens = line
     if not widths:
         raise DataError(f"{path}: no sequences (an empty file)")
     ragged = min(widths) != max(widths)
     if ragged and not predictor.takes_lengths:
         raise DataError(f"{path}: rows differ in length, but the model takes fixed-length sequences")
+    if no_tokens is not None and not ragged:  # rows of one length: each one's length comes from its ids
+        raise DataError(f"{path}:{no_tokens}: the row has no tokens (every id is 0, the padding id of mask_zero)")
     # an output with a time axis keeps the input's: every batch is padded alike
     padded = max(widths) if predictor.sequence_output else None
     dtype = np.int64 if predictor.token_ids else np.float32

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
+import threading
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ pytest.importorskip("rnnc_onnx")
 from predict_models import STEPS, export_all  # noqa: E402
 
 from rnnc.cli import main  # noqa: E402
+from rnnc.cli import predict_io  # noqa: E402
+from rnnc.cli.predict_io import open_input  # noqa: E402
+from rnnc.errors import DataError  # noqa: E402
+from rnnc.runtime import Predictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -191,4 +196,57 @@ def test_a_bom_does_not_change_a_prediction(tmp_path: Path, capsys: pytest.Captu
     np.testing.assert_array_equal(np.load(tmp_path / "plain" / "out.npy"), np.load(tmp_path / "bom" / "out.npy"))
 
 
-Maker = Callable[[Path], None]
+def test_a_csv_from_a_pipe_is_read_once(tmp_path: Path, capsys: pytest.CaptureFixture[str], models: dict[str, Path]) -> None:
+    """A pipe gives its rows once: read twice, the run pass would see nothing (or hang)."""
+    fifo = tmp_path / "x.csv"
+    os.mkfifo(fifo)
+    rows = "".join(f"{i},{i},{i},{i}\n" for i in range(300))
+    writer = threading.Thread(target=lambda: fifo.write_text(rows))
+    writer.start()
+    status, err, out = predict(capsys, models["variable"], fifo, "--batch-size", "64")
+    writer.join(timeout=10)
+    assert (status, err) == (0, [])
+    assert len(np.load(out)) == 300
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.npz"])
+def test_an_array_from_a_pipe_is_refused_without_opening_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            models: dict[str, Path], name: str) -> None:
+    os.mkfifo(tmp_path / name)  # nobody writes: opening it would hang
+    status, err, _ = predict(capsys, models["variable"], tmp_path / name)
+    assert status == 2 and err == [f"{tmp_path / name}: not a regular file; .{name[2:]} input is read twice, so save it to a file first"]
+
+
+@pytest.mark.parametrize(("after", "fragment"), [("1,2\n3,4\n", "it now ends at row 2 of 3"),
+                                                 ("1,2\n3,4,5,6\n5,6\n", "x.csv:2: the file changed while it was read")])
+def test_a_csv_that_changes_between_its_two_passes(tmp_path: Path, models: dict[str, Path], after: str, fragment: str) -> None:
+    data = tmp_path / "x.csv"
+    data.write_text("1,2\n3,4\n5,6\n")
+    source = open_input(str(data), Predictor(models["variable"]))
+    data.write_text(after)
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        list(source.batches(256))
+
+
+def test_one_huge_row_pads_only_its_own_batch(tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches are padded to their own longest row, and hold at most BATCH_VALUES values
+    (here 1,000, for a small file); a model with a per-step output keeps one time axis
+    for all batches (its .npy has one shape)."""
+    monkeypatch.setattr(predict_io, "BATCH_VALUES", 1000)
+    data = tmp_path / "x.csv"
+    data.write_text("1,2\n" * 10 + ",".join(["1"] * 600) + "\n" + "1,2,3,4\n" * 10)
+    shapes = [x.shape for x, _ in open_input(str(data), Predictor(models["variable"])).batches(4)]
+    assert shapes == [(4, 1, 2), (4, 1, 2), (2, 1, 2), (1, 300, 2), (4, 2, 2), (4, 2, 2), (2, 2, 2)]
+    per_step = [x.shape for x, _ in open_input(str(data), Predictor(models["per_step"])).batches(4)]
+    assert per_step == [(1, 300, 2)] * 21
+
+
+def test_huge_rows_give_the_same_predictions_as_one_by_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           models: dict[str, Path]) -> None:
+    rng = np.random.default_rng(3)
+    rows = [rng.normal(size=2 * n).round(3) for n in (1, 40, 3, 2, 40, 1)]
+    (tmp_path / "x.csv").write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    assert predict(capsys, models["variable"], tmp_path / "x.csv", "--batch-size", "3")[0] == 0
+    predictor = Predictor(models["variable"])
+    alone = np.concatenate([predictor.run(r.reshape(1, -1, 2).astype(np.float32)) for r in rows])
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), alone, atol=1e-6)
