@@ -274,11 +274,13 @@ def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin:
         empty = np.flatnonzero(lengths == 0)
         if empty.size:
             raise DataError(f"{origin}: sample {empty[0]} has no tokens (every id is 0, the padding id of mask_zero)")
-        if steps > 1 and not x[:, 0].any():
-            # Keras's pad_sequences pads at the start by default: the zeros then count as
-            # steps and accuracy drops with no error anywhere, so say it (once per file).
-            print(f"warning: {origin}: every sequence starts with id 0, the padding id of mask_zero: padded at the "
-                  'start? rnnc pads at the end (pad_sequences(..., padding="post")); leading zeros count as steps',
+        padded, leading = (x == 0).any(axis=1), x[:, 0] == 0
+        if leading.any() and (padded == leading).all():
+            # Keras's pad_sequences pads at the start by default (the longest sequence
+            # alone unpadded): the zeros then count as steps, which can cost accuracy with no
+            # error anywhere, so say it, once per file.
+            print(f"warning: {origin}: every padded sequence starts with id 0, the padding id of mask_zero: padded at "
+                  'the start? rnnc pads at the end (pad_sequences(..., padding="post")); leading zeros count as steps',
                   file=sys.stderr)
         return lengths.astype(np.int64)
     lengths = np.asarray(lengths)

@@ -161,23 +161,26 @@ def test_mask_zero_lengths_come_from_the_ids() -> None:
 
 
 PRE_PADDED = [[0, 0, 3, 4], [0, 1, 2, 9], [0, 0, 0, 5]]  # Keras's pad_sequences default
+LONGEST_UNPADDED = [[0, 0, 3, 4], [6, 1, 2, 9], [0, 0, 0, 5]]  # pad_sequences to the longest
 
 
 @pytest.mark.parametrize(
     ("x", "lengths", "warned"),
     [
         (PRE_PADDED, None, True),
+        (LONGEST_UNPADDED, None, True),
+        ([[6, 1, 2, 9], [6, 1, 2, 9], [3, 3, 3, 3]], None, False),  # nothing padded
         ([[3, 4, 0, 0], [1, 2, 9, 0], [5, 0, 0, 0]], None, False),  # padded at the end
-        ([[0, 0, 3, 4], [1, 2, 9, 0], [5, 0, 0, 0]], None, False),  # one row starts with 0: a real id 0 step
+        ([[0, 0, 3, 4], [1, 2, 9, 0], [5, 0, 0, 0]], None, False),  # mixed: not pad_sequences' doing
         (PRE_PADDED, [4, 4, 4], False),  # lengths given win: the zeros are steps by the file's word
     ],
-    ids=["pre-padded", "post-padded", "one-row", "lengths-given"],
+    ids=["pre-padded", "longest-unpadded", "unpadded", "post-padded", "mixed", "lengths-given"],
 )
 def test_a_warning_for_sequences_padded_at_the_start(capsys: pytest.CaptureFixture[str], x, lengths, warned: bool) -> None:
     from_arrays(TEXT, np.array(x), [0, 1, 1], lengths=None if lengths is None else np.array(lengths), origin="ids.npz")
     err = capsys.readouterr().err
     assert err == (
-        'warning: ids.npz: every sequence starts with id 0, the padding id of mask_zero: padded at the start? rnnc pads '
+        'warning: ids.npz: every padded sequence starts with id 0, the padding id of mask_zero: padded at the start? rnnc pads '
         'at the end (pad_sequences(..., padding="post")); leading zeros count as steps\n' if warned else ""
     )
 
