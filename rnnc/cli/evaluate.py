@@ -105,6 +105,7 @@ def evaluate(model_path: Path, spec_path: Path, data: str, batch_size: int = 256
 
 
 def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256) -> Evaluation:
+    """The model at `model_path` on `data`: scores, report and per-sample losses."""
     import numpy as np
 
     from rnnc.data import check_readable, load_file, output_steps
