@@ -16,10 +16,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 from rnnc.cli.progress import add_progress_argument, shows_progress
 from rnnc.errors import ArtifactError, DataError, RnncError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rnnc import ir
+    from rnnc.cli.predict_output import ArrayWriter, CsvWriter
+    from rnnc.cli.predict_sources import Input
+    from rnnc.runtime import Predictor
 
 OUTPUT_SUFFIXES = (".csv", ".npy", ".npz")
 
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writer(suffix: str, handle: Any, predictor: Any, inp: Any, targets: Any, long: bool) -> Any:
+def _writer(suffix: str, handle: IO, predictor: Predictor, inp: Input, targets: tuple[str, ...] | None, long: bool) -> CsvWriter | ArrayWriter:
     from rnnc.cli.predict_output import ArrayWriter, CsvWriter, columns_for
 
     count, model = inp.source.count, predictor.path
@@ -92,10 +100,10 @@ def _writer(suffix: str, handle: Any, predictor: Any, inp: Any, targets: Any, lo
 class _Given:
     """What the command line named, for running a batch and saying what went wrong."""
 
-    def __init__(self, input: str, model: str, spec: str | None, ir_model: Any):
+    def __init__(self, input: str, model: str, spec: str | None, ir_model: ir.Model | None):
         self.input, self.model, self.spec, self.ir_model = input, model, spec, ir_model
 
-    def run(self, predictor: Any, x: Any, lengths: Any) -> tuple[Any, Any]:
+    def run(self, predictor: Predictor, x: np.ndarray, lengths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(y, the lengths the model was fed, filled in where the input had none)."""
         try:
             x, lengths = predictor.checked(x, lengths)
@@ -107,7 +115,7 @@ class _Given:
             raise ArtifactError(f"{self.model}: gave {len(y)} outputs for a batch of {len(x)} sequences")
         return y, lengths
 
-    def output_lengths(self, y: Any, x: Any, lengths: Any) -> Any:
+    def output_lengths(self, y: np.ndarray, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray | None:
         """Real steps of each per-step output: the input's, unless a convolution changed
         the time axis, which only the spec can map."""
         if lengths is None or y.ndim != 3 or y.shape[1] == x.shape[1]:
@@ -118,7 +126,9 @@ class _Given:
             raise DataError(f"{self.input}: the model's convolution changes the time axis; to tell each output's real steps, {SPEC_HINT}")
         from rnnc.data import output_steps
 
-        return output_steps(self.ir_model, lengths)
+        steps = output_steps(self.ir_model, lengths)
+        assert not isinstance(steps, int)
+        return steps
 
 
 def _output_suffix(output: str | None) -> str:
