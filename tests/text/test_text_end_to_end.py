@@ -96,11 +96,12 @@ def test_predict_reads_raw_lines_and_prints_labels_with_probabilities(run: tuple
     capsys.readouterr()
     assert main(["predict", str(folder / "run" / "model.onnx"), str(lines)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "text,label,probability"
+    assert out[0] == "text,label,probability,p_pos"  # one sigmoid unit: the probability of class 1, pos
     assert len(out) == 4  # the blank line at the end holds no text
-    first, second = out[1].rsplit(",", 2), out[2].rsplit(",", 2)
-    assert first[:2] == ["The movie was GREAT and lovely", "pos"] and float(first[2]) > 0.8
+    first, second = out[1].rsplit(",", 3), out[2].rsplit(",", 3)
+    assert first[:2] == ["The movie was GREAT and lovely", "pos"] and float(first[2]) > 0.8 and first[3] == first[2]
     assert second[:2] == ['"Awful, really terrible plot"', "neg"] and float(second[2]) > 0.8
+    assert float(second[3]) == pytest.approx(1 - float(second[2]), abs=1e-5)
     assert out[3].startswith("zzz qqq,")  # unknown words only: still a prediction
 
 
