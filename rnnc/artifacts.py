@@ -237,6 +237,84 @@ def stored_classes(path: str | os.PathLike[str]) -> list[str] | None:
     return [str(name) for name in names]
 
 
+def model_sha256(data: bytes) -> str:
+    """The checksum an exported ONNX model carries under `CHECKSUM_KEY` in its metadata:
+    sha256 over every top-level field of the serialized `ModelProto` but the metadata,
+    as written (graph with its weights, opsets, producer), then the metadata entries (but
+    this key) in key order. Read from the protobuf wire format, so no onnx import."""
+    digest = hashlib.sha256()
+    entries = []
+    for number, field, payload in _wire_fields(data):
+        if number == 14:  # metadata_props: StringStringEntryProto {1: key, 2: value}
+            parts = {n: p.decode("utf-8", "surrogateescape") for n, _, p in _wire_fields(payload)}
+            if parts.get(1, "") != CHECKSUM_KEY:
+                entries.append((parts.get(1, ""), parts.get(2, "")))
+        else:
+            digest.update(field)
+    for key, value in sorted(entries):
+        digest.update(json.dumps(["metadata", key, value]).encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()
+
+
+def check_model_checksum(data: bytes, origin: str) -> None:
+    """Refuse a model file whose content does not match the checksum in its metadata
+    (what `rnnc_onnx` writes); one without a checksum, or not parseable here (onnxruntime
+    then says why), passes. `rnnc.runtime` calls it on the bytes it loads."""
+    damaged = ArtifactError(f"{origin}: damaged model file: its graph or metadata do not match the checksum it was written with")
+    try:
+        stored = {k: v for k, v in _metadata_entries(data) if k == CHECKSUM_KEY or _near_checksum_key(k)}
+        actual = model_sha256(data) if stored else ""
+    except ValueError:  # not a protobuf message as rnnc writes them
+        if CHECKSUM_KEY.encode() in data:
+            raise damaged from None
+        return
+    if stored and stored.get(CHECKSUM_KEY) != actual:
+        raise damaged
+
+
+def _metadata_entries(data: bytes) -> Iterator[tuple[str, str]]:
+    for number, _, payload in _wire_fields(data):
+        if number == 14:
+            parts = {n: p.decode("utf-8", "surrogateescape") for n, _, p in _wire_fields(payload)}  # damage included
+            yield parts.get(1, ""), parts.get(2, "")
+
+
+def _wire_fields(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """(field number, the whole field as written, its payload) of a protobuf message;
+    `ValueError` for bytes that are not one."""
+    i = 0
+    while i < len(data):
+        start = i
+        tag, i = _varint(data, i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, end = _varint(data, i)
+            body = i
+        elif wire == 2:
+            size, body = _varint(data, i)
+            end = body + size
+        elif wire in (1, 5):
+            body, end = i, i + (8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"wire type {wire}")
+        if end > len(data) or number == 0:
+            raise ValueError("truncated")
+        yield number, data[start:end], data[body:end]
+        i = end
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("bad varint")
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
 def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: str) -> None:
     expected = {p.name: p.shape for p in model.params}
     missing = sorted(set(expected) - set(weights))

@@ -25,6 +25,7 @@ from rnnc.text import Vocab
 
 from .initial import initial_weights
 from .lower import OPSETS, export_problems, lower
+from .metadata import sealed
 from .quantize import quantize_int8
 
 __all__ = ["OPSETS", "OnnxBackend", "backend", "deployable", "export", "export_problems", "initial_weights", "lower", "quantize_int8"]
@@ -48,9 +49,10 @@ def export(
 def deployable(
     model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None, vocab: Vocab | None = None
 ) -> onnx.ModelProto:
-    """`lower`, then the spec's `export.quantize` (int8: see `quantize.py`)."""
+    """`lower`, then the spec's `export.quantize` (int8: see `quantize.py`, then the
+    checksum in the metadata again, `metadata.sealed`)."""
     proto = lower(model, weights, classes=classes, vocab=vocab)
-    return quantize_int8(proto) if model.export.quantize == "int8" else proto
+    return sealed(quantize_int8(proto)) if model.export.quantize == "int8" else proto
 
 
 class OnnxBackend:

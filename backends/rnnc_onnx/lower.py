@@ -26,7 +26,7 @@ from .activations import activation
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
 from .layers import lower_conv1d, lower_dense, lower_embedding, lower_layer_norm, lower_pool
-from .metadata import model_metadata
+from .metadata import model_metadata, sealed
 from .recurrent import lower_recurrent
 
 OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked against it
@@ -67,7 +67,7 @@ def lower(
     )
     onnx_model.ir_version = helper.find_min_ir_version_for(list(onnx_model.opset_import))
     helper.set_model_props(onnx_model, model_metadata(model, classes, vocab))
-    return onnx_model
+    return sealed(onnx_model)
 
 
 def export_problems(model: ir.Model) -> list[Problem]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import onnx
+
 from rnnc import ir
 from rnnc.errors import UsageError
 from rnnc.text import METADATA_KEY as VOCAB_KEY
@@ -54,6 +56,20 @@ def model_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab 
     if vocab is not None:
         props[VOCAB_KEY] = vocab.to_json()
     return props
+
+
+def sealed(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """`proto` with its checksum (`rnnc.artifacts.model_sha256`) in the metadata, as the
+    last step before it is written: `rnnc.artifacts.check_model_checksum` then refuses a
+    damaged copy instead of running other weights."""
+    from rnnc.artifacts import CHECKSUM_KEY, model_sha256
+
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != CHECKSUM_KEY]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        proto.metadata_props.add(key=key, value=value)
+    proto.metadata_props.add(key=CHECKSUM_KEY, value=model_sha256(proto.SerializeToString()))
+    return proto
 
 
 def _dims(shape: ir.Shape) -> str:

@@ -23,7 +23,9 @@ import pytest
 from safetensors.numpy import load, save
 from tiny_models import binary_data, write_spec
 
+from rnnc.artifacts import check_model_checksum
 from rnnc.cli import main
+from rnnc.errors import ArtifactError
 
 torch = pytest.importorskip("torch")
 
@@ -220,6 +222,8 @@ def flip_bits(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     weights, model, out = tmp_path / "weights.safetensors", tmp_path / "model.onnx", tmp_path / "out.onnx"
     assert main(["compile", str(trained / "tiny.yaml"), "--weights", str(trained / "run" / "weights.safetensors"), "-o", str(out)]) == 0
     undamaged = out.read_bytes()
+    assert main(["predict", str(trained / "run" / "model.onnx"), str(trained / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    undamaged_predictions = np.load(tmp_path / "y.npy")
     for _ in range(cases):
         weights.write_bytes(damaged(weights_bytes(trained), chance))
         out.unlink(missing_ok=True)
@@ -234,8 +238,25 @@ def flip_bits(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         # reported against the input: "x.npy: onnxruntime could not run the model on this input: ..."
         named = err[0].startswith((f"{model}: ", f"{trained / 'x.npy'}: onnxruntime could not run the model")) if err else False
         assert status == 0 or (status == 2 and len(err) == 1 and named), (status, err)
-        outcomes[f"predict exit {status}"] = outcomes.get(f"predict exit {status}", 0) + 1
+        outcome = f"predict exit {status}"
+        if status == 0 and not np.array_equal(np.load(tmp_path / "y.npy"), undamaged_predictions):
+            # other predictions from a damaged model: the checksum must refuse it (rnnc.runtime's check)
+            with pytest.raises(ArtifactError, match="damaged model file"):
+                check_model_checksum(model.read_bytes(), str(model))
+            outcome = "predict exit 0, other predictions, refused by the checksum"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+def test_a_model_file_carries_a_checksum_of_what_it_computes(trained: Path) -> None:
+    data = onnx_bytes(trained)
+    check_model_checksum(data, "model.onnx")  # the undamaged file passes
+    proto = onnx.load_from_string(data)
+    proto.graph.initializer[0].raw_data = bytes(len(proto.graph.initializer[0].raw_data))  # other weights
+    with pytest.raises(ArtifactError, match="^m.onnx: damaged model file: its graph or metadata do not match"):
+        check_model_checksum(proto.SerializeToString(), "m.onnx")
+    del proto.metadata_props[:]  # a model without a checksum (older rnnc, other tools) passes
+    check_model_checksum(proto.SerializeToString(), "m.onnx")
 
 
 def test_random_damage_is_refused_or_harmless(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
