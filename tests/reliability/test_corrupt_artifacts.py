@@ -4,8 +4,9 @@ Each named case (empty, garbage, truncated, a pickle, a bad header, a directory,
 shapes, NaN weights, an ONNX file that reads data from outside its folder, an unknown
 operator or opset) ends in one line naming the file and exit 2. Then random damage:
 bytes flipped and tails cut in a real `weights.safetensors` and `model.onnx`, where
-every outcome must be exit 0 (the damage hit only weight values) or exit 2 with one
-line naming the file, never a traceback (damage that onnxruntime meets only while running
+every outcome must be exit 2 with one line naming the file, or exit 0 with exactly the
+undamaged result (the weights' checksum leaves compile no other outcome; a model that
+predicts otherwise must be refused by `check_model_checksum`), never a traceback (damage that onnxruntime meets only while running
 is reported against the input file, with onnxruntime's reason). CI runs 60 of each; `-m slow` runs 2,000 of each (docs/reliability.md).
 """
 
