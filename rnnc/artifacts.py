@@ -330,8 +330,12 @@ def check_weights(weights: Mapping[str, np.ndarray], model: ir.Model, origin: st
     if extra:
         problems.append(f"unexpected {', '.join(extra)}")
     problems += wrong
+    # weights are float32 (as save_weights writes them); a cast from complex, bool or int
+    # would silently drop or invent values
+    problems += [f"{name} holds {weights[name].dtype} values, not float32" for name in sorted(set(expected) & set(weights))
+                 if weights[name].dtype != np.float32]
     # a damaged file can still parse; NaN or inf weights would only make NaN predictions
     problems += [f"{name} holds NaN or inf" for name in sorted(set(expected) & set(weights))
-                 if weights[name].dtype.kind in "fc" and not np.isfinite(weights[name]).all()]
+                 if weights[name].dtype == np.float32 and not np.isfinite(weights[name]).all()]
     if problems:
         raise ArtifactError(f"{origin}: weights do not fit the spec: {'; '.join(problems)}")
