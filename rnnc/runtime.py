@@ -2,9 +2,12 @@
 
 `Predictor(path)` opens a `model.onnx` written by the ONNX backend, reads what it
 needs from the graph's inputs and its metadata (timesteps, features, vocabulary,
-lengths rule, states, class names, a raw-text model's tokenizer), checks every input
-before onnxruntime sees it (one clear `DataError`, never a stack trace from C++) and
-runs it in batches; `predict_texts` tokenises raw text first.
+lengths rule, states, class names, a raw-text model's tokenizer), refuses a model
+whose metadata or interface does not fit (sizes out of range, class names that are
+not one per output unit, inputs it would not know how to feed), checks every input
+before onnxruntime sees it (one clear `DataError`, never a stack trace from C++),
+runs it in batches and checks that each gives one output row per sequence;
+`predict_texts` tokenises raw text first.
 Lengths the caller leaves out are filled as the torch backend would: full length, or,
 for an embedding with `mask_zero`, the position after each row's last non-zero id.
 `Predictor.stream()` feeds a streaming model chunk by chunk, carrying the recurrent

@@ -189,7 +189,7 @@ BAD_MODELS: list[tuple[str, Callable[[Path], bytes], str]] = [
     ("external_data_escaping", edit_onnx(external("../../../../../etc/passwd")), "External data path escapes model directory"),
     ("unknown_operator", edit_onnx(set_op), "No Op registered for Bogus"),
     ("unknown_opset", edit_onnx(set_opset), "not a usable ONNX model"),
-    ("broken_metadata", edit_onnx(set_metadata), "damaged interface or metadata"),
+    ("broken_metadata", edit_onnx(set_metadata), "not a usable rnnc model: its metadata says timesteps '{broken'"),
     ("not_an_rnnc_model", edit_onnx(rename_input), "not an rnnc model"),
 ]
 
