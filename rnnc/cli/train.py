@@ -78,6 +78,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launch(args: argparse.Namespace, backend: object, run_dir: Path) -> int:
+    """Start `--nproc` workers of this command through torchrun (the spec is already
+    checked, so bad input is reported once, here)."""
+    if args.nproc < 1:
+        raise UsageError(f"--nproc {args.nproc}: expected a number of processes >= 1")
+    if "WORLD_SIZE" in os.environ:
+        raise UsageError("--nproc: this process is already a torchrun worker; set the processes with torchrun's --nproc-per-node")
+    launch = getattr(backend, "launch", None)
+    if launch is None:
+        raise UsageError(f"--nproc: backend '{args.backend}' cannot start distributed workers")
+    worker = ["train", args.spec, "-o", str(run_dir), "--device", args.device, "--backend", args.backend]
+    worker += [item for override in args.overrides for item in ("--set", override)]
+    worker += ["--resume"] * args.resume + ["--no-progress"] * (not shows_progress(args))
+    worker += [] if args.threads is None else ["--threads", str(args.threads)]
+    return launch(args.nproc, worker)
+
+
 def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     """The command line that continues this run where it stopped (same spec and
     overrides, which the checkpoint's fingerprint holds it to, and the same threads)."""
