@@ -67,7 +67,11 @@ def read_npy(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
 
 def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int]) -> tuple[int, Batches]:
     """(sequences, batches) of an `.npz` holding `x` and optional `lengths`."""
+    with open(path, "rb") as handle:
+        start = handle.read(4)
     try:
+        if start != b"PK\x03\x04":  # zipfile skips leading bytes; numpy (and so training) refuses them
+            raise zipfile.BadZipFile
         archive = zipfile.ZipFile(path)
         members = {info.filename: info for info in archive.infolist()}
     except (zipfile.BadZipFile, *DAMAGE):
@@ -119,13 +123,15 @@ def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
 
 def _header(stream: IO[bytes], origin: str, name: str) -> Header:
     try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here; save it with np.save")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy parses a damaged header as Python source: it warns ('\\o')
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here; save it with np.save")
         offset = stream.tell()
     except Exception as err:  # numpy's header parser raises whatever its tokenizer raises (TokenError, ...)
         if isinstance(err, ValueError) and "magic string is not correct" in str(err):

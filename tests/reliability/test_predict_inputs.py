@@ -16,6 +16,7 @@ import os
 import re
 import struct
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -142,6 +143,12 @@ BAD: list[tuple[str, str, str, bytes | str, tuple[str, ...], str]] = [
     ("npz_lengths_outside", "variable", "x.npz", npz_bytes(x=X, lengths=np.full(40, 9)), (), "x.npz: lengths must lie in [1, 6] (the time axis of 'x'); lengths[0] is 9"),
     ("npz_lengths_count", "variable", "x.npz", npz_bytes(x=X, lengths=np.full(39, 2)), (), "x.npz: 'lengths' has shape [39] of int64; it needs 40 integers"),
     ("npz_truncated", "variable", "x.npz", npz_bytes(x=X)[:-60], (), "x.npz: not an .npz archive"),
+    # found by the fuzzer (test_predict_fuzz.py)
+    ("npy_tokenizer_error", "variable", "x.npy", npy_with_shape("(3, 6, 2,  "), (), "x.npy: 'x' is not a numeric .npy array"),
+    ("npy_header_escape_warns", "variable", "x.npy", npy_with_shape("('\\o', 6, 2)"), (), "x.npy: 'x' is not a numeric .npy array (shape is not valid"),
+    ("npz_leading_byte", "variable", "x.npz", b"\xff" + npz_bytes(x=X), (), "x.npz: not an .npz archive"),
+    ("csv_no_tokens", "ids", "x.csv", "1,2\n0,0\n", (), "x.csv:2: the row has no tokens (every id is 0, the padding id of mask_zero)"),
+    ("npy_no_tokens", "ids", "x.npy", npy_bytes(np.array([[1, 2], [0, 0]])), (), "x.npy: sequence 1 has no tokens"),
 ]
 
 
@@ -152,7 +159,9 @@ def test_a_bad_input_is_one_line_exit_2_and_nothing_written(
 ) -> None:
     data = tmp_path / name
     data.write_bytes(content.encode() if isinstance(content, str) else content)
-    status, err, out = predict(capsys, models[kind], data, *options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would reach the user's stderr
+        status, err, out = predict(capsys, models[kind], data, *options)
     assert status == 2 and len(err) == 1, err
     assert err[0].startswith(f"{data}") and fragment in err[0], err
     assert len(err[0]) < 300, err  # an unterminated quote must not echo the rest of the file
