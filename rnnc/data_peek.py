@@ -85,7 +85,7 @@ def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, origin: str)
 def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
     """Every problem the headers of the spec's data files show, placed in the spec."""
     written = doc.data.get("data") or {}
-    problems = _targets_fit_output(model, doc)
+    problems: list[Problem] = []
     for role in ROLES:
         if (path := getattr(model.data, role)) is None:
             continue
@@ -162,18 +162,6 @@ def _output_layer(model: ir.Model) -> JsonPath | None:
             if hasattr(node.layer, setting):
                 return ("layers", node.index, setting)
     return None
-
-
-def _targets_fit_output(model: ir.Model, doc: Document) -> list[Problem]:
-    windows = model.data.csv
-    if windows is None or len(model.output_shape) != 2:
-        return []
-    count, units = len(windows.targets), model.output_shape[-1]
-    if count == units:
-        return []
-    plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")  # noqa: E731
-    return [doc.problem(("data", "csv", "targets"),
-                        f"data.csv.targets names {plural(count, 'column')}, the last layer has {plural(units, 'unit')}")]
 
 
 def head_text(path: Path, origin: str) -> str | None:

@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import text
+from .artifacts import check_model_checksum
 from .errors import ArtifactError, DataError, UsageError
 
 DEVICES = ("cpu", "cuda")
@@ -106,7 +107,11 @@ class Predictor:
         if not Path(path).is_file():
             raise ArtifactError(f"{path}: no such model file")
         self._sessions: dict[int, ort.InferenceSession] = {}
-        self.session = self.session_for(1)
+        self.session = self.session_for(1)  # onnxruntime's reason first for files that are no model at all
+        try:
+            check_model_checksum(Path(path).read_bytes(), self.path)  # a flipped bit is refused, not run
+        except OSError as err:
+            raise ArtifactError(f"{path}: cannot read the model: {err.strerror or err}") from None
         if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise UsageError("--device cuda: onnxruntime could not start CUDA here (see its log); use --device cpu")
         try:
@@ -212,7 +217,7 @@ class Predictor:
             if x.dtype.kind not in "fiu":
                 raise DataError(f"the model takes numbers (float32), got {x.dtype}")
             if x.ndim != 3 or (self.features is not None and x.shape[2] != self.features):
-                raise DataError(f"the model takes input [batch, time, {self.features}], got shape {list(x.shape)}")
+                raise DataError(f"the model takes input [batch, time, {self.features or 'features'}], got shape {list(x.shape)}")
             with np.errstate(all="ignore"):  # a float64 past float32's range becomes inf, refused below
                 x = np.ascontiguousarray(x, dtype=np.float32)
             if not np.isfinite(x).all():

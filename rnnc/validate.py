@@ -171,6 +171,22 @@ def csv_windows_fit_input(parts: Parts) -> list[Problem]:
     return problems
 
 
+def csv_targets_fit_output(parts: Parts) -> list[Problem]:
+    """A series' targets become the label of each window: one column per output unit."""
+    if parts.data is None or parts.data.csv is None or not parts.nodes or len(parts.nodes) != len(parts.layers or ()):
+        return []
+    out = parts.nodes[-1].output_shape
+    count = len(parts.data.csv.targets)
+    if len(out) != 2 or out[-1] == count:  # [batch, units]; sequence outputs are refused elsewhere
+        return []
+    return [parts.doc.problem(("data", "csv", "targets"),
+                              f"data.csv.targets names {_counted(count, 'column')}, the last layer has {_counted(out[-1], 'unit')}")]
+
+
+def _counted(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def text_fits_embedding(parts: Parts) -> list[Problem]:
     """Raw text becomes token ids, so the model must start with an embedding large enough."""
     if parts.data is None or parts.data.text is None or parts.input is None:
@@ -235,6 +251,7 @@ RULES: tuple[Rule, ...] = (
     monitors_exist,
     data_files_exist,
     csv_windows_fit_input,
+    csv_targets_fit_output,
     text_fits_embedding,
     streaming_is_possible,
 )
