@@ -43,11 +43,12 @@ def export_all(folder: Path) -> dict[str, Path]:
 
 
 def edited(model: Path, out: Path, **metadata: str) -> Path:
-    """`model` with these metadata entries replaced (or added)."""
+    """`model` with these metadata entries replaced (or added), as a hand-edited file or
+    another tool's would be: without rnnc's checksum, which would refuse the edit first."""
     import onnx
 
     proto = onnx.load(model)
-    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    kept = [p for p in proto.metadata_props if p.key not in metadata and p.key != "rnnc_sha256"]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     for key, value in metadata.items():
