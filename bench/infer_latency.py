@@ -43,6 +43,7 @@ import torch
 
 import rnnc_onnx
 from rnnc import ir
+from rnnc.initial import initial_weights
 from rnnc.runtime import Predictor, session_options, threads_for
 from workloads import WORKLOADS, HandWritten, Workload, forward_flops
 
@@ -83,7 +84,7 @@ def int8(model: ir.Model) -> ir.Model:
 def contenders(work: Workload, folder: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Call], dict[str, np.ndarray]]:
     """Each contender's call on `x`, and what each outputs (to check they agree)."""
     model = work.model()
-    weights = rnnc_onnx.initial_weights(model, seed=0)
+    weights = initial_weights(model, seed=0)
     rnnc_onnx.export(model, weights, folder / f"{work.name}.onnx")
     rnnc_onnx.export(int8(model), weights, folder / f"{work.name}-int8.onnx")
     net = HandWritten(work).load_ir_weights(weights).eval()
@@ -142,7 +143,7 @@ def sweep() -> None:
     work = WORKLOADS["b"]
     folder = Path(tempfile.mkdtemp(prefix="rnnc-sweep-"))
     model = work.model()
-    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), folder / "lstm.onnx")
+    rnnc_onnx.export(model, initial_weights(model), folder / "lstm.onnx")
     counts = sorted({1, 2, 4, min(os.cpu_count() or 1, 8)})
     sessions = {n: ort.InferenceSession(str(folder / "lstm.onnx"), session_options(n), providers=["CPUExecutionProvider"]) for n in counts}
     print("batch  " + "  ".join(f"{n:>2} thread(s)" for n in counts))

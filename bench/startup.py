@@ -59,8 +59,8 @@ def lstm_model(folder: Path) -> Path:
     """The LSTM workload's graph and one sequence for it, made in a child process (the
     ONNX backend imports onnx, which `rnnc predict` itself never does)."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[2]); import rnnc_onnx; from workloads import WORKLOADS; "
-        "m = WORKLOADS['b'].model(); rnnc_onnx.export(m, rnnc_onnx.initial_weights(m), sys.argv[1])"
+        "import sys; sys.path.insert(0, sys.argv[2]); import rnnc_onnx; from rnnc.initial import initial_weights; from workloads import WORKLOADS; "
+        "m = WORKLOADS['b'].model(); rnnc_onnx.export(m, initial_weights(m), sys.argv[1])"
     )
     subprocess.run([sys.executable, "-c", code, str(folder / "lstm.onnx"), str(ROOT / "bench")], check=True)
     np.save(folder / "one.npy", np.random.default_rng(0).normal(size=(1, 100, 16)).astype(np.float32))

@@ -21,14 +21,14 @@ import onnx
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
 from rnnc.errors import UsageError
+from rnnc.initial import initial_weights
 from rnnc.text import Vocab
 
-from .initial import initial_weights
 from .lower import OPSETS, export_problems, lower
 from .metadata import sealed
 from .quantize import quantize_int8
 
-__all__ = ["OPSETS", "OnnxBackend", "backend", "deployable", "export", "export_problems", "initial_weights", "lower", "quantize_int8"]
+__all__ = ["OPSETS", "OnnxBackend", "backend", "deployable", "export", "export_problems", "lower", "quantize_int8"]
 
 
 def export(

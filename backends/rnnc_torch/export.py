@@ -90,7 +90,7 @@ def export_program(model: ir.Model, weights: Mapping[str, np.ndarray] | None = N
             "(torch 2.13 has it); use --backend onnx"
         ) from None
     if weights is None:
-        from rnnc_onnx.initial import initial_weights  # numpy only: the ONNX artifact's initial weights
+        from rnnc.initial import initial_weights  # numpy, the same draws as the ONNX artifact's
 
         weights = initial_weights(model)
     module = build_module(model)

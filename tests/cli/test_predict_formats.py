@@ -18,6 +18,7 @@ import pytest
 from rnnc.cli import main
 from rnnc.cli.predict_output import ArrayWriter, Columns, CsvWriter
 from rnnc.errors import ArtifactError, DataError
+from rnnc.initial import initial_weights
 from rnnc.runtime import Predictor
 from rnnc.spec import model_from_mapping
 
@@ -31,7 +32,7 @@ def export(folder: Path, last: dict, loss: object, classes: list[str] | None = N
         "layers": [{"type": "gru", "units": 4, "return_sequences": sequences}, last], "loss": loss, "optimizer": "adam",
     })
     path = folder / "m.onnx"
-    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), path, classes=classes)
+    rnnc_onnx.export(model, initial_weights(model), path, classes=classes)
     return path
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from rnnc import ir
 from rnnc.cli import main
+from rnnc.initial import initial_weights
 from rnnc.runtime import Predictor
 from rnnc.spec import model_from_mapping
 from rnnc.text import Vocab
@@ -48,7 +49,7 @@ def run_dir(folder: Path, spec: dict, data: dict, **export: object) -> Path:
     """A run directory as `rnnc train` leaves it: spec.yaml (its data files long gone) and model.onnx."""
     folder.mkdir()
     model = model_from_mapping(spec)
-    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), folder / "model.onnx", **export)
+    rnnc_onnx.export(model, initial_weights(model), folder / "model.onnx", **export)
     (folder / "spec.yaml").write_text(json.dumps({**spec, "data": data}))
     return folder
 

@@ -15,6 +15,7 @@ import pytest
 import rnnc_onnx
 from rnnc.artifacts import save_weights
 from rnnc.cli import main
+from rnnc.initial import initial_weights
 from rnnc.runtime import Predictor
 from rnnc.spec import load_model
 
@@ -70,7 +71,7 @@ def test_compile_without_weights_warns_and_is_deterministic(tmp_path: Path, caps
 def test_compile_with_weights_uses_them(tmp_path: Path, capsys) -> None:
     spec = write_spec(tmp_path)
     model = load_model(spec)
-    weights = {k: v * 0.5 for k, v in rnnc_onnx.initial_weights(model, seed=9).items()}
+    weights = {k: v * 0.5 for k, v in initial_weights(model, seed=9).items()}
     save_weights(tmp_path / "weights.safetensors", weights)
     args = ["compile", str(spec), "--weights", str(tmp_path / "weights.safetensors"), "-o", str(tmp_path / "m.onnx")]
     assert main([*args, "--classes", "a,b,c"]) == 0

@@ -14,6 +14,7 @@ from onnx_cases import CASES, Case, make_model, random_weights, session
 import rnnc_onnx
 from rnnc import ir
 from rnnc.errors import ArtifactError, SpecError, UsageError
+from rnnc.initial import initial_weights
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -228,7 +229,7 @@ def test_export_writes_the_lowered_model(tmp_path) -> None:
 
 def test_initial_weights_are_deterministic_from_the_seed() -> None:
     model = make_model([ir.Embedding(9, 4), ir.LSTM(5), ir.Dense(2)], (None,), "int64")
-    first, again, other = rnnc_onnx.initial_weights(model), rnnc_onnx.initial_weights(model), rnnc_onnx.initial_weights(model, seed=1)
+    first, again, other = initial_weights(model), initial_weights(model), initial_weights(model, seed=1)
     assert {k: v.shape for k, v in first.items()} == {p.name: p.shape for p in model.params}
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert not np.array_equal(first["layers.1.weight_ih"], other["layers.1.weight_ih"])

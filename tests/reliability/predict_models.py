@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnc import ir
+from rnnc.initial import initial_weights
 from rnnc.spec import model_from_mapping
 from rnnc.text import Vocab
 
@@ -38,7 +39,7 @@ def export_all(folder: Path) -> dict[str, Path]:
         model = model_from_mapping({"rnnc": 1, "name": name, "input": input_, "layers": layers, "loss": loss, "optimizer": "adam"})
         vocab = Vocab.build(["a small test of words"], ir.TextData(tokenizer="char", max_vocab=VOCAB_SIZE - 2)) if text else None
         paths[name] = folder / f"{name}.onnx"
-        rnnc_onnx.export(model, rnnc_onnx.initial_weights(model, seed=1), paths[name], classes=classes, vocab=vocab)
+        rnnc_onnx.export(model, initial_weights(model, seed=1), paths[name], classes=classes, vocab=vocab)
     return paths
 
 

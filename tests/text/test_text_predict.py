@@ -13,6 +13,7 @@ import pytest
 from rnnc import ir
 from rnnc.cli import main
 from rnnc.errors import DataError
+from rnnc.initial import initial_weights
 from rnnc.runtime import Predictor
 from rnnc.spec import model_from_mapping
 from rnnc.text import Vocab
@@ -28,7 +29,7 @@ def export(tmp_path: Path, last: dict, loss: object, classes: list[str] | None) 
     })
     vocab = Vocab.build(["a small test"], ir.TextData(tokenizer="char", max_vocab=10))
     path = tmp_path / "m.onnx"
-    rnnc_onnx.export(model, rnnc_onnx.initial_weights(model), path, classes=classes, vocab=vocab)
+    rnnc_onnx.export(model, initial_weights(model), path, classes=classes, vocab=vocab)
     return path
 
 

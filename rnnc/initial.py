@@ -1,5 +1,8 @@
 """Freshly initialised weights in numpy, for exporting a model that was never trained.
 
+In the core, so that every exporting backend draws the same weights without knowing
+another backend (`rnnc compile` without `--weights`, for onnx and torch alike).
+
 The same initialisers as the torch backend (Keras's): glorot-uniform input kernels,
 orthogonal recurrent kernels, zero biases with an LSTM forget-gate bias of 1, uniform
 ±0.05 embeddings, layer_norm ones and zeros. Drawn from one numpy generator seeded with
