@@ -13,7 +13,7 @@ from rnnc import ir
 
 from .builder import GraphBuilder
 
-LEAKY_RELU_SLOPE = 0.2  # Keras's default, as rnnc_torch.activations
+LEAKY_RELU_SLOPE = 0.2  # Keras's default, as in the torch backend
 GELU_OPSET = 20  # first opset with a Gelu operator
 
 

@@ -7,14 +7,15 @@ kernels accept). Per-step layers work in either, so a stack of recurrent and den
 layers transposes once on the way in and once on the way out, not around every
 recurrent operator. `lengths` is the int64 `[batch]` count of real steps, or None for
 full-length sequences; `zero_padded` says the steps past each length are already zero.
-Between chunks of a streaming graph flows each layer's state (`state_names`).
+Between chunks of a streaming graph flows each layer's state (`state_names`, named in
+the core's `rnnc.metadata`, which lists them in the model's metadata).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rnnc import ir
+from rnnc.metadata import state_names, state_size  # noqa: F401  (the exported interface, declared in the core)
 
 from .builder import GraphBuilder
 
@@ -51,26 +52,3 @@ def zero_padding(g: GraphBuilder, flow: Flow) -> Flow:
     mask = g.step_mask(flow.tensor, flow.lengths, flow.time_major)
     zeroed = g.op("Where", [mask, flow.tensor, g.const(0.0, dtype="float32", scalar=True)], "zero_padded")
     return Flow(zeroed, 3, flow.time_major, flow.lengths, zero_padded=True)
-
-
-def state_names(node: ir.Node) -> tuple[str, ...]:
-    """The state a streaming graph carries between chunks for `node`: `h` (and `c` for
-    LSTM) of a recurrent layer, the last real step's value for pool `last`."""
-    match node.layer:
-        case ir.LSTM():
-            return (f"state.{node.index}.h", f"state.{node.index}.c")
-        case ir.SimpleRNN() | ir.GRU():
-            return (f"state.{node.index}.h",)
-        case ir.Pool(mode="last"):
-            return (f"state.{node.index}.last",)
-        case _:
-            return ()
-
-
-def state_size(node: ir.Node) -> int:
-    """The feature size of each of `node`'s state tensors (`[batch, size]`)."""
-    if isinstance(node.layer, ir.Recurrent):
-        return node.layer.units
-    size = node.input_shape[-1]
-    assert isinstance(size, int)
-    return size

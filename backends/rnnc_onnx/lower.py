@@ -20,13 +20,14 @@ from onnx import TensorProto, helper
 from rnnc import ir
 from rnnc.artifacts import check_weights
 from rnnc.errors import Problem, SpecError
+from rnnc.metadata import model_metadata
 from rnnc.text import Vocab
 
 from .activations import activation
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
 from .layers import lower_conv1d, lower_dense, lower_embedding, lower_layer_norm, lower_pool
-from .metadata import model_metadata, sealed
+from .metadata import sealed
 from .recurrent import lower_recurrent
 
 OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked against it

@@ -13,7 +13,7 @@ stay fixed. The output is the spec's (after a final sigmoid or softmax, never lo
 The program itself checks that lengths lie in `[0, time]` and token ids in the
 vocabulary. `rnnc.json` in the archive (`extra_files`) describes the inputs and output
 and carries the class names and raw-text vocabulary, under the ONNX metadata's keys
-(`rnnc_onnx.metadata`). The export section's `streaming` and `quantize` are ONNX
+(the core's `rnnc.metadata`). The export section's `streaming` and `quantize` are ONNX
 features and are refused. See docs/deploy.md.
 """
 
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
 from rnnc.errors import UsageError
+from rnnc.metadata import model_metadata
 from rnnc.text import Vocab
 
 from .model import SpecModule, build_module
@@ -161,10 +162,8 @@ def _sample_input(model: ir.Model, batch: int, steps: int) -> Tensor:
 
 
 def program_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab | None) -> dict[str, Any]:
-    """`rnnc.json`: the ONNX metadata's keys (`rnnc_onnx.metadata`, which also checks the
+    """`rnnc.json`: the ONNX metadata's keys (`rnnc.metadata`, which also checks the
     class names against the output), with JSON values, and the inputs and output."""
-    from rnnc_onnx.metadata import model_metadata
-
     onnx_props = model_metadata(model, classes, vocab)
     steps = model.input.shape[0]
     x_shape: list[int | str] = ["batch", "time" if steps is None else steps]

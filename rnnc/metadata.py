@@ -1,0 +1,143 @@
+"""What an exported model says about itself: the content of its metadata, for people and for `rnnc.runtime`.
+
+In the core, so that every exporting backend writes the same facts under the same
+keys without knowing another backend: the ONNX backend puts them in `metadata_props`
+(and seals them with a checksum, the onnx-proto part it keeps), the torch backend in
+the `.pt2`'s `rnnc.json`. Human-readable: `input` and `output` say what the tensors
+are and mean (`output: y float32 [batch, 1]: probabilities of class 1`).
+Machine-readable, so the runtime needs no onnx import to use a model well:
+`timesteps`, `features`, `vocab_size`, `lengths` (how the runtime fills lengths the
+caller leaves out: `none`, `full` or `ids`), `streaming`, `states` (JSON), `classes`
+(JSON, when the data named them) and, for a model trained on raw text, `rnnc.vocab`
+(the tokenizer and vocabulary as JSON, see `rnnc.text`). Also the rnnc version, the
+spec's name and hash, and the opset. The streaming state's names (`state_names`) are
+part of the exported interface, so they are declared here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from rnnc import ir
+from rnnc.errors import UsageError
+from rnnc.text import METADATA_KEY as VOCAB_KEY
+from rnnc.text import Vocab
+
+
+def model_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab | None = None) -> dict[str, str]:
+    """Every metadata key of `model`'s export, as strings; a `UsageError` when `classes`
+    do not fit the model's output."""
+    from rnnc import __version__
+
+    spec = model.input
+    props = {
+        "rnnc_version": __version__,
+        "spec_name": model.name,
+        "spec_hash": model.spec_hash,
+        "input": _input_text(model),
+        "output": f"y float32 {_dims(model.output_shape)}: {output_meaning(model)}",
+        "timesteps": "variable" if spec.shape[0] is None else str(spec.shape[0]),
+        "lengths": _lengths_rule(model),
+        "streaming": "true" if model.export.streaming else "false",
+        "opset": str(model.export.opset),
+    }
+    if spec.dtype == "int64":
+        first = model.nodes[0].layer
+        assert isinstance(first, ir.Embedding)
+        props["vocab_size"] = str(first.vocab_size)
+    else:
+        props["features"] = str(spec.shape[-1])
+    if model.description:
+        props["description"] = model.description
+    if model.export.streaming:
+        states = [{"name": name, "size": state_size(node)} for node in model.nodes for name in state_names(node)]
+        props["states"] = json.dumps(states)
+    if classes is not None:
+        props["classes"] = json.dumps(_checked_classes(model, classes))
+    if vocab is not None:
+        props[VOCAB_KEY] = vocab.to_json()
+    return props
+
+
+def state_names(node: ir.Node) -> tuple[str, ...]:
+    """The state a streaming graph carries between chunks for `node`: `h` (and `c` for
+    LSTM) of a recurrent layer, the last real step's value for pool `last`."""
+    match node.layer:
+        case ir.LSTM():
+            return (f"state.{node.index}.h", f"state.{node.index}.c")
+        case ir.SimpleRNN() | ir.GRU():
+            return (f"state.{node.index}.h",)
+        case ir.Pool(mode="last"):
+            return (f"state.{node.index}.last",)
+        case _:
+            return ()
+
+
+def state_size(node: ir.Node) -> int:
+    """The feature size of each of `node`'s state tensors (`[batch, size]`)."""
+    if isinstance(node.layer, ir.Recurrent):
+        return node.layer.units
+    size = node.input_shape[-1]
+    assert isinstance(size, int)
+    return size
+
+
+def final_activation(model: ir.Model) -> str:
+    """The activation the model's output comes out of (dropout looks through)."""
+    return ir.output_activation(model.nodes)[0] or "linear"
+
+
+def output_meaning(model: ir.Model) -> str:
+    """What `y` means, from the loss and the final activation."""
+    act = final_activation(model)
+    units = model.output_shape[-1]
+    match model.loss.type:
+        case "binary_crossentropy":
+            kind = {"sigmoid": "probabilities", "log_softmax": "log-probabilities"}.get(act, "logits")
+            meaning = f"{kind} of class 1" if units == 1 else f"{kind} of each label"
+        case "categorical_crossentropy" | "sparse_categorical_crossentropy":
+            kind = {"softmax": "probabilities", "log_softmax": "log-probabilities", "sigmoid": "probabilities"}.get(act, "logits")
+            meaning = f"class {kind}"
+        case _:
+            meaning = "values"
+    if model.sequence_output:
+        meaning = f"per-step {meaning}"
+        if model.variable_length:
+            meaning += ", zero past each sequence's length"
+    return meaning
+
+
+def _dims(shape: ir.Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _input_text(model: ir.Model) -> str:
+    spec = model.input
+    if spec.dtype == "int64":
+        text = "x int64 [batch, time]: token ids"
+    else:
+        text = f"x float32 [batch, time, {spec.shape[-1]}]"
+    if model.variable_length:
+        text += "; lengths int64 [batch]: real steps of each sequence, padding at the end"
+    if model.export.streaming:
+        text += "; state.<layer>.<h|c|last> float32 [batch, size]: state carried between chunks"
+    return text
+
+
+def _lengths_rule(model: ir.Model) -> str:
+    if not model.variable_length:
+        return "none"
+    first = model.nodes[0].layer if model.nodes else None
+    return "ids" if isinstance(first, ir.Embedding) and first.mask_zero else "full"
+
+
+def _checked_classes(model: ir.Model, classes: Sequence[str]) -> list[str]:
+    names = [str(c) for c in classes]
+    units = model.output_shape[-1]
+    if not model.loss.is_classification:
+        raise UsageError(f"class names given for a model with loss {model.loss.type}, which has no classes")
+    wanted = 2 if model.loss.type == "binary_crossentropy" and units == 1 else units
+    if len(names) != wanted:
+        raise UsageError(f"{len(names)} class names given, the model's output has {wanted} classes")
+    return names
