@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import ir
-from .data import Dataset, TrainingData, check_readable, from_arrays, split_at
+from .dataset import Dataset, TrainingData, check_readable, from_arrays, split_at
 from .errors import DataError
 from .text import Vocab
 

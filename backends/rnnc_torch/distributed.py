@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rnnc import ir
 from rnnc.errors import UsageError
 
+from .device import resolve_device
 from .trainer import DeviceData, Trainer, epoch_seed
 
 TIMEOUT_ENV = "RNNC_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 300)
@@ -63,8 +64,6 @@ def worker_env() -> tuple[int, int, int] | None:
 
 
 def _worker_device(name: str, local_rank: int) -> torch.device:
-    from .fit import resolve_device  # fit imports this module
-
     device = resolve_device(name)
     if device.type != "cuda":
         return device
@@ -80,8 +79,6 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
     process group on entry (unless already joined) and leaves it on exit."""
     env = worker_env()
     if env is None:
-        from .fit import resolve_device
-
         yield None, resolve_device(device)
         return
     rank, size, local_rank = env

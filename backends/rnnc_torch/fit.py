@@ -10,7 +10,8 @@
 
 `fit` is the same loop as `rnnc train` without the run directory: no checkpoint, no
 files. Data goes through `rnnc.data`'s checks either way. This module also holds the
-pieces the CLI shares: the device choice and the Keras-like line printed per epoch.
+Keras-like line printed per epoch, which the CLI shares; the device choice is
+`rnnc_torch.device`'s (re-exported here).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import numpy as np
-import torch
 
 from rnnc import ir
 from rnnc.data import Dataset, from_arrays, load_training_data
 from rnnc.errors import UsageError
 
+from .device import resolve_device  # noqa: F401  (re-exported: `from rnnc_torch.fit import resolve_device`)
 from .distributed import make_trainer, session
 from .model import SpecModule
 from .trainer import Trainer
@@ -51,19 +52,6 @@ class History(list):  # type: ignore[type-arg]
     def column(self, key: str) -> list[Any]:
         """One log value per epoch, e.g. `history.column("val_loss")`."""
         return [logs.get(key) for logs in self]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
-        return torch.device(name)
-    raise UsageError(f"--device {name}: expected auto, cpu or cuda")
 
 
 def _number(value: Any) -> str:

@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from rnnc import ir
-from rnnc.data import Dataset, output_steps
+from rnnc.dataset import Dataset, output_steps
 from rnnc.errors import TrainingError, UsageError
 
 from .losses import make_objective
