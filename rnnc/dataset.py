@@ -6,9 +6,10 @@ token ids inside the vocabulary, labels that fit the loss and the model's output
 lengths inside the padded time axis, no NaN or inf, as many labels as inputs, and at
 least one sample. Each problem is a one-line `DataError` naming the file. Labels are
 normalised here to the one layout the loss wants (see `docs/data.md`), so a backend
-never reshapes them. This module knows no file format: the readers (`rnnc.data_text`,
-`rnnc.data_csv`, `rnnc.data_peek`) and the dispatcher that picks one (`rnnc.data`)
-import it, never the other way round. Needs numpy only.
+never reshapes them. This module reads no file format: the text reader
+(`rnnc.data_text`) and the dispatcher that picks a reader for a file (`rnnc.data`)
+import it, never the other way round, and `rnnc.data_peek` asks the shape-only
+`check_*` rules of a file's headers. Needs numpy only.
 """
 
 from __future__ import annotations
