@@ -1,8 +1,8 @@
 """The typed intermediate representation every backend consumes.
 
-A spec compiles to one `Model`: frozen dataclasses, a closed set of layer kinds and
-every tensor shape known. Shapes include the batch axis and use the symbols `BATCH`
-and `TIME` where a size is only known at run time. Parameter names are fixed here
+A spec compiles to one `Model`: frozen dataclasses, the closed set of layer kinds
+defined in `rnnc.layers` and every tensor shape known. Shapes include the batch axis
+and use the symbols `BATCH` and `TIME` where a size is only known at run time. Parameter names are fixed here
 (`layers.<index>.<param>`, in PyTorch's layout) because the weights file and every
 backend share them. This module imports nothing of torch or onnx.
 """
@@ -10,152 +10,17 @@ backend share them. This module imports nothing of torch or onnx.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
-BATCH = "batch"
-TIME = "time"
-
-Dim: TypeAlias = int | str
-Shape: TypeAlias = tuple[Dim, ...]
-
-ActivationName: TypeAlias = Literal[
-    "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu",
-    "leaky_relu", "softplus", "silu", "hard_sigmoid",
-]
-ACTIVATIONS: tuple[str, ...] = ActivationName.__args__  # type: ignore[attr-defined]
-
-
-# --- layers -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Embedding:
-    vocab_size: int
-    dim: int
-    mask_zero: bool = False
-    kind: ClassVar[str] = "embedding"
-
-
-@dataclass(frozen=True)
-class Recurrent:
-    """Settings shared by the three recurrent kinds."""
-
-    units: int
-    return_sequences: bool = False
-    bidirectional: bool = False
-    dropout: float = 0.0
-    use_bias: bool = True
-    gates: ClassVar[int] = 1
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    @property
-    def output_size(self) -> int:
-        return self.units * self.directions
-
-
-@dataclass(frozen=True)
-class SimpleRNN(Recurrent):
-    activation: Literal["tanh", "relu"] = "tanh"
-    kind: ClassVar[str] = "simple_rnn"
-
-
-@dataclass(frozen=True)
-class LSTM(Recurrent):
-    """Gate order in the weights: i, f, g, o (PyTorch's)."""
-
-    gates: ClassVar[int] = 4
-    kind: ClassVar[str] = "lstm"
-
-
-@dataclass(frozen=True)
-class GRU(Recurrent):
-    """Gate order in the weights: r, z, n (PyTorch's); the reset gate applies after the
-    recurrent matmul (ONNX's linear_before_reset=1)."""
-
-    gates: ClassVar[int] = 3
-    kind: ClassVar[str] = "gru"
-
-
-@dataclass(frozen=True)
-class Dense:
-    units: int
-    activation: ActivationName = "linear"
-    use_bias: bool = True
-    kind: ClassVar[str] = "dense"
-
-
-@dataclass(frozen=True)
-class Dropout:
-    rate: float
-    kind: ClassVar[str] = "dropout"
-
-
-@dataclass(frozen=True)
-class Activation:
-    activation: ActivationName
-    kind: ClassVar[str] = "activation"
-
-
-@dataclass(frozen=True)
-class LayerNorm:
-    eps: float = 1e-5
-    kind: ClassVar[str] = "layer_norm"
-
-
-@dataclass(frozen=True)
-class Conv1D:
-    """A convolution over time; padding `same` keeps ceil(T / stride) steps, as in Keras."""
-
-    filters: int
-    kernel_size: int
-    stride: int = 1
-    padding: Literal["same", "valid"] = "same"
-    activation: ActivationName = "linear"
-    kind: ClassVar[str] = "conv1d"
-
-    def out_length(self, steps: int) -> int:
-        """Output steps for `steps` input steps (also how a sequence length maps)."""
-        if self.padding == "same":
-            return -(-steps // self.stride)
-        return max(0, (steps - self.kernel_size) // self.stride + 1)
-
-    def same_padding(self, steps: int) -> tuple[int, int]:
-        """(left, right) zero padding for `same`, TensorFlow's split: extra on the right."""
-        total = max((self.out_length(steps) - 1) * self.stride + self.kernel_size - steps, 0)
-        return total // 2, total - total // 2
-
-
-@dataclass(frozen=True)
-class Pool:
-    mode: Literal["last", "mean", "max"]
-    kind: ClassVar[str] = "pool"
-
-
-Layer: TypeAlias = Embedding | SimpleRNN | LSTM | GRU | Dense | Dropout | Activation | LayerNorm | Conv1D | Pool
-LAYER_KINDS: dict[str, type] = {
-    cls.kind: cls
-    for cls in (Embedding, SimpleRNN, LSTM, GRU, Dense, Dropout, Activation, LayerNorm, Conv1D, Pool)
-}
-RECURRENT_KINDS = ("simple_rnn", "lstm", "gru")
-
+# The layer kinds are defined in rnnc.layers (settings, shape rule, parameters); the IR
+# names them here so that backends read one module.
+from .layers import (  # noqa: F401  (re-exported)
+    GRU, LAYER_KINDS, LSTM, RECURRENT_KINDS, Activation, Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Pool,
+    Recurrent, SimpleRNN,
+)
+from .layers.base import ACTIVATIONS, BATCH, TIME, ActivationName, Dim, Param, Shape  # noqa: F401
 
 # --- the graph ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str  # e.g. "layers.0.weight_ih_reverse"
-    shape: tuple[int, ...]
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
 
 
 @dataclass(frozen=True)

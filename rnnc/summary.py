@@ -1,4 +1,5 @@
-"""The `rnnc check` summary: one row per layer with its output shape and parameters."""
+"""The `rnnc check` summary: one row per layer (as its kind describes itself) with its
+output shape and parameters."""
 
 from __future__ import annotations
 
@@ -6,31 +7,9 @@ from . import ir
 from .shapes import show
 
 
-def _describe(layer: ir.Layer) -> str:
-    match layer:
-        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-            flags = [f for f, on in (("bidirectional", layer.bidirectional), ("sequences", layer.return_sequences)) if on]
-            return f"{layer.kind}({layer.units}{''.join(', ' + f for f in flags)})"
-        case ir.Dense():
-            return f"dense({layer.units}{', ' + layer.activation if layer.activation != 'linear' else ''})"
-        case ir.Embedding():
-            return f"embedding({layer.vocab_size}, {layer.dim}{', mask_zero' if layer.mask_zero else ''})"
-        case ir.Conv1D():
-            return f"conv1d({layer.filters}, k={layer.kernel_size}, s={layer.stride}, {layer.padding})"
-        case ir.Dropout():
-            return f"dropout({layer.rate})"
-        case ir.Activation():
-            return f"activation({layer.activation})"
-        case ir.Pool():
-            return f"pool({layer.mode})"
-        case ir.LayerNorm():
-            return "layer_norm"
-    return layer.kind
-
-
 def summary(model: ir.Model, origin: str) -> str:
     rows = [("", "input", show(model.input.tensor_shape) + f" {model.input.dtype}", "")]
-    rows += [(str(n.index), _describe(n.layer), show(n.output_shape), f"{n.param_count:,}") for n in model.nodes]
+    rows += [(str(n.index), n.layer.describe(), show(n.output_shape), f"{n.param_count:,}") for n in model.nodes]
     header = ("#", "layer", "output shape", "params")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
 

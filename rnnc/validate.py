@@ -212,21 +212,15 @@ def text_fits_embedding(parts: Parts) -> list[Problem]:
 
 
 def streaming_is_possible(parts: Parts) -> list[Problem]:
+    """Each kind says whether it can run chunk by chunk (its `streaming_problem`), the
+    same rule the ONNX exporter reads."""
     if parts.export is None or not parts.export.streaming or parts.layers is None:
         return []
-    problems = []
-    for i, layer in enumerate(parts.layers):
-        reason = None
-        match layer:
-            case ir.SimpleRNN() | ir.LSTM() | ir.GRU() if layer.bidirectional:
-                reason = "a bidirectional layer needs the whole sequence, so it cannot stream"
-            case ir.Conv1D() if layer.kernel_size > 1 or layer.stride > 1:
-                reason = "a conv1d wider than one step sees across chunk borders, so it cannot stream"
-            case ir.Pool() if layer.mode != "last":
-                reason = f"pool '{layer.mode}' reduces the whole sequence, so it cannot stream"
-        if reason:
-            problems.append(parts.doc.problem(("layers", i), f"{reason} (export.streaming is true)"))
-    return problems
+    return [
+        parts.doc.problem(("layers", i), f"{reason} (export.streaming is true)")
+        for i, layer in enumerate(parts.layers)
+        if (reason := layer.streaming_problem())
+    ]
 
 
 MAX_PARAMS = 2**31 - 1  # past this a float32 model is 8 GiB and torch's indexing breaks down

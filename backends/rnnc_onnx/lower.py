@@ -92,16 +92,14 @@ def export_problems(model: ir.Model) -> list[Problem]:
 
 
 def _unstreamable(node: ir.Node) -> str:
-    """Why `node` cannot run chunk by chunk with its state carried, or ""."""
-    layer = node.layer
-    fix = "; set export.streaming: false to export it"
-    if isinstance(layer, ir.Recurrent) and layer.bidirectional:
-        return f"a bidirectional layer cannot stream, its backward direction needs the whole sequence{fix}"
-    if isinstance(layer, ir.Conv1D) and (layer.kernel_size > 1 or layer.stride > 1):
-        return f"a conv1d wider than one step sees across chunk borders, so it cannot stream{fix}"
-    if isinstance(layer, ir.Pool) and layer.mode != "last":
-        return f"pool '{layer.mode}' reduces the whole sequence, so it cannot stream{fix}"
-    return ""
+    """Why `node` cannot run chunk by chunk with its state carried, or "": the kind's
+    own rule (`streaming_problem`, which `rnnc check` reads too)."""
+    reason = node.layer.streaming_problem()
+    if not reason:
+        return ""
+    if isinstance(node.layer, ir.Recurrent):  # say which direction needs the future
+        reason = "a bidirectional layer cannot stream, its backward direction needs the whole sequence"
+    return f"{reason}; set export.streaming: false to export it"
 
 
 def _graph_inputs(g: GraphBuilder, model: ir.Model) -> Flow:

@@ -1,0 +1,114 @@
+"""What every layer kind is made of: shapes, parameters, settings and the `LayerKind` base.
+
+A layer kind is a frozen dataclass whose fields are its spec settings, each declared
+with `setting()` (its type comes from the annotation; its default, range and
+description from the call), and whose methods are its rules: `output_shape` (raises
+`ShapeMismatch`), `params` (names, shapes and initialiser of its weights),
+`streaming_problem` (why it cannot run chunk by chunk, or "") and `describe` (its cell
+in `rnnc check`'s summary). The JSON Schema's layer branches are generated from these
+(rnnc.schema.generate). Shapes include the batch axis and use `BATCH` and `TIME`
+where a size is only known at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeAlias
+
+BATCH = "batch"
+TIME = "time"
+
+Dim: TypeAlias = int | str
+Shape: TypeAlias = tuple[Dim, ...]
+
+ActivationName: TypeAlias = Literal[
+    "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu",
+    "leaky_relu", "softplus", "silu", "hard_sigmoid",
+]
+ACTIVATIONS: tuple[str, ...] = ActivationName.__args__  # type: ignore[attr-defined]
+
+# Ranges several settings share, by name: the schema keeps them as `$defs` so an
+# editor shows one definition, and a setting names one with `setting(shared=...)`.
+RANGES: dict[str, dict[str, Any]] = {
+    "units": {"type": "integer", "minimum": 1},
+    "rate": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    "positiveNumber": {"type": "number", "exclusiveMinimum": 0},
+    "activation": {"enum": list(ACTIVATIONS)},
+}
+
+# How a parameter starts (Keras's initialisers): glorot_uniform over fans computed from
+# the shape (the trailing axes are the receptive field), orthogonal, zeros, ones,
+# uniform +-0.05, and an LSTM's input bias, zeros with the forget gate's quarter at 1.
+Init: TypeAlias = Literal["glorot_uniform", "orthogonal", "zeros", "ones", "uniform", "forget_bias"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # e.g. "layers.0.weight_ih_reverse"
+    shape: tuple[int, ...]
+    init: Init = "zeros"
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class ShapeMismatch(Exception):
+    """A layer cannot take the shape it is given; the message follows the layer's label."""
+
+
+def show(shape: Shape) -> str:
+    """Keras-like rendering without the batch axis: `[10, 32]`, `[time, 32]`."""
+    return show_dims(shape[1:])
+
+
+def show_dims(dims: tuple[Dim | None, ...] | list[Dim | None]) -> str:
+    """Sizes as a spec writes them: `[null, 3]` (YAML's null, never Python's None)."""
+    return "[" + ", ".join("null" if d is None else str(d) for d in dims) + "]"
+
+
+def setting(default: Any = dataclasses.MISSING, *, shared: str | None = None, description: str | None = None,
+            **bounds: float) -> Any:
+    """A spec setting: without `default` it is required; `shared` names one of `RANGES`,
+    `bounds` are JSON Schema's (minimum, exclusiveMaximum...)."""
+    assert shared is None or shared in RANGES, shared
+    meta = {"shared": shared, "description": description, "bounds": bounds}
+    return dataclasses.field(default=default, metadata={"setting": meta})
+
+
+def sequence_features(shape: Shape) -> int:
+    """The feature size of a `[batch, time, features]` input, or a ShapeMismatch."""
+    if len(shape) != 3:
+        raise ShapeMismatch(f"expects input [timesteps, features], got {show(shape)}")
+    return last_axis(shape)
+
+
+def last_axis(shape: Shape) -> int:
+    features = shape[-1]
+    assert isinstance(features, int), shape  # only the batch and time axes are symbolic
+    return features
+
+
+class LayerKind:
+    """The rules a layer kind defines; the defaults suit a kind without weights that
+    keeps its input's shape and streams."""
+
+    kind: ClassVar[str]
+    schema_name: ClassVar[str | None] = None  # its `$defs` entry, when not `kind`
+    takes_sequences: ClassVar[bool] = False  # wants [timesteps, features] (for the lost-time-axis hint)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def params(self, prefix: str, shape: Shape) -> list[Param]:
+        return []
+
+    def streaming_problem(self) -> str:
+        return ""
+
+    def describe(self) -> str:
+        return self.kind

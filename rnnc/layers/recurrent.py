@@ -1,0 +1,87 @@
+"""The recurrent layer kinds: simple_rnn, lstm and gru, and the settings they share.
+
+Their weights are PyTorch's layout: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` with
+the gates stacked on the first axis, and a `_reverse` copy for the backward direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal, TypeAlias
+
+from .base import BATCH, LayerKind, Param, Shape, sequence_features, setting
+
+
+@dataclass(frozen=True)
+class Recurrent(LayerKind):
+    """Settings shared by the three recurrent kinds."""
+
+    units: int = setting(shared="units")
+    return_sequences: bool = setting(False)
+    bidirectional: bool = setting(False)
+    dropout: float = setting(0.0, shared="rate", description="Drops the layer's inputs while training.")
+    use_bias: bool = setting(True)
+    gates: ClassVar[int] = 1
+    input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "zeros"
+    takes_sequences: ClassVar[bool] = True
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.units * self.directions
+
+    def output_shape(self, shape: Shape) -> Shape:
+        sequence_features(shape)
+        return (*shape[:2], self.output_size) if self.return_sequences else (BATCH, self.output_size)
+
+    def params(self, prefix: str, shape: Shape) -> list[Param]:
+        features = sequence_features(shape)
+        rows = self.gates * self.units
+        params: list[Param] = []
+        for suffix in ("", "_reverse")[: self.directions]:
+            params.append(Param(f"{prefix}.weight_ih{suffix}", (rows, features), "glorot_uniform"))
+            params.append(Param(f"{prefix}.weight_hh{suffix}", (rows, self.units), "orthogonal"))
+            if self.use_bias:
+                params.append(Param(f"{prefix}.bias_ih{suffix}", (rows,), self.input_bias))
+                params.append(Param(f"{prefix}.bias_hh{suffix}", (rows,)))
+        return params
+
+    def streaming_problem(self) -> str:
+        return "a bidirectional layer needs the whole sequence, so it cannot stream" if self.bidirectional else ""
+
+    def describe(self) -> str:
+        flags = [f for f, on in (("bidirectional", self.bidirectional), ("sequences", self.return_sequences)) if on]
+        return f"{self.kind}({self.units}{''.join(', ' + f for f in flags)})"
+
+
+@dataclass(frozen=True)
+class SimpleRNN(Recurrent):
+    """An Elman network: h = activation(W x + U h + b)."""
+
+    activation: Literal["tanh", "relu"] = setting("tanh")
+    kind: ClassVar[str] = "simple_rnn"
+
+
+@dataclass(frozen=True)
+class LSTM(Recurrent):
+    """Long short-term memory; gate order in the weights: i, f, g, o (PyTorch's)."""
+
+    gates: ClassVar[int] = 4
+    input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "forget_bias"  # Keras's unit_forget_bias
+    kind: ClassVar[str] = "lstm"
+
+
+@dataclass(frozen=True)
+class GRU(Recurrent):
+    """Gated recurrent unit; gate order in the weights: r, z, n (PyTorch's). The reset
+    gate applies after the recurrent matmul (ONNX's linear_before_reset=1)."""
+
+    gates: ClassVar[int] = 3
+    kind: ClassVar[str] = "gru"
+
+
+Kind: TypeAlias = SimpleRNN | LSTM | GRU
+KINDS = (SimpleRNN, LSTM, GRU)
