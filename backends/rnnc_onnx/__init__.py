@@ -2,11 +2,11 @@
 
 No torch anywhere: the graph is built with `onnx.helper` from the IR and the weights
 file's numpy arrays, on the native `RNN`, `LSTM` and `GRU` operators, with dynamic
-batch and time axes. `lower` builds the `ModelProto`; `export` (the trainer calls it
-at the end of `rnnc train`) and the backend's `compile` also apply the spec's
-`export.quantize` (`quantize.py`), and `export` writes the model atomically. `backend`
-is the plugin object that the `rnnc.backends` entry point `rnnc_onnx:backend` loads.
-See docs/deploy.md.
+batch and time axes. `lower` builds the `ModelProto`; `export` (the CLI calls it
+through the backend at the end of `rnnc train`) and the backend's `compile` also
+apply the spec's `export.quantize` (`quantize.py`), and `export` writes the model
+atomically. `backend` is the plugin object that the `rnnc.backends` entry point
+`rnnc_onnx:backend` loads; it imports no other backend. See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import onnx
 
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
-from rnnc.errors import UsageError
+from rnnc.errors import Problem, UsageError
 from rnnc.initial import initial_weights
 from rnnc.text import Vocab
 
@@ -56,7 +56,8 @@ def deployable(
 
 
 class OnnxBackend:
-    """The `onnx` backend: compiles an IR model to an ONNX `ModelProto`."""
+    """The `onnx` backend: compiles an IR model to an ONNX `ModelProto` (see
+    `rnnc.plugins.ExportingBackend` for what "export" promises)."""
 
     name = "onnx"
     capabilities = frozenset({"export", "infer"})
@@ -65,15 +66,25 @@ class OnnxBackend:
         """The ONNX model; without `weights`, freshly initialised ones (numpy, seeded by
         `training.seed`). Options: `classes`, the output's class names, and `vocab`, the
         raw-text vocabulary (`rnnc.text.Vocab`), for the metadata."""
-        classes = options.pop("classes", None)
-        vocab = options.pop("vocab", None)
-        if options:
-            raise UsageError(f"onnx backend: unknown option(s) {', '.join(sorted(options))}; it takes: classes, vocab")
-        return deployable(model, initial_weights(model) if weights is None else weights, classes=classes, vocab=vocab)
+        _check_options(options)
+        return deployable(model, initial_weights(model) if weights is None else weights, **options)
+
+    def check(self, model: ir.Model) -> list[Problem]:
+        """What keeps `model` from being exported with its `export` settings (`rnnc train`
+        asks before its first step)."""
+        return export_problems(model)
 
     def export(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any) -> None:
-        """`compile`, then write the model to `path` atomically (what `rnnc compile` calls)."""
-        atomic_write_bytes(path, self.compile(model, weights, **options).SerializeToString())
+        """`compile`, then write the model to `path` atomically (`rnnc compile`, and
+        `model.onnx` at the end of `rnnc train`)."""
+        _check_options(options)
+        export(model, initial_weights(model) if weights is None else weights, path, **options)
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - {"classes", "vocab"})
+    if unknown:
+        raise UsageError(f"onnx backend: unknown option(s) {', '.join(unknown)}; it takes: classes, vocab")
 
 
 backend = OnnxBackend()

@@ -1,8 +1,11 @@
 """rnnc's PyTorch backend: the spec's model as an `nn.Module`, for training and inference.
 
 `build_module(model)` lowers an IR model to a `SpecModule`; `backend` is the plugin
-object that the `rnnc.backends` entry point `rnnc_torch:backend` loads; its `export`
-writes a `torch.export` program (`.pt2`, export.py) for `rnnc compile --backend torch`.
+object that the `rnnc.backends` entry point `rnnc_torch:backend` loads, with the
+methods of every capability in `rnnc.plugins`: `train` leaves a run directory
+(train.py; the CLI then has the ONNX backend write `model.onnx`, which this package
+never imports), `launch` starts torchrun workers, and `export` writes a `torch.export`
+program (`.pt2`, export.py) for `rnnc compile --backend torch`.
 See docs/torch-backend.md for the semantics (last real step, dropout, fusion,
 activations, initialisation) and docs/deploy.md for the `.pt2`.
 """
@@ -10,15 +13,19 @@ activations, initialisation) and docs/deploy.md for the `.pt2`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rnnc import ir
-from rnnc.errors import UsageError
+from rnnc.errors import Problem, UsageError
 
 from .model import SpecModule, build_module
+
+if TYPE_CHECKING:
+    from .fit import History
 
 __all__ = ["SpecModule", "TorchBackend", "backend", "build_module"]
 
@@ -40,6 +47,12 @@ class TorchBackend:
             module.load_ir_state(weights)
         return module.eval()
 
+    def check(self, model: ir.Model) -> list[Problem]:
+        """The export settings a `.pt2` cannot honour (`streaming`, `quantize`), as problems."""
+        from .export import export_problems
+
+        return export_problems(model)
+
     def export(
         self, model: ir.Model, weights: Mapping[str, np.ndarray] | None, path: str | os.PathLike[str], **options: Any
     ) -> None:
@@ -54,15 +67,26 @@ class TorchBackend:
             raise UsageError(f"torch backend: unknown option(s) {', '.join(unknown)}; export takes: {', '.join(OPTIONS)}")
         export(model, weights, path, **options)
 
-    def train(self, model: ir.Model, run_dir: Any, **options: Any) -> Any:
-        """Train `model` into the run directory `run_dir` (`rnnc train`); see
-        `rnnc_torch.train.train_run` for the options. Imported here, so that compiling
-        a model never imports the training code."""
+    def train(
+        self, model: ir.Model, run_dir: Path, *, spec: Mapping[str, Any] | None, resume: bool,
+        device: str, progress: bool, threads: int | None = None,
+    ) -> History:
+        """Train `model` into the run directory `run_dir` (`rnnc train`), which then holds
+        what `rnnc.run_dir` names; see `rnnc_torch.train.train_run`. Imported here, so
+        that compiling a model never imports the training code."""
         from .train import train_run
 
-        return train_run(model, run_dir, **options)
+        return train_run(model, run_dir, spec=spec, resume=resume, device=device, progress=progress, threads=threads)
 
-    def launch(self, nproc: int, worker_args: list[str]) -> int:
+    def writes_run_dir(self) -> bool:
+        """False in a torchrun worker other than rank 0, which trains but leaves the run
+        directory to rank 0."""
+        from .distributed import worker_env
+
+        env = worker_env()
+        return env is None or env[0] == 0
+
+    def launch(self, nproc: int, worker_args: Sequence[str]) -> int:
         """Run `rnnc <worker_args>` in `nproc` data-parallel workers through torchrun
         (`rnnc train --nproc`); see `rnnc_torch.distributed.launch`."""
         from .distributed import launch

@@ -14,7 +14,7 @@ The program itself checks that lengths lie in `[0, time]` and token ids in the
 vocabulary. `rnnc.json` in the archive (`extra_files`) describes the inputs and output
 and carries the class names and raw-text vocabulary, under the ONNX metadata's keys
 (the core's `rnnc.metadata`). The export section's `streaming` and `quantize` are ONNX
-features and are refused. See docs/deploy.md.
+features and are refused (`export_problems`, the backend's `check`). See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
-from rnnc.errors import UsageError
+from rnnc.errors import Problem, SpecError, UsageError
 from rnnc.metadata import model_metadata
 from rnnc.text import Vocab
 
@@ -82,7 +82,9 @@ def export(
 
 def export_program(model: ir.Model, weights: Mapping[str, np.ndarray] | None = None) -> torch.export.ExportedProgram:
     """The traced program (see the module docstring), not written anywhere."""
-    _check_exportable(model)
+    problems = export_problems(model)
+    if problems:
+        raise SpecError(problems)
     try:
         from torch._higher_order_ops.scan import scan_op  # noqa: F401  (export_loop's time loop)
     except ImportError:
@@ -113,19 +115,24 @@ def export_program(model: ir.Model, weights: Mapping[str, np.ndarray] | None = N
     return torch.export.export(program, (x, lengths), dynamic_shapes=dims)
 
 
-def _check_exportable(model: ir.Model) -> None:
+def export_problems(model: ir.Model) -> list[Problem]:
     """Settings of the spec's `export` section that a `.pt2` cannot honour: refused, so
     no artifact silently lacks what the spec asked for."""
+    origin = model.name or "<spec>"
+    problems = []
     if model.export.streaming:
-        raise UsageError(
-            "export.streaming: true is for the ONNX graph (state carried between chunks); the torch "
-            "backend's .pt2 takes whole sequences: use --backend onnx, or --set export.streaming=false"
-        )
+        problems.append(Problem(
+            origin, None, None, "export.streaming",
+            "true is for the ONNX graph (state carried between chunks); the torch backend's .pt2 takes whole "
+            "sequences: use --backend onnx, or --set export.streaming=false", ("export", "streaming"),
+        ))
     if model.export.quantize != "none":
-        raise UsageError(
-            f"export.quantize: {model.export.quantize} is onnxruntime's quantisation; the torch backend's .pt2 "
-            "is float32: use --backend onnx, or --set export.quantize=none"
-        )
+        problems.append(Problem(
+            origin, None, None, "export.quantize",
+            f"{model.export.quantize} is onnxruntime's quantisation; the torch backend's .pt2 is float32: "
+            "use --backend onnx, or --set export.quantize=none", ("export", "quantize"),
+        ))
+    return problems
 
 
 def min_steps(model: ir.Model) -> int:

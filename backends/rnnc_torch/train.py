@@ -3,17 +3,15 @@
 The data is loaded and checked before anything is created, so bad data leaves no
 half-made directory. The run directory then holds the resolved spec (`spec.yaml`), the
 weights under their IR names (`weights.safetensors`), a resumable checkpoint
-(`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`), for raw text
-the vocabulary (`vocab.json`) and `model.onnx`. The export settings are checked before
-the first step, so a run never trains for a model it cannot write; without the ONNX
-backend a note says so at the start, and a `model.onnx` that cannot be written at the
-end is a `TrainingError` that says how to export the saved weights. The checkpoint,
-weights and metrics are rewritten atomically at the end of every epoch, so a run killed
-at any moment resumes (`resume=True`) from its last completed epoch and ends with the
-same weights, bit for bit, as a run never interrupted; a run interrupted with Ctrl-C
-first exports its last completed epoch's weights to `model.onnx`. A loss that turns NaN
-or inf ends the run with a `TrainingError`, the previous epoch's checkpoint and weights
-left in place.
+(`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`) and, for raw text,
+the vocabulary (`vocab.json`): the names of `rnnc.run_dir`, from which the CLI then
+has the exporting backend write `model.onnx` (this backend knows no other). The
+checkpoint, weights and metrics are rewritten atomically at the end of every epoch, so
+a run killed at any moment resumes (`resume=True`) from its last completed epoch and
+ends with the same weights, bit for bit, as a run never interrupted; a run interrupted
+with Ctrl-C keeps its last completed epoch's weights. A loss that turns NaN or inf
+ends the run with a `TrainingError`, the previous epoch's checkpoint and weights left
+in place.
 """
 
 from __future__ import annotations
@@ -24,18 +22,17 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from rnnc import ir
-from rnnc.artifacts import atomic_open, atomic_write_text, load_weights, load_weights_metadata, save_weights, stored_classes
+from rnnc.artifacts import atomic_open, atomic_write_text, save_weights, stored_classes
 from rnnc.data import TrainingData, load_training_data
-from rnnc.errors import DiskFullError, RnncError, SpecError, TrainingError, UsageError
-from rnnc.text import VOCAB_FILE, Vocab
+from rnnc.errors import TrainingError, UsageError
+from rnnc.run_dir import METRICS, MODEL, SPEC, VOCAB, WEIGHTS
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, make_trainer, session
@@ -43,8 +40,7 @@ from .fit import History, printer
 from .threads import set_to
 from .trainer import DeviceData, Trainer
 
-SPEC, WEIGHTS, CHECKPOINT, METRICS, ONNX = "spec.yaml", "weights.safetensors", "checkpoint.pt", "metrics.jsonl", "model.onnx"
-VOCAB = VOCAB_FILE  # raw-text runs: the training data's vocabulary (also in model.onnx)
+CHECKPOINT = "checkpoint.pt"  # this backend's own file; the shared ones are rnnc.run_dir's
 
 
 def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
@@ -94,7 +90,6 @@ def _train_run(
     model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None
 ) -> History:
     main = world is None or world.is_main
-    exporter = _onnx_exporter(model, run, spec is not None) if main else None
     data = load_training_data(model)
     mark = fingerprint(model, spec)
     state = _resume_state(run, mark) if resume and main else None
@@ -135,10 +130,6 @@ def _train_run(
     except TrainingError as err:
         kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
         raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
-    except KeyboardInterrupt:
-        if main:
-            _export_interrupted(model, run, exporter, spec is not None)
-        raise
     if not main:
         return History(trainer.history, trainer.module, trainer.stop_reason)
     for note in (trainer.stop_reason, trainer.restored):
@@ -147,9 +138,6 @@ def _train_run(
     save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
     if test is not None:
         print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
-    if exporter is not None:
-        _export_onnx(exporter, model, trainer.module.ir_state(), run, data.train.classes, data.vocab, spec is not None)
-    print(f"run saved in {run}", file=sys.stderr)
     return History(trainer.history, trainer.module, trainer.stop_reason)
 
 
@@ -180,7 +168,7 @@ def _check_same_encoding(run: Path, data: TrainingData) -> None:
 def _drop_leftovers(run: Path) -> None:
     """Remove the temporary files of writes a killed run never finished (`.NAME.XXXX.tmp`,
     see `rnnc.artifacts.atomic_open`): the finished files beside them are whole."""
-    for name in (SPEC, CHECKPOINT, METRICS, WEIGHTS, ONNX, VOCAB):
+    for name in (SPEC, CHECKPOINT, METRICS, WEIGHTS, MODEL, VOCAB):
         for leftover in run.glob(f".{name}.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
@@ -194,77 +182,9 @@ def _start_fresh(run: Path) -> None:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a parent that is a file, no permission, a read-only disk
         raise UsageError(f"-o {run}: cannot create the run directory: {err.strerror or err}") from None
-    stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, ONNX, VOCAB) if (run / name).exists()]
+    stale = [name for name in (CHECKPOINT, METRICS, WEIGHTS, MODEL, VOCAB) if (run / name).exists()]
     if stale:
         print(f"{run}: replacing the previous run's files (use --resume to continue it)", file=sys.stderr)
     for name in stale:
         with contextlib.suppress(FileNotFoundError):
             (run / name).unlink()
-
-
-Exporter = Callable[..., Any]  # rnnc_onnx.export(model, weights, path, classes=..., vocab=...)
-
-
-def export_command(run: Path, has_spec: bool = True) -> str:
-    """The command that writes a run's model.onnx from its saved weights."""
-    spec = run / SPEC if has_spec else "SPEC"
-    return f"rnnc compile {spec} --backend onnx --weights {run / WEIGHTS} -o {run / ONNX}"
-
-
-def _onnx_exporter(model: ir.Model, run: Path, has_spec: bool) -> Exporter | None:
-    """The ONNX backend's `export`, once it has accepted the spec's export settings (a
-    `SpecError` now, before any training, rather than a missing model.onnx after it).
-    Without the backend the run still trains, and says now that it will write no model."""
-    try:
-        import rnnc_onnx
-    except ImportError as err:
-        print(
-            f"note: the ONNX backend cannot be imported ({err}), so this run writes no {ONNX}; "
-            f"once it imports (pip install onnx), export the trained weights with: {export_command(run, has_spec)}",
-            file=sys.stderr,
-        )
-        return None
-    problems = rnnc_onnx.export_problems(model)
-    if problems:
-        raise SpecError(problems)
-    return rnnc_onnx.export
-
-
-def _export_onnx(
-    export: Exporter, model: ir.Model, weights: Mapping[str, np.ndarray], run: Path,
-    classes: Sequence[str] | None, vocab: Vocab | None, has_spec: bool,
-) -> None:
-    """Write `model.onnx` (atomically, as the backend writes); a failure is a
-    `TrainingError` that says the weights are saved and how to export them."""
-    options: dict[str, Any] = {}
-    if classes is not None:
-        options["classes"] = list(classes)
-    if vocab is not None:
-        options["vocab"] = vocab
-    try:
-        export(model, weights, run / ONNX, **options)
-    except (RnncError, DiskFullError) as err:
-        reason = "; ".join(err.lines()) if isinstance(err, RnncError) else str(err)
-        raise TrainingError(
-            f"{run / ONNX} not written: {reason}; the weights are saved in {run / WEIGHTS}, "
-            f"export them with: {export_command(run, has_spec)}"
-        ) from None
-
-
-def _export_interrupted(model: ir.Model, run: Path, export: Exporter | None, has_spec: bool) -> None:
-    """After Ctrl-C: `model.onnx` from the weights of the last completed epoch, as saved."""
-    if not (run / WEIGHTS).exists():
-        print(f"interrupted before the first epoch ended; {run} holds no weights yet", file=sys.stderr)
-        return
-    epoch = load_weights_metadata(run / WEIGHTS).get("epoch", "?")
-    if export is None:
-        print(f"interrupted: {run / WEIGHTS} holds the weights of epoch {epoch}", file=sys.stderr)
-        return
-    classes = stored_classes(run / WEIGHTS)
-    vocab = Vocab.from_json((run / VOCAB).read_text(encoding="utf-8"), str(run / VOCAB)) if (run / VOCAB).exists() else None
-    try:
-        _export_onnx(export, model, load_weights(run / WEIGHTS, model), run, classes, vocab, has_spec)
-    except TrainingError as err:  # the interruption stays what ends the run; this says what is missing
-        print(f"interrupted: {err}", file=sys.stderr)
-        return
-    print(f"interrupted: {run / ONNX} holds the weights of epoch {epoch}", file=sys.stderr)

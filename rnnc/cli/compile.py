@@ -1,10 +1,10 @@
 """`rnnc compile SPEC --backend onnx|torch [--weights W] [--vocab V] -o OUT`: a spec lowered to a backend artifact.
 
-The backend must be able to `export`: the built-in `onnx` backend writes an ONNX
-model, `torch` a `torch.export` program (`.pt2`); a plugin backend that cannot is
-refused with a message saying what to use instead. A backend with an `export(model,
-weights, path, **options)` method writes the file itself; otherwise its `compile`
-result is written when it is bytes or a protobuf message. Without `--weights` the
+The backend must be able to `export` (`rnnc.plugins.ExportingBackend`): the built-in
+`onnx` backend writes an ONNX model, `torch` a `torch.export` program (`.pt2`); a
+plugin backend that cannot is refused with a message saying what to use instead. Its
+`check` comes first, and what it refuses is reported at its place in the spec file;
+then its `export(model, weights, path, **options)` writes the file. Without `--weights` the
 model gets freshly initialised weights, seeded by `training.seed`, and a warning says
 so. Recompiling a run's weights gives the model the run wrote: the class names come
 from the weights file's metadata unless `--classes` names them (the option wins, with
@@ -21,13 +21,13 @@ when known.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnc import ir
 from rnnc.cli.check import add_overrides_argument
+from rnnc.cli.train import placed
 from rnnc.errors import ArtifactError, SpecError, UsageError
 
 if TYPE_CHECKING:
@@ -58,13 +58,17 @@ def run(args: argparse.Namespace) -> int:
     from rnnc.spec import load_model
 
     model = load_model(args.spec, args.overrides)
-    backend = get_backend(args.backend)
-    if "export" not in backend.capabilities:
-        can = ", ".join(sorted(backend.capabilities))
+    capabilities = get_backend(args.backend).capabilities
+    if "export" not in capabilities:
+        can = ", ".join(sorted(capabilities))
         raise UsageError(
             f"backend '{args.backend}' cannot export a model file (it can: {can}); "
             "use --backend onnx or --backend torch (rnnc train writes model.onnx as well)"
         )
+    backend = get_backend(args.backend, "export")
+    problems = backend.check(model)
+    if problems:
+        raise SpecError(placed(args.spec, problems))
     weights = load_weights(args.weights, model) if args.weights else None
     notes: list[str] = []  # printed once the file is written, so a refusal stays one line
     if weights is None:
@@ -80,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if vocab is not None:
         options["vocab"] = vocab
     try:
-        _write(backend, model, weights, args, options)
-    except SpecError as err:  # export settings the backend cannot honour: point at the spec file
-        raise SpecError([dataclasses.replace(p, origin=args.spec) for p in err.problems]) from None
+        backend.export(model, weights, args.output, **options)
+    except SpecError as err:  # export settings the backend found only while writing: point at the spec file
+        raise SpecError(placed(args.spec, list(err.problems))) from None
     for note in notes:
         print(f"rnnc compile: {note}", file=sys.stderr)
     print(f"wrote {args.output}")
@@ -148,20 +152,3 @@ def _vocab(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> Vocab
     if found:
         notes.append(f"using the vocabulary in {path}")
     return vocab
-
-
-def _write(backend: Any, model: Any, weights: Any, args: argparse.Namespace, options: dict[str, Any]) -> None:
-    from rnnc.artifacts import atomic_write_bytes
-
-    export = getattr(backend, "export", None)
-    if callable(export):
-        export(model, weights, args.output, **options)
-    else:
-        artifact = backend.compile(model, weights, **options)
-        if isinstance(artifact, bytes):
-            data = artifact
-        elif callable(getattr(artifact, "SerializeToString", None)):
-            data = artifact.SerializeToString()
-        else:
-            raise UsageError(f"backend '{args.backend}' compiled a {type(artifact).__name__}, which rnnc compile cannot write")
-        atomic_write_bytes(args.output, data)
