@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnc.cli import main as rnnc_main
+from render import check_speed_table as report  # bench/README.md's table, rendered from the JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "check_speed.json"
@@ -130,28 +131,6 @@ def as_python(runs: int) -> list[float]:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         times.append(time.perf_counter() - start)
     return times
-
-
-def show(s: dict) -> str:
-    return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
-
-
-def report(result: dict) -> str:
-    lines = [f"{result['machine']['date']}; {result['machine']['cores']} cores; Python {result['machine']['python']}, "
-             f"numpy {result['machine']['numpy']}; load {result['load_before']:.2f} before, {result['load_after']:.2f} after; "
-             f"{result['seconds']:.0f} s. Seconds, median (min-max) of {result['python_startup']['runs']} runs; "
-             f"`python -c pass` {show(result['python_startup'])}.", "",
-             "| spec | process | in-process | target (process) |", "|---|---|---|---|"]
-    for name, r in result["shipped"].items():
-        within = "within" if r["process"]["median"] <= TARGETS["shipped"] else "OVER"
-        lines.append(f"| specs/{name}.yaml | {show(r['process'])} | {show(r['in_process'])} | {TARGETS['shipped']} s: {within} |")
-    for variant in ("stored", "compressed"):
-        r = result[f"npz_{variant}"]
-        within = "within" if r["process"]["median"] <= TARGETS["npz"] else "OVER"
-        lines.append(f"| {r['array_bytes'] / 1e9:.2f} GB of arrays, np.savez{'_compressed' if variant == 'compressed' else ''} "
-                     f"({r['file_bytes'] / 1e6:,.1f} MB file) | {show(r['process'])} | {show(r['in_process'])} | "
-                     f"{TARGETS['npz']} s: {within} |")
-    return "\n".join(lines)
 
 
 def run() -> int:
