@@ -1,4 +1,8 @@
-"""The JSON Schema of spec format v1 (`spec-v1.json`, hand-written) and its checking.
+"""The JSON Schema of spec format v1 and its checking.
+
+The schema is generated from the definitions (`generate.spec_schema`: the layer kinds
+of rnnc.layers, the sections of `sections`); `spec-v1.json` is its shipped copy for
+editors, refreshed by `python -m rnnc.schema --write` and held to it by a test.
 
 jsonschema's own messages are written for schema authors; `schema_problems` turns each
 validation error into a message for spec authors ("expected an integer >= 1, got
@@ -9,17 +13,17 @@ value it is about. Cross-field rules live in `rnnc.validate`, not here.
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 from typing import Any
 
 from ..errors import Problem, did_you_mean
 from ..loader import Document
+from .generate import spec_schema
 
 
 @functools.cache
 def load_schema() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath("spec-v1.json").read_text("utf-8"))
+    """The schema specs are checked with (shared: do not edit the returned mapping)."""
+    return spec_schema()
 
 
 @functools.cache
