@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LIBRARIES = ("numpy", "onnxruntime", "torch")
@@ -40,7 +41,7 @@ def vector_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     return [flag for flag in ISA_FLAGS if flag in flags]
 
 
-def _time(product, flops: float, reps: int) -> list[float]:
+def _time(product: Callable[[], object], flops: float, reps: int) -> list[float]:
     for _ in range(2):
         product()
     rates = []
@@ -139,6 +140,9 @@ def summarise(samples: list[list[dict]], threads: int) -> dict:
             rates = entry["gflops"]
             entry.update(median=statistics.median(rates), min=min(rates), max=max(rates), samples=len(rates))
     measured = [e for e in libraries.values() if "median" in e]
+    if not measured:
+        raise SystemExit("limit.py: no BLAS library could be measured: "
+                         + "; ".join(f"{e['library']}: {e.get('error', 'no samples')}" for e in libraries.values()))
     best = max(measured, key=lambda e: e["median"])
     return {"threads": threads, "best": best["library"], "median": best["median"], "min": best["min"], "max": best["max"],
             "libraries": libraries}

@@ -8,7 +8,7 @@ JSON. A later run refreshes them with one command:
     python bench/run_all.py --json bench/results/run_all.json && python bench/render.py
     python bench/render.py --check       # exit 1, naming each stale region, when the README lags the JSON
 
-tests/bench/test_rendered_tables.py runs the check, as a generated schema is checked.
+tests/bench/test_bench_tables.py runs the check, as a generated schema is checked.
 Only the standard library: the check needs neither torch nor onnxruntime.
 """
 
@@ -58,10 +58,11 @@ def share(rate: float, flops: float, limit: dict) -> float:
 def limit_lines(results: dict) -> list[str]:
     limit, isa = results["limit"], results["machine"].get("isa", [])
     parts = [limit["all"]] + ([limit["one"]] if limit["one"]["threads"] != limit["all"]["threads"] else [])
+    size, points = limit["all"].get("size", 2048), limit["all"].get("points", 3)
     heads = " | ".join(f"GFLOP/s, {plural(p['threads'], 'thread')}" for p in parts)
     out = [f"CPU vector ISA: {', '.join(isa) if isa else 'unknown (no /proc/cpuinfo)'}.", "",
-           f"The limit, fp32 sgemm of two {limit.get('size', 2048)}x{limit.get('size', 2048)} matrices, each library in a process "
-           f"of its own, sampled at {limit.get('points', 3)} points of the run (median, min-max):", "",
+           f"The limit, fp32 sgemm of two {size}x{size} matrices, each library in a process of its own, sampled at "
+           f"{plural(points, 'point')} of the run (median, min-max):", "",
            f"| library | BLAS | {heads} |", "|---|---|" + "---|" * len(parts)]
     for library, entry in limit["all"]["libraries"].items():
         cells = []
@@ -71,14 +72,12 @@ def limit_lines(results: dict) -> list[str]:
             cells.append(f"{best}{span(found)}{best}" if "median" in found else f"failed: {found.get('error', 'not run')}")
         out.append(f"| {LIBRARY_NAMES.get(library, library)} {entry.get('version', '')} | {entry.get('blas', '?')} | "
                    + " | ".join(cells) + " |")
-    numpy = limit["all"]["libraries"].get("numpy", {})
-    removed = numpy.get("env_removed", {})
-    out += ["", "The limit is the best median (bold): " + ", ".join(
-        f"{LIBRARY_NAMES.get(p['best'], p['best'])} on {plural(p['threads'], 'thread')}" for p in parts)
-        + ". numpy's process ran " + ("without " + ", ".join(f"{k}={v}" for k, v in removed.items()) + " (set in the run's "
-                                      "environment; removed so OpenBLAS detects the core itself)" if removed else
-                                      "with OpenBLAS's own core detection (no OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE was set)") + "."]
-    return out
+    removed = limit["all"]["libraries"].get("numpy", {}).get("env_removed", {})
+    openblas = (f"without {', '.join(f'{k}={v}' for k, v in removed.items())}, which the run's environment set: OpenBLAS "
+                "detected the core itself" if removed else "with OpenBLAS's own core detection (the run's environment set no "
+                "OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE)")
+    best = ", ".join(f"{LIBRARY_NAMES.get(p['best'], p['best'])} on {plural(p['threads'], 'thread')}" for p in parts)
+    return out + ["", f"The limit is the best median (bold): {best}. numpy's process ran {openblas}."]
 
 
 def run_all_tables(results: dict) -> str:
@@ -88,7 +87,7 @@ def run_all_tables(results: dict) -> str:
            f"{m['onnxruntime']}, onnx {m['onnx']}, numpy {m['numpy']}, Python {m['python']}"
            + (f", Keras {keras['versions']['keras']} on TensorFlow {keras['versions']['tensorflow']}" if "versions" in keras else "")
            + f"; load average {results['load_before']:.2f} before, "
-           + "".join(f"{', '.join(f'{x:.2f}' for x in results['load_during'])} at the limit's samples, " if results.get("load_during") else "")
+           + (f"{', '.join(f'{x:.2f}' for x in results['load_during'])} at the limit's samples, " if results.get("load_during") else "")
            + f"{results['load_after']:.2f} after; {results['seconds']:.0f} s."]
     if settings:
         out[0] += (f" `run_all.py {settings['arguments']}`".rstrip() + f": {settings['reps']} timed training epochs of each system, "

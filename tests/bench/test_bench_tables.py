@@ -123,10 +123,28 @@ def test_the_limit_is_the_best_library_and_shares_are_measured_against_it() -> N
     assert render.share(rate=1.0, flops=220e9, limit=found) == pytest.approx(100 * 220 / 384)
 
 
+def test_the_table_names_the_limits_library_and_the_openblas_settings_removed() -> None:
+    results = json.loads((render.RESULTS / "run_all_1thread.json").read_text())
+    libraries = results["limit"]["all"]["libraries"]
+    libraries["onnxruntime"]["median"] = 10 * libraries["torch"]["median"]
+    results["limit"]["all"].update(best="onnxruntime", median=libraries["onnxruntime"]["median"])
+    libraries["numpy"]["env_removed"] = {"OPENBLAS_CORETYPE": "Haswell"}
+    text = render.run_all_tables(results)
+    assert "The limit is the best median (bold): onnxruntime `MatMul` graph on 1 thread." in text
+    assert "| MLAS | **" in text and text.count("**") == 2
+    assert "numpy's process ran without OPENBLAS_CORETYPE=Haswell, which the run's environment set" in text
+    assert "CPU vector ISA: " in text
+
+
 def test_a_library_that_fails_is_named_and_left_out_of_the_limit() -> None:
     found = limit.summarise([[rates("numpy", 100), {"library": "torch", "error": "ModuleNotFoundError: torch"}]], threads=1)
     assert found["best"] == "numpy"
     assert found["libraries"]["torch"] == {"library": "torch", "error": "ModuleNotFoundError: torch", "gflops": []}
+
+
+def test_no_library_measured_is_one_line_naming_each_failure() -> None:
+    with pytest.raises(SystemExit, match=r"^limit.py: no BLAS library could be measured: numpy: ImportError: x; torch: no samples$"):
+        limit.summarise([[{"library": "numpy", "error": "ImportError: x"}, rates("torch")]], threads=1)
 
 
 CPUINFO = [
