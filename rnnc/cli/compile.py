@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, "export")
     problems = backend.check(model)
     if problems:
-        raise SpecError(placed(args.spec, problems))
+        raise SpecError(placed(args.spec, problems, args.overrides))
     weights = load_weights(args.weights, model) if args.weights else None
     notes: list[str] = []  # printed once the file is written, so a refusal stays one line
     if weights is None:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend.export(model, weights, args.output, **options)
     except SpecError as err:  # export settings the backend found only while writing: point at the spec file
-        raise SpecError(placed(args.spec, list(err.problems))) from None
+        raise SpecError(placed(args.spec, err.problems, args.overrides)) from None
     for note in notes:
         print(f"rnnc compile: {note}", file=sys.stderr)
     print(f"wrote {args.output}")

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -72,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
     if args.nproc != 1:
-        _exporter(args.spec, model, run_dir, announce=False)  # bad export settings: said once, here
+        _exporter(args, model, run_dir, announce=False)  # bad export settings: said once, here
         return _launch(args, trainer, run_dir)
     writes = trainer.writes_run_dir()
-    exporter = _exporter(args.spec, model, run_dir, announce=writes)
+    exporter = _exporter(args, model, run_dir, announce=writes)
     try:
         try:
             trainer.train(model, run_dir, spec=spec, resume=args.resume, device=args.device,
@@ -92,14 +93,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnc train: {err}", file=sys.stderr)
         return 1
     except SpecError as err:  # settings the training backend refuses: placed in the spec file
-        raise SpecError(placed(args.spec, list(err.problems))) from None
+        raise SpecError(placed(args.spec, err.problems, args.overrides)) from None
     except KeyboardInterrupt:
         print(f"rnnc train: interrupted; continue the run with: {resume_command(args, run_dir)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
 
-def _exporter(spec: str, model: ir.Model, run: Path, announce: bool) -> ExportingBackend | None:
+def _exporter(args: argparse.Namespace, model: ir.Model, run: Path, announce: bool) -> ExportingBackend | None:
     """The backend that writes `model.onnx`, once it has accepted the model's export
     settings (a `SpecError` now, before any training, rather than a missing model.onnx
     after it). Without it the run still trains; `announce` says so now, with the
@@ -119,7 +120,7 @@ def _exporter(spec: str, model: ir.Model, run: Path, announce: bool) -> Exportin
     exporter = get_backend(EXPORTER, "export")
     problems = exporter.check(model)
     if problems:
-        raise SpecError(placed(spec, problems))
+        raise SpecError(placed(args.spec, problems, args.overrides))
     return exporter
 
 
@@ -181,10 +182,11 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     return shlex.join(words)
 
 
-def placed(spec: str, problems: list[Problem]) -> list[Problem]:
-    """A backend's problems (named by the model, without a position) at their places in
-    the spec file."""
+def placed(spec: str, problems: Sequence[Problem], overrides: Sequence[str] = ()) -> list[Problem]:
+    """A backend's problems (named by the model, without a position) at their places:
+    in the spec file, or the `--set` override that wrote the setting."""
     from rnnc.loader import load_file
+    from rnnc.overrides import apply_overrides
 
-    doc = load_file(spec)
-    return [dataclasses.replace(p, origin=spec, line=(pos := doc.where(p.json_path)).line, column=pos.column) for p in problems]
+    doc = apply_overrides(load_file(spec), overrides)
+    return [dataclasses.replace(p, origin=(pos := doc.where(p.json_path)).origin, line=pos.line, column=pos.column) for p in problems]

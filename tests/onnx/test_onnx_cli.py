@@ -104,6 +104,16 @@ def test_compile_errors_exit_2_with_one_line(tmp_path: Path, capsys, monkeypatch
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_what_a_backend_refuses_is_placed_at_the_override_that_set_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The backend's `check` names the setting; the CLI finds who wrote it: here `--set`."""
+    spec = write_spec(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = ["compile", str(spec), "--backend", "torch", "--set", "export.streaming=true", "-o", str(tmp_path / "m.pt2")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("--set export.streaming=true: export.streaming: true is for the ONNX graph")
+    assert not (tmp_path / "m.pt2").exists()
+
+
 # --- predict ----------------------------------------------------------------------------
 
 
