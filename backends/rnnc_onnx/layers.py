@@ -1,4 +1,5 @@
-"""The non-recurrent layer kinds lowered to ONNX: embedding, dense, layer_norm, conv1d, pool.
+"""Each layer kind lowered to ONNX: `lower_node` dispatches, and the non-recurrent
+kinds (embedding, dense, layer_norm, conv1d, pool) are lowered here.
 
 Each function takes the incoming `Flow` and returns the outgoing one. Padded steps
 never change a real result, as in the torch backend: per-step layers cannot mix steps;
@@ -21,6 +22,33 @@ from rnnc import ir
 from .activations import activation
 from .builder import GraphBuilder
 from .flow import Flow, state_names, state_size, zero_padding
+from .recurrent import lower_recurrent
+
+
+def lower_node(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], flow: Flow, time_major: bool,
+               streaming: bool) -> Flow:
+    """`node` lowered onto `flow`: the one place that maps each layer kind to its ONNX
+    lowering (`time_major`: whether a sequence made here is best made time-major)."""
+    layer = node.layer
+    match layer:
+        case ir.Embedding():
+            return lower_embedding(g, node, weights, flow, time_major)
+        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
+            return lower_recurrent(g, node, weights, flow, streaming)
+        case ir.Dense():
+            return lower_dense(g, node, weights, flow)
+        case ir.Dropout():
+            return flow  # nothing of dropout remains at inference
+        case ir.Activation():
+            return flow.to(activation(g, flow.tensor, layer.activation, f"layers.{node.index}.{layer.activation}"))
+        case ir.LayerNorm():
+            return lower_layer_norm(g, node, weights, flow)
+        case ir.Conv1D():
+            return lower_conv1d(g, node, weights, flow, time_major)
+        case ir.Pool():
+            return lower_pool(g, node, flow, streaming)
+        case _:
+            assert_never(layer)
 
 
 def lower_embedding(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], ids: Flow, time_major: bool) -> Flow:

@@ -5,13 +5,13 @@ features]`, or `int64 [batch, time]` token ids), `lengths` (`int64 [batch]`) exa
 when the model is variable-length (`shape: [null, F]` or an embedding with
 `mask_zero`), output `y`, and with `export.streaming` one `state.<index>.h` (and `.c`)
 input and `....next` output per recurrent layer. Batch and time axes are dynamic.
-Nodes are lowered in order with `match` over the closed set of layer kinds.
+Nodes are lowered in order by `layers.lower_node`, one `match` over the closed set of
+layer kinds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import assert_never
 
 import numpy as np
 import onnx
@@ -23,12 +23,10 @@ from rnnc.errors import Problem, SpecError
 from rnnc.metadata import model_metadata
 from rnnc.text import Vocab
 
-from .activations import activation
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
-from .layers import lower_conv1d, lower_dense, lower_embedding, lower_layer_norm, lower_pool
+from .layers import lower_node
 from .metadata import sealed
-from .recurrent import lower_recurrent
 
 OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked against it
 
@@ -52,7 +50,7 @@ def lower(
     flow = _graph_inputs(g, model)
     nodes = model.nodes
     for i, node in enumerate(nodes):
-        flow = _lower_node(g, node, arrays, flow, _wants_time_major(nodes[i + 1 :]), model.export.streaming)
+        flow = lower_node(g, node, arrays, flow, _wants_time_major(nodes[i + 1 :]), model.export.streaming)
         assert flow.rank == len(node.output_shape), f"layer {node.index}: rank {flow.rank}, IR {node.output_shape}"
     if flow.rank == 3:
         flow = zero_padding(g, in_layout(g, flow, time_major=False))
@@ -112,29 +110,6 @@ def _graph_inputs(g: GraphBuilder, model: ir.Model) -> Flow:
         rank = 3
     lengths = g.add_input("lengths", TensorProto.INT64, ["batch"]) if model.variable_length else None
     return Flow(x, rank, time_major=False, lengths=lengths)
-
-
-def _lower_node(g: GraphBuilder, node: ir.Node, weights: dict[str, np.ndarray], flow: Flow, time_major: bool, streaming: bool) -> Flow:
-    layer = node.layer
-    match layer:
-        case ir.Embedding():
-            return lower_embedding(g, node, weights, flow, time_major)
-        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-            return lower_recurrent(g, node, weights, flow, streaming)
-        case ir.Dense():
-            return lower_dense(g, node, weights, flow)
-        case ir.Dropout():
-            return flow  # nothing of dropout remains at inference
-        case ir.Activation():
-            return flow.to(activation(g, flow.tensor, layer.activation, f"layers.{node.index}.{layer.activation}"))
-        case ir.LayerNorm():
-            return lower_layer_norm(g, node, weights, flow)
-        case ir.Conv1D():
-            return lower_conv1d(g, node, weights, flow, time_major)
-        case ir.Pool():
-            return lower_pool(g, node, flow, streaming)
-        case _:
-            assert_never(layer)
 
 
 def _wants_time_major(rest: Sequence[ir.Node]) -> bool:

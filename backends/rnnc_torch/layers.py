@@ -1,15 +1,14 @@
-"""Torch blocks for the non-recurrent layer kinds, and the `Block` interface they share.
-
-A block is one spec layer (or, for fused recurrent layers, several) as an `nn.Module`
-whose `forward(x, lengths)` returns `(y, lengths)`: `lengths` is an int64 `[batch]`
-tensor of real steps on `x`'s device, or None for full-length sequences. Blocks keep
-padded steps from changing real results: the per-step layers (dense, layer_norm,
-activation) cannot mix steps, conv1d zeroes padded inputs before convolving, pool
-reduces over real steps only. Each block names its parameters as the IR does
+"""Each layer kind lowered to torch: `lower(group)` picks the block of a group of nodes,
+and the blocks of the non-recurrent kinds are defined here (the `Block` interface is
+in `block`, the recurrent blocks in `recurrent`). Blocks keep padded steps from
+changing real results: the per-step layers (dense, layer_norm, activation) cannot mix
+steps, conv1d zeroes padded inputs before convolving, pool reduces over real steps only. Each block names its parameters as the IR does
 (`ir_parameters`) and knows its Keras-like initialisation (`init_keras`).
 """
 
 from __future__ import annotations
+
+from typing import assert_never
 
 import torch
 import torch.nn.functional as F
@@ -18,45 +17,35 @@ from torch import Tensor, nn
 from rnnc import ir
 
 from .activations import Activation
+from .block import Block, exporting, lengths_from_ids, step_mask, zero_padding
 from .dropout import Dropout
+from .recurrent import RecurrentBlock
 
 
-def exporting() -> bool:
-    """Whether `torch.export` is tracing this call (older torch, without the query, never
-    exports an rnnc model: its .pt2 export needs torch's scan operator)."""
-    query = getattr(torch.compiler, "is_exporting", None)
-    return bool(query is not None and query())
-
-
-def step_mask(lengths: Tensor, steps: int) -> Tensor:
-    """`[batch, steps]` bool, True at real steps."""
-    return torch.arange(steps, device=lengths.device) < lengths[:, None]
-
-
-def zero_padding(x: Tensor, lengths: Tensor) -> Tensor:
-    """`x` `[batch, time, ...]` with the steps past each sequence's length set to zero."""
-    mask = step_mask(lengths, x.shape[1])
-    return x.masked_fill(~mask.view(*mask.shape, *([1] * (x.dim() - 2))), 0.0)
-
-
-def lengths_from_ids(ids: Tensor) -> Tensor:
-    """`mask_zero`'s lengths: the position after the last non-zero id of each row."""
-    positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
-    return ((ids != 0) * positions).amax(dim=1) if ids.shape[1] else ids.new_zeros(ids.shape[0])
-
-
-class Block(nn.Module):
-    """One or more spec layers lowered to torch; see the module docstring."""
-
-    def ir_parameters(self) -> dict[str, nn.Parameter]:
-        """The block's parameters under their IR names (`layers.<i>.<param>`)."""
-        return {}
-
-    def init_keras(self) -> None:
-        """Re-initialise the parameters the way Keras would (deterministic under a seed)."""
-
-    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
+def lower(group: list[ir.Node]) -> Block:
+    """The block computing `group`: one node, or consecutive fusable recurrent nodes
+    (`model.group_nodes`). The one place that maps each layer kind to its block."""
+    node = group[0]
+    layer = node.layer
+    match layer:
+        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
+            return RecurrentBlock(group)
+        case ir.Embedding():
+            return EmbeddingBlock(node)
+        case ir.Dense():
+            return DenseBlock(node)
+        case ir.Dropout():
+            return DropoutBlock(node)
+        case ir.Activation():
+            return ActivationBlock(node)
+        case ir.LayerNorm():
+            return LayerNormBlock(node)
+        case ir.Conv1D():
+            return Conv1DBlock(node)
+        case ir.Pool():
+            return PoolBlock(node)
+        case _:
+            assert_never(layer)
 
 
 class EmbeddingBlock(Block):

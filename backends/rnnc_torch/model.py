@@ -14,7 +14,6 @@ ONNX backend share. Parameters start with Keras's initialisers, so a seeded
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import assert_never
 
 import numpy as np
 import torch
@@ -24,18 +23,9 @@ from rnnc import ir
 from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 
-from .layers import (
-    ActivationBlock,
-    Block,
-    Conv1DBlock,
-    DenseBlock,
-    DropoutBlock,
-    EmbeddingBlock,
-    LayerNormBlock,
-    PoolBlock,
-    zero_padding,
-)
-from .recurrent import RecurrentBlock, fusable
+from .block import zero_padding
+from .layers import lower
+from .recurrent import fusable
 
 LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
 
@@ -55,30 +45,6 @@ def group_nodes(nodes: tuple[ir.Node, ...], fuse: bool) -> list[list[ir.Node]]:
         else:
             groups.append([node])
     return groups
-
-
-def lower(group: list[ir.Node]) -> Block:
-    node = group[0]
-    layer = node.layer
-    match layer:
-        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-            return RecurrentBlock(group)
-        case ir.Embedding():
-            return EmbeddingBlock(node)
-        case ir.Dense():
-            return DenseBlock(node)
-        case ir.Dropout():
-            return DropoutBlock(node)
-        case ir.Activation():
-            return ActivationBlock(node)
-        case ir.LayerNorm():
-            return LayerNormBlock(node)
-        case ir.Conv1D():
-            return Conv1DBlock(node)
-        case ir.Pool():
-            return PoolBlock(node)
-        case _:
-            assert_never(layer)
 
 
 def final_activation_of(model: ir.Model) -> tuple[str | None, int | None]:

@@ -28,7 +28,7 @@ from rnnc import ir
 
 from . import export_loop, stepwise
 from .dropout import Dropout
-from .layers import Block, exporting, zero_padding
+from .block import Block, exporting, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
 
