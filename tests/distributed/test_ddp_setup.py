@@ -74,3 +74,19 @@ def test_bad_nproc_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["train", str(spec), "-o", str(tmp_path / "run"), "--nproc", nproc]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "writes"),
+    [({}, True), ({"WORLD_SIZE": "2", "RANK": "0"}, True), ({"WORLD_SIZE": "2", "RANK": "1"}, False)],
+    ids=["one process", "rank 0", "rank 1"],
+)
+def test_only_the_process_that_writes_the_run_directory_says_so(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], writes: bool) -> None:
+    """What `rnnc train` asks before it exports model.onnx: once per run, by rank 0."""
+    import rnnc_torch
+
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert rnnc_torch.backend.writes_run_dir() is writes
