@@ -5,12 +5,15 @@ another backend (`rnnc compile` without `--weights`, for onnx and torch alike).
 
 The same initialisers as the torch backend (Keras's): glorot-uniform input kernels,
 orthogonal recurrent kernels, zero biases with an LSTM forget-gate bias of 1, uniform
-±0.05 embeddings, layer_norm ones and zeros. Drawn from one numpy generator seeded with
+±0.05 embeddings, layer_norm ones and zeros, each parameter's as its layer kind
+declares it (`Param.init`, rnnc.layers). Drawn from one numpy generator seeded with
 `training.seed`, in the IR's parameter order, so the same spec gives the same file
 every time, without torch. (Not bit-identical to the torch backend's draws.)
 """
 
 from __future__ import annotations
+
+from typing import assert_never
 
 import numpy as np
 
@@ -24,8 +27,7 @@ def initial_weights(model: ir.Model, seed: int | None = None) -> dict[str, np.nd
     weights: dict[str, np.ndarray] = {}
     for node in model.nodes:
         for param in node.params:
-            short = param.name.rsplit(".", 1)[1]
-            weights[param.name] = _draw(rng, node.layer, short, param.shape).astype(np.float32)
+            weights[param.name] = _draw(rng, param).astype(np.float32)
     return weights
 
 
@@ -44,16 +46,24 @@ def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return q if rows >= cols else q.T
 
 
-def _draw(rng: np.random.Generator, layer: ir.Layer, short: str, shape: tuple[int, ...]) -> np.ndarray:
-    if isinstance(layer, ir.Embedding):
-        return rng.uniform(-0.05, 0.05, size=shape)
-    if isinstance(layer, ir.LayerNorm):
-        return np.ones(shape) if short == "weight" else np.zeros(shape)
-    if short.startswith("weight_hh"):
-        return _orthogonal(rng, shape)
-    if short.startswith("weight"):
-        return _glorot(rng, shape)
-    bias = np.zeros(shape)
-    if isinstance(layer, ir.LSTM) and short.startswith("bias_ih"):
-        bias[layer.units : 2 * layer.units] = 1.0  # Keras's unit_forget_bias
-    return bias
+def _draw(rng: np.random.Generator, param: ir.Param) -> np.ndarray:
+    """`param` drawn with the initialiser its layer kind declares (rnnc.layers)."""
+    shape = param.shape
+    match param.init:
+        case "uniform":
+            return rng.uniform(-0.05, 0.05, size=shape)
+        case "glorot_uniform":
+            return _glorot(rng, shape)
+        case "orthogonal":
+            return _orthogonal(rng, shape)
+        case "ones":
+            return np.ones(shape)
+        case "zeros":
+            return np.zeros(shape)
+        case "forget_bias":  # Keras's unit_forget_bias: the f quarter of i, f, g, o
+            bias = np.zeros(shape)
+            units = shape[0] // 4
+            bias[units : 2 * units] = 1.0
+            return bias
+        case _:
+            assert_never(param.init)
