@@ -18,7 +18,7 @@ from rnnc import ir
 
 from .activations import Activation
 from .block import Block, exporting, lengths_from_ids, step_mask, zero_padding
-from .dropout import Dropout
+from .cpu import Dropout
 from .recurrent import RecurrentBlock
 
 

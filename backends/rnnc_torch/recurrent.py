@@ -10,7 +10,7 @@ the backward direction's output at step 0 (`h_n`), as Keras and ONNX do. A seque
 length 0 yields zeros (its initial state). A layer's `dropout` drops its inputs while
 training (Keras's meaning; PyTorch's own `dropout` argument is exactly this between
 fused layers). While training on a CPU the block usually computes its torch module with
-`stepwise.run` instead, the same function without packing, faster (see stepwise.py);
+`cpu.run` instead, the same function without packing, faster (see cpu/stepwise.py);
 under `torch.export` it computes it with `export_loop.run`, a `scan` over time, so the
 exported program takes any sequence length.
 """
@@ -26,8 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnc import ir
 
-from . import export_loop, stepwise
-from .dropout import Dropout
+from . import cpu, export_loop
 from .block import Block, exporting, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
@@ -77,8 +76,8 @@ class RecurrentBlock(Block):
         # (zero) gradients flowing through it into NaN.
         self.relu = getattr(first, "activation", "tanh") == "relu"
         self.packs = first.bidirectional or self.relu
-        self.input_dropout = Dropout(first.dropout) if first.dropout > 0 else None
-        self.workspace = stepwise.Workspace()  # training buffers kept between steps
+        self.input_dropout = cpu.Dropout(first.dropout) if first.dropout > 0 else None
+        self.workspace = cpu.Workspace()  # training buffers kept between steps
         shared = dict(
             input_size=features,
             hidden_size=first.units,
@@ -129,8 +128,8 @@ class RecurrentBlock(Block):
             x = self.input_dropout(x)
         if exporting() and not self.training:
             y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
-        elif stepwise.applies(self.rnn, x) and (lengths is None or not self.relu):
-            y = stepwise.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
+        elif cpu.applies(self.rnn, x) and (lengths is None or not self.relu):
+            y = cpu.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
         elif lengths is None:
             out, state = self.rnn(x)
             return (out if self.return_sequences else self._last_state(state, x.shape[0])), None

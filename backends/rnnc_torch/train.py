@@ -37,7 +37,7 @@ from rnnc.run_dir import METRICS, MODEL, SPEC, VOCAB, WEIGHTS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, make_trainer, session
 from .fit import History, printer
-from .threads import set_to
+from .cpu import set_to
 from .trainer import DeviceData, Trainer
 
 CHECKPOINT = "checkpoint.pt"  # this backend's own file; the shared ones are rnnc.run_dir's

@@ -33,8 +33,7 @@ from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
-from .shards import ShardedStep, shard_count
-from .threads import at_most, training_threads
+from .cpu import ShardedStep, at_most, shard_count, training_threads
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
@@ -88,8 +87,8 @@ class Trainer:
         self.module = build_module(model).to(self.device)
         self.objective = make_objective(model.loss, self.module.final_activation)
         self.precision = Precision(self.settings.precision, self.device)
-        self.threads = training_threads(model, self.device)  # 1 for small steps (threads.py)
-        self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (shards.py)
+        self.threads = training_threads(model, self.device)  # 1 for small steps (cpu/threads.py)
+        self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (cpu/shards.py)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping

@@ -19,7 +19,7 @@ import pytest
 from rnnc.cli import main
 
 torch = pytest.importorskip("torch")
-from rnnc_torch.threads import set_to  # noqa: E402  (after the skip when torch is missing)
+from rnnc_torch.cpu.threads import set_to  # noqa: E402  (after the skip when torch is missing)
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

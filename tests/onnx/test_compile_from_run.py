@@ -23,7 +23,7 @@ from rnnc.runtime import Predictor
 from rnnc.text import Vocab
 
 torch = pytest.importorskip("torch")
-from rnnc_torch.threads import set_to  # noqa: E402  (after the skip when torch is missing)
+from rnnc_torch.cpu.threads import set_to  # noqa: E402  (after the skip when torch is missing)
 
 SPEC = """\
 rnnc: 1

@@ -16,7 +16,7 @@ import pytest
 def _seeded_single_thread() -> Iterator[None]:
     try:
         import torch
-        from rnnc_torch.threads import set_to
+        from rnnc_torch.cpu.threads import set_to
     except ImportError:
         yield
         return

@@ -25,7 +25,7 @@ from rnnc.errors import UsageError
 from rnnc.spec import load_model
 from rnnc.text import Vocab
 from rnnc_torch.export import METADATA_FILE, export, min_steps, program_metadata, read_metadata
-from rnnc_torch.threads import set_to
+from rnnc_torch.cpu.threads import set_to
 
 SPECS = sorted((Path(__file__).parents[2] / "specs").glob("*.yaml"))
 VOCAB = 11

@@ -8,7 +8,7 @@ import torch
 
 import rnnc_torch
 from rnnc import ir
-from rnnc_torch.dropout import Dropout
+from rnnc_torch.cpu.dropout import Dropout
 
 RNN_MODULES = (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)
 

@@ -1,4 +1,4 @@
-"""The CPU training path for recurrent layers (`rnnc_torch.stepwise`) computes what
+"""The CPU training path for recurrent layers (`rnnc_torch.cpu.stepwise`) computes what
 torch's own modules compute: outputs and every gradient, in float64, for each kind,
 direction count, depth, fixed or variable length, sequences or final states, with and
 without bias."""
@@ -16,8 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import rnnc_torch
 from rnnc import ir
 from rnnc.shapes import infer_nodes
-from rnnc_torch import stepwise
-from rnnc_torch.threads import set_to
+from rnnc_torch.cpu import stepwise
+from rnnc_torch.cpu.threads import set_to
 
 LENGTHS = torch.tensor([7, 3, 1, 5])
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from rnnc_torch.threads import set_to
+from rnnc_torch.cpu.threads import set_to
 
 
 @pytest.fixture(autouse=True)
