@@ -128,7 +128,7 @@ class RecurrentBlock(Block):
             x = self.input_dropout(x)
         if exporting() and not self.training:
             y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
-        elif cpu.applies(self.rnn, x) and (lengths is None or not self.relu):
+        elif cpu.applies(self.rnn, x, lengths):
             y = cpu.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
         elif lengths is None:
             out, state = self.rnn(x)

@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import rnnc_torch
 from rnnc import ir
 from rnnc.shapes import infer_nodes
-from rnnc_torch.cpu import stepwise
+from rnnc_torch.cpu import policy, stepwise
 from rnnc_torch.cpu.threads import set_to
 
 LENGTHS = torch.tensor([7, 3, 1, 5])
@@ -86,12 +86,12 @@ def test_values_and_gradients_match_torch(kind: str, directions: int, layers: in
 def test_the_path_is_taken_only_for_cpu_float32_training() -> None:
     rnn = nn.GRU(3, 8, bidirectional=True, batch_first=True)
     x = torch.zeros(2, 4, 3)
-    assert stepwise.applies(rnn, x)
-    assert not stepwise.applies(rnn, x.double())
+    assert policy.applies(rnn, x)
+    assert not policy.applies(rnn, x.double())
     with torch.no_grad():
-        assert not stepwise.applies(rnn, x)
+        assert not policy.applies(rnn, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not stepwise.applies(rnn, x)
+        assert not policy.applies(rnn, x)
 
 
 @pytest.mark.parametrize(("rnn", "batch", "taken"), [
@@ -102,7 +102,7 @@ def test_the_path_is_taken_only_for_cpu_float32_training() -> None:
     (nn.GRU(4, 64), 64, True),
 ])
 def test_the_path_is_taken_where_it_pays(rnn: nn.RNNBase, batch: int, taken: bool) -> None:
-    assert stepwise.pays(rnn, batch) is taken
+    assert policy.pays(rnn, batch) is taken
 
 
 def test_a_training_module_computes_what_the_evaluating_one_does() -> None:

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from rnnc import ir
 from rnnc.data import from_arrays
 from rnnc_torch.cpu.dropout import Dropout, drawing_from
+from rnnc_torch.cpu.policy import MIN_ROWS, shard_count
+from rnnc_torch.cpu.shards import ShardedStep
 from rnnc_torch.model import build_module
-from rnnc_torch.cpu.shards import MIN_ROWS, ShardedStep, shard_count
 from rnnc_torch.trainer import DeviceData, Trainer
 
 from tiny_models import tiny_model

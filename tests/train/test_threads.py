@@ -8,7 +8,8 @@ import torch
 
 from rnnc import ir
 from rnnc.data import from_arrays
-from rnnc_torch.cpu.threads import at_most, largest_step_product, training_threads
+from rnnc_torch.cpu.policy import largest_step_product, training_threads
+from rnnc_torch.cpu.threads import at_most
 from rnnc_torch.trainer import DeviceData, Trainer
 
 from tiny_models import binary_data, tiny_model

@@ -18,18 +18,10 @@ Dropout stays deterministic too: before each step the calling thread draws one s
 per shard from torch's generator (so a checkpoint's RNG state still replays the run),
 and each shard's dropout draws from its own generator (`dropout.drawing_from`).
 
-`shard_count` decides K: torch's intra-op thread count, where all of these hold (else
-1, the ordinary step): a CPU device; fp32 (autocast state is per thread); no dropout
-inside torch's multi-layer recurrent kernels (it draws from the global generator,
-which threads would reach in a racing order); steps large enough for threads to pay
-(`threads.training_threads` runs small ones on one thread); at least `MIN_ROWS` rows
-per shard; at most `MAX_SHARDS` threads (measured on two cores only; larger machines
-keep torch's own parallelism); and every recurrent layer run, at a shard's size, by torch's fused kernel, one call per sequence that holds no GIL,
-rather than by rnnc's own time loop (`stepwise.py`), whose many small operations per
-step take the GIL between them: two threads of it contend (the bidirectional GRU text
-workload trained 0.90x as fast sharded, the LSTM workload 1.61x). Batches with a loss
-mask (sequence outputs of variable length) take the ordinary step: their mean is over
-real steps, not rows.
+`policy.shard_count` decides K (torch's intra-op thread count where sharding pays, else
+1, the ordinary step), with the thresholds and the measurements behind them. Batches
+with a loss mask (sequence outputs of variable length) take the ordinary step: their
+mean is over real steps, not rows.
 """
 
 from __future__ import annotations
@@ -41,51 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor, nn
 
-from rnnc import ir
-
-from . import stepwise
 from .dropout import Dropout, drawing_from
-from .threads import training_threads
-
-MIN_ROWS = 16  # a shard smaller than this spends its time on per-operation overhead
-MAX_SHARDS = 4
 
 Forward = Callable[[slice], tuple[Tensor, Tensor]]  # rows -> (output, mean loss)
-
-
-def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int:
-    """How many threads each training batch of `module` (`model` built) is split across (1: not split)."""
-    threads = torch.get_num_threads()
-    if (
-        device.type != "cpu"
-        or model.training.precision != "fp32"
-        or _fused_dropout(module)
-        or training_threads(model, device) is not None
-        or not 2 <= threads <= MAX_SHARDS
-        or model.training.batch_size < MIN_ROWS * threads
-        or _runs_a_time_loop(model, -(-model.training.batch_size // threads))  # the largest shard
-    ):
-        return 1
-    return threads
-
-
-def _runs_a_time_loop(model: ir.Model, rows: int) -> bool:
-    """Whether a recurrent layer of `model` would train in rnnc's Python time loop on
-    batches of `rows` (stepwise.py) rather than in torch's kernel."""
-    for node in model.nodes:
-        match node.layer:
-            case ir.SimpleRNN():
-                return True
-            case ir.LSTM(units=units, bidirectional=both) if stepwise.loop_pays("LSTM", both, units, rows):
-                return True
-            case ir.GRU(units=units, bidirectional=both) if stepwise.loop_pays("GRU", both, units, rows):
-                return True
-    return False
-
-
-def _fused_dropout(module: nn.Module) -> bool:
-    """Whether a multi-layer torch RNN drops between its layers (inside its kernel)."""
-    return any(isinstance(m, nn.RNNBase) and m.num_layers > 1 and m.dropout > 0 for m in module.modules())
 
 
 @functools.cache

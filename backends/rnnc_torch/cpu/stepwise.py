@@ -9,11 +9,11 @@ projection of every step, then per step one product for both directions at once 
 few in-place elementwise operations, the backward pass the same loop in reverse, the
 weight gradients one product each over all steps, the large buffers reused between
 training steps (`Workspace`). A bidirectional layer's backward direction runs on the
-input reversed within each sequence's length, so nothing is packed. `applies` says when
-this path is taken: float32 CPU tensors, gradients on, no autocast, not under
-`torch.compile`, and where it measured faster than torch's kernels (`pays`; torch's
-LSTM is oneDNN's fused kernel, which wins on small layers). The function is the same:
-tests compare values and every gradient with torch's modules.
+input reversed within each sequence's length, so nothing is packed. `policy.applies`
+says when this path is taken: float32 CPU tensors, gradients on, no autocast, not under
+`torch.compile`, and where it measured faster than torch's kernels (`policy.loop_pays`;
+torch's LSTM is oneDNN's fused kernel, which wins on small layers). The function is the
+same: tests compare values and every gradient with torch's modules.
 """
 
 from __future__ import annotations
@@ -28,42 +28,6 @@ from .scans import GRUScan, LSTMScan, RNNScan
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 TANH_BLOCK = {"LSTM": 2, "GRU": 2}  # the gate block computed as 2 * sigmoid(2x) - 1
-
-
-def applies(rnn: nn.RNNBase, x: Tensor) -> bool:
-    """Whether `run` should compute `rnn` on `x` (otherwise call `rnn` itself): for
-    float32 CPU tensors with gradients on, no autocast, not under `torch.compile`, and
-    where it is the faster of the two (`pays`)."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()
-        and rnn.mode in GATES
-        and not getattr(rnn, "proj_size", 0)
-        and pays(rnn, x.shape[0])
-    )
-
-
-def pays(rnn: nn.RNNBase, batch: int) -> bool:
-    """Where this loop beats torch's kernels (fwd + bwd, measured on a 2-core x86 CPU; see
-    bench/README.md): always for simple RNNs (torch records each step's operations) and
-    bidirectional layers (torch runs the directions one after the other, and packs
-    variable-length batches); for one-direction GRU and LSTM once the recurrent product
-    per step is large enough for this loop's per-step overhead not to dominate (torch's
-    LSTM is oneDNN's fused kernel, whose per-step overhead is lower still)."""
-    return loop_pays(rnn.mode, rnn.bidirectional, rnn.hidden_size, batch)
-
-
-def loop_pays(mode: str, bidirectional: bool, units: int, batch: int) -> bool:
-    """`pays` for a layer described by torch's `mode` name, direction and size."""
-    if mode in ("RNN_TANH", "RNN_RELU") or bidirectional:
-        return True
-    return 2 * batch * GATES[mode] * units**2 >= MIN_PRODUCT_FLOPS[mode]
-
-
-MIN_PRODUCT_FLOPS = {"GRU": 1.5e6, "LSTM": 6e6}  # e.g. GRU(64) at batch 64, LSTM(128) at batch 64
 
 
 class Workspace:

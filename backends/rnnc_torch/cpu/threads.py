@@ -10,8 +10,8 @@ each other at every operation (bench/README.md: steps several times slower on tw
 threads than on one under load). Larger products do pay: on an idle 2-core machine
 LSTM(64) at batch 32 (2e6 FLOPs per step) trains 1.5x faster on two threads than on
 one. So the trainer lowers torch's thread count to one while it runs a model whose
-largest per-step product is under `SMALL_STEP_FLOPS`, and puts the setting back
-afterwards; it never raises it. The rule depends only on the model and the batch size,
+largest per-step product is under `policy.SMALL_STEP_FLOPS` (`policy.training_threads`),
+and puts the setting back afterwards (`at_most`); it never raises it. The rule depends only on the model and the batch size,
 so a resumed run makes the same choice (thread counts can change float rounding).
 """
 
@@ -21,35 +21,6 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-
-from rnnc import ir
-
-SMALL_STEP_FLOPS = 1e6  # 2 * batch * gates * units * units * directions: SimpleRNN(32) at batch 32 is 6.6e4
-
-
-def largest_step_product(model: ir.Model, batch: int) -> float:
-    """FLOPs of the largest matrix product one time step of `model` runs on `batch` sequences."""
-    largest = 0.0
-    for node in model.nodes:
-        layer, features = node.layer, node.input_shape[-1]
-        match layer:
-            case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-                largest = max(largest, 2.0 * batch * layer.gates * layer.units * layer.units * layer.directions)
-            case ir.Dense() if isinstance(features, int):
-                largest = max(largest, 2.0 * batch * features * layer.units)
-            case ir.Conv1D() if isinstance(features, int):
-                largest = max(largest, 2.0 * batch * layer.kernel_size * features * layer.filters)
-            case _:
-                pass
-    return largest
-
-
-def training_threads(model: ir.Model, device: torch.device) -> int | None:
-    """1 for a CPU model whose steps are small, else None (keep torch's setting)."""
-    if device.type != "cpu" or largest_step_product(model, model.training.batch_size) >= SMALL_STEP_FLOPS:
-        return None
-    return 1
-
 
 @contextlib.contextmanager
 def set_to(threads: int | None) -> Iterator[None]:
