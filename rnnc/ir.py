@@ -151,6 +151,7 @@ class Training:
     early_stopping: EarlyStopping | None = None
     lr_schedule: LRSchedule | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
+    kernels: Literal["auto", "torch"] = "auto"  # torch: no CPU training path of rnnc's own (rnnc_torch.cpu)
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,15 @@ from .cpu import Dropout
 from .recurrent import RecurrentBlock
 
 
-def lower(group: list[ir.Node]) -> Block:
+def lower(group: list[ir.Node], kernels: str = "auto") -> Block:
     """The block computing `group`: one node, or consecutive fusable recurrent nodes
-    (`model.group_nodes`). The one place that maps each layer kind to its block."""
+    (`model.group_nodes`). The one place that maps each layer kind to its block;
+    `kernels` is `training.kernels`, which the recurrent blocks obey."""
     node = group[0]
     layer = node.layer
     match layer:
         case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-            return RecurrentBlock(group)
+            return RecurrentBlock(group, kernels)
         case ir.Embedding():
             return EmbeddingBlock(node)
         case ir.Dense():

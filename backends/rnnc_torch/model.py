@@ -81,7 +81,7 @@ class SpecModule(nn.Module):
         self.model = model
         self.fused = fuse
         groups = group_nodes(model.nodes, fuse)
-        self.blocks = nn.ModuleList(lower(group) for group in groups)
+        self.blocks = nn.ModuleList(lower(group, model.training.kernels) for group in groups)
         self.final_activation, node_index = final_activation_of(model)
         self._logit_block = next((i for i, g in enumerate(groups) if g[0].index == node_index), None)
         names, expected = sorted(self.ir_parameters()), sorted(p.name for p in model.params)

@@ -55,7 +55,7 @@ def fusable(group: Sequence[ir.Node], node: ir.Node) -> bool:
 
 
 class RecurrentBlock(Block):
-    def __init__(self, nodes: Sequence[ir.Node]):
+    def __init__(self, nodes: Sequence[ir.Node], kernels: str = "auto"):
         super().__init__()
         first = nodes[0].layer
         last = nodes[-1].layer
@@ -77,6 +77,7 @@ class RecurrentBlock(Block):
         self.relu = getattr(first, "activation", "tanh") == "relu"
         self.packs = first.bidirectional or self.relu
         self.input_dropout = cpu.Dropout(first.dropout) if first.dropout > 0 else None
+        self.kernels = kernels  # training.kernels: torch never runs rnnc's CPU loop
         self.workspace = cpu.Workspace()  # training buffers kept between steps
         shared = dict(
             input_size=features,
@@ -128,7 +129,7 @@ class RecurrentBlock(Block):
             x = self.input_dropout(x)
         if exporting() and not self.training:
             y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
-        elif cpu.applies(self.rnn, x, lengths):
+        elif cpu.applies(self.rnn, x, lengths, self.kernels):
             y = cpu.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
         elif lengths is None:
             out, state = self.rnn(x)

@@ -127,6 +127,10 @@ TRAINING = {
             "lr_schedule": {"$ref": "#/$defs/lrSchedule"},
             "precision": {"enum": ["fp32", "bf16", "fp16"], "default": _TRAINING.precision,
                           "description": "Automatic mixed precision on CUDA when not fp32; the CPU trains in fp32."},
+            "kernels": {"enum": ["auto", "torch"], "default": _TRAINING.kernels,
+                        "description": "auto: on a CPU, rnnc's own recurrent loop, thread count and sharded steps where "
+                                       "they measured faster; torch: torch's own kernels only, as a plain PyTorch loop "
+                                       "(the same function; supports higher-order gradients)."},
         },
     },
     "lrSchedule": {

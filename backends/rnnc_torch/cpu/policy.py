@@ -8,7 +8,9 @@ question is answered here once, and the others ask it rather than re-deciding:
 loop at this batch size), `applies` (does this forward pass run the loop: `loop_pays`
 plus what the tensors allow), `runs_a_time_loop` (does any layer of a model at so many
 rows: `loop_pays` of each), `training_threads` and `shard_count` (which reads the two
-before it). The thresholds were measured on one machine, a 2-core x86 CPU (bench/README.md, "What rnnc
+before it). `training.kernels: torch` answers no to every one, so training runs on
+torch's own kernels with torch's thread setting, as a plain PyTorch loop would. The
+thresholds were measured on one machine, a 2-core x86 CPU (bench/README.md, "What rnnc
 does for speed"); each names the measurement behind it, and a different machine may
 want different values.
 """
@@ -66,13 +68,14 @@ def pays(rnn: nn.RNNBase, batch: int) -> bool:
     return loop_pays(rnn.mode, rnn.bidirectional, rnn.hidden_size, batch)
 
 
-def applies(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None) -> bool:
-    """Whether `stepwise.run` computes `rnn` on `x` (otherwise torch's module does): for
-    float32 CPU tensors with gradients on, no autocast, not under
+def applies(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, kernels: str = "auto") -> bool:
+    """Whether `stepwise.run` computes `rnn` on `x` (otherwise torch's module does): under
+    `kernels: auto`, for float32 CPU tensors with gradients on, no autocast, not under
     `torch.compile`, where it pays; not for a relu simple RNN with lengths (torch packs
     it, so a long padded tail cannot overflow its state)."""
     return (
-        x.device.type == "cpu"
+        kernels == "auto"
+        and x.device.type == "cpu"
         and x.dtype == torch.float32
         and torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
@@ -89,6 +92,8 @@ def runs_a_time_loop(model: ir.Model, rows: int) -> bool:
     `rows`: `loop_pays` of each, the question `applies` asks of each call. A relu
     simple RNN counts even though torch runs it where there are lengths: the answer
     must hold for every batch."""
+    if model.training.kernels == "torch":
+        return False
     for node in model.nodes:
         layer = node.layer
         if isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU) and loop_pays(_mode(layer), layer.bidirectional, layer.units, rows):
@@ -130,7 +135,8 @@ def training_threads(model: ir.Model, device: torch.device) -> int | None:
     """1 for a CPU model whose steps are small (under `SMALL_STEP_FLOPS`), else None
     (keep torch's setting). Depends only on the model, so a resumed run chooses alike."""
     if (
-        device.type != "cpu"
+        model.training.kernels == "torch"
+        or device.type != "cpu"
         or largest_step_product(model, model.training.batch_size) >= SMALL_STEP_FLOPS
     ):
         return None
@@ -148,7 +154,8 @@ def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int
     step take the GIL between them, so two threads of it contend)."""
     threads = torch.get_num_threads()
     if (
-        device.type != "cpu"
+        model.training.kernels == "torch"
+        or device.type != "cpu"
         or model.training.precision != "fp32"
         or _fused_dropout(module)
         or training_threads(model, device) is not None
