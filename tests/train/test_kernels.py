@@ -76,3 +76,20 @@ def test_torch_kernels_keep_one_step_and_torchs_thread_count(two_threads: None) 
         assert (policy.shard_count(plain, build_module(plain), CPU), policy.training_threads(plain, CPU)) == (1, None)
         trainer = Trainer(plain)
         assert (trainer.shards, trainer.threads) == (1, None)
+
+
+def gradient_penalty(model: ir.Model) -> torch.Tensor:
+    """Backward through the norm of the input gradient: a second-order gradient."""
+    module = build_module(model).train()
+    x = torch.randn(4, 6, 2, requires_grad=True)
+    (grad,) = torch.autograd.grad(module(x).sum(), x, create_graph=True)
+    grad.pow(2).sum().backward()
+    return torch.stack([p.grad.abs().sum() for p in module.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_higher_order_gradients_name_the_setting_that_has_them(name: str, scan_calls: list[str]) -> None:
+    with pytest.raises(RuntimeError, match="first-order gradients only; .* train with training.kernels: torch"):
+        gradient_penalty(tiny_model(MODELS[name]))
+    assert scan_calls  # the error came from rnnc's loop
+    assert torch.isfinite(gradient_penalty(tiny_model(MODELS[name], kernels="torch"))).all()

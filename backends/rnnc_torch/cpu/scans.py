@@ -8,13 +8,56 @@ place; what the backward pass needs stays in buffers borrowed from a `Workspace`
 (returned when the backward pass is done, so a second backward pass is refused). The
 backward pass runs the loop in reverse, one product per step, and computes the weight
 and input gradients over all steps with one product each. LSTM and GRU take the rows
-feeding their tanh gate scaled by 2 and compute tanh(x) as 2 sigmoid(2x) - 1.
+feeding their tanh gate scaled by 2 and compute tanh(x) as 2 sigmoid(2x) - 1. The
+backward passes are first-order only (`first_order`: torch's `once_differentiable`, run
+without recording a graph); differentiating their gradients again, as a gradient
+penalty does, raises `HIGHER_ORDER`, which names the setting that trains without them.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+HIGHER_ORDER = (
+    "rnnc's CPU recurrent layers have first-order gradients only; for higher-order gradients "
+    "(create_graph=True, then backward again) train with training.kernels: torch"
+)
+
+
+class _FirstOrder(torch.autograd.Function):
+    """The gradients as they are; differentiating them raises `HIGHER_ORDER` (before
+    `once_differentiable`'s own error is reached, which names no way out)."""
+
+    @staticmethod
+    def forward(ctx, *grads):  # type: ignore[no-untyped-def, override]
+        return tuple(None if g is None else g.view_as(g) for g in grads)
+
+    @staticmethod
+    def backward(ctx, *_):  # type: ignore[no-untyped-def, override]
+        raise RuntimeError(HIGHER_ORDER)
+
+
+def first_order(backward: Callable[..., tuple]) -> Callable[..., tuple]:
+    """`backward` under `once_differentiable`; while a graph of the gradients is being
+    recorded (`create_graph=True`) they come out of `_FirstOrder`, also where the
+    incoming gradients need none (a loss's own gradient), which `once_differentiable`
+    leaves without a graph and so with torch's "does not require grad" later."""
+    once = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):  # type: ignore[no-untyped-def]
+        outputs = once(ctx, *grads)
+        if not torch.is_grad_enabled():
+            return outputs
+        return _FirstOrder.apply(*(None if g is None else g.detach().requires_grad_() for g in outputs))
+
+    return wrapper
+
 
 class _Steps:
     """Per-step views of `[D, T, B, X]` buffers and the matching matrix products: with
@@ -113,6 +156,7 @@ class RNNScan(torch.autograd.Function):
         return hs[:, 1:], hs[:, steps].clone()
 
     @staticmethod
+    @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
         (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
@@ -167,6 +211,7 @@ class LSTMScan(torch.autograd.Function):
         return hs[:, 1:], hs[:, steps].clone()
 
     @staticmethod
+    @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
         gates, cs, tanh_c = _done(ctx)
@@ -235,6 +280,7 @@ class GRUScan(torch.autograd.Function):
         return hs[:, 1:], hs[:, steps].clone()
 
     @staticmethod
+    @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
         gates, recurrent = _done(ctx)
