@@ -87,8 +87,8 @@ class Trainer:
         self.module = build_module(model).to(self.device)
         self.objective = make_objective(model.loss, self.module.final_activation)
         self.precision = Precision(self.settings.precision, self.device)
-        self.threads = training_threads(model, self.device)  # 1 for small steps (cpu/threads.py)
-        self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (cpu/shards.py)
+        self.threads = training_threads(model, self.device)  # 1 for small steps (cpu/policy.py)
+        self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (cpu/policy.py)
         self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping
