@@ -40,18 +40,11 @@ from .data import (
 from .data_csv import _columns, parse_table
 from .errors import DataError, JsonPath, Problem
 from .loader import Document
+from .npy_header import Header, read_header
 
 PEEK_BYTES = 1 << 16  # a header and a first row or record fit many times over
 ROLES = ("train", "validation", "test")
 _SIZE_SETTINGS = ("units", "filters", "dim")  # the setting that sizes a layer's last axis
-
-
-@dataclass(frozen=True)
-class Header:
-    """What a `.npy` header says: no data read."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
 
 
 def npz_headers(path: Path, origin: str) -> dict[str, Header]:
@@ -67,19 +60,16 @@ def npz_headers(path: Path, origin: str) -> dict[str, Header]:
 
 
 def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, origin: str) -> Header:
+    name = info.filename.removesuffix(".npy")
     with archive.open(info) as member:
         if member.read(len(npy.MAGIC_PREFIX)) != npy.MAGIC_PREFIX:
-            raise DataError(f"{origin}: '{info.filename.removesuffix('.npy')}' is not a numpy array (write the file with numpy.savez)")
-        version = tuple(member.read(2))
-        if version == (1, 0):
-            shape, _, dtype = npy.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = npy.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"member '{info.filename}' has .npy format version {version}, rnnc reads 1.0 and 2.0")
+            raise DataError(f"{origin}: '{name}' is not a numpy array (write the file with numpy.savez)")
+        member.seek(0)
+        header = read_header(member, origin, name)
+    dtype = header.dtype
     if dtype.hasobject:
         raise DataError(f"{origin}: holds pickled or object arrays, which rnnc never loads")
-    return Header(tuple(shape), dtype)
+    return header
 
 
 def data_problems(model: ir.Model, doc: Document) -> list[Problem]:

@@ -18,12 +18,13 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO
 
 import numpy as np
 
 from rnnc.errors import DataError
+from rnnc.npy_header import Header, read_header
+from rnnc.npy_header import product as _product
+from rnnc.npy_header import reason as _reason
 from rnnc.runtime import Predictor
 
 Batch = tuple[np.ndarray, np.ndarray | None]
@@ -35,23 +36,11 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError)
 
 
-@dataclass(frozen=True)
-class Header:
-    shape: tuple[int, ...]
-    fortran: bool
-    dtype: np.dtype
-    offset: int  # where the data starts
-
-    @property
-    def row_bytes(self) -> int:
-        return _product(self.shape[1:]) * self.dtype.itemsize
-
-
 def read_npy(path: str, predictor: Predictor, rows_for: Callable[[int, int], int]) -> tuple[int, Batches]:
     """(sequences, batches) of an `.npy` holding `x`; `rows_for(size, row_values)` is how
     many rows a batch of `size` may hold."""
     with open(path, "rb") as handle:
-        header = _header(handle, path, "x")
+        header = read_header(handle, path, "x")
         size = os.fstat(handle.fileno()).st_size
     _check_x(path, header, size - header.offset)
     x = _memmap(path, header)
@@ -121,32 +110,11 @@ def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
 # --- headers ----------------------------------------------------------------------------
 
 
-def _header(stream: IO[bytes], origin: str, name: str) -> Header:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy parses a damaged header as Python source: it warns ('\\o')
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here; save it with np.save")
-        offset = stream.tell()
-    except Exception as err:  # numpy's header parser raises whatever its tokenizer raises (TokenError, ...)
-        if isinstance(err, ValueError) and "magic string is not correct" in str(err):
-            raise DataError(f"{origin}: '{name}' is not a .npy array (no .npy header)") from None
-        raise DataError(f"{origin}: '{name}' is not a numeric .npy array ({_reason(err)})") from None
-    if not isinstance(shape, tuple) or any(type(d) is not int or d < 0 for d in shape):
-        raise DataError(f"{origin}: '{name}' has a damaged header: its shape {shape!r} is not whole numbers >= 0")
-    return Header(shape, bool(fortran), dtype, offset)
-
-
 def _member_header(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Header:
     name = info.filename.removesuffix(".npy")
     try:
         with archive.open(info) as member:
-            return _header(member, path, name)
+            return read_header(member, path, name)
     except DAMAGE as err:
         raise DataError(f"{path}: '{name}' is damaged ({_reason(err)})") from None
 
@@ -258,15 +226,3 @@ def _memmap(path: str, header: Header) -> np.ndarray:
         return np.zeros(header.shape, header.dtype)
     return np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape,
                      order="F" if header.fortran else "C")
-
-
-def _product(dims: tuple[int, ...]) -> int:
-    out = 1
-    for d in dims:
-        out *= d  # Python ints: a lying header cannot overflow the check
-    return out
-
-
-def _reason(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 120 else text[:117] + "..."

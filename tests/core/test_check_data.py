@@ -269,6 +269,32 @@ def test_a_member_that_is_not_an_array(tmp_path: Path) -> None:
         2, ["14:10: data.train: data/train.npz: 'notes.txt' is not a numpy array (write the file with numpy.savez)"])
 
 
+def npy_with_header(text: str) -> bytes:
+    """A `.npy` member whose header dictionary is `text`, padded as numpy pads it."""
+    body = text.ljust(117) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
+
+
+DAMAGED_HEADERS = {  # what numpy's header parser raises on each: not all of it is a ValueError
+    "unterminated_string": ("{'descr': '<f4', 'fortran_order': False, 'shape': (8, '''", "EOF in multi-line string"),
+    "unclosed_paren": ("{'descr': '<f4', 'fortran_order': False, 'shape': (8, (10, 1), }", "EOF in multi-line statement"),
+    "negative_dimension": ("{'descr': '<f4', 'fortran_order': False, 'shape': (-8, 10, 1), }", "(-8, 10, 1) is not whole numbers"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_HEADERS)
+def test_a_damaged_header_is_one_line(case: str, tmp_path: Path) -> None:
+    """The header reader `rnnc predict` uses (`rnnc.npy_header`): a tokenizer error is no traceback here either."""
+    text, fragment = DAMAGED_HEADERS[case]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.npy", npy_with_header(text))
+        archive.writestr("y.npy", npy_header_only((8,)))
+    status, lines = check(tmp_path, SEED, {"train.npz": buffer.getvalue()})
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("14:10: data.train: data/train.npz: 'x' ") and fragment in lines[0], lines
+
+
 def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As a file without read permission reads to anyone but root (who runs these tests here)."""
     opened = Path.open
