@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-
-from conftest import ROOT
+from pathlib import Path
 
 from rnnc.loader import load_text
 
+# not `from conftest import ROOT`: which conftest that names depends on the order pytest collects in
+ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "specs" / "seed_binary.yaml").read_text(encoding="utf-8")
 
 LOADS = 2_000
