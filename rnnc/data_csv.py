@@ -83,8 +83,7 @@ def read_windows(path: Path, windows: ir.CsvWindows) -> tuple[np.ndarray, np.nda
             f"{path}: {len(values)} rows are too few for window {windows.window} + horizon "
             f"{windows.horizon} (at least {windows.window + windows.horizon} needed)"
         )
-    view = np.lib.stride_tricks.sliding_window_view(values[:, features], windows.window, axis=0)
-    x = np.ascontiguousarray(view[:count].transpose(0, 2, 1), dtype=np.float32)
+    x = _windows(values[:, features], windows.window, count)
     first_target = windows.window - 1 + windows.horizon
     y = values[first_target : first_target + count][:, targets].astype(np.float32)
     return x, y
@@ -102,11 +101,16 @@ def read_series(path: Path, windows: ir.CsvWindows) -> tuple[np.ndarray, tuple[s
     count = len(values) - windows.window + 1
     if count < 1:
         raise DataError(f"{path}: {len(values)} rows are too few for one window of {windows.window} (data.csv.window)")
-    view = np.lib.stride_tricks.sliding_window_view(values[:, features], windows.window, axis=0)
-    x = np.ascontiguousarray(view[:count].transpose(0, 2, 1), dtype=np.float32)
+    x = _windows(values[:, features], windows.window, count)
     others = [c for c, name in enumerate(header) if c not in features and name not in windows.targets]
     last = rows[windows.window : windows.window + count]  # rows[0] is the header
     return x, tuple(header[c] for c in others), [tuple(row[c].strip() for c in others) for row in last]
+
+
+def _windows(columns: np.ndarray, window: int, count: int) -> np.ndarray:
+    """float32 `[count, window, features]`: the first `count` windows of `window` rows."""
+    view = np.lib.stride_tricks.sliding_window_view(columns, window, axis=0)
+    return np.ascontiguousarray(view[:count].transpose(0, 2, 1), dtype=np.float32)
 
 
 def _check_finite(path: Path, header: list[str], values: np.ndarray) -> None:
