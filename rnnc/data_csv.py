@@ -32,7 +32,7 @@ def read_table(path: Path, used: Sequence[str] | None = None) -> tuple[list[str]
 def _read_rows(path: Path) -> list[list[str]]:
     """The non-blank rows of a csv file, cells as written."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (Excel writes one) is not in the first column's name
             rows = list(csv.reader(handle))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text csv file (cannot decode it as UTF-8)") from None

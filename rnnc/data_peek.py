@@ -164,7 +164,7 @@ def head_text(path: Path, origin: str) -> str | None:
             return None
         raw = raw[: cut + 1]  # a cut line is no line
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a BOM, as the readers of the whole file drop it
     except UnicodeDecodeError:
         raise DataError(f"{origin}: not a UTF-8 text file") from None
 

@@ -74,7 +74,7 @@ def read_rows(path: str | Path, settings: ir.TextData, *, labelled: bool = True)
 
 
 def _csv_rows(path: Path, settings: ir.TextData, labelled: bool) -> Iterator[tuple[int, str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is not in the first column's name
         reader = csv.reader(handle)
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
@@ -95,7 +95,7 @@ def _csv_rows(path: Path, settings: ir.TextData, labelled: bool) -> Iterator[tup
 
 
 def _jsonl_rows(path: Path, settings: ir.TextData, labelled: bool) -> Iterator[tuple[int, str, str]]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # a BOM would make the first record no JSON
         for line, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue

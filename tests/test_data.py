@@ -204,6 +204,17 @@ def test_csv_windows_and_horizon(tmp_path: Path) -> None:
     np.testing.assert_allclose(data.y[:, 0], [0.4, 0.5, 0.6, 0.7, 0.8, 0.9], rtol=1e-6)
 
 
+def test_a_byte_order_mark_before_a_series_is_not_in_its_first_column(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a BOM: the `value` column, first here, must still be `value`."""
+    series = "value,step\n" + "".join(f"{i / 10},{i}\n" for i in range(10))
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    plain.write_text(series)
+    marked.write_bytes(b"\xef\xbb\xbf" + series.encode())
+    one, other = load_file(FORECAST, plain), load_file(FORECAST, marked)
+    np.testing.assert_array_equal(one.x, other.x)
+    np.testing.assert_array_equal(one.y, other.y)
+
+
 def test_validation_split_holds_out_the_last_fraction(tmp_path: Path) -> None:
     path = tmp_path / "train.npz"
     np.savez(path, x=np.arange(10, dtype=np.float32).reshape(10, 1, 1) * np.ones((1, 10, 1)), y=np.zeros(10))

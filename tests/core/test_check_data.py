@@ -229,6 +229,14 @@ def test_a_first_record_past_the_peek_is_left_to_training(tmp_path: Path) -> Non
     assert check(tmp_path, TEXT, {**GOOD_TEXT, "words.jsonl": long_line}) == (0, [])
 
 
+def test_a_byte_order_mark_is_no_part_of_a_header(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a BOM; training drops it, so the check does too."""
+    bom = "\ufeff"
+    text = {name: bom + content for name, content in GOOD_TEXT.items()}
+    assert check(tmp_path, TEXT, text) == (0, [])
+    assert check(tmp_path, SERIES, {"series.csv": bom + "value,date\n1,2020-01-01\n"}) == (0, [])
+
+
 def test_good_text_files_pass(tmp_path: Path) -> None:
     assert check(tmp_path, TEXT, GOOD_TEXT) == (0, [])
 

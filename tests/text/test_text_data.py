@@ -63,6 +63,17 @@ def test_jsonl_fields_and_numeric_labels(tmp_path: Path) -> None:
     assert data.train.y.tolist() == [2, 0, 1] and data.train.y.dtype == np.int64
 
 
+@pytest.mark.parametrize("name", ["train.csv", "train.jsonl"])
+def test_a_byte_order_mark_before_text_data_is_dropped(tmp_path: Path, name: str) -> None:
+    """A BOM is neither part of the `text` column's name nor a character before the first JSON record."""
+    body = ("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in ROWS) if name.endswith(".csv")
+            else "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in ROWS))
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body.encode())
+    data = load_training_data(spec(tmp_path, data={"train": name}))
+    assert data.train.classes == ("neg", "pos")
+    assert data.train.x.tolist() == [[2, 4, 0], [3, 4, 0], [2, 2, 5], [3, 5, 0]]
+
+
 def test_regression_labels_are_numbers(tmp_path: Path) -> None:
     write_csv(tmp_path / "train.csv", [("a b", "0.5"), ("b", "-2")])
     data = load_training_data(spec(tmp_path, loss="mse"))
