@@ -64,6 +64,8 @@ def product(dims: tuple[int, ...]) -> int:
 
 
 def reason(err: BaseException) -> str:
-    """An exception's message on one line, at most 120 characters."""
-    text = " ".join(str(err).split()) or type(err).__name__
+    """An exception's message on one line, at most 120 characters (the tokenizer's
+    `('EOF in multi-line string', (1, 56))` without its position tuple)."""
+    message = err.args[0] if len(err.args) == 2 and isinstance(err.args[0], str) and isinstance(err.args[1], tuple) else err
+    text = " ".join(str(message).split()) or type(err).__name__
     return text if len(text) <= 120 else text[:117] + "..."

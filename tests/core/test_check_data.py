@@ -301,6 +301,7 @@ def test_a_damaged_header_is_one_line(case: str, tmp_path: Path) -> None:
     status, lines = check(tmp_path, SEED, {"train.npz": buffer.getvalue()})
     assert status == 2 and len(lines) == 1, lines
     assert lines[0].startswith("14:10: data.train: data/train.npz: 'x' ") and fragment in lines[0], lines
+    assert "((" not in lines[0], lines  # the tokenizer's message, not its arguments' tuple
 
 
 def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
