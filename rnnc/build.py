@@ -40,9 +40,17 @@ def build_input(section: dict[str, Any]) -> ir.Input:
     return ir.Input(shape=shape, dtype=section.get("dtype", "float32"))
 
 
+WIRING = ("name", "input", "initial_state")  # what a graph's layer says besides its settings (rnnc.graph)
+
+
 def build_layer(section: dict[str, Any]) -> ir.Layer:
-    cls = ir.LAYER_KINDS[section["type"]]
-    return cls(**_int_fields(cls, _settings(section)))
+    cls = ir.ALL_KINDS[section["type"]]
+    return cls(**_int_fields(cls, {k: v for k, v in _settings(section).items() if k not in WIRING}))
+
+
+def build_graph_input(name: str, section: dict[str, Any]) -> ir.Input:
+    shape = tuple(None if d is None else int(d) for d in section["shape"])
+    return ir.Input(shape=shape, dtype=section.get("dtype", "float32"), name=name)
 
 
 def build_loss(section: str | dict[str, Any]) -> ir.Loss:

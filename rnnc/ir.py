@@ -15,8 +15,9 @@ from typing import Literal, TypeAlias
 # The layer kinds are defined in rnnc.layers (settings, shape rule, parameters); the IR
 # names them here so that backends read one module.
 from .layers import (  # noqa: F401  (re-exported)
-    GRU, LAYER_KINDS, LSTM, RECURRENT_KINDS, Activation, Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Pool,
-    Recurrent, SimpleRNN,
+    ALL_KINDS, GRAPH_KINDS, GRU, LAYER_KINDS, LSTM, RECURRENT_KINDS, Activation, Add, Attention, Average, Concatenate,
+    Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Multiply, Normalization, Pool, Recurrent, RepeatVector,
+    SimpleRNN,
 )
 from .layers.base import ACTIVATIONS, BATCH, TIME, ActivationName, Dim, Param, Shape  # noqa: F401
 
@@ -37,6 +38,16 @@ class Node:
     output_shape: Shape
     params: tuple[Param, ...] = ()
     masked: bool = False
+    # A graph's node (spec version 2) names what it reads; a v1 chain's reads the node before it.
+    name: str = ""  # the spec's `name`, or ""
+    sources: tuple[str, ...] = ()  # the keys of the values it reads (inputs, nodes), its main input first
+    input_shapes: tuple[Shape, ...] = ()  # their shapes, in that order
+    state_from: str = ""  # the key of the recurrent node whose final state is its initial state
+
+    @property
+    def key(self) -> str:
+        """How the graph refers to this node: its name, or `layers[<index>]`."""
+        return self.name or f"layers[{self.index}]"
 
     @property
     def param_count(self) -> int:
@@ -70,16 +81,31 @@ def output_activation(nodes: tuple[Node, ...] | list[Node]) -> tuple[str | None,
 
 @dataclass(frozen=True)
 class Input:
-    shape: tuple[int | None, ...]  # as written in the spec: [timesteps, features] or [timesteps]
+    """As written in the spec: float [timesteps, features] or int64 [timesteps] is a
+    sequence; in a graph also float [features] (static features) and int64 [] (one id)."""
+
+    shape: tuple[int | None, ...]
     dtype: Literal["float32", "int64"] = "float32"
+    name: str = "x"
+
+    @property
+    def sequence(self) -> bool:
+        return len(self.shape) == (1 if self.dtype == "int64" else 2)
 
     @property
     def variable_length(self) -> bool:
-        return self.shape[0] is None
+        return self.sequence and self.shape[0] is None
 
     @property
     def tensor_shape(self) -> Shape:
+        if not self.sequence:
+            return (BATCH, *self.shape)  # type: ignore[arg-type]
         return (BATCH, TIME if self.shape[0] is None else self.shape[0], *self.shape[1:])
+
+    @property
+    def lengths_name(self) -> str:
+        """The name of its lengths: the array in a data file (`<name>_lengths`; v1's `lengths`)."""
+        return "lengths" if self.name == "x" else f"{self.name}_lengths"
 
 
 # --- training settings --------------------------------------------------------------
@@ -200,6 +226,43 @@ class Export:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """An output that predicts its `input`'s next step (spec version 2's `feedback:`):
+    decoding starts with id `start`, feeds each prediction back, stops at `end` or after
+    `max_length` steps (None where the spec leaves them to the data)."""
+
+    input: str
+    start: int | None = None
+    end: int | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """A graph's output: the node it is, and its loss, weight in the sum and metrics."""
+
+    name: str
+    node: int  # the node's index
+    loss: Loss
+    loss_weight: float = 1.0
+    metrics: tuple[str, ...] = ()
+    feedback: Feedback | None = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """What spec version 2 adds to a model: named inputs, named outputs, and the problems
+    worth a warning (an input or layer nothing reads)."""
+
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    warnings: tuple[str, ...] = ()  # "file:line:col: message"
+
+    def input(self, name: str) -> Input:
+        return next(i for i in self.inputs if i.name == name)
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     input: Input
@@ -212,6 +275,23 @@ class Model:
     export: Export = field(default_factory=Export)
     description: str = ""
     spec_hash: str = ""  # sha256 of the resolved spec, carried into artifacts
+    # Spec version 2: the graph's inputs and outputs; None for a v1 chain, whose one input
+    # is `input` and whose output (the last node) has `loss` and `metrics`. For a graph,
+    # `input`, `loss` and `metrics` are its first input's and first output's.
+    graph: Graph | None = None
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        return self.graph.inputs if self.graph else (self.input,)
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        if self.graph:
+            return self.graph.outputs
+        return (Output("y", self.nodes[-1].index if self.nodes else -1, self.loss, 1.0, self.metrics),)
+
+    def node(self, key: str) -> Node:
+        return next(n for n in self.nodes if n.key == key)
 
     @property
     def output_shape(self) -> Shape:

@@ -20,6 +20,7 @@ from .loader import Document, load_file, load_text
 from .overrides import apply_overrides
 from .schema import schema_problems
 from .shapes import infer_nodes
+from .shapes import show_dims
 from .validate import Parts, input_shape_matches_dtype, semantic_problems
 
 
@@ -85,6 +86,8 @@ def compile_document(doc: Document, base: Path) -> ir.Model:
     problems = doc.problems + [p for p in schema if (p.origin, p.line, p.column) not in seen]
     if not isinstance(doc.data, dict):
         raise SpecError(problems)
+    if doc.data.get("rnnc") == 2:
+        return compile_graph(doc, base, problems, _sections_with_problems(problems + schema))
     # a section the schema refused is not built, even where its word was not repeated
     parts = _build_parts(doc, base, _sections_with_problems(problems + schema))
     problems += _shape_problems(parts)
@@ -114,3 +117,65 @@ def resolved_spec(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, 
     if doc.problems:
         raise SpecError(doc.problems)
     return copy.deepcopy(doc.data)
+
+
+def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[str]) -> ir.Model:
+    """Spec version 2: the sections built, the graph inferred (`rnnc.graph`), its rules
+    checked (`rnnc.graph_rules`); every problem raised together."""
+    from .graph import infer_graph
+    from .graph_rules import GraphParts, graph_problems
+
+    data = doc.data
+    ok = lambda section: section not in bad and "" not in bad  # noqa: E731
+    parts = GraphParts(doc, base)
+    if ok("inputs"):
+        parts.inputs = {name: build.build_graph_input(name, section) for name, section in data["inputs"].items()}
+        problems += [p for name, inp in parts.inputs.items() if (p := _input_problem(doc, inp))]
+    if ok("outputs"):
+        parts.losses = {name: build.build_loss(section["loss"]) for name, section in data["outputs"].items()}
+    if ok("training"):
+        parts.training = build.build_training(data.get("training", {}))
+    if ok("data"):
+        parts.data = build.build_data(data.get("data", {}), base)
+    if ok("export"):
+        parts.export = build.build_export(data.get("export", {}))
+    inputs_fine = parts.inputs is not None and not any(
+        p.path[:1] == ("inputs",) for p in problems)
+    if ok("layers") and inputs_fine:
+        layers = [build.build_layer(layer) for layer in data["layers"]]
+        result = infer_graph(doc, parts.inputs, layers, data["outputs"] if parts.losses is not None else None,
+                             parts.losses or {})
+        problems += result.problems
+        parts.nodes, parts.outputs, parts.warnings = result.nodes, result.outputs, result.warnings
+        parts.complete = not result.problems
+    problems += graph_problems(parts)
+    if problems:
+        raise SpecError(problems)
+    assert parts.inputs and parts.nodes and parts.outputs and parts.training and parts.data and parts.export
+    first = parts.outputs[0]
+    graph = ir.Graph(tuple(parts.inputs.values()), tuple(parts.outputs), tuple(str(w) for w in parts.warnings))
+    return ir.Model(
+        name=data["name"],
+        description=data.get("description", ""),
+        input=graph.inputs[0],
+        nodes=tuple(parts.nodes),
+        loss=first.loss,
+        optimizer=build.build_optimizer(data["optimizer"]),
+        metrics=first.metrics,
+        training=parts.training,
+        data=parts.data,
+        export=parts.export,
+        spec_hash=spec_hash(data),
+        graph=graph,
+    )
+
+
+def _input_problem(doc: Document, inp: ir.Input) -> Problem | None:
+    shape, path = inp.shape, ("inputs", inp.name, "shape")
+    if inp.dtype == "int64" and len(shape) > 1:
+        return doc.problem(path, f"token ids (dtype int64) take shape [timesteps] or [] (one id), got {show_dims(shape)}")
+    if inp.dtype == "float32" and not shape:
+        return doc.problem(path, "float input takes shape [timesteps, features] or [features], got []")
+    if inp.dtype == "float32" and len(shape) == 1 and shape[0] is None:
+        return doc.problem(path, "static features [features] need a size; a sequence is [timesteps, features]")
+    return None

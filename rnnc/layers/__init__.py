@@ -13,26 +13,35 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from . import convolution, core, embedding, normalization, pooling, recurrent
+from . import attention, convolution, core, embedding, merge, normalization, pooling, recurrent
+from .attention import Attention
 from .base import LayerKind
 from .convolution import Conv1D
 from .core import Activation, Dense, Dropout
 from .embedding import Embedding
-from .normalization import LayerNorm
+from .merge import Add, Average, Concatenate, Multiply, RepeatVector
+from .normalization import LayerNorm, Normalization
 from .pooling import Pool
 from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
 
-Layer: TypeAlias = embedding.Kind | recurrent.Kind | core.Kind | normalization.Kind | convolution.Kind | pooling.Kind
+Layer: TypeAlias = (
+    embedding.Kind | recurrent.Kind | core.Kind | normalization.Kind | convolution.Kind | pooling.Kind
+    | merge.Kind | attention.Kind
+)
 # The families in the order the schema lists their kinds (and error messages with it).
-FAMILIES = (embedding, recurrent, core, normalization, convolution, pooling)
-LAYER_KINDS: dict[str, type[LayerKind]] = {
+FAMILIES = (embedding, recurrent, core, normalization, convolution, pooling, merge, attention)
+# Every kind; the kinds of a v1 chain; the kinds spec version 2 (graphs) adds.
+ALL_KINDS: dict[str, type[LayerKind]] = {
     cls.kind: cls
     for family in FAMILIES
     for cls in family.KINDS
 }
+LAYER_KINDS: dict[str, type[LayerKind]] = {kind: cls for kind, cls in ALL_KINDS.items() if not cls.graph_only}
+GRAPH_KINDS: dict[str, type[LayerKind]] = {kind: cls for kind, cls in ALL_KINDS.items() if cls.graph_only}
 RECURRENT_KINDS = tuple(kind for kind, cls in LAYER_KINDS.items() if issubclass(cls, Recurrent))
 
 __all__ = [
-    "GRU", "LAYER_KINDS", "LSTM", "RECURRENT_KINDS", "Activation", "Conv1D", "Dense", "Dropout", "Embedding",
-    "Layer", "LayerKind", "LayerNorm", "Pool", "Recurrent", "SimpleRNN",
+    "ALL_KINDS", "GRAPH_KINDS", "GRU", "LAYER_KINDS", "LSTM", "RECURRENT_KINDS", "Activation", "Add", "Attention",
+    "Average", "Concatenate", "Conv1D", "Dense", "Dropout", "Embedding", "Layer", "LayerKind", "LayerNorm", "Multiply",
+    "Normalization", "Pool", "Recurrent", "RepeatVector", "SimpleRNN",
 ]

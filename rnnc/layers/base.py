@@ -48,6 +48,7 @@ class Param:
     name: str  # e.g. "layers.0.weight_ih_reverse"
     shape: tuple[int, ...]
     init: Init = "zeros"
+    trainable: bool = True  # False: set from the training data before training (normalization's statistics)
 
     @property
     def size(self) -> int:
@@ -72,11 +73,13 @@ def show_dims(dims: tuple[Dim | None, ...] | list[Dim | None]) -> str:
 
 
 def setting(default: Any = dataclasses.MISSING, *, shared: str | None = None, description: str | None = None,
-            **bounds: float) -> Any:
+            reference: bool = False, **bounds: float) -> Any:
     """A spec setting: without `default` it is required; `shared` names one of `RANGES`,
-    `bounds` are JSON Schema's (minimum, exclusiveMaximum...)."""
+    `bounds` are JSON Schema's (minimum, exclusiveMaximum...). A `reference` names
+    another value of the graph (an input or a layer; "" when absent), which the graph
+    reads as one more input of the layer (attention's `query`, repeat_vector's `like`)."""
     assert shared is None or shared in RANGES, shared
-    meta = {"shared": shared, "description": description, "bounds": bounds}
+    meta = {"shared": shared, "description": description, "bounds": bounds, "reference": reference}
     return dataclasses.field(default=default, metadata={"setting": meta})
 
 
@@ -95,17 +98,38 @@ def last_axis(shape: Shape) -> int:
 
 class LayerKind:
     """The rules a layer kind defines; the defaults suit a kind without weights that
-    keeps its input's shape and streams."""
+    keeps its input's shape and streams.
+
+    A kind of a graph (spec version 2) may read several values: a merge takes a list
+    (`merges`), attention its value and a `query` (settings declared `reference`). Its
+    rules then see every input's shape, in order: `output_shapes` and `params_for`,
+    which for a kind with one input are `output_shape` and `params`.
+    """
 
     kind: ClassVar[str]
     schema_name: ClassVar[str | None] = None  # its `$defs` entry, when not `kind`
     takes_sequences: ClassVar[bool] = False  # wants [timesteps, features] (for the lost-time-axis hint)
+    merges: ClassVar[bool] = False  # `input:` is a list of at least two values
+    graph_only: ClassVar[bool] = False  # introduced by spec version 2: not a kind of a v1 chain
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
     def params(self, prefix: str, shape: Shape) -> list[Param]:
         return []
+
+    def output_shapes(self, shapes: tuple[Shape, ...]) -> Shape:
+        return self.output_shape(shapes[0])
+
+    def params_for(self, prefix: str, shapes: tuple[Shape, ...]) -> list[Param]:
+        return self.params(prefix, shapes[0])
+
+    def references(self) -> tuple[str, ...]:
+        """The values this layer reads besides its `input`, as named in its settings."""
+        return tuple(
+            value for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.metadata.get("setting", {}).get("reference") and (value := getattr(self, f.name))
+        )
 
     def streaming_problem(self) -> str:
         return ""

@@ -12,6 +12,7 @@ value it is about. Cross-field rules live in `rnnc.validate`, not here.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from typing import Any
 
@@ -20,17 +21,21 @@ from ..loader import Document
 from .generate import spec_schema
 
 
-@functools.cache
-def load_schema() -> dict[str, Any]:
-    """The schema specs are checked with (shared: do not edit the returned mapping)."""
-    return spec_schema()
+VERSIONS = (1, 2)
+_version = contextvars.ContextVar("version", default=1)  # the schema whose `$ref`s messages resolve
 
 
 @functools.cache
-def _validator() -> Any:
+def load_schema(version: int = 1) -> dict[str, Any]:
+    """The schema of spec format `version` (shared: do not edit the returned mapping)."""
+    return spec_schema(version)
+
+
+@functools.cache
+def _validator(version: int = 1) -> Any:
     import jsonschema
 
-    schema = load_schema()
+    schema = load_schema(version)
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -38,7 +43,7 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     """Follow local `$ref`s, merging the referring schema's own keywords on top."""
     while "$ref" in schema:
         ref = schema["$ref"]
-        target = load_schema()
+        target = load_schema(_version.get())
         for part in ref.removeprefix("#/").split("/"):
             target = target[part]
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -111,14 +116,14 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
         case "enum" if path and path[-1] == "type":
             options = error.validator_value
             layer = len(path) == 3 and path[0] == "layers"
-            hint = (layer and _LAYER_TYPE_HINTS.get(_fold(value))) or did_you_mean(value, options)
+            hint = (layer and _graph_kind_hint(value)) or (layer and _LAYER_TYPE_HINTS.get(_fold(value))) or did_you_mean(value, options)
             kind = "layer type" if layer else "type"
             return [doc.problem(path, f"unknown {kind} {_show(value)}{hint}; expected one of {_quote(options)}")]
         case "enum":
             hint = did_you_mean(value, error.validator_value) if isinstance(value, str) else ""
             return [doc.problem(path, f"expected {describe(error.schema)}, got {_show(value)}{hint}")]
         case "const" if path == ("rnnc",):
-            return [doc.problem(path, f"unsupported spec version {_show(value)}; this rnnc reads version 1")]
+            return [doc.problem(path, f"unsupported spec version {_show(value)}; this rnnc reads versions 1 and 2")]
         case "pattern" if path == ("name",):
             return [doc.problem(path, f"expected lowercase letters, digits, '-' and '_', got {_show(value)}")]
         case "minItems" if error.validator_value == 1:
@@ -139,9 +144,8 @@ def _problems_for(error: Any, doc: Document) -> list[Problem]:
 # under any name: what to write instead, or that it is not supported yet. Keys are
 # folded (lowercase, no '_'), so `TimeDistributed` and `time_distributed` both match.
 _LAYER_TYPE_HINTS = {
-    "attention": " (attention is not supported in spec v1 yet)",
-    "multiheadattention": " (attention is not supported in spec v1 yet)",
-    "additiveattention": " (attention is not supported in spec v1 yet)",
+    "multiheadattention": " (rnnc's attention is single-head: type attention, in spec version 2)",
+    "additiveattention": " (use type attention with score: additive, in spec version 2)",
     "timedistributed": " (not needed: dense is already applied per timestep on sequences)",
     "linear": " (use 'dense': rnnc's linear layer, activation linear by default)",
     "bidirectional": " (set bidirectional: true on the recurrent layer instead)",
@@ -158,6 +162,14 @@ _SETTING_HINTS = {
     ("gru", "activation"): _GATES,
     (None, "stateful"): " (to carry state between calls at inference, set export.streaming: true)",
 }
+
+
+def _graph_kind_hint(kind: Any) -> str:
+    from ..layers import GRAPH_KINDS
+
+    if _version.get() == 1 and isinstance(kind, str) and kind in GRAPH_KINDS:
+        return f" ({kind} is a layer of spec version 2, graphs: write rnnc: 2, inputs: and outputs:)"
+    return ""
 
 
 def _fold(word: Any) -> str:
@@ -198,7 +210,13 @@ def _leaves(errors: Any) -> Any:
 def schema_problems(doc: Document) -> list[Problem]:
     """Every schema violation in the document, as spec-author messages."""
     problems: list[Problem] = []
-    for error in _leaves(_validator().iter_errors(doc.data)):
-        problems.extend(_problems_for(error, doc))
+    version = doc.data.get("rnnc") if isinstance(doc.data, dict) else 1
+    version = version if version in VERSIONS and not isinstance(version, bool) else 1
+    token = _version.set(version)
+    try:
+        for error in _leaves(_validator(version).iter_errors(doc.data)):
+            problems.extend(_problems_for(error, doc))
+    finally:
+        _version.reset(token)
     unique = {(p.origin, p.line, p.column, p.path, p.message): p for p in problems}
     return list(unique.values())

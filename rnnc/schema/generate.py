@@ -55,8 +55,19 @@ def _setting(field: dataclasses.Field[Any], annotation: Any) -> dict[str, Any]:
     return prop
 
 
-def layer_schema(cls: type[LayerKind]) -> dict[str, Any]:
-    """The `$defs` entry of one layer kind."""
+_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+# What every layer of a graph (spec version 2) may say besides its settings.
+_WIRING = {
+    "name": {**_NAME, "description": "How inputs:, outputs: and other layers refer to this layer."},
+    "input": {"description": "An input or an earlier layer (a list for merges); default: the layer before.",
+              "anyOf": [{"type": "string"}, {"type": "array", "minItems": 2, "items": {"type": "string"}}]},
+}
+_INITIAL_STATE = {"type": "string",
+                  "description": "NAME.state: the final state of an earlier recurrent layer of the same kind and size."}
+
+
+def layer_schema(cls: type[LayerKind], version: int = 1) -> dict[str, Any]:
+    """The `$defs` entry of one layer kind (with the graph's wiring in version 2)."""
     hints = typing.get_type_hints(cls)
     fields = _order(cls)
     schema: dict[str, Any] = {}
@@ -66,6 +77,10 @@ def layer_schema(cls: type[LayerKind]) -> dict[str, Any]:
     schema["required"] = ["type", *(f.name for f in fields if f.default is dataclasses.MISSING)]
     schema["additionalProperties"] = False
     schema["properties"] = {"type": True, **{f.name: _setting(f, hints[f.name]) for f in fields}}
+    if version == 2:
+        schema["properties"].update(_WIRING)
+        if issubclass(cls, layers.Recurrent):
+            schema["properties"]["initial_state"] = _INITIAL_STATE
     return schema
 
 
@@ -73,18 +88,20 @@ def _def_name(cls: type[LayerKind]) -> str:
     return cls.schema_name or cls.kind
 
 
-def _layer_defs() -> dict[str, Any]:
-    kinds = layers.LAYER_KINDS
+def _layer_defs(version: int = 1) -> dict[str, Any]:
+    kinds = layers.LAYER_KINDS if version == 1 else layers.ALL_KINDS
     branches = [
         {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]}, "then": {"$ref": f"#/$defs/{_def_name(cls)}"}}
         for kind, cls in kinds.items()
     ]
     layer = {"type": "object", "required": ["type"], "properties": {"type": {"enum": list(kinds)}}, "allOf": branches}
-    return {"layer": layer, **{_def_name(cls): layer_schema(cls) for cls in kinds.values()}}
+    return {"layer": layer, **{_def_name(cls): layer_schema(cls, version) for cls in kinds.values()}}
 
 
-def spec_schema() -> dict[str, Any]:
-    """The JSON Schema of spec format v1, as shipped in spec-v1.json."""
+def spec_schema(version: int = 1) -> dict[str, Any]:
+    """The JSON Schema of spec format `version`, as shipped in spec-v<version>.json."""
+    if version == 2:
+        return _spec_schema_v2()
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://rnnc.dev/schema/spec-v1.json",
@@ -125,6 +142,48 @@ def spec_schema() -> dict[str, Any]:
     return copy.deepcopy(schema)  # callers may edit theirs; the sections stay as written
 
 
+def _spec_schema_v2() -> dict[str, Any]:
+    """Version 2, graphs: named inputs, layers that name what they read, named outputs."""
+    v1 = spec_schema(1)
+    shared = {k: v1["properties"][k] for k in ("$schema", "name", "description", "optimizer", "training", "data", "export")}
+    schema = {
+        "$schema": v1["$schema"],
+        "$id": "https://rnnc.dev/schema/spec-v2.json",
+        "title": "rnnc model spec, version 2 (graphs)",
+        "description": "A recurrent model as a graph: named inputs, layers that name what they read (the layer before, by "
+                       "default), named outputs with a loss each. Names, shapes and cycles are checked by `rnnc check`, "
+                       "not by this schema.",
+        "type": "object",
+        "required": ["rnnc", "name", "inputs", "layers", "outputs", "optimizer"],
+        "additionalProperties": False,
+        "properties": {
+            "$schema": shared["$schema"],
+            "rnnc": {"const": 2, "description": "Spec format version."},
+            "name": shared["name"],
+            "description": shared["description"],
+            "inputs": {"type": "object", "minProperties": 1, "propertyNames": _NAME,
+                       "additionalProperties": {"$ref": "#/$defs/input"},
+                       "description": "Name -> shape and dtype. float [timesteps, features] or int64 [timesteps] is a "
+                                      "sequence; float [features] static features; int64 [] one id per sample."},
+            "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "outputs": {"type": "object", "minProperties": 1, "propertyNames": _NAME,
+                        "additionalProperties": {"$ref": "#/$defs/output"},
+                        "description": "A layer's name -> its loss, loss_weight and metrics."},
+            "optimizer": shared["optimizer"],
+            "training": shared["training"],
+            "data": shared["data"],
+            "export": shared["export"],
+        },
+        "$defs": {
+            **{k: v for k, v in v1["$defs"].items() if k not in ("layer", *(_def_name(c) for c in layers.LAYER_KINDS.values()))},
+            "input": sections.GRAPH_INPUT,
+            **_layer_defs(2),
+            "output": sections.OUTPUT,
+        },
+    }
+    return copy.deepcopy(schema)
+
+
 def render(value: Any, indent: int = 0, column: int = 0, width: int = 120) -> str:
     """JSON as people write it: a mapping or list on one line when it fits (from
     `column` on), else one entry per line, so the shipped file reads well in an editor."""
@@ -143,9 +202,12 @@ def render(value: Any, indent: int = 0, column: int = 0, width: int = 120) -> st
     return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
-def shipped_path() -> Path:
-    return Path(str(resources.files(__package__).joinpath("spec-v1.json")))
+VERSIONS = (1, 2)
 
 
-def schema_text() -> str:
-    return render(spec_schema()) + "\n"
+def shipped_path(version: int = 1) -> Path:
+    return Path(str(resources.files(__package__).joinpath(f"spec-v{version}.json")))
+
+
+def schema_text(version: int = 1) -> str:
+    return render(spec_schema(version)) + "\n"

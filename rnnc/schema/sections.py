@@ -48,6 +48,47 @@ INPUT = {
     },
 }
 
+GRAPH_INPUT = {
+    "type": "object",
+    "required": ["shape"],
+    "additionalProperties": False,
+    "properties": {
+        "shape": {
+            "description": "float: [timesteps, features] (a sequence) or [features]; int64: [timesteps] (ids) or [] (one id); "
+                           "timesteps may be null (variable length).",
+            "type": "array",
+            "maxItems": 2,
+            "prefixItems": [{"type": ["integer", "null"], "minimum": 1}, {"type": "integer", "minimum": 1}],
+        },
+        "dtype": {"enum": ["float32", "int64"], "default": "float32"},
+    },
+}
+
+OUTPUT = {
+    "type": "object",
+    "required": ["loss"],
+    "additionalProperties": False,
+    "properties": {
+        "loss": {"description": "A loss name, or a mapping with `type` and its settings.", "if": {"type": "string"},
+                 "then": {"$ref": "#/$defs/lossName"}, "else": {"$ref": "#/$defs/lossMapping"}},
+        "loss_weight": {"type": "number", "minimum": 0, "default": 1.0, "description": "Scales this output's loss in the sum."},
+        "metrics": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/metric"}, "default": []},
+        "feedback": {
+            "description": "The output predicts the next step of this input (teacher forcing while training); "
+                           "decoding starts with id start and stops at end or after max_length steps.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "required": ["input"], "additionalProperties": False, "properties": {
+                    "input": {"type": "string"},
+                    "start": {"type": "integer", "minimum": 0},
+                    "end": {"type": "integer", "minimum": 0},
+                    "max_length": {"type": "integer", "minimum": 1},
+                }},
+            ],
+        },
+    },
+}
+
 LOSS = {
     "lossName": {"enum": list(ir.LOSSES)},
     "lossMapping": {

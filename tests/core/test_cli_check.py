@@ -118,11 +118,11 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_a_bad_spec_does_not_stop_the_others(specs_with_data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rnnc: 2\n")
+    bad.write_text("rnnc: 3\n")
     assert main(["check", str(bad), str(specs_with_data["seed_binary"])]) == 2
     out, err = capsys.readouterr()
     assert out.startswith("seed-binary  (")
-    assert err.splitlines()[-1] == f"{bad}:1:7: rnnc: unsupported spec version 2; this rnnc reads version 1"
+    assert err.splitlines()[-1] == f"{bad}:1:7: rnnc: unsupported spec version 3; this rnnc reads versions 1 and 2"
 
 
 def test_several_specs_print_tables_apart(specs_with_data: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
