@@ -259,7 +259,7 @@ def _time_and_lengths(key: str, layer: ir.Layer, values: list[Value], out: ir.Sh
         return None, None
     match layer:
         case ir.Embedding():
-            return main.time, main.lengths or (key if layer.mask_zero else None)
+            return main.time, main.lengths or (main.time if layer.mask_zero else None)  # the input's lengths
         case ir.Conv1D():
             same_steps = layer.padding == "same" and layer.stride == 1
             return (main.time if same_steps else key), (key if main.lengths else None)

@@ -60,6 +60,65 @@ def model_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab 
     return props
 
 
+def lengths_rules(model: ir.Model) -> dict[str, str]:
+    """For each input of a graph that takes lengths (`<input>.lengths`), how the runtime
+    fills them when the caller leaves them out: `full` (every step real) or `ids` (after
+    the last non-zero id, for an input a `mask_zero` embedding reads)."""
+    rules = {inp.name: "full" for inp in model.inputs if inp.variable_length}
+    for node in model.nodes:
+        if isinstance(node.layer, ir.Embedding) and node.layer.mask_zero and node.sources:
+            rules[node.sources[0]] = "ids"
+    return {inp.name: rules[inp.name] for inp in model.inputs if inp.name in rules}
+
+
+def graph_interface(model: ir.Model, classes: dict[str, Sequence[str]] | None = None) -> dict[str, object]:
+    """The `graph` metadata entry of a v2 model (JSON): each input with its dtype, shape
+    as the spec writes it (null: variable), lengths rule and vocabulary size; each output
+    with its shape, meaning, loss and class names. The ONNX graph's inputs are the
+    inputs' names and `<input>.lengths`; its outputs, the outputs' names."""
+    rules = lengths_rules(model)
+    vocab = {n.sources[0]: n.layer.vocab_size for n in model.nodes if isinstance(n.layer, ir.Embedding) and n.sources}
+    by_index = {n.index: n for n in model.nodes}
+    inputs = [
+        {"name": inp.name, "dtype": inp.dtype, "shape": list(inp.shape), "sequence": inp.sequence,
+         "lengths": rules.get(inp.name, "none"), **({"vocab_size": vocab[inp.name]} if inp.name in vocab else {})}
+        for inp in model.inputs
+    ]
+    outputs = []
+    for out in model.outputs:
+        node = by_index[out.node]
+        shape = ["batch", *("time" if d == ir.TIME else d for d in node.output_shape[1:])]
+        entry: dict[str, object] = {"name": out.name, "shape": shape, "loss": out.loss.type,
+                                    "meaning": _meaning(out.loss.type, _graph_activation(model, node), node.output_shape)}
+        if classes and out.name in classes:
+            entry["classes"] = list(classes[out.name])
+        if out.feedback is not None:
+            entry["feedback"] = {k: v for k, v in vars(out.feedback).items() if v is not None}
+        outputs.append(entry)
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _graph_activation(model: ir.Model, node: ir.Node) -> str:
+    by_key = {n.key: n for n in model.nodes}
+    while isinstance(node.layer, ir.Dropout) and node.sources and node.sources[0] in by_key:
+        node = by_key[node.sources[0]]
+    return getattr(node.layer, "activation", None) or "linear"
+
+
+def _meaning(loss: str, act: str, shape: ir.Shape) -> str:
+    units = shape[-1]
+    match loss:
+        case "binary_crossentropy":
+            kind = {"sigmoid": "probabilities", "log_softmax": "log-probabilities"}.get(act, "logits")
+            meaning = f"{kind} of class 1" if units == 1 else f"{kind} of each label"
+        case "categorical_crossentropy" | "sparse_categorical_crossentropy":
+            kind = {"softmax": "probabilities", "log_softmax": "log-probabilities", "sigmoid": "probabilities"}.get(act, "logits")
+            meaning = f"class {kind}"
+        case _:
+            meaning = "values"
+    return f"per-step {meaning}, zero past each sequence's length" if len(shape) == 3 else meaning
+
+
 def state_names(node: ir.Node) -> tuple[str, ...]:
     """The state a streaming graph carries between chunks for `node`: `h` (and `c` for
     LSTM) of a recurrent layer, the last real step's value for pool `last`."""
