@@ -120,6 +120,15 @@ def export_problems(model: ir.Model) -> list[Problem]:
     no artifact silently lacks what the spec asked for."""
     origin = model.name or "<spec>"
     problems = []
+    if model.graph is not None:
+        # torch.export of a graph with several named inputs and outputs needs its own
+        # calling convention and a loader for it; the ONNX graph is the deployment form
+        problems.append(Problem(
+            origin, None, None, "rnnc",
+            "a graph (spec version 2) exports to ONNX only, for now: use --backend onnx "
+            "(rnnc train writes model.onnx as well)", ("rnnc",),
+        ))
+        return problems
     if model.export.streaming:
         problems.append(Problem(
             origin, None, None, "export.streaming",
