@@ -1,10 +1,11 @@
 """Training data files: which reader a file needs, and the spec's data sets.
 
-`load_file` picks the reader by the spec and the file: raw text (`data.text`) goes to
-`rnnc.data_text`, a `.csv` time series (`data.csv`) to `rnnc.data_csv`, a `.npz` is read
-here; each ends in `rnnc.dataset.from_arrays`, which checks the arrays against the IR
-(every problem a one-line `DataError` naming the file). `load_training_data` loads the
-train, validation and test sets, all checked before any is used. The types and checks
+`load_file` picks the reader by the spec and the file: a graph's `.npz` (spec version
+2) goes to `rnnc.graph_data`; raw text (`data.text`) to `rnnc.data_text`, a `.csv` time
+series (`data.csv`) to `rnnc.data_csv`, a v1 `.npz` is read here; each v1 reader ends
+in `rnnc.dataset.from_arrays`, which checks the arrays against the IR (every problem
+a one-line `DataError` naming the file). `load_training_data` loads the train,
+validation and test sets, all checked before any is used. The types and checks
 live in `rnnc.dataset` so the readers can import them without importing this
 dispatcher; they are re-exported here, where callers have always imported them
 (`from rnnc.data import Dataset, from_arrays, load_file`). Needs numpy only.
@@ -38,6 +39,7 @@ from .dataset import (
     split_at,
 )
 from .errors import DataError
+from .graph_data import graph_dataset
 from .text import Vocab
 
 __all__ = [
@@ -82,6 +84,10 @@ def load_file(
     classification loss, its `classes` (a run directory keeps both)."""
     path = Path(path)
     check_readable(path)
+    if model.graph is not None:  # spec version 2: a GraphDataset, its arrays by name
+        if path.suffix != ".npz":
+            raise DataError(f"{path}: a graph reads .npz files (one array per input and output), got {path.name}")
+        return graph_dataset(model, read_npz(path), str(path))  # type: ignore[return-value]
     if model.data.text is not None:
         if vocab is None or (classes is None and model.loss.is_classification):
             raise DataError(f"{path}: raw text needs the vocabulary and class names of the training data (a run directory has them)")

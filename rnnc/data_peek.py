@@ -7,7 +7,8 @@ first record. Each problem is placed at the spec setting the file contradicts
 (`input.shape`, `input.dtype`, the output layer's `units`, `loss`, `data.csv.targets[1]`,
 `data.text.column`, `training.validation_split`, else `data.train` for the file itself)
 and worded as training words it: the rules are `rnnc.data`'s shape-only checks, called
-on the headers, so a rule is written once. Values (NaN, class ids, token ids, lengths)
+on the headers, so a rule is written once (a graph's, spec version 2: `rnnc.graph_layout`'s,
+placed at the input or output an array belongs to). Values (NaN, class ids, token ids, lengths)
 need the whole file and stay `rnnc train`'s to check. A first line longer than
 `PEEK_BYTES` is not judged here at all.
 """
@@ -39,6 +40,7 @@ from .data import (
 )
 from .data_csv import _columns, parse_table
 from .errors import DataError, JsonPath, Problem
+from .graph_layout import layout_problems
 from .loader import Document
 from .npy_header import Header, read_header
 
@@ -83,6 +85,8 @@ def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
         try:
             if model.data.text is not None:
                 _text(model, checks, Path(path))
+            elif path.endswith(".npz") and model.graph is not None:
+                _graph_npz(model, checks, Path(path), role)
             elif path.endswith(".npz"):
                 _npz(model, checks, Path(path), role)
             elif path.endswith(".csv"):
@@ -131,6 +135,18 @@ def _npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
     split = model.training.validation_split
     if role == "train" and split > 0 and model.data.validation is None and x.shape and x.shape[0] > 0:
         checks.at(("training", "validation_split"), lambda: split_at(x.shape[0], split, origin))
+
+
+def _graph_npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
+    """A graph's arrays (spec version 2): `rnnc.graph_layout`'s rules on the headers,
+    each problem at the input or output the array belongs to, else at the file."""
+    arrays = npz_headers(path, checks.origin)
+    for problem in layout_problems(model, {name: (h.shape, h.dtype) for name, h in arrays.items()}, checks.origin):
+        checks.problems.append(checks.doc.problem(problem.where or checks.file, problem.message, key=len(problem.where) == 2))
+    split = model.training.validation_split
+    first = next((arrays[inp.name].shape for inp in model.inputs if inp.name in arrays), ())
+    if role == "train" and split > 0 and model.data.validation is None and first and first[0] > 0:
+        checks.at(("training", "validation_split"), lambda: split_at(first[0], split, checks.origin))
 
 
 def _label_place(model: ir.Model, doc: Document, shape: tuple[int, ...]) -> JsonPath:
