@@ -17,7 +17,7 @@ part of the exported interface, so they are declared here too.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rnnc import ir
 from rnnc.errors import UsageError
@@ -25,11 +25,15 @@ from rnnc.text import METADATA_KEY as VOCAB_KEY
 from rnnc.text import Vocab
 
 
-def model_metadata(model: ir.Model, classes: Sequence[str] | None, vocab: Vocab | None = None) -> dict[str, str]:
+def model_metadata(model: ir.Model, classes: Sequence[str] | Mapping[str, Sequence[str]] | None,
+                   vocab: Vocab | None = None) -> dict[str, str]:
     """Every metadata key of `model`'s export, as strings; a `UsageError` when `classes`
-    do not fit the model's output."""
+    do not fit the model's output. A graph's (spec version 2): `graph_metadata`."""
     from rnnc import __version__
 
+    if model.graph is not None:
+        return graph_metadata(model, classes, vocab)
+    assert not isinstance(classes, Mapping), "class names by output are a graph's"
     spec = model.input
     props = {
         "rnnc_version": __version__,
@@ -65,8 +69,9 @@ def lengths_rules(model: ir.Model) -> dict[str, str]:
     fills them when the caller leaves them out: `full` (every step real) or `ids` (after
     the last non-zero id, for an input a `mask_zero` embedding reads)."""
     rules = {inp.name: "full" for inp in model.inputs if inp.variable_length}
-    for node in model.nodes:
-        if isinstance(node.layer, ir.Embedding) and node.layer.mask_zero and node.sources:
+    sequences = {inp.name for inp in model.inputs if inp.sequence}
+    for node in model.nodes:  # an embedding of one id per sample has no steps to mask
+        if isinstance(node.layer, ir.Embedding) and node.layer.mask_zero and node.sources and node.sources[0] in sequences:
             rules[node.sources[0]] = "ids"
     return {inp.name: rules[inp.name] for inp in model.inputs if inp.name in rules}
 
@@ -96,6 +101,74 @@ def graph_interface(model: ir.Model, classes: dict[str, Sequence[str]] | None = 
             entry["feedback"] = {k: v for k, v in vars(out.feedback).items() if v is not None}
         outputs.append(entry)
     return {"inputs": inputs, "outputs": outputs}
+
+
+def graph_metadata(model: ir.Model, classes: Sequence[str] | Mapping[str, Sequence[str]] | None,
+                   vocab: Vocab | None = None) -> dict[str, str]:
+    """The metadata of a graph's export: v1's keys that describe any model (versions,
+    spec name and hash, opset, streaming and its `states`, description, vocabulary),
+    `input` and `output` as text for people, `spec_version` "2", and `graph`, the
+    interface as JSON (`graph_interface`). `classes` names each classifying output's
+    classes (output name -> names); a plain list is the only output's."""
+    from rnnc import __version__
+
+    checked = graph_classes(model, classes)
+    interface = graph_interface(model, checked)
+    inputs, outputs = interface["inputs"], interface["outputs"]
+    assert isinstance(inputs, list) and isinstance(outputs, list)
+    props = {
+        "rnnc_version": __version__,
+        "spec_name": model.name,
+        "spec_hash": model.spec_hash,
+        "spec_version": "2",
+        "input": "; ".join(_graph_input_text(entry) for entry in inputs),
+        "output": "; ".join(f"{o['name']} float32 {_dims(o['shape'])}: {o['meaning']}" for o in outputs),
+        "streaming": "true" if model.export.streaming else "false",
+        "opset": str(model.export.opset),
+        "graph": json.dumps(interface),
+    }
+    if model.export.streaming:
+        props["input"] += "; state.<layer>.<h|c|last> float32 [batch, size]: state carried between chunks"
+        props["states"] = json.dumps([{"name": name, "size": state_size(node)} for node in model.nodes for name in state_names(node)])
+    if model.description:
+        props["description"] = model.description
+    if vocab is not None:
+        props[VOCAB_KEY] = vocab.to_json()
+    return props
+
+
+def graph_classes(model: ir.Model, classes: Sequence[str] | Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """`classes` as output name -> names, each checked against its output (a
+    `UsageError` naming the output when they do not fit)."""
+    if classes is None:
+        return {}
+    if not isinstance(classes, Mapping):
+        if len(model.outputs) != 1:
+            names = ", ".join(o.name for o in model.outputs)
+            raise UsageError(f"the model has {len(model.outputs)} outputs ({names}): give class names for each output by name")
+        classes = {model.outputs[0].name: classes}
+    by_name = {o.name: o for o in model.outputs}
+    unknown = sorted(set(classes) - set(by_name))
+    if unknown:
+        raise UsageError(f"class names given for {', '.join(unknown)}, which is not an output; outputs: {', '.join(by_name)}")
+    by_index = {n.index: n for n in model.nodes}
+    checked = {}
+    for name, names in classes.items():
+        out = by_name[name]
+        checked[name] = _classes_of(out.loss, by_index[out.node].output_shape[-1], names, f"output {name}: ")
+    return checked
+
+
+def _graph_input_text(entry: dict[str, object]) -> str:
+    name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
+    assert isinstance(shape, list)
+    if not entry["sequence"]:
+        text = f"{name} int64 [batch]: one id per sample" if dtype == "int64" else f"{name} float32 [batch, {shape[-1]}]"
+    else:
+        text = f"{name} int64 [batch, time]: token ids" if dtype == "int64" else f"{name} float32 [batch, time, {shape[-1]}]"
+    if entry["lengths"] != "none":
+        text += f"; {name}.lengths int64 [batch]: real steps of each sequence, padding at the end"
+    return text
 
 
 def _graph_activation(model: ir.Model, node: ir.Node) -> str:
@@ -192,11 +265,14 @@ def _lengths_rule(model: ir.Model) -> str:
 
 
 def _checked_classes(model: ir.Model, classes: Sequence[str]) -> list[str]:
+    return _classes_of(model.loss, model.output_shape[-1], classes)
+
+
+def _classes_of(loss: ir.Loss, units: ir.Dim, classes: Sequence[str], where: str = "") -> list[str]:
     names = [str(c) for c in classes]
-    units = model.output_shape[-1]
-    if not model.loss.is_classification:
-        raise UsageError(f"class names given for a model with loss {model.loss.type}, which has no classes")
-    wanted = 2 if model.loss.type == "binary_crossentropy" and units == 1 else units
+    if not loss.is_classification:
+        raise UsageError(f"{where}class names given for a model with loss {loss.type}, which has no classes")
+    wanted = 2 if loss.type == "binary_crossentropy" and units == 1 else units
     if len(names) != wanted:
-        raise UsageError(f"{len(names)} class names given, the model's output has {wanted} classes")
+        raise UsageError(f"{where}{len(names)} class names given, the model's output has {wanted} classes")
     return names

@@ -12,7 +12,7 @@ atomically. `backend` is the plugin object that the `rnnc.backends` entry point
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from rnnc.errors import Problem, UsageError
 from rnnc.initial import initial_weights
 from rnnc.text import Vocab
 
+from .graph import Classes
 from .lower import OPSETS, export_problems, lower
 from .metadata import sealed
 from .quantize import quantize_int8
@@ -35,19 +36,19 @@ def export(
     model: ir.Model,
     weights: Mapping[str, np.ndarray],
     path: str | os.PathLike[str],
-    classes: Sequence[str] | None = None,
+    classes: Classes | None = None,
     vocab: Vocab | None = None,
 ) -> onnx.ModelProto:
     """Lower `model` with `weights`, quantise it if `export.quantize` says so, and write
     it to `path` atomically; returns the model. `classes` and `vocab` (raw-text models)
-    go into its metadata."""
+    go into its metadata; a graph's `classes` map an output's name to its class names."""
     proto = deployable(model, weights, classes=classes, vocab=vocab)
     atomic_write_bytes(path, proto.SerializeToString())
     return proto
 
 
 def deployable(
-    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None, vocab: Vocab | None = None
+    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Classes | None = None, vocab: Vocab | None = None
 ) -> onnx.ModelProto:
     """`lower`, then the spec's `export.quantize` (int8: see `quantize.py`, then the
     checksum in the metadata again, `metadata.sealed`)."""
@@ -64,8 +65,9 @@ class OnnxBackend:
 
     def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> onnx.ModelProto:
         """The ONNX model; without `weights`, freshly initialised ones (numpy, seeded by
-        `training.seed`). Options: `classes`, the output's class names, and `vocab`, the
-        raw-text vocabulary (`rnnc.text.Vocab`), for the metadata."""
+        `training.seed`). Options: `classes`, the output's class names (a graph's: output
+        name -> names), and `vocab`, the raw-text vocabulary (`rnnc.text.Vocab`), for the
+        metadata."""
         _check_options(options)
         return deployable(model, initial_weights(model) if weights is None else weights, **options)
 

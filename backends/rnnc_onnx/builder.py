@@ -25,6 +25,7 @@ class GraphBuilder:
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self._taken: set[str] = set()
+        self._reserved: set[str] = set()  # names kept for the graph's outputs, claimed once
         self._constants: dict[tuple[Any, ...], str] = {}
         self._cache: dict[tuple[Any, ...], str] = {}
 
@@ -60,7 +61,17 @@ class GraphBuilder:
         single = names is None and isinstance(outputs, int) and outputs == 1
         return out[0] if single else out
 
+    def reserve(self, names: Sequence[str]) -> None:
+        """Keep `names` from `fresh` (a graph's output names, known before the nodes
+        that make them); each may then be claimed once, by `op(names=...)`."""
+        for name in names:
+            self._claim(name)
+            self._reserved.add(name)
+
     def _claim(self, name: str) -> str:
+        if name in self._reserved:
+            self._reserved.discard(name)
+            return name
         if name in self._taken:
             raise AssertionError(f"tensor name {name!r} used twice")
         self._taken.add(name)
@@ -88,21 +99,25 @@ class GraphBuilder:
         self.inputs.append(helper.make_tensor_value_info(self._claim(name), elem_type, list(shape)))
         return name
 
-    def add_output(self, name: str, elem_type: int, shape: Sequence[int | str], first: bool = False) -> None:
-        self.outputs.insert(0 if first else len(self.outputs), helper.make_tensor_value_info(name, elem_type, list(shape)))
+    def add_output(self, name: str, elem_type: int, shape: Sequence[int | str], first: bool = False, at: int | None = None) -> None:
+        """A graph output, last (or `first`, or at position `at`)."""
+        position = at if at is not None else 0 if first else len(self.outputs)
+        self.outputs.insert(position, helper.make_tensor_value_info(name, elem_type, list(shape)))
 
-    def rename_output(self, tensor: str, name: str) -> None:
+    def rename_output(self, tensor: str, name: str) -> bool:
         """Make the node producing `tensor` write `name` instead (the graph's output
-        names are fixed); an Identity only where `tensor` has no producer of its own."""
+        names are fixed); an Identity only where `tensor` has no producer of its own.
+        True when `tensor` was renamed (and is no more)."""
         producers = [n for n in self.nodes if tensor in n.output]
         taken_elsewhere = any(v.name == tensor for v in (*self.inputs, *self.outputs))
         if len(producers) != 1 or taken_elsewhere:
             self.op("Identity", [tensor], hint=name, names=[name])
-            return
+            return False
         self._claim(name)
         for node in self.nodes:
             node.input[:] = [name if i == tensor else i for i in node.input]
             node.output[:] = [name if o == tensor else o for o in node.output]
+        return True
 
     # --- derived from lengths, shared by the layers -----------------------------------
 

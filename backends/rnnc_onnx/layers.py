@@ -47,14 +47,19 @@ def lower_node(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray]
             return lower_conv1d(g, node, weights, flow, time_major)
         case ir.Pool():
             return lower_pool(g, node, flow, streaming)
+        case ir.Concatenate() | ir.Add() | ir.Multiply() | ir.Average() | ir.RepeatVector() | ir.Attention() | ir.Normalization():
+            raise AssertionError(f"{layer.kind} is a kind of graphs: rnnc_onnx.graph lowers it")
         case _:
             assert_never(layer)
 
 
 def lower_embedding(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], ids: Flow, time_major: bool) -> Flow:
     """Token ids `[batch, time]` -> vectors; transposing the ids (cheap integers) gives a
-    time-major result directly when a recurrent layer comes next."""
+    time-major result directly when a recurrent layer comes next. One id per sample (a
+    graph's int64 `[]` input, `[batch]`) -> `[batch, dim]`."""
     table = g.weight(f"layers.{node.index}.weight", weights[f"layers.{node.index}.weight"])
+    if ids.rank == 1:
+        return Flow(g.op("Gather", [table, ids.tensor], f"layers.{node.index}.out", axis=0), 2)
     tokens = g.op("Transpose", [ids.tensor], "ids.time_major", perm=[1, 0]) if time_major else ids.tensor
     vectors = g.op("Gather", [table, tokens], f"layers.{node.index}.out", axis=0)
     return Flow(vectors, 3, time_major, ids.lengths)

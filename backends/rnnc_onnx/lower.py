@@ -6,7 +6,8 @@ when the model is variable-length (`shape: [null, F]` or an embedding with
 `mask_zero`), output `y`, and with `export.streaming` one `state.<index>.h` (and `.c`)
 input and `....next` output per recurrent layer. Batch and time axes are dynamic.
 Nodes are lowered in order by `layers.lower_node`, one `match` over the closed set of
-layer kinds.
+layer kinds. A graph (spec version 2, `model.graph`) has its own interface and
+lowering: `graph.lower_graph`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rnnc.text import Vocab
 
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
+from .graph import Classes, graph_export_problems, lower_graph
 from .layers import lower_node
 from .metadata import sealed
 
@@ -32,15 +34,18 @@ OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked a
 
 
 def lower(
-    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Sequence[str] | None = None, vocab: Vocab | None = None
+    model: ir.Model, weights: Mapping[str, np.ndarray], classes: Classes | None = None, vocab: Vocab | None = None
 ) -> onnx.ModelProto:
     """The ONNX model computing `model` with `weights` (IR names, PyTorch layout).
 
     Raises `ArtifactError` when the weights do not fit the model and `SpecError` when
     the export settings cannot be honoured (an opset out of range, streaming a layer
     that needs the whole sequence). `classes` names the output classes in the metadata,
-    `vocab` is the raw-text vocabulary the model was trained with.
+    `vocab` is the raw-text vocabulary the model was trained with. A graph (spec
+    version 2) is lowered by `graph.lower_graph`, its `classes` by output name.
     """
+    if model.graph is not None:
+        return lower_graph(model, weights, classes, vocab)
     problems = export_problems(model)
     if problems:
         raise SpecError(problems)
@@ -71,6 +76,8 @@ def lower(
 
 def export_problems(model: ir.Model) -> list[Problem]:
     """What keeps `model` from being exported with its `export` settings."""
+    if model.graph is not None:
+        return graph_export_problems(model)
     origin = model.name or "<spec>"
     problems = []
     if model.export.opset not in OPSETS:

@@ -12,6 +12,11 @@ real step and the backward direction's output at step 0, which is exactly what
 input and the final state a graph output (`state.<index>.h`, `.c` for LSTM, each
 `[batch, units]`; outputs `state.<index>.h.next`, ...). A sequence with no real step in
 a chunk keeps its state (onnxruntime would zero it).
+
+In a graph (spec version 2) a layer's initial state may be another layer's final
+state (`lower_stateful`): that layer's `Y_h` (and `Y_c`) become this one's `initial_h`
+(and `initial_c`); with `sequence_lens`, `Y_h` is already each sequence's state at its
+last real step.
 """
 
 from __future__ import annotations
@@ -66,6 +71,19 @@ def onnx_weights(node: ir.Node, weights: Mapping[str, np.ndarray]) -> tuple[np.n
 
 
 def lower_recurrent(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], flow: Flow, streaming: bool) -> Flow:
+    return lower_stateful(g, node, weights, flow, streaming)[0]
+
+
+def lower_stateful(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], flow: Flow, streaming: bool,
+                   initial: tuple[str, ...] = (), final: bool = False) -> tuple[Flow, tuple[str, ...]]:
+    """The layer's output, and with `final` its final state (`h`, and `c` for LSTM, each
+    `[directions, batch, units]` as the operators lay it out, forward first).
+
+    `initial` is another layer's final state (a graph's `initial_state:`), in that
+    layout. The final state is each sequence's state after its last real step (the
+    operators stop at `sequence_lens`); a sequence with no real step ends in its initial
+    state, which onnxruntime would zero.
+    """
     layer = node.layer
     assert isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU)
     hint = f"layers.{node.index}"
@@ -80,6 +98,7 @@ def lower_recurrent(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.nda
     ]
     states_in = [_state_input(g, name, layer.units) for name in state_names(node)] if streaming else []
     inputs += [g.op("Unsqueeze", [s, g.const([0])], f"{s}.3d") for s in states_in]
+    inputs += initial
 
     attrs: dict[str, object] = {"hidden_size": layer.units}
     if layer.bidirectional:
@@ -98,17 +117,21 @@ def lower_recurrent(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.nda
             assert_never(layer)
 
     need_y = layer.return_sequences
-    need_h = not layer.return_sequences or streaming
-    need_c = streaming and isinstance(layer, ir.LSTM)
+    need_h = not layer.return_sequences or streaming or final
+    need_c = (streaming or final) and isinstance(layer, ir.LSTM)
     wanted = [f"{hint}.Y" if need_y else "", f"{hint}.Y_h" if need_h else "", f"{hint}.Y_c" if need_c else ""]
     while not wanted[-1]:
         wanted.pop()
     outputs = g.op(op_type, inputs, hint, outputs=wanted, **attrs)
     y, y_h = outputs[0], outputs[1] if need_h else ""
+    y_c = outputs[2] if need_c else ""
+    if initial and need_h and x.lengths is not None:
+        y_h, y_c = _or_initial(g, (y_h, y_c), initial, x.lengths, hint)
+    states = tuple(s for s in (y_h, y_c) if s) if final else ()
 
     last = ""
     if streaming:
-        for state, produced in zip(states_in, (y_h, outputs[2] if need_c else ""), strict=False):
+        for state, produced in zip(states_in, (y_h, y_c), strict=False):
             last_state = _state_output(g, state, produced, x.lengths, layer.units)
             last = last or last_state  # h comes first: the layer's output after the chunk
     if layer.return_sequences:
@@ -117,13 +140,24 @@ def lower_recurrent(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.nda
             seq = g.op("Reshape", [swapped, g.const([0, 0, -1])], f"{hint}.out")
         else:
             seq = g.op("Squeeze", [y, g.const([1])], f"{hint}.out")
-        return Flow(seq, 3, time_major=True, lengths=x.lengths, zero_padded=x.lengths is not None)
+        return Flow(seq, 3, time_major=True, lengths=x.lengths, zero_padded=x.lengths is not None), states
     if last:
-        return Flow(last, 2)
+        return Flow(last, 2), states
     if layer.bidirectional:  # [2, B, H] -> [B, 2, H] -> [B, 2H]: forward, then backward
         swapped = g.op("Transpose", [y_h], f"{hint}.Y_h.swapped", perm=[1, 0, 2])
-        return Flow(g.op("Reshape", [swapped, g.const([0, -1])], f"{hint}.out"), 2)
-    return Flow(g.op("Squeeze", [y_h, g.const([0])], f"{hint}.out"), 2)
+        return Flow(g.op("Reshape", [swapped, g.const([0, -1])], f"{hint}.out"), 2), states
+    return Flow(g.op("Squeeze", [y_h, g.const([0])], f"{hint}.out"), 2), states
+
+
+def _or_initial(g: GraphBuilder, final: tuple[str, str], initial: tuple[str, ...], lengths: str, hint: str) -> tuple[str, str]:
+    """Each final state (`[directions, batch, units]`; "" where not made), or the initial
+    one where a sequence has no real step."""
+    positive = g.op("Greater", [lengths, g.const(0, scalar=True)], f"{hint}.nonempty")
+    keep = g.op("Unsqueeze", [positive, g.const([0, 2])], f"{hint}.nonempty")
+    h, c = final
+    h = g.op("Where", [keep, h, initial[0]], f"{hint}.final_h")
+    c = g.op("Where", [keep, c, initial[1]], f"{hint}.final_c") if c else ""
+    return h, c
 
 
 def _state_input(g: GraphBuilder, name: str, units: int) -> str:
