@@ -11,138 +11,60 @@ runs it in batches and checks that each gives one output row per sequence;
 Lengths the caller leaves out are filled as the torch backend would: full length, or,
 for an embedding with `mask_zero`, the position after each row's last non-zero id.
 `Predictor.stream()` feeds a streaming model chunk by chunk, carrying the recurrent
-state between calls. See docs/deploy.md.
+state between calls. A v2 graph (named inputs and outputs) is run by
+`rnnc.runtime_graph.GraphPredictor`, re-exported here; `load(path)` opens either kind,
+as the model's metadata says. The session handling both share is
+`rnnc.runtime_session`'s. See docs/deploy.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 
 import numpy as np
-import onnxruntime as ort
 
 from . import text
-from .artifacts import check_model_checksum
 from .errors import ArtifactError, DataError, UsageError
+from .runtime_graph import GraphPredictor, GraphStream
+from .runtime_session import (  # noqa: F401  (re-exported: rnnc.runtime is where callers find them)
+    DEFAULT_BATCH_SIZE, DEVICES, MAX_STATE_SIZE, MAX_TIMESTEPS, MAX_VOCAB_SIZE, OpenedModel, default_threads,
+    int_or_none, is_graph, lengths_from_ids, max_threads, one_line_error, providers_for, session_options, threads_for,
+)
 
-DEVICES = ("cpu", "cuda")
-DEFAULT_BATCH_SIZE = 256
-# Sizes a model's metadata may claim: each is allocated per batch (a text batch is padded
-# to `timesteps`), so a damaged or hostile 1e10 must stop at load, not in numpy.
-MAX_TIMESTEPS = 1 << 20
-MAX_VOCAB_SIZE = 1 << 31
-MAX_STATE_SIZE = 1 << 20
-
-# onnxruntime logs warnings (and a banner on some builds) to stderr before any session
-# exists; rnnc's own one-line errors are all a user of `rnnc predict` should see.
-ort.set_default_logger_severity(3)
+__all__ = ["GraphPredictor", "GraphStream", "Predictor", "Stream", "load"]
 
 
-def max_threads() -> int:
-    """More intra-op threads than this only slow a run down (3,000 took 52 s to start)
-    or crash onnxruntime (100,000 segfaulted)."""
-    return max(64, 4 * (os.cpu_count() or 1))
+def load(path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None) -> Predictor | GraphPredictor:
+    """The model at `path`, ready to run: a `GraphPredictor` for a v2 graph (named inputs
+    and outputs), else a `Predictor` (`x` in, `y` out)."""
+    opened = OpenedModel(path, device, threads)
+    kind: type[Predictor | GraphPredictor] = GraphPredictor if is_graph(opened.metadata) else Predictor
+    model = kind.__new__(kind)
+    model.__dict__.update(opened.__dict__)  # the sessions opened already are reused, not opened again
+    model._interface()
+    return model
 
 
-def default_threads() -> int:
-    """Intra-op threads for batches of more than one sequence: the cores, at most 8
-    (an RNN's steps are sequential; past that, threads only add synchronisation)."""
-    return min(os.cpu_count() or 1, 8)
-
-
-def threads_for(batch: int) -> int:
-    """One sequence runs fastest on one thread: each step's work is too small to
-    split (measured: bench/infer_latency.py --sweep); more sequences use the cores."""
-    return 1 if batch <= 1 else default_threads()
-
-
-def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """Every graph optimisation on, `threads` intra-op threads (default `default_threads()`)."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads if threads is not None else default_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: shape-hint warnings are not the user's concern
-    return options
-
-
-def providers_for(device: str) -> list[str]:
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device == "cuda":
-        available = ort.get_available_providers()
-        if "CUDAExecutionProvider" not in available:
-            raise UsageError(
-                "--device cuda needs onnxruntime-gpu, whose CUDAExecutionProvider this onnxruntime lacks "
-                f"(it has: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise UsageError(f"unknown device '{device}' (choose from: {', '.join(DEVICES)})")
-
-
-def _one_line(err: BaseException) -> str:
-    """onnxruntime's message on one line, without its `[ONNXRuntimeError] : 7 : ...` prefix."""
-    text = " ".join(str(err).split())
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    text = re.sub(r"^Load model from .* failed: ?", "", text)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-class Predictor:
+class Predictor(OpenedModel):
     """An exported rnnc model, ready to run. Attributes describe its interface:
     `token_ids` (int64 ids in, else float32 features), `features`, `timesteps` (None
     when variable), `takes_lengths`, `states` (name -> feature size, streaming models only),
     `classes` (or None), `metadata` (every metadata entry)."""
 
-    def __init__(self, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None):
-        self.path = str(path)
-        if threads is not None and not 1 <= threads <= max_threads():
-            raise UsageError(f"--threads must be between 1 and {max_threads()} (4 per core, at least 64), got {threads}")
-        self.threads = threads  # None: one thread for one sequence, the cores for more
-        self._providers = providers_for(device)
-        if not Path(path).is_file():
-            raise ArtifactError(f"{path}: no such model file")
-        self._sessions: dict[int, ort.InferenceSession] = {}
-        self.session = self.session_for(1)  # onnxruntime's reason first for files that are no model at all
-        try:
-            check_model_checksum(Path(path).read_bytes(), self.path)  # a flipped bit is refused, not run
-        except OSError as err:
-            raise ArtifactError(f"{path}: cannot read the model: {err.strerror or err}") from None
-        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise UsageError("--device cuda: onnxruntime could not start CUDA here (see its log); use --device cpu")
-        try:
-            self._read_interface()
-        except (ValueError, LookupError, TypeError) as err:  # a damaged file that still parses
-            raise ArtifactError(f"{path}: not a usable rnnc model: damaged interface or metadata ({type(err).__name__}: {err})") from None
-
-    def session_for(self, batch: int) -> ort.InferenceSession:
-        """The session that runs `batch` sequences fastest; each thread count's session
-        is opened the first time it is needed."""
-        threads = self.threads if self.threads is not None else threads_for(batch)
-        if threads not in self._sessions:
-            try:
-                self._sessions[threads] = ort.InferenceSession(self.path, session_options(threads), providers=self._providers)
-            except Exception as err:  # onnxruntime raises its own types for every bad file
-                if self.path.endswith(".pt2"):
-                    raise ArtifactError(
-                        f"{self.path}: a torch.export program (rnnc compile --backend torch), not an ONNX model; "
-                        "load it with torch.export.load, or predict with the run's model.onnx"
-                    ) from None
-                raise ArtifactError(f"{self.path}: not a usable ONNX model ({_one_line(err)})") from None
-        return self._sessions[threads]
-
     def _read_interface(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
+        if is_graph(self.metadata):
+            raise ArtifactError(
+                f"{self.path}: a graph model (spec version 2) with named inputs ({', '.join(sorted(inputs))}); "
+                "open it with rnnc.runtime.load or rnnc.runtime.GraphPredictor"
+            )
         outputs = [o.name for o in self.session.get_outputs()]
         if "x" not in inputs or not outputs or outputs[0] != "y":
             raise ArtifactError(
                 f"{self.path}: not an rnnc model (inputs {sorted(inputs)}, outputs {outputs}; rnnc models take 'x' and give 'y')"
             )
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         x, y = inputs["x"], self.session.get_outputs()[0]
         self.token_ids = x.type == "tensor(int64)"
         if x.type not in ("tensor(float)", "tensor(int64)") or len(x.shape) != (2 if self.token_ids else 3):
@@ -151,7 +73,7 @@ class Predictor:
             self._unusable(f"its output y has shape {y.shape}; rnnc models give [batch, ...]")
         self.output_shape: list[int | str] = y.shape
         self.sequence_output = len(y.shape) >= 3  # a time axis: its length is the input's
-        self.features: int | None = None if self.token_ids else _int_or_none(x.shape[-1])
+        self.features: int | None = None if self.token_ids else int_or_none(x.shape[-1])
         self.timesteps = self._size("timesteps", MAX_TIMESTEPS)
         if self.timesteps is not None and isinstance(x.shape[1], int) and x.shape[1] != self.timesteps:
             self._unusable(f"its metadata says timesteps {self.timesteps}, its input x has {x.shape[1]}")
@@ -171,19 +93,6 @@ class Predictor:
         vocab = self.metadata.get(text.METADATA_KEY)
         self.vocab: text.Vocab | None = None if vocab is None else text.Vocab.from_json(vocab, self.path)
 
-    def _unusable(self, why: str) -> None:
-        raise ArtifactError(f"{self.path}: not a usable rnnc model: {why}")
-
-    def _size(self, key: str, limit: int) -> int | None:
-        """A size from the metadata: absent or 'variable' is None; anything but a whole
-        number in [1, limit] means the file is not what rnnc wrote."""
-        value = self.metadata.get(key)
-        if value is None or value == "variable":
-            return None
-        if not (len(value) <= 12 and value.isascii() and value.isdigit() and 1 <= int(value) <= limit):
-            self._unusable(f"its metadata says {key} {value[:40]!r}; expected 'variable' or a whole number in [1, {limit:,}]")
-        return int(value)
-
     def _classes(self) -> list[str] | None:
         if "classes" not in self.metadata:
             return None
@@ -201,6 +110,10 @@ class Predictor:
     def checked(self, x: np.ndarray, lengths: np.ndarray | None = None, whole: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """`(x, lengths)` as the graph takes them, or a `DataError` saying what is wrong.
         `whole=False` (stream chunks) allows any number of steps and empty sequences."""
+        if isinstance(x, Mapping):
+            raise DataError(
+                f"the model takes one input x (a spec version 1 chain), got named inputs ({', '.join(map(str, x))}); pass the array"
+            )
         x = np.asarray(x)
         if self.token_ids:
             if x.dtype.kind not in "iu":
@@ -318,7 +231,7 @@ class Predictor:
         try:
             return self.session_for(len(feed["x"])).run(names, feed)
         except Exception as err:  # e.g. fewer steps than a valid convolution's kernel
-            raise DataError(f"onnxruntime could not run the model on this input: {_one_line(err)}") from None
+            raise DataError(f"onnxruntime could not run the model on this input: {one_line_error(err)}") from None
 
 
 class Stream:
@@ -348,19 +261,3 @@ class Stream:
         y, *after = p._run(["y", *p.state_outputs], p._feed(x, lengths, self.state))
         self.state = dict(zip(p.states, after, strict=True))
         return p._checked_output(y, batch)
-
-
-def lengths_from_ids(ids: np.ndarray) -> np.ndarray:
-    """`mask_zero`'s lengths: the position after the last non-zero id of each row."""
-    if ids.shape[1] == 0:
-        return np.zeros(ids.shape[0], np.int64)
-    positions = np.arange(1, ids.shape[1] + 1, dtype=np.int64)
-    return ((ids != 0) * positions).max(axis=1).astype(np.int64)
-
-
-def _int_or_none(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
