@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import ir
 from .errors import Problem, did_you_mean
+from .layers.base import show
 from .validate import _PROBABILITIES, Parts, model_size_is_trainable, one_validation_source
+
+if TYPE_CHECKING:
+    from .graph import Value
 
 
 @dataclass
@@ -22,6 +27,7 @@ class GraphParts(Parts):
     outputs: list[ir.Output] | None = None
     warnings: list[Problem] = field(default_factory=list)
     complete: bool = False  # every node inferred
+    values: dict[str, Value] = field(default_factory=dict)  # what the graph knows of each inferred value (rnnc.graph)
 
 
 def _node(parts: GraphParts, index: int) -> ir.Node:
@@ -52,8 +58,13 @@ def monitor_names(outputs: list[ir.Output] | tuple[ir.Output, ...]) -> list[str]
     return names
 
 
+# The rules below that read nodes run on those the graph could infer, so one broken layer
+# does not hide an unrelated output's problem (parts.outputs holds only outputs whose
+# layer was inferred).
+
+
 def losses_fit_outputs(parts: GraphParts) -> list[Problem]:
-    if not parts.complete or parts.outputs is None:
+    if parts.outputs is None:
         return []
     problems = []
     for out in parts.outputs:
@@ -93,10 +104,63 @@ def graph_monitors_exist(parts: GraphParts) -> list[Problem]:
         if settings is None or (section == "lr_schedule" and settings.type != "plateau"):
             continue
         if settings.monitor not in names:
-            hint = " (no validation data: set data.validation or training.validation_split)" if (
-                not validation and settings.monitor.startswith("val_")) else did_you_mean(settings.monitor, names)
             problems.append(parts.doc.problem(
-                ("training", section, "monitor"), f"cannot monitor '{settings.monitor}'{hint}; available: {', '.join(names)}"))
+                ("training", section, "monitor"),
+                f"cannot monitor '{settings.monitor}'{_monitor_hint(settings.monitor, parts.outputs, names, validation)}; "
+                f"available: {', '.join(names)}"))
+    return problems
+
+
+def _monitor_hint(monitor: str, outputs: list[ir.Output], names: list[str], validation: bool) -> str:
+    if not validation and monitor.startswith("val_"):
+        return " (no validation data: set data.validation or training.validation_split)"
+    prefix = "val_" if monitor.startswith("val_") else ""
+    metric = monitor.removeprefix(prefix)
+    if len(outputs) > 1 and metric in (*ir.METRICS, "acc"):  # v1's plain names: one per output now
+        metric = "accuracy" if metric == "acc" else metric
+        named = [f"{prefix}{o.name}_{metric}" for o in outputs if metric in o.metrics]
+        if named:
+            return (f" (did you mean '{named[0]}'?: with several outputs each metric is logged under its output's "
+                    f"name{', as ' + ', '.join(repr(n) for n in named[1:]) if len(named) > 1 else ''})")
+    return did_you_mean(monitor, names)
+
+
+def log_names_are_unique(parts: GraphParts) -> list[Problem]:
+    """With several outputs the logs carry each output's name, so a name starting with
+    `val_` (or `val`) would read as another output's validation log: `val_loss` of an
+    output named `val`, `val_a_loss` of one named `val_a` and of `a`'s validation."""
+    if parts.outputs is None or len(parts.outputs) < 2:
+        return []
+    return [
+        parts.doc.problem(("outputs", out.name), f"output '{out.name}' would log '{out.name}_loss', which reads as a "
+                                                 "validation log; with several outputs no output name starts with val",
+                          key=True)
+        for out in parts.outputs if out.name == "val" or out.name.startswith("val_")
+    ]
+
+
+def data_array_names_are_unique(parts: GraphParts) -> list[Problem]:
+    """A data file holds one array per input, per input's lengths and per output (and
+    its classes); two of them cannot share a name."""
+    if parts.inputs is None:
+        return []
+    owner: dict[str, str] = {}
+    for inp in parts.inputs.values():
+        owner.setdefault(inp.name, f"input '{inp.name}'")
+        if inp.sequence:
+            owner.setdefault(inp.lengths_name, f"the lengths of input '{inp.name}'")
+    for out in parts.outputs or ():
+        owner.setdefault(out.name, f"output '{out.name}'")
+        owner.setdefault(f"{out.name}_classes", f"the class names of output '{out.name}'")
+    problems = []
+    for name, inp in parts.inputs.items():
+        if (other := owner[name]) != f"input '{name}'":
+            problems.append(parts.doc.problem(
+                ("inputs", name), f"input '{name}' has the name of the data array of {other}; rename it", key=True))
+    for out in parts.outputs or ():
+        if (other := owner[out.name]) != f"output '{out.name}'" and not other.startswith("input "):
+            problems.append(parts.doc.problem(
+                ("outputs", out.name), f"output '{out.name}' has the name of the data array of {other}; rename it", key=True))
     return problems
 
 
@@ -105,11 +169,13 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
     if parts.data is None:
         return []
     problems = []
+    arrays = [*(parts.inputs or ()), *(o.name for o in parts.outputs or ())]
+    named = f" ({', '.join(arrays)})" if arrays else ""
     for key in ("csv", "text"):
         if getattr(parts.data, key) is not None:
             problems.append(parts.doc.problem(
-                ("data", key), f"data.{key} reads files for a v1 chain; a graph reads .npz files with one array per input "
-                               "and output", key=True))
+                ("data", key), f"data.{key} is for a v1 chain's files; a graph reads .npz files with one array per input "
+                               f"and output{named}: remove data.{key}", key=True))
     for role in ("train", "validation", "test"):
         path = getattr(parts.data, role)
         if path is None:
@@ -122,14 +188,14 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
             problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
         elif Path(path).suffix != ".npz":
             problems.append(parts.doc.problem(
-                ("data", role), f"a graph reads .npz files (one array per input and output), got {Path(path).name}"))
+                ("data", role), f"a graph reads .npz files (one array per input and output{named}), got {Path(path).name}"))
     return problems
 
 
 def graph_can_stream(parts: GraphParts) -> list[Problem]:
     """Each kind's own rule (`streaming_problem`), and a decoder started from another
     layer's state, whose first chunk alone would start there."""
-    if parts.export is None or not parts.export.streaming or not parts.complete:
+    if parts.export is None or not parts.export.streaming:
         return []
     problems = []
     for node in parts.nodes or ():
@@ -145,47 +211,72 @@ def graph_can_stream(parts: GraphParts) -> list[Problem]:
 
 def normalization_reads_an_input(parts: GraphParts) -> list[Problem]:
     """normalization adapts to the training data, so it reads an input of the graph."""
-    if not parts.complete or parts.inputs is None:
+    if parts.inputs is None:
         return []
+    floats = [n for n, i in parts.inputs.items() if i.dtype == "float32"]
     return [
-        parts.doc.problem(("layers", node.index),
-                          f"normalization is adapted to the training data: its input must be one of the graph's "
-                          f"float inputs ({', '.join(n for n, i in parts.inputs.items() if i.dtype == 'float32') or 'none'}), "
-                          f"got {node.sources[0] if not node.sources[0].startswith('layers[') else 'a layer'}")
+        parts.doc.problem(
+            ("layers", node.index, "input") if node.sources[0] in parts.doc.data["layers"][node.index].get("input", ()) else
+            ("layers", node.index),
+            f"normalization learns its mean and variance from the training data before training, so it reads a float "
+            f"input of the graph ({' or '.join(floats) or 'there is none'}), not {_shown(node.sources[0])}: "
+            "put it first, on the input")
         for node in parts.nodes or ()
-        if isinstance(node.layer, ir.Normalization) and (
-            node.sources[0] not in parts.inputs or parts.inputs[node.sources[0]].dtype != "float32")
+        if isinstance(node.layer, ir.Normalization) and node.sources[0] not in floats
     ]
 
 
+def _shown(key: str) -> str:
+    return key if key.startswith("layers[") else f"'{key}'"
+
+
 def feedback_fits(parts: GraphParts) -> list[Problem]:
-    """`feedback: I` names an input of token ids whose next step the output predicts."""
-    if not parts.complete or parts.outputs is None or parts.inputs is None:
+    """`feedback: I` names an input of token ids whose next step the output predicts,
+    step by step on I's own time axis."""
+    if parts.outputs is None or parts.inputs is None:
         return []
     problems = []
     for out in parts.outputs:
-        fb = out.feedback
-        if fb is None:
-            continue
-        path = ("outputs", out.name, "feedback")
-        inp = parts.inputs.get(fb.input)
-        if inp is None:
-            problems.append(parts.doc.problem(path, f"feedback names no input '{fb.input}'{did_you_mean(fb.input, list(parts.inputs))}"))
-            continue
-        if inp.dtype != "int64" or not inp.sequence:
-            problems.append(parts.doc.problem(path, f"feedback takes an input of token ids int64 [timesteps]; '{fb.input}' is not one"))
-            continue
-        node = _node(parts, out.node)
-        if len(node.output_shape) != 3:
-            problems.append(parts.doc.problem(path, f"feedback needs an output per step; '{out.name}' has shape without time axis"))
-        elif out.loss.type != "sparse_categorical_crossentropy":
-            problems.append(parts.doc.problem(path, f"feedback predicts ids: its loss is sparse_categorical_crossentropy, got {out.loss.type}"))
-        others = [n for n in parts.inputs if n != fb.input]
-        missing = [k for k in ("start", "end", "max_length") if getattr(fb, k) is None]
-        if others and missing:
-            problems.append(parts.doc.problem(
-                path, f"decoding '{fb.input}' beside other inputs needs {', '.join(missing)}: the id it starts with, "
-                      "the id it stops at, and the most steps"))
+        if out.feedback is not None:
+            problems += _feedback_problems(parts, out, out.feedback)
+    return problems
+
+
+def _feedback_problems(parts: GraphParts, out: ir.Output, fb: ir.Feedback) -> list[Problem]:
+    assert parts.inputs is not None
+    path = ("outputs", out.name, "feedback")
+    problem = lambda message, at=path: [parts.doc.problem(at, message)]  # noqa: E731
+    inp = parts.inputs.get(fb.input)
+    if inp is None:
+        return problem(f"feedback names no input '{fb.input}'{did_you_mean(fb.input, list(parts.inputs))}; "
+                       f"it takes an input of token ids: {', '.join(n for n, i in parts.inputs.items() if i.dtype == 'int64') or 'none'}")
+    if inp.dtype != "int64" or not inp.sequence:
+        return problem(f"feedback takes an input of token ids, int64 [timesteps]; '{fb.input}' is not one")
+    node = _node(parts, out.node)
+    value = parts.values.get(node.key)
+    if len(node.output_shape) != 3:
+        return problem(f"feedback predicts the next step of '{fb.input}', so '{out.name}' must give one prediction per step "
+                       f"(a sequence); it is {show(node.output_shape)}")
+    if value is not None and value.time != fb.input:
+        return problem(f"the output at step t predicts step t+1 of '{fb.input}', so '{out.name}' must run on the steps of "
+                       f"'{fb.input}'; it runs on those of {_shown(value.time or '?')}")
+    problems = []
+    if out.loss.type != "sparse_categorical_crossentropy":
+        problems += problem(f"feedback predicts ids: its loss is sparse_categorical_crossentropy, got {out.loss.type}")
+    classes = node.output_shape[-1]
+    for setting in ("start", "end"):
+        if (token := getattr(fb, setting)) is not None and isinstance(classes, int) and token >= classes:
+            problems += problem(f"{setting}: {token} is not an id '{out.name}' predicts (0 to {classes - 1})", (*path, setting))
+    for embedding in (n for n in parts.nodes or () if isinstance(n.layer, ir.Embedding) and n.sources[:1] == (fb.input,)):
+        if isinstance(classes, int) and classes > embedding.layer.vocab_size:
+            problems += problem(f"'{out.name}' predicts {classes} ids, but the embedding {_shown(embedding.key)} that reads "
+                                f"them back takes {embedding.layer.vocab_size}: give both the same size")
+    others = [n for n in parts.inputs if n != fb.input]
+    missing = [k for k in ("start", "end", "max_length") if getattr(fb, k) is None]
+    if others and missing:
+        problems += problem(f"decoding '{out.name}' cannot read '{fb.input}' from the caller, who gives "
+                            f"{', '.join(others)}: set {', '.join(missing)} (the id it starts with, the id it stops at, "
+                            "the most steps)")
     return problems
 
 
@@ -194,6 +285,8 @@ GRAPH_RULES = (
     losses_fit_outputs,
     one_validation_source,
     graph_monitors_exist,
+    log_names_are_unique,
+    data_array_names_are_unique,
     graph_data_is_npz,
     graph_can_stream,
     normalization_reads_an_input,

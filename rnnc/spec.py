@@ -127,6 +127,7 @@ def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[s
 
     data = doc.data
     ok = lambda section: section not in bad and "" not in bad  # noqa: E731
+    problems = _wiring_problems(doc, problems)
     parts = GraphParts(doc, base)
     if ok("inputs"):
         parts.inputs = {name: build.build_graph_input(name, section) for name, section in data["inputs"].items()}
@@ -147,13 +148,13 @@ def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[s
                              parts.losses or {})
         problems += result.problems
         parts.nodes, parts.outputs, parts.warnings = result.nodes, result.outputs, result.warnings
-        parts.complete = not result.problems
+        parts.values, parts.complete = result.values, not result.problems
     problems += graph_problems(parts)
     if problems:
         raise SpecError(problems)
     assert parts.inputs and parts.nodes and parts.outputs and parts.training and parts.data and parts.export
     first = parts.outputs[0]
-    graph = ir.Graph(tuple(parts.inputs.values()), tuple(parts.outputs), tuple(str(w) for w in parts.warnings))
+    graph = ir.Graph(tuple(parts.inputs.values()), tuple(parts.outputs), tuple(_warning(w) for w in parts.warnings))
     return ir.Model(
         name=data["name"],
         description=data.get("description", ""),
@@ -168,6 +169,38 @@ def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[s
         spec_hash=spec_hash(data),
         graph=graph,
     )
+
+
+def _warning(problem: Problem) -> str:
+    """`file:line:col: warning: path: message`, as compilers print theirs."""
+    where = problem.origin + (f":{problem.line}:{problem.column}" if problem.line is not None else "")
+    return str(Problem(where, None, None, "", f"warning: {problem.path}: {problem.message}"))
+
+
+def _wiring_problems(doc: Document, problems: list[Problem]) -> list[Problem]:
+    """One line per layer whose `input:` the schema refused, where its two alternatives
+    (a name; a list of at least two) would each say why the value is neither."""
+    refused = {p.json_path[1] for p in problems
+               if p.json_path[:1] == ("layers",) and p.json_path[2:3] == ("input",) and p.message.startswith("expected ")}
+    if not refused:
+        return problems
+    kept = [p for p in problems if not (p.json_path[:1] == ("layers",) and p.json_path[1] in refused
+                                        and p.json_path[2:3] == ("input",) and p.message.startswith("expected "))]
+    for index in sorted(refused):
+        section = doc.data["layers"][index]
+        value, kind, path = section["input"], section.get("type"), ("layers", index, "input")
+        merges = isinstance(kind, str) and kind in ir.ALL_KINDS and ir.ALL_KINDS[kind].merges
+        if isinstance(value, list) and (bad := [j for j, v in enumerate(value) if not isinstance(v, str)]):
+            kept += [doc.problem((*path, j), "expected the name of an input or an earlier layer") for j in bad]
+        elif isinstance(value, list) and merges:
+            kept.append(doc.problem(path, f"{kind} joins several values: give input: a list of at least two names"))
+        elif isinstance(value, list) and isinstance(kind, str):
+            kept.append(doc.problem(path, f"{kind} reads one value: give input: one name"))
+        else:
+            got = "a mapping" if isinstance(value, dict) else json.dumps(value)
+            kept.append(doc.problem(path, "expected the name of an input or an earlier layer (a list of names for "
+                                          f"concatenate, add, multiply and average), got {got}"))
+    return kept
 
 
 def _input_problem(doc: Document, inp: ir.Input) -> Problem | None:

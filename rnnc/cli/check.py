@@ -1,5 +1,8 @@
 """`rnnc check SPEC...`: validate specs, infer shapes, print a summary table per spec.
 
+A graph's warnings (an input or layer that leads to no output) go to stderr as
+`file:line:col: warning: ...` and leave the exit status 0.
+
 Once a spec is valid, its data files are checked against it from their headers alone
 (`rnnc.data_peek`): the spec's problems and then its data's, each at the setting it
 contradicts, in a fraction of a second however large the files.
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     for path in args.specs:
         try:
             model = load_model(path, args.overrides)
+            for warning in model.graph.warnings if model.graph else ():  # a graph's unused inputs and layers
+                print(warning, file=sys.stderr)
             check_data(model, path, args.overrides)
         except RnncError as err:
             failed = True
