@@ -16,6 +16,8 @@ the files and hands their arrays here. Needs numpy only.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import ir
+from .artifacts import load_weights_metadata
 from .dataset import split_at
-from .errors import DataError
+from .errors import ArtifactError, DataError
 from .graph_layout import array_roles, classes_wanted, flow, input_steps, layout_problems, output_node
 from .metadata import lengths_rules
 
@@ -212,3 +215,23 @@ def adapt_normalization(model: ir.Model, data: GraphDataset) -> dict[str, np.nda
         out[f"layers.{node.index}.mean"] = mean.astype(np.float32)
         out[f"layers.{node.index}.variance"] = variance.astype(np.float32)
     return out
+
+
+# --- class names in a run's weights file --------------------------------------------
+
+OUTPUT_CLASSES = "output_classes"  # weights metadata: a graph's class names, a JSON object by output
+
+
+def stored_output_classes(path: str | os.PathLike[str]) -> dict[str, list[str]] | None:
+    """The class names per output that `rnnc train` recorded for a graph in its weights
+    file (`OUTPUT_CLASSES`), or None when the data named none."""
+    text = load_weights_metadata(path).get(OUTPUT_CLASSES)
+    if text is None:
+        return None
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, dict) or not all(isinstance(v, list) for v in names.values()):
+        raise ArtifactError(f"{path}: the {OUTPUT_CLASSES} in its metadata are not a JSON object of name lists")
+    return {str(k): [str(n) for n in v] for k, v in names.items()}

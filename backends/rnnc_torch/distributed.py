@@ -104,7 +104,14 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
 
 
 def make_trainer(model: ir.Model, device: torch.device, world: World | None) -> Trainer:
-    """A `Trainer`, or a `DistributedTrainer` inside a torchrun worker."""
+    """A `Trainer`, or a `DistributedTrainer` inside a torchrun worker; a graph's
+    `GraphTrainer`, in one process only."""
+    if model.graph is not None:
+        if world is not None:
+            raise UsageError("a graph (spec version 2) trains in one process: drop --nproc (or torchrun)")
+        from .graph_trainer import GraphTrainer  # the v1 chain's training never imports it
+
+        return GraphTrainer(model, device)
     return Trainer(model, device) if world is None else DistributedTrainer(model, device, world)
 
 

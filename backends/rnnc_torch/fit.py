@@ -5,6 +5,7 @@
 
     model = load_model("specs/seed_binary.yaml")
     history = fit(model)                # the spec's data files; or fit(model, x, y)
+                                        # a graph (spec v2): fit(model, {"events": ..., "churn": ...})
     history[-1]["val_accuracy"]         # one dict per epoch
     weights = history.weights()         # {IR name: float32 array}, as in weights.safetensors
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy as np
 from rnnc import ir
 from rnnc.data import Dataset, from_arrays, load_training_data
 from rnnc.errors import UsageError
+from rnnc.graph_data import GraphDataset, graph_dataset
 
 from .device import resolve_device  # noqa: F401  (re-exported: `from rnnc_torch.fit import resolve_device`)
 from .distributed import make_trainer, session
@@ -81,8 +83,12 @@ def printer(epochs: int, stream: TextIO | None = None) -> Callable[[Trainer, dic
 
 
 def _dataset(model: ir.Model, data: Any, origin: str) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
+    if isinstance(data, Dataset | GraphDataset):
+        return data  # type: ignore[return-value]
+    if model.graph is not None:
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{origin}: a graph takes its data as a mapping of arrays named as in its .npz files")
+        return graph_dataset(model, data, origin)  # type: ignore[return-value]
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise UsageError(f"{origin}: expected (x, y) or (x, y, lengths)")
     return from_arrays(model, *data, origin=origin)
@@ -90,7 +96,7 @@ def _dataset(model: ir.Model, data: Any, origin: str) -> Dataset:
 
 def fit(
     model: ir.Model,
-    x: np.ndarray | None = None,
+    x: np.ndarray | Mapping[str, np.ndarray] | None = None,
     y: np.ndarray | None = None,
     lengths: np.ndarray | None = None,
     *,
@@ -114,6 +120,13 @@ def fit(
     if x is None and y is None:
         files = load_training_data(model)
         train, val = files.train, files.validation
+    elif model.graph is not None:
+        if y is not None or lengths is not None:
+            raise UsageError("fit: a graph takes one mapping of arrays, named as in its .npz files: fit(model, arrays)")
+        train = _dataset(model, x, "arrays")
+        val = None if validation is None else _dataset(model, validation, "validation")
+        if val is None and model.training.validation_split > 0:
+            train, val = train.split(model.training.validation_split)
     elif x is None or y is None:
         raise UsageError("fit: give both x and y, or neither (to use the spec's data files)")
     else:

@@ -32,13 +32,14 @@ from rnnc import ir
 from rnnc.artifacts import atomic_open, atomic_write_text, save_weights, stored_classes
 from rnnc.data import TrainingData, load_training_data
 from rnnc.errors import TrainingError, UsageError
+from rnnc.graph_data import OUTPUT_CLASSES, GraphDataset, stored_output_classes
 from rnnc.run_dir import METRICS, MODEL, SPEC, VOCAB, WEIGHTS
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, make_trainer, session
 from .fit import History, printer
 from .cpu import set_to
-from .trainer import DeviceData, Trainer
+from .trainer import Trainer
 
 CHECKPOINT = "checkpoint.pt"  # this backend's own file; the shared ones are rnnc.run_dir's
 
@@ -62,7 +63,10 @@ def _json_logs(logs: dict[str, Any]) -> str:
 
 def _weights_metadata(model: ir.Model, trainer: Trainer, data: TrainingData) -> dict[str, str]:
     meta = {"rnnc_spec_hash": model.spec_hash, "name": model.name, "epoch": str(trainer.epoch)}
-    if data.train.classes is not None:
+    if model.graph is not None:  # each output's classes, where the data names them
+        if data.train.classes:
+            meta[OUTPUT_CLASSES] = json.dumps({k: list(v) for k, v in data.train.classes.items()})
+    elif data.train.classes is not None:
         meta["classes"] = json.dumps(list(data.train.classes))
     return meta
 
@@ -126,7 +130,7 @@ def _train_run(
 
     try:
         trainer.run(data.train, data.validation, progress=progress, hooks=[save_epoch])
-        test = trainer.evaluate(DeviceData.of(model, data.test, target)) if data.test is not None else None
+        test = trainer.evaluate(trainer.on_device(data.test)) if data.test is not None else None
     except TrainingError as err:
         kept = f"the checkpoint of epoch {trainer.epoch} is kept in {run}" if trainer.epoch else "no epoch completed"
         raise TrainingError(f"{err} ({kept}); try a lower optimizer.lr or training.gradient_clip") from None
@@ -154,6 +158,13 @@ def _check_same_encoding(run: Path, data: TrainingData) -> None:
     """A resumed run must read its data as the run began to: the same class names in the
     same order and the same vocabulary, or its weights would mean other things. They come
     from the data files, which the spec fingerprint does not cover."""
+    if isinstance(data.train, GraphDataset):  # each output's classes
+        kept = stored_output_classes(run / WEIGHTS) if (run / WEIGHTS).exists() else None
+        given = {k: list(v) for k, v in data.train.classes.items()}
+        if (kept or {}) != given and (run / WEIGHTS).exists():
+            raise UsageError(f"--resume: the training data's classes ({json.dumps(given)}) are not those the run "
+                             f"in {run} began with ({json.dumps(kept or {})}); train a fresh run")
+        return
     stored = stored_classes(run / WEIGHTS) if (run / WEIGHTS).exists() else None
     classes = list(data.train.classes or ())
     if stored is not None and stored != classes:

@@ -27,8 +27,9 @@ from tqdm import tqdm
 from rnnc import ir
 from rnnc.dataset import Dataset, output_steps
 from rnnc.errors import TrainingError, UsageError
+from rnnc.graph_rules import monitor_names
 
-from .losses import make_objective
+from .losses import Objective, make_objective
 from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
@@ -85,11 +86,12 @@ class Trainer:
         self.device = torch.device(device)
         torch.manual_seed(self.settings.seed)  # the initial weights, then dropout
         self.module = build_module(model).to(self.device)
-        self.objective = make_objective(model.loss, self.module.final_activation)
+        self.objective = self._objective()
         self.precision = Precision(self.settings.precision, self.device)
         self.threads = training_threads(model, self.device)  # 1 for small steps (cpu/policy.py)
         self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (cpu/policy.py)
-        self.optimizer = make_optimizer(model.optimizer, self.module.parameters())
+        # normalization's statistics are parameters set from the data, never stepped
+        self.optimizer = make_optimizer(model.optimizer, [p for p in self.module.parameters() if p.requires_grad])
         self.schedule = Schedule(self.settings.lr_schedule, model.optimizer.lr, self.settings.epochs)
         stop = self.settings.early_stopping
         self.stopper = EarlyStopping(stop) if stop is not None else None
@@ -97,6 +99,18 @@ class Trainer:
         self.epoch = 0
         self.stop_reason = ""  # set once training has ended early
         self.restored = ""  # set when the final weights are an earlier epoch's
+
+    def _objective(self) -> Objective:
+        """The loss of the model's one output (a graph's trainer has one per output)."""
+        return make_objective(self.model.loss, self.module.final_activation)
+
+    def on_device(self, data: Dataset) -> DeviceData:
+        """`data` as the tensors `train_epoch` and `evaluate` take."""
+        return DeviceData.of(self.model, data, self.device)
+
+    def adapt(self, train: Dataset) -> None:
+        """Set what the model learns from the data before training rather than by
+        gradients (a graph's normalization statistics); a chain has nothing of the kind."""
 
     # --- epochs ---------------------------------------------------------------------
 
@@ -106,8 +120,10 @@ class Trainer:
         """Train up to `training.epochs`, calling each hook after each epoch; raises
         `TrainingError` when the loss turns NaN or inf (the module is then unusable)."""
         self._check_monitors(validation is not None)
-        train_data = DeviceData.of(self.model, train, self.device)
-        val_data = DeviceData.of(self.model, validation, self.device) if validation is not None else None
+        if self.epoch == 0:  # a fresh run: a resumed one has them in its checkpoint
+            self.adapt(train)
+        train_data = self.on_device(train)
+        val_data = self.on_device(validation) if validation is not None else None
         epochs = self.settings.epochs
         while self.epoch < epochs and not self.stop_reason:
             epoch = self.epoch + 1
@@ -145,7 +161,7 @@ class Trainer:
                 )
 
     def _check_monitors(self, has_validation: bool) -> None:
-        names = ["loss", *self.model.metrics]
+        names = monitor_names(self.model.outputs)
         if has_validation:
             names += [f"val_{n}" for n in names]
         watched = [self.stopper.spec.monitor] if self.stopper is not None else []

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
+    if args.nproc != 1 and model.graph is not None:
+        raise UsageError(f"--nproc {args.nproc}: a graph (spec version 2) trains in one process for now; drop --nproc")
     if args.nproc != 1:
         _exporter(args, model, run_dir, announce=False)  # bad export settings: said once, here
         return _launch(args, trainer, run_dir)
@@ -130,6 +132,11 @@ def _export(exporter: ExportingBackend, model: ir.Model, run: Path) -> None:
     export them."""
     try:
         weights, options = export_inputs(run, model)
+        if model.graph is not None:  # a graph's class names are kept per output
+            from rnnc.graph_data import stored_output_classes
+
+            if (classes := stored_output_classes(run / WEIGHTS)) is not None:
+                options["classes"] = classes
         exporter.export(model, weights, run / MODEL, **options)
     except (RnncError, DiskFullError) as err:
         reason = "; ".join(err.lines()) if isinstance(err, RnncError) else str(err)

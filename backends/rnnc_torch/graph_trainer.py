@@ -1,0 +1,206 @@
+"""Training a graph (spec version 2): several inputs, several outputs, one loss.
+
+`GraphTrainer` is the `Trainer` (epochs, schedule, early stopping, checkpoints, resume)
+with its step written for a `GraphModule`: the data is a `GraphDeviceData` of tensors
+keyed by the spec's names, tensorised once and permuted once per epoch as in the v1
+loop, so each batch is a slice of every tensor; the loss is each output's objective
+(v1's `make_objective`, on its real steps where a mask says which count) scaled by its
+`loss_weight` and summed. Logs follow `rnnc.graph_rules.monitor_names`: with one
+output v1's names, with several `loss` (the sum), `<output>_loss` and
+`<output>_<metric>`, and their `val_` twins. Normalization layers are adapted to the
+training set before the first epoch (`adapt`), never again on resume: their
+statistics are parameters without gradients, saved in the checkpoint. One process
+only: `--nproc` refuses a graph (`make_trainer`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from rnnc import ir
+from rnnc.errors import TrainingError
+from rnnc.graph_data import GraphDataset, adapt_normalization
+
+from .cpu import at_most
+from .losses import Objective, make_objective
+from .metrics import compute_metrics
+from .trainer import PROGRESS_UPDATES, Trainer, epoch_seed
+
+Outputs = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class GraphDeviceData:
+    """A `GraphDataset` as tensors on the training device, each dict keyed as its arrays."""
+
+    inputs: dict[str, Tensor]
+    lengths: dict[str, Tensor]
+    targets: dict[str, Tensor]
+    masks: dict[str, Tensor]  # the counted steps of per-step outputs that have some uncounted
+
+    @property
+    def size(self) -> int:
+        return int(next(iter(self.inputs.values())).shape[0])
+
+    def take(self, order: Tensor) -> GraphDeviceData:
+        """The samples in `order` (a permutation), copied."""
+        pick = lambda tensors: {k: t[order] for k, t in tensors.items()}  # noqa: E731
+        return GraphDeviceData(pick(self.inputs), pick(self.lengths), pick(self.targets), pick(self.masks))
+
+    def rows(self, rows: slice) -> GraphDeviceData:
+        """A batch: views of every tensor's `rows`."""
+        pick = lambda tensors: {k: t[rows] for k, t in tensors.items()}  # noqa: E731
+        return GraphDeviceData(pick(self.inputs), pick(self.lengths), pick(self.targets), pick(self.masks))
+
+    @classmethod
+    def of(cls, data: GraphDataset, device: torch.device) -> GraphDeviceData:
+        put = lambda arrays: {k: torch.from_numpy(np.ascontiguousarray(a)).to(device) for k, a in arrays.items()}  # noqa: E731
+        return cls(put(data.inputs), put(data.lengths), put(data.targets), put(data.masks))
+
+
+def _activated(objectives: dict[str, Objective], activations: dict[str, str | None]) -> bool:
+    """Whether the module runs on logits: when every output that ends in sigmoid or
+    softmax has a loss fused with it; otherwise every output keeps its probabilities (a
+    logit the loss did not want could not be activated exactly past trailing dropout)."""
+    return all(objectives[name].fused for name, act in activations.items() if act is not None)
+
+
+class GraphTrainer(Trainer):
+    """One training run of a graph; see the module docstring."""
+
+    def __init__(self, model: ir.Model, device: torch.device | str = "cpu"):
+        super().__init__(model, device)
+        self.outputs = model.outputs
+        activations = self.module.final_activations  # type: ignore[union-attr]
+        objectives = {out.name: make_objective(out.loss, activations[out.name]) for out in self.outputs}
+        self.logits = _activated(objectives, activations)
+        if not self.logits:
+            objectives = {out.name: make_objective(out.loss, activations[out.name], fuse=False) for out in self.outputs}
+        self.objectives = objectives
+        self.shards = 1  # the sharded step is the v1 chain's
+
+    def _objective(self) -> Objective:
+        first = self.model.outputs[0]
+        return make_objective(first.loss, self.module.final_activations[first.name])  # type: ignore[union-attr]
+
+    def on_device(self, data: GraphDataset) -> GraphDeviceData:  # type: ignore[override]
+        return GraphDeviceData.of(data, self.device)
+
+    def adapt(self, train: GraphDataset) -> None:  # type: ignore[override]
+        """Normalization's mean and variance from the training set (`adapt_normalization`)."""
+        stats = adapt_normalization(self.model, train)
+        params = self.module.ir_parameters()  # type: ignore[operator]
+        with torch.no_grad():
+            for name, value in stats.items():
+                params[name].copy_(torch.from_numpy(value))
+
+    # --- the step --------------------------------------------------------------------
+
+    def _losses(self, outputs: Outputs, batch: GraphDeviceData) -> tuple[Tensor, list[Tensor]]:
+        """The weighted sum of the outputs' losses, and each output's loss."""
+        parts = []
+        for out in self.outputs:
+            objective, mask = self.objectives[out.name], batch.masks.get(out.name)
+            fast = objective.fast() if mask is None else None
+            output, target = outputs[out.name], batch.targets[out.name]
+            parts.append(fast(output, target) if fast is not None else objective(output, target, mask))
+        total = parts[0] * self.outputs[0].loss_weight
+        for out, part in zip(self.outputs[1:], parts[1:]):
+            total = total + part * out.loss_weight
+        return total, parts
+
+    def train_epoch(self, epoch: int, data: GraphDeviceData, lr: float, progress: bool = False) -> dict[str, float]:  # type: ignore[override]
+        with at_most(self.threads):
+            return self._graph_epoch(epoch, data, lr, progress)
+
+    def _graph_epoch(self, epoch: int, data: GraphDeviceData, lr: float, progress: bool) -> dict[str, float]:
+        module, optimizer, amp = self.module, self.optimizer, self.precision
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        module.train()
+        n, batch = data.size, self.settings.batch_size
+        if self.settings.shuffle:
+            generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
+            data = data.take(torch.randperm(n, generator=generator).to(self.device))
+        clip = self.settings.gradient_clip
+        params = [p for p in module.parameters() if p.requires_grad]
+        kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
+        totals: list[Tensor] = []
+        parts: list[Tensor] = []
+        steps = -(-n // batch)
+        every = max(1, steps // PROGRESS_UPDATES)
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
+        for step, start in enumerate(range(0, n, batch), 1):
+            rows = data.rows(slice(start, min(n, start + batch)))
+            optimizer.zero_grad(set_to_none=True)
+            with amp.autocast():  # a no-op for fp32
+                outputs = module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
+                loss, each = self._losses(outputs, rows)
+            if amp.plain:
+                loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
+            else:
+                amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
+            totals.append(loss.detach())
+            parts.append(torch.stack(each).detach().float())
+            for name, kept_outputs in kept.items():
+                kept_outputs.append(outputs[name].detach())
+            if progress and step % every == 0:
+                self._progress(bar, epoch, totals, every)
+        bar.update(steps - bar.n)
+        bar.close()
+        sizes = torch.full((steps,), float(batch), device=self.device)
+        sizes[-1] = n - batch * (steps - 1)
+        mean = float((torch.stack(totals).float() * sizes).sum() / n)
+        if not math.isfinite(mean):
+            raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
+        each_mean = ((torch.stack(parts) * sizes[:, None]).sum(0) / n).tolist()
+        return self._logs(mean, each_mean, {name: torch.cat(o) for name, o in kept.items()}, data)
+
+    def _logs(self, total: float, each: list[float], outputs: Outputs, data: GraphDeviceData) -> dict[str, float]:
+        """The epoch's logs under `monitor_names`: one output's as v1's, several by name."""
+        logs = {"loss": total}
+        several = len(self.outputs) > 1
+        for out, value in zip(self.outputs, each):
+            prefix = f"{out.name}_" if several else ""
+            if several:
+                logs[f"{prefix}loss"] = value
+            if out.metrics:
+                probs = self.objectives[out.name].probabilities(outputs[out.name].float()).cpu().numpy()
+                mask = data.masks.get(out.name)
+                metrics = compute_metrics(out.metrics, out.loss, probs, data.targets[out.name].cpu().numpy(),
+                                          None if mask is None else mask.cpu().numpy())
+                logs.update({f"{prefix}{k}": v for k, v in metrics.items()})
+        return logs
+
+    def evaluate(self, data: GraphDeviceData) -> dict[str, float]:  # type: ignore[override]
+        with at_most(self.threads):
+            return self._evaluate_graph(data)
+
+    @torch.inference_mode()
+    def _evaluate_graph(self, data: GraphDeviceData) -> dict[str, float]:
+        self.module.eval()
+        batch = self.settings.batch_size
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        each = torch.zeros(len(self.outputs), device=self.device, dtype=torch.float64)
+        kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
+        for start in range(0, data.size, batch):
+            rows = data.rows(slice(start, start + batch))
+            size = next(iter(rows.inputs.values())).shape[0]
+            with self.precision.autocast():
+                outputs = self.module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
+                loss, parts = self._losses(outputs, rows)
+            total += loss.double() * size
+            each += torch.stack(parts).double() * size
+            for name, kept_outputs in kept.items():
+                kept_outputs.append(outputs[name])
+        return self._logs(float(total / data.size), (each / data.size).tolist(),
+                          {name: torch.cat(o) for name, o in kept.items()}, data)
