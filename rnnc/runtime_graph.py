@@ -80,6 +80,17 @@ class GraphInput:
         """Axes of the array, batch included."""
         return 1 + len(self.shape)
 
+    def problem(self, shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+        """What is wrong with an array of `shape` and `dtype` for this input, or None:
+        judged from a header alone (`rnnc predict` asks it before reading any values)."""
+        if self.token_ids and dtype.kind not in "iu":
+            return f"input '{self.name}': the model takes integer token ids, got {dtype}"
+        if not self.token_ids and dtype.kind not in "fiu":
+            return f"input '{self.name}': the model takes numbers (float32), got {dtype}"
+        if len(shape) != self.rank or (self.features is not None and shape[-1] != self.features):
+            return f"input '{self.name}': the model takes {self.layout()}, got shape {list(shape)}"
+        return None
+
     def layout(self) -> str:
         """`[batch, time, 12] float32`, `[batch] int64 ids`: what the input takes."""
         dims = ["batch", *(("time" if self.timesteps is None else str(self.timesteps)),) * self.sequence]
@@ -301,7 +312,7 @@ class GraphPredictor(OpenedModel):
         for name, inp in self.inputs.items():
             value = inputs[name]
             x = value if isinstance(value, np.ndarray) else np.asarray(value)
-            if problem := _layout_problem(inp, x):
+            if problem := inp.problem(x.shape, x.dtype):
                 problems.append(problem)
             else:
                 rows[name] = len(x)
@@ -379,21 +390,10 @@ class GraphStream:
 # --- one input's checks ---------------------------------------------------------------
 
 
-def _layout_problem(inp: GraphInput, x: np.ndarray) -> str | None:
-    """What is wrong with `x`'s dtype or shape for `inp`, from its header alone."""
-    if inp.token_ids and x.dtype.kind not in "iu":
-        return f"input '{inp.name}': the model takes integer token ids, got {x.dtype}"
-    if not inp.token_ids and x.dtype.kind not in "fiu":
-        return f"input '{inp.name}': the model takes numbers (float32), got {x.dtype}"
-    if x.ndim != inp.rank or (inp.features is not None and x.shape[-1] != inp.features):
-        return f"input '{inp.name}': the model takes {inp.layout()}, got shape {list(x.shape)}"
-    return None
-
-
 def _checked_input(inp: GraphInput, value: Any, whole: bool, start: int) -> np.ndarray:
     name = inp.name
     x = np.asarray(value)
-    if problem := _layout_problem(inp, x):
+    if problem := inp.problem(x.shape, x.dtype):
         raise DataError(problem)
     if inp.token_ids:
         top = inp.vocab_size or 0

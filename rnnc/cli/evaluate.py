@@ -8,8 +8,9 @@ say how DATA becomes samples; its training section and data files do not matter 
 A model trained on raw text carries its vocabulary and class names, so DATA may be a
 text `.csv` or `.jsonl` with labels. A single-label classifier also gets a confusion
 matrix and per-class precision, recall and F1 (`rnnc.metrics.ClassReport`), and
-`--per-sample` writes each sample's loss. Bad input ends with one line per problem and
-exit status 2; a problem with DATA names the argument, `DATA (FILE): ...`.
+`--per-sample` writes each sample's loss. A v2 graph is measured per output
+(`evaluate_graph`). Bad input ends with one line per problem and exit status 2; a
+problem with DATA names the argument, `DATA (FILE): ...`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from rnnc.errors import DataError, Problem, SpecError, UsageError
 if TYPE_CHECKING:
     import numpy as np
 
+    from rnnc.cli.evaluate_graph import GraphEvaluation
+
     from rnnc.metrics import ClassReport
 
 
@@ -44,6 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rnnc.cli.evaluate_graph import GraphEvaluation, write_graph_per_sample
+
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.per_sample and Path(args.per_sample).resolve() == Path(args.data).resolve():
@@ -51,15 +56,20 @@ def run(args: argparse.Namespace) -> int:
     model_path, spec_path = locate(args.target, args.spec)
     result = measure(model_path, spec_path, args.data, batch_size=args.batch_size)
     if args.per_sample:
-        write_per_sample(args.per_sample, result)
+        if isinstance(result, GraphEvaluation):
+            write_graph_per_sample(args.per_sample, result)
+        else:
+            write_per_sample(args.per_sample, result)
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
     print(f"{args.data}: {result.samples} samples")
     print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
-    if result.report is not None:
-        print()
-        print("\n".join(report_lines(result.report, steps=result.steps)))
+    reports = result.reports() if isinstance(result, GraphEvaluation) else [(None, result.report, result.steps)]
+    for title, report, steps in reports:
+        if report is not None:
+            print()
+            print("\n".join([*((f"{title}:",) if title else ()), *report_lines(report, steps=steps)]))
     return 0
 
 
@@ -104,8 +114,9 @@ def evaluate(model_path: Path, spec_path: Path, data: str, batch_size: int = 256
     return measure(model_path, spec_path, data, batch_size).as_dict()
 
 
-def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256) -> Evaluation:
-    """The model at `model_path` on `data`: scores, report and per-sample losses."""
+def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256) -> Evaluation | GraphEvaluation:
+    """The model at `model_path` on `data`: scores, report and per-sample losses (a
+    v2 graph's: each output's, `evaluate_graph`)."""
     import numpy as np
 
     from rnnc.data import check_readable, load_file, output_steps
@@ -117,6 +128,13 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
     except DataError as err:
         raise DataError(_about_data(data, str(err))) from None
     model = _spec_for(spec_path, data)
+    if model.graph is not None:
+        from rnnc.cli.evaluate_graph import measure_graph
+
+        try:
+            return measure_graph(model, model_path, spec_path, data, batch_size)
+        except DataError as err:
+            raise DataError(_about_data(data, str(err))) from None
     predictor = Predictor(model_path)
     try:
         dataset = load_file(model, data, vocab=predictor.vocab, classes=predictor.classes)

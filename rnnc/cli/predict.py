@@ -8,13 +8,16 @@ bar on stderr shows when there is more than one batch (on a terminal). The outpu
 (`predict_output`) goes to OUT (`.csv`, or the raw arrays as `.npy` or `.npz`, written
 atomically) or, without `-o`, to stdout as CSV: a header, one row per input row.
 A bad model or input file ends with one line naming it, and exit status 2; when rows
-went to stdout before it, the line says how many.
+went to stdout before it, the line says how many. A v2 graph (named inputs and
+outputs) reads a `.npz` of one array per input (`predict_graph_io`) and writes one
+array per output, or a table with every output's columns (`predict_graph_output`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import IO, TYPE_CHECKING
 
@@ -22,12 +25,14 @@ from rnnc.cli.progress import add_progress_argument, shows_progress
 from rnnc.errors import ArtifactError, DataError, RnncError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from rnnc import ir
     from rnnc.cli.predict_output import ArrayWriter, CsvWriter
     from rnnc.cli.predict_sources import Input
-    from rnnc.runtime import Predictor
+    from rnnc.runtime import GraphPredictor, Predictor
 
 OUTPUT_SUFFIXES = (".csv", ".npy", ".npz")
 
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnc.cli.evaluate import locate
     from rnnc.cli.predict_output import per_step, regression
     from rnnc.cli.predict_sources import needs_spec, open_source, read_spec
-    from rnnc.runtime import Predictor
+    from rnnc.runtime import GraphPredictor, load
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -60,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "long" and suffix != ".csv":
         raise UsageError(f"--format long is for CSV output; -o {args.output} keeps the raw arrays")
     model_path, spec_path = locate(args.model, args.spec, spec_optional=True)
-    predictor = Predictor(model_path, device=args.device, threads=args.threads)
+    predictor = load(model_path, device=args.device, threads=args.threads)
+    if isinstance(predictor, GraphPredictor):
+        return _run_graph(args, predictor, model_path, spec_path, suffix)
     sequences = per_step(predictor)
     if args.format == "long" and not sequences:
         raise UsageError(f"--format long is for per-step outputs; {model_path} gives one output per sequence")
@@ -85,6 +92,77 @@ def run(args: argparse.Namespace) -> int:
         finally:
             writer.close()
     return 0
+
+
+def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: Path, spec_path: Path, suffix: str) -> int:
+    """A v2 graph's predictions: a `.npz` of named arrays in (`predict_graph_io`), one
+    table or array per output out (`predict_graph_output`)."""
+    from rnnc.cli.predict_graph_io import open_graph_input
+    from rnnc.cli.predict_graph_output import GraphArrayWriter, GraphCsvWriter, OutputSteps, graph_columns
+    from rnnc.cli.predict_sources import SPEC_HINT
+    from rnnc.runtime_graph import InputErrors
+
+    names = ", ".join(predictor.outputs)
+    if args.format == "long":
+        raise UsageError(f"--format long is for a chain's per-step output; {model_path} is a graph, whose CSV has one row per sample")
+    if suffix == ".npy" and len(predictor.outputs) != 1:
+        raise UsageError(f"-o {args.output}: a .npy holds one array, and {model_path} has {len(predictor.outputs)} outputs "
+                         f"({names}); write .npz or .csv")
+    steps = OutputSteps(predictor)
+    if suffix == ".csv" and steps.unknown:
+        if not spec_path.is_file():
+            with_lengths = ", ".join(n for n, i in predictor.inputs.items() if i.takes_lengths)
+            raise UsageError(f"output '{steps.unknown[0]}' is per step and several inputs have lengths ({with_lengths}); "
+                             f"to cut each row at its real steps, {SPEC_HINT}")
+        steps = OutputSteps(predictor, _graph_spec(spec_path, args.input, predictor, model_path))
+    source = open_graph_input(args.input, predictor)
+    count = source.count
+    with _progress(count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
+        writer: GraphCsvWriter | GraphArrayWriter
+        if suffix == ".csv":
+            writer = GraphCsvWriter(handle, graph_columns(predictor), count, str(model_path))
+        else:
+            arrays = [*predictor.outputs, *((f"{n}_lengths" for n, i in predictor.inputs.items() if i.takes_lengths)
+                                            if suffix == ".npz" else ())]
+            writer = GraphArrayWriter(handle, arrays, count, str(model_path), npz=suffix == ".npz",
+                                      folder=os.path.dirname(os.path.abspath(args.output)))
+        try:
+            begin = 0
+            for inputs, lengths in source.batches(args.batch_size):
+                try:
+                    outputs, fed = predictor.run_with_lengths(inputs, lengths, start=begin)
+                except DataError as err:
+                    raise InputErrors([f"{args.input}: {line}" for line in err.lines()]) from None
+                if isinstance(writer, GraphCsvWriter):
+                    writer.write(outputs, steps.of(inputs, fed))
+                else:
+                    writer.write({**outputs, **({f"{n}_lengths": v for n, v in fed.items()} if suffix == ".npz" else {})})
+                begin += len(next(iter(inputs.values())))
+                bar.update(len(next(iter(inputs.values()))))
+            writer.finish()
+        except RnncError as err:
+            if args.output is None and writer.done:  # those rows are on the reader's screen or in its file
+                after = f"; {writer.done} of {count} rows were written before this error"
+                if isinstance(err, DataError):
+                    raise InputErrors([*err.lines()[:-1], err.lines()[-1] + after]) from None
+                raise type(err)(f"{err}{after}") from None
+            raise
+        finally:
+            writer.close()
+    return 0
+
+
+def _graph_spec(spec_path: Path, input: str, predictor: GraphPredictor, model_path: Path) -> ir.Model:
+    """The spec's IR, held to be the model's: the same inputs and outputs."""
+    from rnnc.cli.predict_sources import read_spec
+
+    model, _ = read_spec(spec_path, input)
+    ours = ([i.name for i in model.inputs], [o.name for o in model.outputs]) if model.graph is not None else None
+    if ours != (list(predictor.inputs), list(predictor.outputs)):
+        said = f"inputs {', '.join(ours[0])} and outputs {', '.join(ours[1])}" if ours else "a chain (spec version 1)"
+        raise UsageError(f"{spec_path}: not the spec of {model_path}: it describes {said}, the model inputs "
+                         f"{', '.join(predictor.inputs)} and outputs {', '.join(predictor.outputs)}; pass its spec with --spec")
+    return model
 
 
 def _writer(suffix: str, handle: IO, predictor: Predictor, inp: Input, targets: tuple[str, ...] | None, long: bool) -> CsvWriter | ArrayWriter:

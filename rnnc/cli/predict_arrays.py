@@ -71,8 +71,8 @@ def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
     if "x.npy" not in members:
         arrays = sorted(n.removesuffix(".npy") for n in members)
         raise DataError(f"{path}: no array 'x' (it has: {', '.join(arrays) or 'nothing'})")
-    x_info = _usable(path, members["x.npy"])
-    header = _member_header(path, archive, x_info)
+    x_info = usable_member(path, members["x.npy"])
+    header = member_header(path, archive, x_info)
     _check_x(path, header, x_info.file_size - header.offset)
     if header.fortran and len(header.shape) > 1:
         raise DataError(f"{path}: 'x' is stored in Fortran order; save it with np.savez(..., x=np.ascontiguousarray(x))")
@@ -110,7 +110,7 @@ def read_npz(path: str, predictor: Predictor, rows_for: Callable[[int, int], int
 # --- headers ----------------------------------------------------------------------------
 
 
-def _member_header(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Header:
+def member_header(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Header:
     name = info.filename.removesuffix(".npy")
     try:
         with archive.open(info) as member:
@@ -119,7 +119,7 @@ def _member_header(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -
         raise DataError(f"{path}: '{name}' is damaged ({_reason(err)})") from None
 
 
-def _usable(path: str, info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+def usable_member(path: str, info: zipfile.ZipInfo) -> zipfile.ZipInfo:
     name = info.filename.removesuffix(".npy")
     if info.flag_bits & 0x1:
         raise DataError(f"{path}: '{name}' is encrypted; rnnc reads only unencrypted archives (as np.savez writes)")
@@ -135,12 +135,12 @@ def _check_x(path: str, header: Header, data_bytes: int) -> None:
         raise DataError(f"{path}: not a numeric .npy array ('x' holds {dtype} values, not numbers)")
     if len(shape) < 2:
         raise DataError(f"{path}: 'x' has shape {list(shape)}; it needs [sequences, time, ...]")
-    _check_size(path, "x", header, data_bytes)
+    check_size(path, "x", header, data_bytes)
     if shape[0] == 0:
         raise DataError(f"{path}: no sequences in 'x'")
 
 
-def _check_size(path: str, name: str, header: Header, data_bytes: int) -> None:
+def check_size(path: str, name: str, header: Header, data_bytes: int) -> None:
     claimed = _product(header.shape) * header.dtype.itemsize
     if claimed != data_bytes:
         raise DataError(
@@ -151,12 +151,12 @@ def _check_size(path: str, name: str, header: Header, data_bytes: int) -> None:
 
 def _lengths(path: str, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], x: Header,
              predictor: Predictor) -> np.ndarray:
-    info = _usable(path, members["lengths.npy"])
-    header = _member_header(path, archive, info)
+    info = usable_member(path, members["lengths.npy"])
+    header = member_header(path, archive, info)
     if header.shape != (x.shape[0],) or header.dtype.kind not in "iu":
         raise DataError(f"{path}: 'lengths' has shape {list(header.shape)} of {header.dtype}; "
                         f"it needs {x.shape[0]} integers, one per sequence in 'x'")
-    _check_size(path, "lengths", header, info.file_size - header.offset)
+    check_size(path, "lengths", header, info.file_size - header.offset)
     try:
         with archive.open(info) as member:
             member.read(header.offset)

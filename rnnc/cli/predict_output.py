@@ -42,22 +42,29 @@ class Columns:
 
 
 def columns_for(predictor: Predictor, targets: Sequence[str] | None = None) -> Columns:
-    units = output_units(predictor)
-    meaning = predictor.metadata.get("output", "")
-    classes = predictor.classes
+    return output_columns(output_units(predictor), predictor.metadata.get("output", ""), predictor.classes, targets)
+
+
+def output_columns(units: int, meaning: str, classes: Sequence[str] | None, targets: Sequence[str] | None = None,
+                   name: str | None = None) -> Columns:
+    """The columns of one output of `units` units whose values mean `meaning` (the
+    metadata's words). A graph's output `name` prefixes them (`churn_label`, `churn_p_yes`)
+    and names a regression's (`level`, or `level_0`, `level_1`), as v1's `y` does."""
+    prefix = f"{name}_" if name else ""
     if "of each label" in meaning:  # binary cross-entropy over several units: independent labels
         names = classes or [str(i) for i in range(units)]
-        return Columns(tuple(f"p_{n}" for n in names), lambda y: np.char.mod(PROBABILITY, probabilities(y, meaning)))
-    if not regression(predictor):
-        return _classifier(classes or [str(i) for i in range(max(units, 2))], units == 1, meaning)
+        return Columns(tuple(f"{prefix}p_{n}" for n in names), lambda y: np.char.mod(PROBABILITY, probabilities(y, meaning)))
+    if not is_regression(meaning, classes):
+        return _classifier(classes or [str(i) for i in range(max(units, 2))], units == 1, meaning, prefix)
     if targets is not None and len(targets) == units:
         names = tuple(targets)
     else:
-        names = ("y",) if units == 1 else tuple(f"y_{i}" for i in range(units))
+        value = name or "y"
+        names = (value,) if units == 1 else tuple(f"{value}_{i}" for i in range(units))
     return Columns(names, lambda y: np.char.mod(VALUE, y))
 
 
-def _classifier(classes: Sequence[str], binary: bool, meaning: str) -> Columns:
+def _classifier(classes: Sequence[str], binary: bool, meaning: str, prefix: str = "") -> Columns:
     named = np.asarray(classes, dtype=object)
 
     def cells(y: np.ndarray) -> np.ndarray:
@@ -67,14 +74,19 @@ def _classifier(classes: Sequence[str], binary: bool, meaning: str) -> Columns:
         chosen = probs[np.arange(len(probs)), best]
         return np.column_stack([named[best], np.char.mod(PROBABILITY, chosen), np.char.mod(PROBABILITY, shown)])
 
-    return Columns(("label", "probability", *(f"p_{c}" for c in (classes[1:] if binary else classes))), cells)
+    names = ("label", "probability", *(f"p_{c}" for c in (classes[1:] if binary else classes)))
+    return Columns(tuple(prefix + n for n in names), cells)
 
 
 def regression(predictor: Predictor) -> bool:
     """Whether the model outputs values rather than classes (a model whose metadata says
     neither is a classifier when it names classes)."""
-    meaning = predictor.metadata.get("output", "")
-    return "class" not in meaning and "label" not in meaning and (predictor.classes is None or "values" in meaning)
+    return is_regression(predictor.metadata.get("output", ""), predictor.classes)
+
+
+def is_regression(meaning: str, classes: Sequence[str] | None) -> bool:
+    """Whether an output whose values mean `meaning` is a regression's."""
+    return "class" not in meaning and "label" not in meaning and (classes is None or "values" in meaning)
 
 
 def output_units(predictor: Predictor) -> int:
@@ -106,7 +118,7 @@ def class_probabilities(y: np.ndarray, meaning: str) -> np.ndarray:
     return np.concatenate([1.0 - probs, probs], axis=-1) if probs.shape[-1] == 1 else probs
 
 
-class _Counted:
+class Counted:
     """The row count every writer holds to: exactly `count`, the input's rows."""
 
     def __init__(self, count: int, model: str):
@@ -126,7 +138,7 @@ class _Counted:
         pass
 
 
-class CsvWriter(_Counted):
+class CsvWriter(Counted):
     """The table, written batch by batch; `long`: one row per real step of a per-step output."""
 
     def __init__(self, handle: IO[str], columns: Columns, count: int, model: str, *,
@@ -155,7 +167,7 @@ class CsvWriter(_Counted):
                 self.writer.writerow([*key, *(" ".join(cells[i, :length, c]) for c in range(cells.shape[2]))])
 
 
-class ArrayWriter(_Counted):
+class ArrayWriter(Counted):
     """`y` as `.npy`, or `.npz` with `y` and, for a variable-length model, the `lengths`
     it was fed; written batch by batch (the header needs the row shape of the first)."""
 
