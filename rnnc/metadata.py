@@ -79,11 +79,13 @@ def lengths_rules(model: ir.Model) -> dict[str, str]:
 def graph_interface(model: ir.Model, classes: dict[str, Sequence[str]] | None = None) -> dict[str, object]:
     """The `graph` metadata entry of a v2 model (JSON): each input with its dtype, shape
     as the spec writes it (null: variable), lengths rule and vocabulary size; each output
-    with its shape, meaning, loss and class names. The ONNX graph's inputs are the
+    with its shape, meaning, loss, class names and, for a per-step output, `lengths`: the
+    input whose lengths it follows (`lengths_sources`). The ONNX graph's inputs are the
     inputs' names and `<input>.lengths`; its outputs, the outputs' names."""
     rules = lengths_rules(model)
     vocab = {n.sources[0]: n.layer.vocab_size for n in model.nodes if isinstance(n.layer, ir.Embedding) and n.sources}
     by_index = {n.index: n for n in model.nodes}
+    lengths_of = lengths_sources(model)
     inputs = [
         {"name": inp.name, "dtype": inp.dtype, "shape": list(inp.shape), "sequence": inp.sequence,
          "lengths": rules.get(inp.name, "none"), **({"vocab_size": vocab[inp.name]} if inp.name in vocab else {})}
@@ -99,8 +101,38 @@ def graph_interface(model: ir.Model, classes: dict[str, Sequence[str]] | None = 
             entry["classes"] = list(classes[out.name])
         if out.feedback is not None:
             entry["feedback"] = {k: v for k, v in vars(out.feedback).items() if v is not None}
+        if len(shape) == 3 and (follows := lengths_of.get(node.key)):
+            entry["lengths"] = follows
         outputs.append(entry)
     return {"inputs": inputs, "outputs": outputs}
+
+
+def lengths_sources(model: ir.Model) -> dict[str, str]:
+    """For each sequence value (by key) whose real steps are an input's lengths, that
+    input's name: a per-step output is real up to them and zero after. The lengths flow
+    as in the graph's inference (`rnnc.graph`); a convolution that changes the number of
+    steps maps them to its own, which no input holds, so its values are not listed."""
+    rules = lengths_rules(model)
+    variable = {inp.name: inp.name for inp in model.inputs if inp.variable_length}
+    found: dict[str, str] = dict(variable)
+    for node in model.nodes:
+        if len(node.output_shape) != 3:
+            continue
+        main = node.sources[0] if node.sources else ""
+        match node.layer:
+            case ir.Embedding(mask_zero=True) if rules.get(main) == "ids":
+                follows = main
+            case ir.Conv1D(padding=padding, stride=stride) if padding != "same" or stride != 1:
+                follows = None
+            case ir.RepeatVector(like=like):
+                follows = found.get(like) if like else None
+            case ir.Attention():
+                follows = found.get(node.sources[1])
+            case _:
+                follows = found.get(main)
+        if follows:
+            found[node.key] = follows
+    return {key: name for key, name in found.items() if key not in variable}
 
 
 def graph_metadata(model: ir.Model, classes: Sequence[str] | Mapping[str, Sequence[str]] | None,

@@ -26,14 +26,14 @@ from onnx import TensorProto, helper
 
 from rnnc import ir
 from rnnc.artifacts import check_weights
-from rnnc.errors import Problem, SpecError
+from rnnc.errors import Problem
 from rnnc.metadata import lengths_rules, model_metadata
 from rnnc.text import Vocab
 
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
 from .graph_layers import lower_attention, lower_merge, lower_normalization, lower_repeat_vector
-from .layers import lower_embedding, lower_node
+from .layers import lower_embedding, lower_node, unstreamable
 from .metadata import sealed
 from .recurrent import lower_stateful
 
@@ -43,11 +43,9 @@ Classes = Sequence[str] | Mapping[str, Sequence[str]]
 def lower_graph(model: ir.Model, weights: Mapping[str, np.ndarray], classes: Classes | None = None,
                 vocab: Vocab | None = None) -> onnx.ModelProto:
     """The ONNX model computing the graph `model` with `weights` (IR names, PyTorch
-    layout). Raises as `lower.lower` does; `classes` maps an output's name to its class
-    names (a plain list: the only output's)."""
-    problems = graph_export_problems(model)
-    if problems:
-        raise SpecError(problems)
+    layout), once `lower.lower` has found no export problem. Raises `ArtifactError` for
+    weights that do not fit; `classes` maps an output's name to its class names (a
+    plain list: the only output's)."""
     check_weights(weights, model, "weights")
     metadata = model_metadata(model, classes, vocab)  # checks the class names before any work
     arrays = {name: np.asarray(value, dtype=np.float32) for name, value in weights.items()}
@@ -106,27 +104,21 @@ def lower_graph_node(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.nd
             assert_never(layer)
 
 
-def graph_export_problems(model: ir.Model) -> list[Problem]:
-    """What keeps the graph `model` from being exported with its `export` settings: the
-    opset, and with streaming each node that cannot run chunk by chunk (the rules
-    `rnnc check` applies too, `rnnc.graph_rules.graph_can_stream`)."""
-    from .lower import OPSETS, _unstreamable
-
+def graph_streaming_problems(model: ir.Model) -> list[Problem]:
+    """With `export.streaming`, each node of the graph `model` that cannot run chunk by
+    chunk (the rules `rnnc check` applies too, `rnnc.graph_rules.graph_can_stream`)."""
+    if not model.export.streaming:
+        return []
     origin = model.name or "<spec>"
     problems = []
-    if model.export.opset not in OPSETS:
-        problems.append(Problem(origin, None, None, "export.opset",
-                                f"the ONNX backend writes opsets {OPSETS.start} to {OPSETS.stop - 1}, got {model.export.opset}",
-                                ("export", "opset")))
-    if model.export.streaming:
-        for node in model.nodes:
-            where = f"layers[{node.index}] ({node.layer.kind})"
-            if why := _unstreamable(node):
-                problems.append(Problem(origin, None, None, where, why, ("layers", node.index)))
-            elif node.state_from:
-                problems.append(Problem(origin, None, None, where,
-                                        "a layer started from another layer's state cannot stream: each chunk would start it "
-                                        "again; set export.streaming: false to export it", ("layers", node.index, "initial_state")))
+    for node in model.nodes:
+        where = f"layers[{node.index}] ({node.layer.kind})"
+        if why := unstreamable(node):
+            problems.append(Problem(origin, None, None, where, why, ("layers", node.index)))
+        elif node.state_from:
+            problems.append(Problem(origin, None, None, where,
+                                    "a layer started from another layer's state cannot stream: each chunk would start it "
+                                    "again; set export.streaming: false to export it", ("layers", node.index, "initial_state")))
     return problems
 
 

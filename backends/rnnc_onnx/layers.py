@@ -53,6 +53,17 @@ def lower_node(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray]
             assert_never(layer)
 
 
+def unstreamable(node: ir.Node) -> str:
+    """Why `node` cannot run chunk by chunk with its state carried, or "": the kind's
+    own rule (`streaming_problem`, which `rnnc check` reads too)."""
+    reason = node.layer.streaming_problem()
+    if not reason:
+        return ""
+    if isinstance(node.layer, ir.Recurrent):  # say which direction needs the future
+        reason = "a bidirectional layer cannot stream, its backward direction needs the whole sequence"
+    return f"{reason}; set export.streaming: false to export it"
+
+
 def lower_embedding(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray], ids: Flow, time_major: bool) -> Flow:
     """Token ids `[batch, time]` -> vectors; transposing the ids (cheap integers) gives a
     time-major result directly when a recurrent layer comes next. One id per sample (a

@@ -26,8 +26,8 @@ from rnnc.text import Vocab
 
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, zero_padding
-from .graph import Classes, graph_export_problems, lower_graph
-from .layers import lower_node
+from .graph import Classes, graph_streaming_problems, lower_graph
+from .layers import lower_node, unstreamable
 from .metadata import sealed
 
 OPSETS = ir.EXPORT_OPSETS  # declared in the core, where the schema is checked against it
@@ -44,11 +44,11 @@ def lower(
     `vocab` is the raw-text vocabulary the model was trained with. A graph (spec
     version 2) is lowered by `graph.lower_graph`, its `classes` by output name.
     """
-    if model.graph is not None:
-        return lower_graph(model, weights, classes, vocab)
     problems = export_problems(model)
     if problems:
         raise SpecError(problems)
+    if model.graph is not None:
+        return lower_graph(model, weights, classes, vocab)
     check_weights(weights, model, "weights")
     arrays = {name: np.asarray(value, dtype=np.float32) for name, value in weights.items()}
     g = GraphBuilder(model.export.opset)
@@ -76,8 +76,6 @@ def lower(
 
 def export_problems(model: ir.Model) -> list[Problem]:
     """What keeps `model` from being exported with its `export` settings."""
-    if model.graph is not None:
-        return graph_export_problems(model)
     origin = model.name or "<spec>"
     problems = []
     if model.export.opset not in OPSETS:
@@ -85,26 +83,17 @@ def export_problems(model: ir.Model) -> list[Problem]:
             Problem(origin, None, None, "export.opset",
                     f"the ONNX backend writes opsets {OPSETS.start} to {OPSETS.stop - 1}, got {model.export.opset}", ("export", "opset"))
         )
+    if model.graph is not None:
+        return problems + graph_streaming_problems(model)
     if model.input.dtype == "int64" and (not model.nodes or not isinstance(model.nodes[0].layer, ir.Embedding)):
         problems.append(Problem(origin, None, None, "layers[0]", "token id input needs an embedding as the first layer", ("layers", 0)))
     if model.export.streaming:
         problems += [
             Problem(origin, None, None, f"layers[{node.index}] ({node.layer.kind})", why, ("layers", node.index))
             for node in model.nodes
-            if (why := _unstreamable(node))
+            if (why := unstreamable(node))
         ]
     return problems
-
-
-def _unstreamable(node: ir.Node) -> str:
-    """Why `node` cannot run chunk by chunk with its state carried, or "": the kind's
-    own rule (`streaming_problem`, which `rnnc check` reads too)."""
-    reason = node.layer.streaming_problem()
-    if not reason:
-        return ""
-    if isinstance(node.layer, ir.Recurrent):  # say which direction needs the future
-        reason = "a bidirectional layer cannot stream, its backward direction needs the whole sequence"
-    return f"{reason}; set export.streaming: false to export it"
 
 
 def _graph_inputs(g: GraphBuilder, model: ir.Model) -> Flow:
