@@ -180,7 +180,7 @@ def _names(model: ir.Model, roles: Mapping[str, Role], arrays: Collection[str], 
         else:
             out = next(o for o in model.outputs if o.name == name)
             what = f"the targets of output '{name}'" + (
-                f" (or the array '{out.feedback.input}' to shift)" if out.feedback is not None else "")
+                f", or input '{out.feedback.input}' to shift" if out.feedback is not None else "")
             where = ("outputs", name)
         problems.append(ArrayProblem(where, f"{origin}: no array '{name}' ({what}); arrays: {have}"))
     for name in sorted(set(arrays) - set(roles)):

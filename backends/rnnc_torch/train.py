@@ -5,7 +5,8 @@ half-made directory. The run directory then holds the resolved spec (`spec.yaml`
 weights under their IR names (`weights.safetensors`), a resumable checkpoint
 (`checkpoint.pt`), one JSON line of logs per epoch (`metrics.jsonl`) and, for raw text,
 the vocabulary (`vocab.json`): the names of `rnnc.run_dir`, from which the CLI then
-has the exporting backend write `model.onnx` (this backend knows no other). The
+has the exporting backend write `model.onnx` (this backend knows no other); a graph's
+class names are kept per output, in the weights' metadata (`output_classes`). The
 checkpoint, weights and metrics are rewritten atomically at the end of every epoch, so
 a run killed at any moment resumes (`resume=True`) from its last completed epoch and
 ends with the same weights, bit for bit, as a run never interrupted; a run interrupted

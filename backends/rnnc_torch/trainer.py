@@ -8,7 +8,9 @@ the device and is read once per epoch (and every few steps for the progress bar)
 metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
-sequence outputs are masked out of the loss and the metrics.
+sequence outputs are masked out of the loss and the metrics. A graph (spec version 2)
+trains in `graph_trainer.GraphTrainer`, this loop with its own step (named inputs,
+several outputs) and the `adapt` hook, which sets normalization from the data.
 """
 
 from __future__ import annotations

@@ -262,3 +262,12 @@ def test_normalization_adapts_over_real_steps_only() -> None:
     np.testing.assert_allclose(stats["layers.2.mean"], profile.astype(np.float64).mean(0), rtol=1e-6)
     np.testing.assert_allclose(stats["layers.2.variance"], profile.astype(np.float64).var(0), rtol=1e-6)
     assert all(v.dtype == np.float32 for v in stats.values())
+
+
+def test_a_feedback_output_needs_its_targets_or_its_input() -> None:
+    with pytest.raises(DataError) as err:
+        graph_dataset(compiled(ADD), {"question": np.ones((N, T), np.int64)}, "f.npz")
+    assert str(err.value).splitlines() == [
+        "f.npz: no array 'answer_in' (input 'answer_in' int64 [N, T]); arrays: question",
+        "f.npz: no array 'answer' (the targets of output 'answer', or input 'answer_in' to shift); arrays: question",
+    ]
