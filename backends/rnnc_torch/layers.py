@@ -19,6 +19,7 @@ from rnnc import ir
 from .activations import Activation
 from .block import Block, exporting, lengths_from_ids, step_mask, zero_padding
 from .cpu import Dropout
+from .graph_blocks import lower_graph_kind
 from .recurrent import RecurrentBlock
 
 
@@ -45,6 +46,8 @@ def lower(group: list[ir.Node], kernels: str = "auto") -> Block:
             return Conv1DBlock(node)
         case ir.Pool():
             return PoolBlock(node)
+        case ir.Concatenate() | ir.Add() | ir.Multiply() | ir.Average() | ir.RepeatVector() | ir.Attention() | ir.Normalization():
+            return lower_graph_kind(node)  # a graph's kinds (spec version 2)
         case _:
             assert_never(layer)
 
@@ -66,6 +69,8 @@ class EmbeddingBlock(Block):
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         # Explicit lengths win over the ones derived from zero ids: they say the same
         # thing when the data is consistent, and the caller knows best when it is not.
+        if x.dim() == 1:  # one id per sample (a graph's int64 [] input): no time axis, no lengths
+            return self.embedding(x), None
         if self.mask_zero and lengths is None:
             lengths = lengths_from_ids(x)
         return self.embedding(x), lengths

@@ -24,15 +24,19 @@ from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 
 from .block import zero_padding
+from .graph import GraphModule
 from .layers import lower
 from .recurrent import fusable
 
 LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
 
 
-def build_module(model: ir.Model, fuse: bool = True) -> SpecModule:
+def build_module(model: ir.Model, fuse: bool = True) -> SpecModule | GraphModule:
     """The torch module computing `model`'s function; `fuse=False` keeps one torch
-    module per recurrent layer (fusion changes speed, never the function)."""
+    module per recurrent layer (fusion changes speed, never the function). A graph
+    (spec version 2) is a `GraphModule`, whose layers are never fused."""
+    if model.graph is not None:
+        return GraphModule(model)
     return SpecModule(model, fuse=fuse)
 
 

@@ -13,6 +13,12 @@ fused layers). While training on a CPU the block usually computes its torch modu
 `cpu.run` instead, the same function without packing, faster (see cpu/stepwise.py);
 under `torch.export` it computes it with `export_loop.run`, a `scan` over time, so the
 exported program takes any sequence length.
+
+In a graph (spec version 2) a layer may start from another layer's final state and
+hand its own on (`initial_state: NAME.state`): `forward_state` takes an initial state
+and returns the final one, in torch's layout (`h` `[directions, batch, units]`, with
+`c` for LSTM), at each sequence's last real step; it always runs torch's own module,
+packed when there are lengths (`h_n` is then exactly that step's).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from . import cpu, export_loop
 from .block import Block, exporting, zero_padding
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
+State = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for LSTM: [directions, batch, units] each
 
 
 def fusable(group: Sequence[ir.Node], node: ir.Node) -> bool:
@@ -149,6 +156,32 @@ class RecurrentBlock(Block):
         empty = (lengths == 0).view(-1, *([1] * (y.dim() - 1)))
         return y.masked_fill(empty, 0.0), lengths
 
+    def forward_state(self, x: Tensor, lengths: Tensor | None, initial: State | None = None
+                      ) -> tuple[Tensor, Tensor | None, State]:
+        """`forward` started from `initial` (None: zeros), with the final state as well.
+
+        A sequence of length 0 has no step to run: its final state (and, without
+        `return_sequences`, its output) is its initial state, zeros when none is given.
+        Padded input steps are zeroed first, so that junk there (even NaN) reaches
+        neither the one step packing runs for an empty sequence nor the gradients.
+        """
+        assert len(self.indices) == 1, "a layer with a state of its own is never fused"
+        if self.input_dropout is not None:
+            x = self.input_dropout(x)
+        batch = x.shape[0]
+        if lengths is None:
+            out, state = self.rnn(x, initial)
+            return (out if self.return_sequences else self._last_state(state, batch)), None, state
+        packed = pack_padded_sequence(zero_padding(x, lengths), lengths.cpu().clamp(min=1), batch_first=True,
+                                      enforce_sorted=False)
+        out, state = self.rnn(packed, initial)
+        empty = lengths == 0
+        state = _where_empty(empty, state, initial)
+        if not self.return_sequences:
+            return self._last_state(state, batch), lengths, state
+        y = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+        return y.masked_fill(empty[:, None, None], 0.0), lengths, state
+
     def _packed(self, x: Tensor, lengths: Tensor) -> Tensor:
         # Packing wants at least one step per sequence; an empty one runs one (padded)
         # step and its result is zeroed by the caller.
@@ -164,3 +197,16 @@ class RecurrentBlock(Block):
         if self.directions == 1:
             return h_n[-1]
         return h_n[-2:].transpose(0, 1).reshape(batch, 2 * self.units)
+
+
+def _where_empty(empty: Tensor, state: State, initial: State | None) -> State:
+    """`state` with the rows of empty sequences replaced by their initial state (zeros)."""
+    def pick(final: Tensor, start: Tensor | None) -> Tensor:
+        start = final.new_zeros(()) if start is None else start
+        return torch.where(empty[None, :, None], start, final)
+
+    if isinstance(state, tuple):
+        h0, c0 = initial if isinstance(initial, tuple) else (None, None)
+        return pick(state[0], h0), pick(state[1], c0)
+    assert not isinstance(initial, tuple)
+    return pick(state, initial)
