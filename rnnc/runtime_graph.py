@@ -169,9 +169,10 @@ class GraphPredictor(OpenedModel):
     def _output(self, entry: Any) -> GraphOutput:
         name = _text(entry, "name")
         shape = entry["shape"]
+        # a per-step output's time axis: `time`, a number of steps, or what a convolution makes of `time`
         if not (isinstance(shape, list) and len(shape) in (2, 3) and shape[0] == "batch"
-                and all(d == "time" or (isinstance(d, int) and d >= 1) for d in shape[1:-1])
-                and isinstance(shape[-1], int) and shape[-1] >= 1):
+                and all((isinstance(d, str) and 0 < len(d) <= 100) or (isinstance(d, int) and d >= 1) for d in shape[1:-1])
+                and isinstance(shape[-1], int) and not isinstance(shape[-1], bool) and shape[-1] >= 1):
             self._unusable(f"its metadata gives output '{name}' the shape {shape!r}; expected [batch, units] or [batch, time, units]")
         classes = entry.get("classes")
         if classes is not None:
@@ -326,9 +327,10 @@ class GraphPredictor(OpenedModel):
         return len(next(iter(arrays.values())))
 
     def _empty(self, arrays: Arrays) -> Arrays:
-        """No rows in, none out: each output's row shape, `time` as the inputs' longest."""
+        """No rows in, none out: each output's row shape, `time` as the inputs' longest
+        (an axis a convolution changes: 0 steps)."""
         steps = max((a.shape[1] for n, a in arrays.items() if self.inputs[n].sequence), default=0)
-        return {name: np.zeros((0, *(steps if d == "time" else d for d in out.shape[1:])), np.float32)
+        return {name: np.zeros((0, *(d if isinstance(d, int) else steps if d == "time" else 0 for d in out.shape[1:])), np.float32)
                 for name, out in self.outputs.items()}
 
     def _run(self, names: list[str], feed: Arrays, batch: int) -> list[np.ndarray]:

@@ -111,8 +111,8 @@ def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: 
     steps = OutputSteps(predictor)
     if suffix == ".csv" and steps.unknown:
         if not spec_path.is_file():
-            with_lengths = ", ".join(n for n, i in predictor.inputs.items() if i.takes_lengths)
-            raise UsageError(f"output '{steps.unknown[0]}' is per step and several inputs have lengths ({with_lengths}); "
+            unknown = predictor.outputs[steps.unknown[0]]
+            raise UsageError(f"output '{unknown.name}' has {unknown.shape[1]} steps, which a convolution made of its input's; "
                              f"to cut each row at its real steps, {SPEC_HINT}")
         steps = OutputSteps(predictor, _graph_spec(spec_path, args.input, predictor, model_path))
     source = open_graph_input(args.input, predictor)

@@ -27,6 +27,7 @@ import numpy as np
 from rnnc.cli.predict_arrays import DAMAGE, check_size, member_header, usable_member
 from rnnc.cli.predict_io import rows_for
 from rnnc.errors import DataError, did_you_mean
+from rnnc.ir import CLASSIFICATION_LOSSES
 from rnnc.npy_header import Header
 from rnnc.npy_header import product as _product
 from rnnc.npy_header import reason as _reason
@@ -115,7 +116,8 @@ def _wanted(predictor: GraphPredictor) -> dict[str, str]:
     roles.update({f"{name}_lengths": "lengths" for name, inp in predictor.inputs.items() if inp.takes_lengths})
     for name, out in predictor.outputs.items():
         roles.setdefault(name, "target")
-        roles.setdefault(f"{name}_classes", "target")
+        if out.loss in CLASSIFICATION_LOSSES:
+            roles.setdefault(f"{name}_classes", "target")
     return roles
 
 

@@ -109,14 +109,16 @@ def graph_columns(predictor: GraphPredictor) -> dict[str, Columns]:
 
 
 class OutputSteps:
-    """The real steps of each per-step output, for the CSV to cut its cells there. Where
-    the model's metadata names the input an output follows, its lengths; else the
-    spec's graph (`rnnc.graph_layout.flow`, given the spec's IR); else the one sequence
-    input, when there is only one; an output with no input's lengths is real at every step."""
+    """The real steps of each per-step output, for the CSV to cut its cells there: the
+    lengths of the input the metadata says it follows; without one, every step is real
+    when its time axis is an input's (`time`) or a fixed number. A convolution that
+    changes the number of steps maps lengths to its own: then the spec's graph says
+    (`rnnc.graph_layout.flow`, given the spec's IR), and without it the output is
+    `unknown`."""
 
     def __init__(self, predictor: GraphPredictor, model: ir.Model | None = None):
         self.predictor, self.model = predictor, model
-        sequences = [n for n, inp in predictor.inputs.items() if inp.sequence]
+        any_lengths = any(inp.takes_lengths for inp in predictor.inputs.values())
         self.rule: dict[str, str | None] = {}  # output -> the input it follows; None: every step real
         self.unknown: list[str] = []
         for name, out in predictor.outputs.items():
@@ -124,13 +126,9 @@ class OutputSteps:
                 continue
             if out.lengths is not None:
                 self.rule[name] = out.lengths
-            elif model is not None:
-                continue  # from the spec's graph, per batch
-            elif out.shape[1] != "time" or not any(predictor.inputs[n].takes_lengths for n in sequences):
+            elif out.shape[1] == "time" or isinstance(out.shape[1], int) or not any_lengths:
                 self.rule[name] = None
-            elif len(sequences) == 1:
-                self.rule[name] = sequences[0] if predictor.inputs[sequences[0]].takes_lengths else None
-            else:
+            elif model is None:
                 self.unknown.append(name)
 
     def of(self, inputs: Arrays, fed: Arrays) -> dict[str, np.ndarray | None]:
