@@ -64,12 +64,16 @@ def _reference_settings(layer: ir.Layer) -> list[str]:
 
 
 def infer_graph(doc: Document, inputs: dict[str, ir.Input], layers: list[ir.Layer],
-                outputs: dict[str, Any] | None, losses: dict[str, ir.Loss]) -> GraphResult:
-    """Nodes, outputs and problems of a v2 spec whose sections passed the schema."""
+                outputs: dict[str, Any] | None, losses: dict[str, ir.Loss], bad_inputs: set[str] | frozenset[str] = frozenset(),
+                ) -> GraphResult:
+    """Nodes, outputs and problems of a v2 spec whose sections passed the schema;
+    `bad_inputs` have problems of their own, and the layers that read them are skipped."""
     sections = doc.data["layers"]
     problems: list[Problem] = []
     values: dict[str, Value] = {}
     for name, inp in inputs.items():
+        if name in bad_inputs:
+            continue
         values[name] = Value(inp.tensor_shape, inp.dtype == "int64", name if inp.sequence else None,
                              name if inp.variable_length else None, f"input '{name}'")
     declared: dict[str, int] = {}
@@ -98,7 +102,7 @@ def infer_graph(doc: Document, inputs: dict[str, ir.Input], layers: list[ir.Laye
         try:
             node, value = _infer(index, key, section, layer, [(r, values[r]) for r, _ in refs], state_from)
         except ShapeMismatch as mismatch:
-            problems.append(doc.problem(("layers", index), str(mismatch)))
+            problems.append(doc.problem(("layers", index), f"{mismatch}{_lost_time_axis(layer, refs[0][0], nodes)}"))
             broken.add(key)
             continue
         nodes.append(node)
@@ -151,7 +155,7 @@ def _references(doc: Document, index: int, section: dict[str, Any], layer: ir.La
         written = len(path) > 2  # not the layer before, which a layer without input: reads
         if written and name.startswith("layers["):
             ok = False
-            problems.append(doc.problem(path, f"'{name}' is not a name: give that layer a name: and read it by that name"))
+            problems.append(doc.problem(path, f"'{name}' is not a name: add name: to that layer and read it by its name"))
         elif name not in values:
             ok = False
             if written and (message := _unresolved(name, index, section, inputs, declared, doc)):
@@ -167,11 +171,13 @@ def _unresolved(name: str, index: int, section: dict[str, Any], inputs: dict[str
         return f"'{name}' is this layer itself: a layer cannot read its own output (a cycle)"
     if name in declared and declared[name] > index:
         later = doc.data["layers"][declared[name]]
-        cycle = f", and '{name}' reads this layer: a cycle" if section.get("name") in _named_reads(later) else ""
-        return (f"'{name}' is layers[{declared[name]}], which comes after this layer{cycle}; a layer reads inputs and "
-                "earlier layers only: move this layer after it")
-    if name in declared:
-        return ""
+        if section.get("name") in _named_reads(later):
+            return (f"'{name}' is layers[{declared[name]}], which comes after this layer and reads it: a cycle; a layer "
+                    "reads only inputs and earlier layers")
+        return (f"'{name}' is layers[{declared[name]}], which comes after this layer; a layer reads only inputs and "
+                "earlier layers: move this layer after it")
+    if name in declared or name in inputs:
+        return ""  # an earlier layer that failed, or an input with a problem: its own problem is reported
     if name.endswith(STATE):
         return f"'{name}' is a recurrent layer's state: pass it as initial_state, not as an input"
     known = [*inputs, *(n for n in declared if declared[n] < index)]
@@ -269,12 +275,21 @@ def _infer(index: int, key: str, section: dict[str, Any], layer: ir.Layer,
     except ShapeMismatch as mismatch:
         if not layer.merges:
             raise
-        raise ShapeMismatch(f"{mismatch} (from {', '.join(v.where for v in values)})") from None
+        raise ShapeMismatch(f"{mismatch}; its inputs: {', '.join(v.where for v in values)}") from None
     params = tuple(layer.params_for(f"layers.{index}", shapes))
     time, lengths = _time_and_lengths(key, layer, values, out)
     node = ir.Node(index, layer, shapes[0], out, params, masked=main.lengths is not None, name=section.get("name") or "",
                    sources=tuple(k for k, _ in sources), input_shapes=shapes, state_from=state_from)
     return node, Value(out, False, time, lengths, _label(key))
+
+
+def _lost_time_axis(layer: ir.Layer, source: str, nodes: list[ir.Node]) -> str:
+    """Why a layer that wants a sequence got a vector, when it reads a recurrent layer
+    without `return_sequences` (Keras users stack LSTMs this way)."""
+    node = next((n for n in nodes if n.key == source), None)
+    if not layer.takes_sequences or node is None or not isinstance(node.layer, ir.Recurrent) or node.layer.return_sequences:
+        return ""
+    return f"; {_label(source)} returns only its last step: set return_sequences: true on it"
 
 
 def _same_steps(layer: ir.Layer, values: list[Value]) -> None:
@@ -294,7 +309,7 @@ def _same_steps(layer: ir.Layer, values: list[Value]) -> None:
         if other.lengths != first.lengths:
             raise ShapeMismatch(
                 f"{layer.kind} joins sequences of one time axis but different lengths: {axis(first)} and {axis(other)}; "
-                "their padded steps would not line up")
+                "the padded steps of one would be real steps of the other")
 
 
 def _time_and_lengths(key: str, layer: ir.Layer, values: list[Value], out: ir.Shape) -> tuple[str | None, str | None]:

@@ -93,9 +93,12 @@ def losses_fit_outputs(parts: GraphParts) -> list[Problem]:
 
 
 def graph_monitors_exist(parts: GraphParts) -> list[Problem]:
-    if parts.training is None or parts.outputs is None or (parts.losses and len(parts.outputs) != len(parts.losses)):
+    if parts.training is None or parts.losses is None:
         return []
-    names = monitor_names(parts.outputs)
+    # the outputs as the spec declares them, so a monitor is checked even when a layer failed
+    declared = [ir.Output(name, -1, loss, metrics=tuple(parts.doc.data["outputs"][name].get("metrics", ())))
+                for name, loss in parts.losses.items()]
+    names = monitor_names(declared)
     validation = bool(parts.training.validation_split) or bool(parts.data and parts.data.validation)
     if validation:
         names += [f"val_{n}" for n in names]
@@ -106,7 +109,7 @@ def graph_monitors_exist(parts: GraphParts) -> list[Problem]:
         if settings.monitor not in names:
             problems.append(parts.doc.problem(
                 ("training", section, "monitor"),
-                f"cannot monitor '{settings.monitor}'{_monitor_hint(settings.monitor, parts.outputs, names, validation)}; "
+                f"cannot monitor '{settings.monitor}'{_monitor_hint(settings.monitor, declared, names, validation)}; "
                 f"available: {', '.join(names)}"))
     return problems
 
@@ -120,8 +123,8 @@ def _monitor_hint(monitor: str, outputs: list[ir.Output], names: list[str], vali
         metric = "accuracy" if metric == "acc" else metric
         named = [f"{prefix}{o.name}_{metric}" for o in outputs if metric in o.metrics]
         if named:
-            return (f" (did you mean '{named[0]}'?: with several outputs each metric is logged under its output's "
-                    f"name{', as ' + ', '.join(repr(n) for n in named[1:]) if len(named) > 1 else ''})")
+            return (" (with several outputs each metric is logged under its output's name: did you mean "
+                    f"{' or '.join(repr(n) for n in named)}?)")
     return did_you_mean(monitor, names)
 
 
@@ -170,12 +173,10 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
         return []
     problems = []
     arrays = [*(parts.inputs or ()), *(o.name for o in parts.outputs or ())]
-    named = f" ({', '.join(arrays)})" if arrays else ""
-    for key in ("csv", "text"):
+    npz = "a graph reads .npz files, one array per input and output" + (f" ({', '.join(arrays)})" if arrays else "")
+    for key, what in (("csv", "cuts a v1 chain's .csv series into windows"), ("text", "reads a v1 chain's raw text")):
         if getattr(parts.data, key) is not None:
-            problems.append(parts.doc.problem(
-                ("data", key), f"data.{key} is for a v1 chain's files; a graph reads .npz files with one array per input "
-                               f"and output{named}: remove data.{key}", key=True))
+            problems.append(parts.doc.problem(("data", key), f"{what}; {npz}: remove data.{key}", key=True))
     for role in ("train", "validation", "test"):
         path = getattr(parts.data, role)
         if path is None:
@@ -187,8 +188,7 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
         elif not Path(path).exists():
             problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
         elif Path(path).suffix != ".npz":
-            problems.append(parts.doc.problem(
-                ("data", role), f"a graph reads .npz files (one array per input and output{named}), got {Path(path).name}"))
+            problems.append(parts.doc.problem(("data", role), f"{npz}; got {Path(path).name}"))
     return problems
 
 
@@ -266,7 +266,7 @@ def _feedback_problems(parts: GraphParts, out: ir.Output, fb: ir.Feedback) -> li
     classes = node.output_shape[-1]
     for setting in ("start", "end"):
         if (token := getattr(fb, setting)) is not None and isinstance(classes, int) and token >= classes:
-            problems += problem(f"{setting}: {token} is not an id '{out.name}' predicts (0 to {classes - 1})", (*path, setting))
+            problems += problem(f"{token} is not an id '{out.name}' predicts (0 to {classes - 1})", (*path, setting))
     for embedding in (n for n in parts.nodes or () if isinstance(n.layer, ir.Embedding) and n.sources[:1] == (fb.input,)):
         if isinstance(classes, int) and classes > embedding.layer.vocab_size:
             problems += problem(f"'{out.name}' predicts {classes} ids, but the embedding {_shown(embedding.key)} that reads "

@@ -127,7 +127,7 @@ def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[s
 
     data = doc.data
     ok = lambda section: section not in bad and "" not in bad  # noqa: E731
-    problems = _wiring_problems(doc, problems)
+    problems = _v1_keys(_wiring_problems(doc, problems))
     parts = GraphParts(doc, base)
     if ok("inputs"):
         parts.inputs = {name: build.build_graph_input(name, section) for name, section in data["inputs"].items()}
@@ -140,12 +140,12 @@ def compile_graph(doc: Document, base: Path, problems: list[Problem], bad: set[s
         parts.data = build.build_data(data.get("data", {}), base)
     if ok("export"):
         parts.export = build.build_export(data.get("export", {}))
-    inputs_fine = parts.inputs is not None and not any(
-        p.path[:1] == ("inputs",) for p in problems)
-    if ok("layers") and inputs_fine:
+    if ok("layers") and parts.inputs is not None:
         layers = [build.build_layer(layer) for layer in data["layers"]]
+        # an input whose shape contradicts its dtype is left out: what reads it is not checked
+        bad_inputs = {p.json_path[1] for p in problems if p.json_path[:1] == ("inputs",) and len(p.json_path) > 1}
         result = infer_graph(doc, parts.inputs, layers, data["outputs"] if parts.losses is not None else None,
-                             parts.losses or {})
+                             parts.losses or {}, bad_inputs)
         problems += result.problems
         parts.nodes, parts.outputs, parts.warnings = result.nodes, result.outputs, result.warnings
         parts.values, parts.complete = result.values, not result.problems
@@ -175,6 +175,24 @@ def _warning(problem: Problem) -> str:
     """`file:line:col: warning: path: message`, as compilers print theirs."""
     where = problem.origin + (f":{problem.line}:{problem.column}" if problem.line is not None else "")
     return str(Problem(where, None, None, "", f"warning: {problem.path}: {problem.message}"))
+
+
+_V1_KEYS = {  # what a v1 chain's top-level key is in version 2
+    "input": "version 2 names its inputs: inputs: {NAME: {shape: [...]}}",
+    "loss": "in version 2 each output has its loss: outputs: {LAYER_NAME: {loss: ...}}",
+    "metrics": "in version 2 each output has its metrics: outputs: {LAYER_NAME: {loss: ..., metrics: [...]}}",
+}
+
+
+def _v1_keys(problems: list[Problem]) -> list[Problem]:
+    """A v1 chain's `input`, `loss` and `metrics` in a v2 file say what version 2 writes instead."""
+    out = []
+    for p in problems:
+        key = p.message.removeprefix("unknown setting '").split("'")[0] if p.json_path == () else ""
+        if key in _V1_KEYS and p.message.startswith(f"unknown setting '{key}'"):
+            p = Problem(p.origin, p.line, p.column, p.path, f"unknown setting '{key}': {_V1_KEYS[key]}", p.json_path)
+        out.append(p)
+    return out
 
 
 def _wiring_problems(doc: Document, problems: list[Problem]) -> list[Problem]:
