@@ -18,165 +18,19 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
+from export_cases import (
+    ADD_NUMBERS, ATTENTION, CHURN, CHURN_TEXT, GRAPHS, MERGES, SIZES, STATES, STREAMING, draw, graph, random_weights, run, seq,
+    session,
+)
 
 import rnnc_onnx
 from rnnc import ir
 from rnnc.errors import ArtifactError, SpecError, UsageError
-from rnnc.metadata import graph_interface, lengths_rules
-from rnnc.spec import model_from_mapping, model_from_text
+from rnnc.metadata import graph_interface
 from rnnc_onnx import graph_layers, recurrent
 
-SIZES = [(b, t) for b in (1, 3, 17) for t in (1, 7, 50)]  # (batch, steps)
 FLOAT, INT64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
-
-
-def graph(inputs: dict[str, Any], layers: list[dict[str, Any]], outputs: list[str] | dict[str, Any],
-          **extra: Any) -> ir.Model:
-    if isinstance(outputs, list):
-        outputs = {name: {"loss": "mse"} for name in outputs}
-    return model_from_mapping({"rnnc": 2, "name": "t", "inputs": inputs, "layers": layers, "outputs": outputs,
-                               "optimizer": "adam", **extra})
-
-
-def seq(features: int) -> dict[str, Any]:
-    return {"shape": [None, features]}
-
-
-ATTENTION = graph(
-    {"v": seq(4), "q": seq(4), "p": seq(3), "s": {"shape": [3]}},
-    [
-        {"name": "dot", "type": "attention", "value": "v", "query": "q"},
-        {"name": "dot_scaled", "type": "attention", "value": "v", "query": "q", "scale": True},
-        {"name": "general", "type": "attention", "value": "v", "query": "p", "score": "general"},
-        {"name": "additive", "type": "attention", "value": "v", "query": "p", "score": "additive", "units": 5},
-        {"name": "vector_general", "type": "attention", "value": "v", "query": "s", "score": "general"},
-        {"name": "vector_additive", "type": "attention", "value": "v", "query": "s", "score": "additive", "units": 2},
-        {"name": "pool_dot", "type": "attention", "value": "v"},
-        {"name": "pool_general", "type": "attention", "input": "v", "score": "general"},
-        {"name": "pool_additive", "type": "attention", "value": "v", "score": "additive", "units": 3},
-    ],
-    ["dot", "dot_scaled", "general", "additive", "vector_general", "vector_additive", "pool_dot", "pool_general",
-     "pool_additive"],
-)
-
-MERGES = graph(
-    {"a": seq(3), "s": {"shape": [3]}, "k": {"shape": [], "dtype": "int64"}},
-    [
-        {"name": "na", "type": "normalization", "input": "a"},
-        {"name": "ns", "type": "normalization", "input": "s"},
-        {"name": "enc", "type": "lstm", "units": 3, "return_sequences": True, "input": "na"},
-        {"name": "per", "type": "dense", "units": 3, "activation": "tanh", "input": "a"},
-        {"name": "added", "type": "add", "input": ["enc", "per", "na"]},
-        {"name": "product", "type": "multiply", "input": ["enc", "per"]},
-        {"name": "mean", "type": "average", "input": ["per", "enc"]},
-        {"name": "kind", "type": "embedding", "input": "k", "vocab_size": 5, "dim": 3},
-        {"name": "vec", "type": "concatenate", "input": ["ns", "kind"]},
-        {"name": "over", "type": "repeat_vector", "input": "vec", "like": "enc"},
-        {"name": "joined", "type": "concatenate", "input": ["added", "product", "mean", "over"]},
-        {"name": "tags", "type": "dense", "units": 2, "activation": "softmax"},
-        {"name": "fixed", "type": "repeat_vector", "input": "ns", "n": 4},
-        {"name": "static_sum", "type": "average", "input": ["ns", "kind"]},
-        {"name": "conv", "type": "conv1d", "filters": 3, "kernel_size": 3, "stride": 2, "input": "joined"},
-        {"name": "pooled", "type": "pool", "mode": "max"},
-    ],
-    {"tags": {"loss": "sparse_categorical_crossentropy"}, "fixed": {"loss": "mse"}, "static_sum": {"loss": "mse"},
-     "pooled": {"loss": "mse"}},
-)
-
-STATES = graph(
-    {"a": seq(3), "b": seq(2)},
-    [
-        {"name": "enc", "type": "lstm", "units": 4, "return_sequences": True, "input": "a"},
-        {"name": "dec", "type": "lstm", "units": 4, "input": "b", "initial_state": "enc.state"},
-        {"name": "dec2", "type": "lstm", "units": 4, "return_sequences": True, "input": "b", "initial_state": "dec.state"},
-        {"name": "genc", "type": "gru", "units": 3, "bidirectional": True, "input": "a"},
-        {"name": "gdec", "type": "gru", "units": 3, "bidirectional": True, "return_sequences": True, "input": "b",
-         "initial_state": "genc.state"},
-        {"name": "renc", "type": "simple_rnn", "units": 3, "activation": "relu", "return_sequences": True, "input": "a"},
-        {"name": "rdec", "type": "simple_rnn", "units": 3, "activation": "relu", "input": "b", "initial_state": "renc.state"},
-    ],
-    ["dec", "dec2", "genc", "gdec", "rdec"],
-)
-
-# The two examples of DESIGN.md, as written there.
-CHURN_TEXT = """
-rnnc: 2
-name: churn
-inputs:
-  events: {shape: [null, 12]}
-  profile: {shape: [5]}
-layers:
-  - {name: enc, type: lstm, units: 64, input: events}
-  - {name: both, type: concatenate, input: [enc, profile]}
-  - {type: dense, units: 32, activation: relu}
-  - {name: churn, type: dense, units: 1, activation: sigmoid}
-outputs:
-  churn: {loss: binary_crossentropy, metrics: [auc]}
-optimizer: adam
-"""
-CHURN = model_from_text(CHURN_TEXT)
-ADD_NUMBERS = model_from_text("""
-rnnc: 2
-name: add-numbers
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 32, mask_zero: true}
-  - {name: encoder, type: lstm, units: 128, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 32, mask_zero: true}
-  - {name: decoder, type: lstm, units: 128, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    metrics: [accuracy]
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: {type: adam, lr: 0.002}
-""")
-GRAPHS = {"attention": ATTENTION, "merges": MERGES, "states": STATES, "churn": CHURN, "add_numbers": ADD_NUMBERS}
-
-
-def random_weights(model: ir.Model, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    # large enough that every layer matters, kept by the fan-in from chaos (where float32
-    # and float64 part ways over 50 steps of 128 units)
-    weights = {p.name: rng.normal(0.0, min(0.5, 1.5 / np.sqrt(p.shape[-1])), p.shape).astype(np.float32) for p in model.params}
-    for p in model.params:  # normalization's variance: positive, one below the 1e-7 floor of the std
-        if p.name.endswith(".variance"):
-            weights[p.name] = np.r_[1e-16, rng.uniform(0.2, 4.0, p.shape[0] - 1)].astype(np.float32)
-    return weights
-
-
-def draw(model: ir.Model, batch: int, steps: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Inputs and lengths: random in [0, steps] (row 0 full; with three rows or more,
-    the i-th input empty in row 1 + i % (batch - 1), so one input is empty where another
-    is not), junk in padded float steps, id 0 past the real ones."""
-    vocab = {n.sources[0]: n.layer.vocab_size for n in model.nodes if isinstance(n.layer, ir.Embedding)}
-    inputs, lengths = {}, {}
-    for i, inp in enumerate(model.inputs):
-        real = rng.integers(0, steps + 1, batch)
-        real[0] = steps
-        if batch > 2:
-            real[1 + i % (batch - 1)] = 0
-        shape = (batch, steps) if inp.sequence else (batch,)
-        if inp.dtype == "int64":
-            x = rng.integers(1 if inp.sequence else 0, vocab[inp.name], shape)
-            if inp.sequence:
-                x[np.arange(steps) >= real[:, None]] = 0
-        else:
-            x = rng.normal(size=(*shape, inp.shape[-1]))
-            if inp.sequence:
-                padded = np.arange(steps) >= real[:, None]
-                x[padded] = rng.normal(0.0, 100.0, (int(padded.sum()), inp.shape[-1]))
-        inputs[inp.name] = x.astype(np.int64 if inp.dtype == "int64" else np.float32)
-        if inp.name in lengths_rules(model):
-            lengths[inp.name] = real
-    return inputs, lengths
 
 
 # --- the numpy reference ------------------------------------------------------------------
@@ -299,15 +153,6 @@ def reference(model: ir.Model, weights: dict[str, np.ndarray], inputs: dict[str,
 # --- running the export -----------------------------------------------------------------
 
 
-def session(model: ir.Model, weights: dict[str, np.ndarray]) -> ort.InferenceSession:
-    return ort.InferenceSession(rnnc_onnx.lower(model, weights).SerializeToString(), providers=["CPUExecutionProvider"])
-
-
-def run(sess: ort.InferenceSession, inputs: dict[str, np.ndarray], lengths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    feed = {**inputs, **{f"{name}.lengths": value for name, value in lengths.items()}}
-    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
-
-
 def assert_rows(got: np.ndarray, rows: list[np.ndarray], what: str) -> None:
     assert len(got) == len(rows), what
     for i, row in enumerate(rows):
@@ -344,7 +189,7 @@ def test_padding_further_with_junk_changes_no_output(name: str) -> None:
     wider = {}
     for inp in model.inputs:
         x = inputs[inp.name]
-        if inp.sequence:
+        if inp.variable_length:
             junk = rng.integers(1, 5, (6, 11)) if inp.dtype == "int64" else rng.normal(0, 1e3, (6, 11, x.shape[2]))
             x = np.concatenate([x, junk.astype(x.dtype)], axis=1)
         wider[inp.name] = x
@@ -390,9 +235,10 @@ INTERFACES = [
       ("question.lengths", INT64, ["batch"]), ("answer_in.lengths", INT64, ["batch"])],
      [("answer", FLOAT, ["batch", "answer_in.time", 14])]),
     ("merges", MERGES,
-     [("a", FLOAT, ["batch", "time", 3]), ("s", FLOAT, ["batch", 3]), ("k", INT64, ["batch"]), ("a.lengths", INT64, ["batch"])],
-     [("tags", FLOAT, ["batch", "time", 2]), ("fixed", FLOAT, ["batch", 4, 3]), ("static_sum", FLOAT, ["batch", 3]),
-      ("pooled", FLOAT, ["batch", 3])]),
+     [("a", FLOAT, ["batch", "a.time", 3]), ("s", FLOAT, ["batch", 3]), ("k", INT64, ["batch"]), ("ids", INT64, ["batch", "ids.time"]),
+      ("a.lengths", INT64, ["batch"]), ("ids.lengths", INT64, ["batch"])],
+     [("tags", FLOAT, ["batch", "a.time", 2]), ("fixed", FLOAT, ["batch", 4, 3]), ("static_sum", FLOAT, ["batch", 3]),
+      ("pooled", FLOAT, ["batch", 3]), ("id_gru", FLOAT, ["batch", "ids.time", 2]), ("floored", FLOAT, ["batch", "a.time", 3])]),
 ]
 
 
@@ -425,8 +271,10 @@ def test_a_single_output_takes_a_plain_list_of_classes() -> None:
 
 
 BAD_CLASSES = [
-    (MERGES, ["a", "b"], "the model has 4 outputs (tags, fixed, static_sum, pooled): give class names for each output by name"),
-    (MERGES, {"tag": ["a", "b"]}, "class names given for tag, which is not an output; outputs: tags, fixed, static_sum, pooled"),
+    (MERGES, ["a", "b"], "the model has 6 outputs (tags, fixed, static_sum, pooled, id_gru, floored): "
+                         "give class names for each output by name"),
+    (MERGES, {"tag": ["a", "b"]}, "class names given for tag, which is not an output; outputs: tags, fixed, static_sum, pooled, "
+                                  "id_gru, floored"),
     (MERGES, {"tags": ["a", "b", "c"]}, "output tags: 3 class names given, the model's output has 2 classes"),
     (MERGES, {"fixed": ["a"]}, "output fixed: class names given for a model with loss mse, which has no classes"),
 ]
@@ -486,23 +334,6 @@ def test_the_backend_compiles_a_graph_without_weights_and_the_cli_writes_it(tmp_
 
 
 # --- streaming ------------------------------------------------------------------------------
-
-STREAMING = graph(
-    {"events": seq(3), "profile": {"shape": [2]}},
-    [
-        {"name": "enc", "type": "lstm", "units": 4, "return_sequences": True, "input": "events"},
-        {"name": "rep", "type": "repeat_vector", "input": "profile", "like": "enc"},
-        {"name": "both", "type": "concatenate", "input": ["enc", "rep"]},
-        {"name": "tags", "type": "dense", "units": 2, "activation": "softmax"},
-        {"name": "summary", "type": "gru", "units": 3, "input": "both"},
-        {"name": "side", "type": "concatenate", "input": ["summary", "profile"]},
-        {"name": "score", "type": "dense", "units": 1, "activation": "sigmoid"},
-        {"name": "last_tag", "type": "pool", "mode": "last", "input": "tags"},
-    ],
-    ["tags", "score", "last_tag"],
-    export={"streaming": True},
-)
-
 
 def test_a_streaming_graph_takes_and_returns_each_state() -> None:
     proto = rnnc_onnx.lower(STREAMING, random_weights(STREAMING))
