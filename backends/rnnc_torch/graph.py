@@ -34,39 +34,29 @@ from rnnc.metadata import lengths_rules
 
 from .block import lengths_from_ids, zero_padding
 from .layers import lower
+from .model import LOGIT_ACTIVATIONS, _extremes
 from .recurrent import RecurrentBlock, State
 
-LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
 Value = tuple[Tensor, Tensor | None]
 
 
 def logit_paths(model: ir.Model) -> tuple[dict[str, str | None], dict[str, set[int]]]:
     """Per output: the sigmoid or softmax it comes out of (None: none), and the nodes
     `logits=True` computes on logits for it: the node applying the activation and the
-    dropout layers between it and the output."""
+    dropout layers between it and the output (`ir.output_activation` on that chain)."""
     by_key = {n.key: n for n in model.nodes}
     by_index = {n.index: n for n in model.nodes}
     activations: dict[str, str | None] = {}
     paths: dict[str, set[int]] = {}
     for out in model.outputs:
-        node, path = by_index[out.node], set()
-        while isinstance(node.layer, ir.Dropout) and node.sources and node.sources[0] in by_key:
-            path.add(node.index)
-            node = by_key[node.sources[0]]
-        activation = getattr(node.layer, "activation", None) if isinstance(node.layer, (ir.Dense, ir.Activation, ir.Conv1D)) else None
-        if activation in LOGIT_ACTIVATIONS:
-            activations[out.name], paths[out.name] = activation, path | {node.index}
-        else:
-            activations[out.name], paths[out.name] = None, set()
+        chain = [by_index[out.node]]
+        while isinstance(chain[0].layer, ir.Dropout) and chain[0].sources and chain[0].sources[0] in by_key:
+            chain.insert(0, by_key[chain[0].sources[0]])
+        activation, _ = ir.output_activation(chain)
+        logit = activation in LOGIT_ACTIVATIONS
+        activations[out.name] = activation if logit else None
+        paths[out.name] = {n.index for n in chain} if logit else set()
     return activations, paths
-
-
-def _extremes(values: Tensor) -> tuple[int, int]:
-    """(min, max) of an integer tensor with one device sync; (0, 0) when empty."""
-    if not values.numel():
-        return 0, 0
-    low, high = torch.aminmax(values)
-    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
 
 class GraphModule(nn.Module):

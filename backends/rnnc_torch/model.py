@@ -14,6 +14,7 @@ ONNX backend share. Parameters start with Keras's initialisers, so a seeded
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,9 +25,11 @@ from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 
 from .block import zero_padding
-from .graph import GraphModule
 from .layers import lower
 from .recurrent import fusable
+
+if TYPE_CHECKING:
+    from .graph import GraphModule
 
 LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
 
@@ -36,6 +39,8 @@ def build_module(model: ir.Model, fuse: bool = True) -> SpecModule | GraphModule
     module per recurrent layer (fusion changes speed, never the function). A graph
     (spec version 2) is a `GraphModule`, whose layers are never fused."""
     if model.graph is not None:
+        from .graph import GraphModule  # which imports this module's helpers
+
         return GraphModule(model)
     return SpecModule(model, fuse=fuse)
 
