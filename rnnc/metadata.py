@@ -33,7 +33,8 @@ def model_metadata(model: ir.Model, classes: Sequence[str] | Mapping[str, Sequen
 
     if model.graph is not None:
         return graph_metadata(model, classes, vocab)
-    assert not isinstance(classes, Mapping), "class names by output are a graph's"
+    if isinstance(classes, Mapping):
+        raise UsageError("class names by output name are for graphs (spec version 2); this model has one output: give a list")
     spec = model.input
     props = {
         "rnnc_version": __version__,

@@ -28,6 +28,7 @@ import rnnc_onnx
 from rnnc import ir
 from rnnc.errors import ArtifactError, SpecError, UsageError
 from rnnc.metadata import graph_interface
+from rnnc.spec import model_from_text
 from rnnc_onnx import graph_layers, recurrent
 
 FLOAT, INT64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
@@ -388,3 +389,11 @@ def test_what_cannot_stream_is_a_spec_error_naming_the_layer(layer: dict[str, An
     assert [f"{p.path}: {p.message}" for p in rnnc_onnx.export_problems(model)] == [message]
     with pytest.raises(SpecError, match="cannot stream"):
         rnnc_onnx.lower(model, random_weights(model))
+
+
+def test_class_names_by_output_for_a_chain_are_a_usage_error() -> None:
+    chain = model_from_text("rnnc: 1\nname: c\ninput: {shape: [4, 2]}\nlayers: [{type: lstm, units: 2}, "
+                            "{type: dense, units: 1, activation: sigmoid}]\nloss: binary_crossentropy\noptimizer: adam\n")
+    with pytest.raises(UsageError, match=r"^class names by output name are for graphs \(spec version 2\); this model has one "
+                                         "output: give a list$"):
+        rnnc_onnx.lower(chain, random_weights(chain), classes={"y": ["a", "b"]})
