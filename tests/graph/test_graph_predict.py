@@ -88,18 +88,15 @@ def test_csv_has_every_outputs_columns_named_after_it(model: Path, tmp_path: Pat
     assert table((tmp_path / "out.csv").read_text()) == (header, rows)
 
 
-def test_npy_holds_the_only_output_of_a_one_output_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from onnx_graphs import INPUTS, OUTPUTS
-
-    path = mixed(tmp_path / "many.onnx")
-    data, inputs, lengths = save(tmp_path / "in.npz", 4)
-    assert main(["predict", str(path), str(data), "-o", str(tmp_path / "out.npy")]) == 2
-    assert capsys.readouterr().err == (f"-o {tmp_path / 'out.npy'}: a .npy holds one array, and {path} has 3 outputs "
+def test_npy_and_long_csv_are_refused_for_several_outputs(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, _, _ = save(tmp_path / "in.npz", 4)
+    assert main(["predict", str(model), str(data), "-o", str(tmp_path / "out.npy")]) == 2
+    assert capsys.readouterr().err == (f"-o {tmp_path / 'out.npy'}: a .npy holds one array, and {model} has 3 outputs "
                                        "(churn, tags, level); write .npz or .csv\n")
-    assert main(["predict", str(path), str(data), "--format", "long"]) == 2
-    assert "--format long is for a chain's per-step output" in capsys.readouterr().err
-    assert not (tmp_path / "out.npy").exists()
-    del INPUTS, OUTPUTS
+    assert main(["predict", str(model), str(data), "--format", "long"]) == 2
+    assert capsys.readouterr().err == (f"--format long is for a chain's per-step output; {model} is a graph, "
+                                       "whose CSV has one row per sample\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz"]
 
 
 # (id, what the file holds instead, the lines on stderr; {data} is the file)
@@ -268,6 +265,9 @@ def test_steps_a_convolution_changed_are_cut_where_the_spec_says(tmp_path: Path,
     assert main(["predict", str(tmp_path / "alone" / "model.onnx"), str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz")]) == 0
     with np.load(tmp_path / "out.npz") as out:
         assert out["tags"].shape == (3, 4, 1) and out["events_lengths"].tolist() == [1, 3, 5]
+        tags = out["tags"]
+    assert main(["predict", str(tmp_path / "alone" / "model.onnx"), str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), tags)  # a one-output graph: its output alone
 
 
 def test_evaluate_scores_each_output_as_numpy_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
