@@ -293,3 +293,38 @@ def test_the_metadata_entries_are_the_cores_graph_interface() -> None:
     assert interface["inputs"] == INPUTS
     assert [{k: v for k, v in o.items() if k not in ("loss", "meaning")} for o in interface["outputs"]] == [
         {k: v for k, v in o.items() if k not in ("loss", "meaning", "classes")} for o in OUTPUTS]
+
+
+STREAMING = {
+    "rnnc": 2, "name": "s", "inputs": {"events": {"shape": [None, 3]}, "profile": {"shape": [2]}},
+    "layers": [{"name": "enc", "type": "gru", "units": 4, "input": "events", "return_sequences": True},
+               {"name": "steps", "type": "dense", "units": 2},
+               {"name": "last", "type": "lstm", "units": 3, "input": "enc"},
+               {"name": "both", "type": "concatenate", "input": ["last", "profile"]},
+               {"name": "score", "type": "dense", "units": 1, "activation": "sigmoid"}],
+    "outputs": {"score": {"loss": "binary_crossentropy"}, "steps": {"loss": "mse"}},
+    "optimizer": "adam", "export": {"streaming": True},
+}
+
+
+def test_a_streaming_graph_of_the_exporter_streams_as_it_runs_whole(folder: Path) -> None:
+    rnnc_onnx = pytest.importorskip("rnnc_onnx")
+    from rnnc.initial import initial_weights
+    from rnnc.spec import model_from_mapping
+
+    spec = model_from_mapping(STREAMING)
+    rnnc_onnx.export(spec, initial_weights(spec, seed=3), folder / "stream.onnx")
+    model = load(folder / "stream.onnx")
+    assert model.states == {"state.0.h": 4, "state.2.h": 3, "state.2.c": 3}
+    rng = np.random.default_rng(4)
+    inputs = {"events": rng.normal(size=(3, 7, 3)).astype(np.float32), "profile": rng.normal(size=(3, 2)).astype(np.float32)}
+    lengths = {"events": np.array([7, 3, 5])}
+    whole = model.predict(inputs, lengths)
+    for size in (1, 3):
+        stream, steps = model.stream(), []
+        for begin in range(0, 7, size):
+            chunk = {**inputs, "events": inputs["events"][:, begin : begin + size]}
+            out = stream.step(chunk, {"events": np.clip(lengths["events"] - begin, 0, chunk["events"].shape[1])})
+            steps.append(out["steps"])
+        np.testing.assert_allclose(out["score"], whole["score"], atol=1e-5)
+        np.testing.assert_allclose(np.concatenate(steps, axis=1), whole["steps"], atol=1e-5)
