@@ -176,9 +176,11 @@ class GraphPredictor(OpenedModel):
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
         lengths = self._named(inputs, lengths)
         count = self._count(inputs)
+        given = {n: np.asarray(v) for n, v in lengths.items()}
         for begin in range(0, max(count, 1), batch_size):
             rows = slice(begin, begin + batch_size)
-            yield self.run_with_lengths({n: v[rows] for n, v in inputs.items()}, {n: v[rows] for n, v in lengths.items()},
+            cut = {n: v[rows] if v.ndim else v for n, v in given.items()}  # a scalar is refused whole, by its shape
+            yield self.run_with_lengths({n: v[rows] for n, v in inputs.items()}, cut,
                                         start=begin)
 
     def _count(self, inputs: Mapping[str, Any]) -> int:

@@ -135,6 +135,8 @@ BAD_INPUTS = [
     ("rows", lambda: bad({"profile": np.zeros((3, 2))}), ["the inputs hold different numbers of samples: events 4, profile 3, word 4, tokens 4"]),
     ("lengths shape", lambda: bad({}, {"events": np.array([1, 2])}),
      ["lengths of input 'events' must be integers of shape [4], got int64 [2]"]),
+    ("lengths a number", lambda: bad({}, {"events": 3}),
+     ["lengths of input 'events' must be integers of shape [4], got int64 []"]),
     ("lengths floats", lambda: bad({}, {"events": np.ones(4)}),
      ["lengths of input 'events' must be integers of shape [4], got float64 [4]"]),
     ("lengths too long", lambda: bad({}, {"events": np.array([1, 7, 2, 3])}),
