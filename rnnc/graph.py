@@ -138,15 +138,13 @@ def _references(doc: Document, index: int, section: dict[str, Any], layer: ir.La
             return None
     elif isinstance(main, list):
         if not layer.merges:
-            problems.append(doc.problem(main_path, f"{layer.kind} reads one value, got a list; only concatenate, add, "
-                                                   "multiply and average take a list (join the values with one first)"))
+            problems.append(doc.problem(main_path, one_value_only(layer.kind)))
             return None
         refs += [(name, (*main_path, j)) for j, name in enumerate(main)]
     else:
         refs.append((main, main_path))
     if layer.merges and len(refs) < 2:
-        problems.append(doc.problem(main_path if main is not None else ("layers", index),
-                                    f"{layer.kind} joins several values: give input: a list of at least two names",
+        problems.append(doc.problem(main_path if main is not None else ("layers", index), merge_needs_two(layer.kind),
                                     key=main is None))
         return None
     refs += [(section[s], ("layers", index, s)) for s in _reference_settings(layer) if s in section]
@@ -161,6 +159,15 @@ def _references(doc: Document, index: int, section: dict[str, Any], layer: ir.La
             if written and (message := _unresolved(name, index, section, inputs, declared, doc)):
                 problems.append(doc.problem(path, message))
     return refs if ok else None
+
+
+def one_value_only(kind: str) -> str:
+    return (f"{kind} reads one value, got a list; only concatenate, add, multiply and average take a list "
+            "(join the values with one first)")
+
+
+def merge_needs_two(kind: str) -> str:
+    return f"{kind} joins several values: give input: a list of at least two names"
 
 
 def _unresolved(name: str, index: int, section: dict[str, Any], inputs: dict[str, ir.Input],

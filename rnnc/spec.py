@@ -198,6 +198,8 @@ def _v1_keys(problems: list[Problem]) -> list[Problem]:
 def _wiring_problems(doc: Document, problems: list[Problem]) -> list[Problem]:
     """One line per layer whose `input:` the schema refused, where its two alternatives
     (a name; a list of at least two) would each say why the value is neither."""
+    from .graph import merge_needs_two, one_value_only
+
     refused = {p.json_path[1] for p in problems
                if p.json_path[:1] == ("layers",) and p.json_path[2:3] == ("input",) and p.message.startswith("expected ")}
     if not refused:
@@ -211,9 +213,9 @@ def _wiring_problems(doc: Document, problems: list[Problem]) -> list[Problem]:
         if isinstance(value, list) and (bad := [j for j, v in enumerate(value) if not isinstance(v, str)]):
             kept += [doc.problem((*path, j), "expected the name of an input or an earlier layer") for j in bad]
         elif isinstance(value, list) and merges:
-            kept.append(doc.problem(path, f"{kind} joins several values: give input: a list of at least two names"))
+            kept.append(doc.problem(path, merge_needs_two(kind)))
         elif isinstance(value, list) and isinstance(kind, str):
-            kept.append(doc.problem(path, f"{kind} reads one value: give input: one name"))
+            kept.append(doc.problem(path, one_value_only(kind)))
         else:
             got = "a mapping" if isinstance(value, dict) else json.dumps(value)
             kept.append(doc.problem(path, "expected the name of an input or an earlier layer (a list of names for "

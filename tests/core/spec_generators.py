@@ -1,4 +1,5 @@
-"""Hypothesis generators of spec files for tests/core/test_spec_fuzz.py.
+"""Hypothesis generators of spec files for tests/core/test_spec_fuzz.py (version 2's
+graphs: graph_generators.py, which shares the mutations and values drawn here).
 
 Three kinds: `mutated_specs` takes a ready spec from `specs/` and breaks it at random
 (keys dropped, renamed or retyped, values out of range, nested in lists, unicode, huge
@@ -69,11 +70,19 @@ scalars = st.one_of(
     st.sampled_from(KNOWN_WORDS),
     st.sampled_from(["ünïcødé", "名前", "\u202e", "\x00", "🙂", "${HOME}", "'", '"', "\\", "a: b", "- x", "*x", "&x", "!!int"]),
 )
-values = st.recursive(
-    scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=6), children, max_size=3),
-    max_leaves=6,
-)
+
+
+def _values(known_keys: list[str], known_words: list[str]) -> st.SearchStrategy[Any]:
+    """Any YAML value, its mapping keys and words drawn from these."""
+    words = scalars if known_words is KNOWN_WORDS else st.one_of(scalars, st.sampled_from(known_words))
+    return st.recursive(
+        words,
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(known_keys) | st.text(max_size=6), children, max_size=3),
+        max_leaves=6,
+    )
+
+
+values = _values(KNOWN_KEYS, KNOWN_WORDS)
 
 
 def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -98,34 +107,39 @@ def _at(data: Any, path: tuple) -> Any:
 def mutated_specs(draw: st.DrawFn) -> Any:
     data: Any = copy.deepcopy(BASES[draw(st.sampled_from(sorted(BASES)))])
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        path = draw(st.sampled_from(paths(data)))
-        op = draw(st.sampled_from(["drop", "rename", "retype", "nest", "scale", "add", "add", "wrap_root"]))
-        target = _at(data, path)
-        if op == "add" and isinstance(target, dict):  # a known setting, often a sensible value
-            target[draw(st.sampled_from(KNOWN_KEYS))] = draw(st.booleans() | st.sampled_from(KNOWN_WORDS) | st.integers(0, 40) | values)
-            continue
-        if not path or op == "wrap_root":
-            data = draw(values) if op == "retype" else ([data] if op == "nest" else data)
-            continue
-        parent, last = _at(data, path[:-1]), path[-1]
-        match op:
-            case "drop":
-                del parent[last]
-            case "rename" if isinstance(parent, dict):
-                new = draw(st.sampled_from(KNOWN_KEYS) | st.text(min_size=1, max_size=10))
-                parent[new] = parent.pop(last)
-            case "retype":
-                parent[last] = draw(values)
-            case "nest":
-                parent[last] = [parent[last]]
-            case "scale" if isinstance(parent[last], (int, float)) and not isinstance(parent[last], bool):
-                factor = draw(st.sampled_from([-1, 0, 2, 1000, 10**20, 0.5, 1e300]))
-                try:
-                    parent[last] = parent[last] * factor
-                except OverflowError:  # a huge int times a float
-                    parent[last] = float("inf")
-            case _:
-                parent[last] = draw(values)
+        data = _mutate(draw, data, KNOWN_KEYS, KNOWN_WORDS, values)
+    return data
+
+
+def _mutate(draw: st.DrawFn, data: Any, known_keys: list[str], known_words: list[str], values: st.SearchStrategy[Any]) -> Any:
+    """One random edit of `data` (in place where it can be; the result returned)."""
+    path = draw(st.sampled_from(paths(data)))
+    op = draw(st.sampled_from(["drop", "rename", "retype", "nest", "scale", "add", "add", "wrap_root"]))
+    target = _at(data, path)
+    if op == "add" and isinstance(target, dict):  # a known setting, often a sensible value
+        target[draw(st.sampled_from(known_keys))] = draw(st.booleans() | st.sampled_from(known_words) | st.integers(0, 40) | values)
+        return data
+    if not path or op == "wrap_root":
+        return draw(values) if op == "retype" else ([data] if op == "nest" else data)
+    parent, last = _at(data, path[:-1]), path[-1]
+    match op:
+        case "drop":
+            del parent[last]
+        case "rename" if isinstance(parent, dict):
+            new = draw(st.sampled_from(known_keys) | st.text(min_size=1, max_size=10))
+            parent[new] = parent.pop(last)
+        case "retype":
+            parent[last] = draw(values)
+        case "nest":
+            parent[last] = [parent[last]]
+        case "scale" if isinstance(parent[last], (int, float)) and not isinstance(parent[last], bool):
+            factor = draw(st.sampled_from([-1, 0, 2, 1000, 10**20, 0.5, 1e300]))
+            try:
+                parent[last] = parent[last] * factor
+            except OverflowError:  # a huge int times a float
+                parent[last] = float("inf")
+        case _:
+            parent[last] = draw(values)
     return data
 
 

@@ -6,6 +6,9 @@ out of range, nested in lists, unicode, huge numbers, random YAML text, random
 RecursionError, an assertion) is a bug, and every error line must say where it points:
 `origin:line:col: ` or `--set ...: `. A second generator writes schema-valid specs from
 random layer stacks, inputs, losses and settings, to reach the shape and semantic rules.
+Version 2's graphs have their own generators (graph_generators.py): random DAGs of
+every kind (merges, attention, repeat_vector, initial_state, several outputs,
+feedback) that must compile, and mutations of them and of specs/graphs/.
 Data paths resolve against a folder of empty placeholder files, so the test does not
 depend on `specs/data/`. A third generator writes YAML text from a YAML-ish grammar
 (anchors, tags, block scalars, flow collections, directives, bad indentation). The
@@ -27,6 +30,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from graph_generators import GRAPH_BASES, mutated_graphs, valid_graphs
 from spec_generators import BASES, dump, mutated_specs, paths, valid_specs, values, yaml_documents
 
 from rnnc import ir
@@ -45,7 +49,8 @@ SETTINGS = settings(
 )
 # The examples CI runs, per test; RNNC_FUZZ_EXAMPLES=100000 scales them to that total
 # (the long run recorded in docs/reliability.md).
-CI_EXAMPLES = {"mutated": 1500, "text_edits": 400, "overrides": 400, "valid": 600, "data_paths": 100, "yaml_text": 600}
+CI_EXAMPLES = {"mutated": 1500, "text_edits": 400, "overrides": 400, "valid": 600, "data_paths": 100, "yaml_text": 600,
+               "graphs_valid": 300, "graphs_mutated": 600, "graphs_text_edits": 150}
 
 
 def examples(test: str) -> int:
@@ -143,6 +148,49 @@ def test_mutations_of_data_paths(base: Path, name: str, role: str, value: Any) -
 @settings(SETTINGS, max_examples=examples("yaml_text"))
 @given(text=yaml_documents())
 def test_random_yaml_documents_compile_or_raise_spec_error(base: Path, text: str) -> None:
+    check_compiles_or_reports(text, base)
+
+
+# --- spec version 2: graphs ---------------------------------------------------------------
+
+
+def test_the_ready_graphs_are_valid() -> None:
+    assert GRAPH_BASES
+    for spec in GRAPH_BASES.values():
+        model_from_text(dump(spec), ORIGIN)
+
+
+@settings(SETTINGS, max_examples=examples("graphs_valid"))
+@given(spec=valid_graphs())
+def test_valid_graphs_compile(base: Path, spec: dict[str, Any]) -> None:
+    try:
+        model = model_from_text(dump(spec), ORIGIN, base)
+    except SpecError as err:
+        pytest.fail("a valid graph was refused:\n" + "\n".join(err.lines()) + "\n" + dump(spec))
+    assert len(model.nodes) == len(spec["layers"])
+    assert [o.name for o in model.outputs] == list(spec["outputs"])
+    assert model.param_count == sum(p.size for p in model.params)
+    shapes = {inp.name: inp.tensor_shape for inp in model.inputs} | {n.key: n.output_shape for n in model.nodes}
+    for node in model.nodes:
+        assert node.input_shapes == tuple(shapes[s] for s in node.sources)
+        assert node.input_shape == node.input_shapes[0]
+
+
+@settings(SETTINGS, max_examples=examples("graphs_mutated"))
+@given(data=mutated_graphs())
+def test_mutated_graphs_compile_or_raise_spec_error(base: Path, data: Any) -> None:
+    check_compiles_or_reports(dump(data), base)
+
+
+@settings(SETTINGS, max_examples=examples("graphs_text_edits"))
+@given(spec=valid_graphs(), draw=st.data())
+def test_random_text_edits_of_graphs_compile_or_raise_spec_error(base: Path, spec: dict[str, Any], draw: st.DataObject) -> None:
+    text = dump(spec)
+    for _ in range(draw.draw(st.integers(min_value=1, max_value=3))):
+        at = draw.draw(st.integers(min_value=0, max_value=len(text)))
+        cut = draw.draw(st.integers(min_value=0, max_value=20))
+        insert = draw.draw(st.text(max_size=10) | st.sampled_from(["\n", ": ", "- ", "[", "{", ".state", "input: ", "layers[0]"]))
+        text = text[:at] + insert + text[at + cut :]
     check_compiles_or_reports(text, base)
 
 
