@@ -34,10 +34,18 @@ from rnnc.metadata import lengths_rules
 
 from .block import lengths_from_ids, zero_padding
 from .layers import lower
-from .model import LOGIT_ACTIVATIONS, _extremes
 from .recurrent import RecurrentBlock, State
 
+LOGIT_ACTIVATIONS = ("sigmoid", "softmax")  # what logits=True skips (SpecModule's too)
 Value = tuple[Tensor, Tensor | None]
+
+
+def _extremes(values: Tensor) -> tuple[int, int]:
+    """(min, max) of an integer tensor with one device sync; (0, 0) when empty."""
+    if not values.numel():
+        return 0, 0
+    low, high = torch.aminmax(values)
+    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
 
 def logit_paths(model: ir.Model) -> tuple[dict[str, str | None], dict[str, set[int]]]:

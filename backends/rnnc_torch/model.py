@@ -14,7 +14,6 @@ ONNX backend share. Parameters start with Keras's initialisers, so a seeded
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,13 +24,9 @@ from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 
 from .block import zero_padding
+from .graph import LOGIT_ACTIVATIONS, GraphModule, _extremes
 from .layers import lower
 from .recurrent import fusable
-
-if TYPE_CHECKING:
-    from .graph import GraphModule
-
-LOGIT_ACTIVATIONS = ("sigmoid", "softmax")
 
 
 def build_module(model: ir.Model, fuse: bool = True) -> SpecModule | GraphModule:
@@ -39,8 +34,6 @@ def build_module(model: ir.Model, fuse: bool = True) -> SpecModule | GraphModule
     module per recurrent layer (fusion changes speed, never the function). A graph
     (spec version 2) is a `GraphModule`, whose layers are never fused."""
     if model.graph is not None:
-        from .graph import GraphModule  # which imports this module's helpers
-
         return GraphModule(model)
     return SpecModule(model, fuse=fuse)
 
@@ -67,14 +60,6 @@ def final_activation_of(model: ir.Model) -> tuple[str | None, int | None]:
     if activation in LOGIT_ACTIVATIONS and node is not None:
         return activation, node.index
     return None, None
-
-
-def _extremes(values: Tensor) -> tuple[int, int]:
-    """(min, max) of an integer tensor with one device sync; (0, 0) when empty."""
-    if not values.numel():
-        return 0, 0
-    low, high = torch.aminmax(values)
-    return tuple(torch.stack([low, high]).tolist())  # type: ignore[return-value]
 
 
 class SpecModule(nn.Module):
