@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", required=True, metavar="OUT", help="file to write, e.g. model.onnx (onnx) or model.pt2 (torch)"
     )
     parser.add_argument(
-        "--classes", metavar="A,B,...", help="class names recorded in the model's metadata (default: those in --weights)"
+        "--classes", metavar="A,B,...", action="append",
+        help="class names recorded in the model's metadata (default: those in --weights); for a graph with several "
+             "outputs, once per output as OUTPUT=A,B,...",
     )
     parser.add_argument(
         "--vocab", metavar="V", help="raw-text vocabulary (vocab.json from rnnc train; default: the one beside --weights)"
@@ -93,9 +95,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> list[str] | None:
+def _classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> list[str] | dict[str, list[str]] | None:
     """`--classes` if given, else the names `rnnc train` stored in the weights' metadata."""
-    given = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if model.graph is not None:
+        return _graph_classes(args, model, notes)
+    if args.classes and len(args.classes) > 1:
+        raise UsageError("--classes is given once for a v1 spec (one output): --classes A,B,...")
+    given = [c.strip() for c in args.classes[0].split(",")] if args.classes else None
     from rnnc.artifacts import stored_classes
 
     stored = stored_classes(args.weights) if args.weights else None
@@ -111,6 +117,31 @@ def _classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> lis
         notes.append(f"note: the class names in {args.weights} are not recorded: loss {model.loss.type} has no classes")
         return None
     return stored
+
+
+def _graph_classes(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> dict[str, list[str]] | None:
+    """A graph's class names by output: the weights' (`output_classes`), each output that
+    `--classes OUTPUT=A,B` names replaced (with one output, `--classes A,B` will do)."""
+    from rnnc.graph_data import stored_output_classes
+
+    names = [out.name for out in model.outputs]
+    classes = dict(stored_output_classes(args.weights) or {}) if args.weights else {}
+    for given in args.classes or ():
+        output, sep, rest = given.partition("=")
+        if not sep:
+            if len(names) > 1:
+                raise UsageError(f"--classes {given}: this graph has outputs {', '.join(names)}; "
+                                 "name the output: --classes OUTPUT=A,B,...")
+            output, rest = names[0], given
+        output = output.strip()
+        if output not in names:
+            raise UsageError(f"--classes {given}: no output is named '{output}'; outputs: {', '.join(names)}")
+        values = [c.strip() for c in rest.split(",")]
+        if classes.get(output) not in (None, values):
+            notes.append(f"warning: --classes for {output} replaces the class names the weights were trained with "
+                         f"({','.join(classes[output])}, in {args.weights})")
+        classes[output] = values
+    return classes or None
 
 
 def _vocab(args: argparse.Namespace, model: ir.Model, notes: list[str]) -> Vocab | None:
