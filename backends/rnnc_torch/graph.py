@@ -76,7 +76,9 @@ class GraphModule(nn.Module):
         assert model.graph is not None, "a v1 chain is a SpecModule"
         self.model = model
         self.blocks = nn.ModuleList(lower([node], model.training.kernels) for node in model.nodes)
-        self.rules = lengths_rules(model)
+        # the inputs that take lengths (a sequence's only: one id per sample has no steps)
+        sequences = {inp.name for inp in model.inputs if inp.sequence}
+        self.rules = {name: rule for name, rule in lengths_rules(model).items() if name in sequences}
         # recurrent nodes that hand their final state on, or start from another's
         self._stateful = {n.state_from for n in model.nodes if n.state_from} | {
             n.key for n in model.nodes if n.state_from}

@@ -300,6 +300,16 @@ def test_bad_inputs_are_data_errors_naming_them(change, expected):
     assert str(error.value) == expected
 
 
+def test_one_id_per_sample_takes_no_lengths_even_with_mask_zero():
+    model = graph_model({"k": {"shape": [], "dtype": "int64"}},
+                        [{"name": "e", "type": "embedding", "vocab_size": 5, "dim": 2, "mask_zero": True}])
+    module = rnnc_torch.build_module(model)
+    ids = torch.tensor([0, 3, 4])
+    torch.testing.assert_close(module({"k": ids})["e"], module.blocks[0].embedding.weight[ids])
+    with pytest.raises(DataError, match="^lengths given for 'k', which takes none; inputs with lengths: none$"):
+        module({"k": ids}, {"k": torch.tensor([1, 1, 1])})
+
+
 def test_static_features_of_the_wrong_size_are_a_data_error():
     model = graph_model(**CHURN)
     inputs, lengths = random_batch(model, 2, 3, np.random.default_rng(0))
