@@ -130,11 +130,12 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
     model = _spec_for(spec_path, data)
     if model.graph is not None:
         from rnnc.cli.evaluate_graph import measure_graph
+        from rnnc.runtime_inputs import InputErrors
 
         try:
             return measure_graph(model, model_path, spec_path, data, batch_size)
-        except DataError as err:
-            raise DataError(_about_data(data, str(err))) from None
+        except DataError as err:  # every problem of the file, each on its line
+            raise InputErrors([_about_data(data, line) for line in str(err).splitlines()]) from None
     predictor = Predictor(model_path)
     try:
         dataset = load_file(model, data, vocab=predictor.vocab, classes=predictor.classes)
