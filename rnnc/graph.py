@@ -264,7 +264,8 @@ def _infer(index: int, key: str, section: dict[str, Any], layer: ir.Layer,
     values = [v for _, v in sources]
     main = values[0]
     if main.tokens and not isinstance(layer, ir.Embedding):
-        raise ShapeMismatch(f"expects float features, got token ids {show(main.shape)} from {main.where}; start with an embedding layer")
+        fix = "normalization reads float inputs only" if isinstance(layer, ir.Normalization) else "start with an embedding layer"
+        raise ShapeMismatch(f"expects float features, got token ids {show(main.shape)} from {main.where}; {fix}")
     if isinstance(layer, ir.Embedding) and not main.tokens:
         raise ShapeMismatch(f"expects token ids (an int64 input), got {show(main.shape)} from {main.where}")
     for other in values[1:]:

@@ -216,8 +216,7 @@ def normalization_reads_an_input(parts: GraphParts) -> list[Problem]:
     floats = [n for n, i in parts.inputs.items() if i.dtype == "float32"]
     return [
         parts.doc.problem(
-            ("layers", node.index, "input") if node.sources[0] in parts.doc.data["layers"][node.index].get("input", ()) else
-            ("layers", node.index),
+            ("layers", node.index, "input") if "input" in parts.doc.data["layers"][node.index] else ("layers", node.index),
             f"normalization learns its mean and variance from the training data before training, so it reads a float "
             f"input of the graph ({' or '.join(floats) or 'there is none'}), not {_shown(node.sources[0])}: "
             "put it first, on the input")
