@@ -56,6 +56,10 @@ class Attention(LayerKind):
         _, d_v = self._dims(shapes)
         if self.score == "additive" and self.units < 1:
             raise ShapeMismatch("score additive needs units >= 1")
+        if self.score != "additive" and self.units:
+            raise ShapeMismatch(f"units is the hidden size of score additive; score {self.score} has none")
+        if self.scale and self.score != "dot":
+            raise ShapeMismatch(f"scale: true divides dot scores by sqrt(d); score {self.score} learns its own scale")
         if not self.query:
             return (BATCH, d_v)
         return (*shapes[1][:-1], d_v)
