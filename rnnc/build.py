@@ -72,7 +72,9 @@ def build_optimizer(section: str | dict[str, Any]) -> ir.Optimizer:
 
 
 def monitor_mode(monitor: str) -> str:
-    return "max" if monitor.removeprefix("val_") in _MAXIMISED else "min"
+    """max for accuracy-like logs: `accuracy`, `val_auc`, a graph output's `val_answer_accuracy`."""
+    name = monitor.removeprefix("val_")
+    return "max" if any(name == m or name.endswith(f"_{m}") for m in _MAXIMISED) else "min"
 
 
 def build_training(section: dict[str, Any]) -> ir.Training:

@@ -35,11 +35,16 @@ def saved_epoch(run: Path) -> str:
 
 def export_inputs(run: Path, model: ir.Model) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The saved weights of `run`, checked against `model`, and the export options they
-    were trained with: `classes` (from the weights' metadata) and `vocab` (raw text),
-    each only when the run has one."""
+    were trained with: `classes` (from the weights' metadata; a graph's by output) and
+    `vocab` (raw text), each only when the run has one."""
     weights = load_weights(run / WEIGHTS, model)
     options: dict[str, Any] = {}
-    classes = stored_classes(run / WEIGHTS)
+    if model.graph is not None:  # a graph's class names are kept per output
+        from rnnc.graph_data import stored_output_classes
+
+        classes: Any = stored_output_classes(run / WEIGHTS)
+    else:
+        classes = stored_classes(run / WEIGHTS)
     if classes is not None:
         options["classes"] = classes
     if (run / VOCAB).exists():

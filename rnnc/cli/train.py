@@ -132,11 +132,6 @@ def _export(exporter: ExportingBackend, model: ir.Model, run: Path) -> None:
     export them."""
     try:
         weights, options = export_inputs(run, model)
-        if model.graph is not None:  # a graph's class names are kept per output
-            from rnnc.graph_data import stored_output_classes
-
-            if (classes := stored_output_classes(run / WEIGHTS)) is not None:
-                options["classes"] = classes
         exporter.export(model, weights, run / MODEL, **options)
     except (RnncError, DiskFullError) as err:
         reason = "; ".join(err.lines()) if isinstance(err, RnncError) else str(err)
