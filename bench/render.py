@@ -211,8 +211,40 @@ def check_speed_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def graph_model_table(result: dict) -> str:
+    """bench/graph_model.py's table: a spec-v2 graph trained by rnnc and by hand, and
+    its exported graphs at batch 1."""
+    m, train, infer = result["machine"], result["train"], result["infer"]
+    paired = train["paired_ratio"]
+    head = (f"{m['date']}; {m['cpu']}, {m['cores']} cores; torch {m['torch']}, onnxruntime {m['onnxruntime']}, "
+            f"onnx {m['onnx']}; {plural(result['settings']['threads'], 'torch thread')} for training; load average "
+            f"{result['load_before']:.2f} before, {result['load_after']:.2f} after; {result['seconds']:.0f} s"
+            + (" (--quick: a short run)" if result["settings"].get("quick") else "") + f". `{result['spec']}`, "
+            f"{train['samples']:,} training samples, batch {train['batch']}, {train['reps']} timed epochs each.")
+    rows = ["| | rnnc | hand-written PyTorch | rnnc / PyTorch (paired) |", "|---|---|---|---|",
+            f"| training, samples/s | {span(train['rnnc'])} | {span(train['pytorch'])} | "
+            f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f}) |"]
+    names = ("rnnc", "rnnc bare", "torch.onnx", "torch")
+    latency = [f"Batch 1, ms per call (median, min-max; {infer['calls']} calls each, one thread; outputs agree to "
+               f"{infer['agreement']:.0e} on the test set):", "",
+               "| rnnc (`rnnc.runtime`) | rnnc's graph, bare onnxruntime | torch.onnx on onnxruntime | PyTorch eager | "
+               "torch.onnx / rnnc | torch.onnx / rnnc bare |", "|---|---|---|---|---|---|",
+               "| " + " | ".join(span(infer[n], 1e3, 3) for n in names)
+               + f" | {infer['torch.onnx']['median'] / infer['rnnc']['median']:.2f} | "
+               f"{infer['torch.onnx']['median'] / infer['rnnc bare']['median']:.2f} |"]
+    goals = [f"Goals: training >= 0.95x hand-written PyTorch: {'met' if paired['median'] >= 0.95 else 'not met'} "
+             f"({paired['median']:.2f}x); batch 1 >= 1x torch.onnx: "
+             f"{'met' if infer['torch.onnx']['median'] >= infer['rnnc']['median'] else 'not met'} "
+             f"({infer['torch.onnx']['median'] / infer['rnnc']['median']:.2f}x through rnnc.runtime, "
+             f"{infer['torch.onnx']['median'] / infer['rnnc bare']['median']:.2f}x bare)."]
+    return "\n".join([head, "", *rows, "", *latency, "", *goals])
+
+
 def renderer(name: str) -> Callable[[dict], str]:
-    """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table."""
+    """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table,
+    graph_model*.json -> graph_model_table."""
+    if name.startswith("graph_model"):
+        return graph_model_table
     return check_speed_table if name.startswith("check_speed") else run_all_tables
 
 
