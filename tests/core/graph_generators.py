@@ -189,6 +189,7 @@ def _add_layer(draw: st.DrawFn, layers: list[dict[str, Any]], vals: list[Val]) -
                 layer["score"] = draw(st.sampled_from(["general", "additive"]))
             else:
                 layer["score"] = draw(st.sampled_from(["dot", "general", "additive"]))
+            if layer["score"] == "dot":  # scale and units belong to one score each
                 layer["scale"] = draw(st.booleans())
             if layer["score"] == "additive":
                 layer["units"] = draw(small)
