@@ -4,7 +4,10 @@ The data tests check each shipped `.npz` against its source: co2_static's window
 against the v1 co2_forecast spec's own windowing of the same csv, lang_attention's ids
 against lang_id's words, seq2seq_addition's answers against the sums of its questions.
 The quick runs train each example for an epoch or two (on a strided subset where the
-full data would be slow) and check the lines its README quotes are printed.
+full data would be slow) and check the lines its README quotes are printed. The full
+runs, which reach the results each README states, are marked slow:
+
+    python -m pytest -m slow tests/examples/test_graph_examples.py    # about 10 minutes on two cores
 """
 
 from __future__ import annotations
@@ -142,3 +145,27 @@ def test_seq2seq_addition_runs_and_scores_teacher_forced(tmp_path: Path) -> None
     # rnnc train's own test accuracy (torch) counts the steps run.py counts (onnxruntime)
     logged = float(re.search(r"(?m)^test  loss [\d.]+  accuracy ([\d.]+)$", out).group(1))
     assert abs(logged - steps) < 1e-3, (logged, steps)
+
+
+# --- the full runs: what each README states ------------------------------------------
+
+
+@pytest.mark.slow
+def test_co2_static_is_level_with_the_v1_chain(tmp_path: Path) -> None:
+    out = run_example("co2_static", tmp_path / "run", "--v1-run-dir", str(tmp_path / "v1"))
+    graph, v1, naive = (float(x) for x in re.search(r"graph MAE ([\d.]+) ppm vs v1 chain ([\d.]+) ppm vs seasonal naive ([\d.]+)", out).groups())
+    assert graph < 0.55 and graph < naive / 3 and graph < v1 + 0.08, out
+
+
+@pytest.mark.slow
+def test_lang_attention_is_level_with_lang_id(tmp_path: Path) -> None:
+    out = run_example("lang_attention", tmp_path / "run", "--v1-run-dir", str(tmp_path / "v1"))
+    ours, v1 = (float(x) for x in re.search(r"attention ([\d.]+) vs v1 GRU ([\d.]+)", out).groups())
+    assert ours >= 0.85 and ours >= v1 - 0.02, out
+
+
+@pytest.mark.slow
+def test_seq2seq_addition_writes_most_sums_right(tmp_path: Path) -> None:
+    out = run_example("seq2seq_addition", tmp_path / "run")
+    steps, exact = (float(x) for x in re.search(r"per-step accuracy ([\d.]+), exact match ([\d.]+)", out).groups())
+    assert steps >= 0.98 and exact >= 0.93, out
