@@ -104,6 +104,7 @@ def build_data(section: dict[str, Any], base: Path) -> ir.Data:
             targets=tuple(windows["targets"]),
             window=int(windows["window"]),
             horizon=int(windows.get("horizon", 1)),
+            all_steps=bool(windows.get("all_steps", False)),
         )
     text = None
     if (tokens := section.get("text")) is not None:

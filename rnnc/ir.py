@@ -178,6 +178,7 @@ class Training:
     lr_schedule: LRSchedule | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
     kernels: Literal["auto", "torch"] = "auto"  # torch: no CPU training path of rnnc's own (rnnc_torch.cpu)
+    tbptt: int | None = None  # truncated backpropagation: chunks of this many steps, state carried across
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class CsvWindows:
     targets: tuple[str, ...] = ()  # columns to predict
     window: int = 1  # input steps per sample, equal to input.shape[0]
     horizon: int = 1  # steps after the window's last step that are predicted
+    all_steps: bool = False  # True: every step 1..horizon is a target (direct multi-step), not only the last
 
 
 @dataclass(frozen=True)

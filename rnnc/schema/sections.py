@@ -153,6 +153,10 @@ TRAINING = {
                 "description": "Holds out the last fraction of the training data (as Keras does), used when data.validation is absent.",
             },
             "gradient_clip": {"$ref": "#/$defs/positiveNumber", "description": "Max global gradient norm; absent = off."},
+            "tbptt": {"type": "integer", "minimum": 1,
+                      "description": "Truncated backpropagation through time: each batch runs in chunks of this many "
+                                     "steps, the recurrent state carried from one chunk to the next (gradients stop at "
+                                     "chunk edges); absent = the whole sequence at once."},
             "early_stopping": {
                 "type": "object",
                 "additionalProperties": False,
@@ -221,6 +225,9 @@ DATA = {
                 "window": {"type": "integer", "minimum": 1, "description": "Input steps per sample; equals input.shape[0]."},
                 "horizon": {"type": "integer", "minimum": 1, "default": ir.CsvWindows().horizon,
                             "description": "How many steps after the window's last step the target lies."},
+                "all_steps": {"type": "boolean", "default": ir.CsvWindows().all_steps,
+                              "description": "Predict every step from 1 to horizon (direct multi-step: the targets "
+                                             "of each step, step by step), not only the last."},
             },
         },
         "text": {
