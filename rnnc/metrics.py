@@ -19,6 +19,8 @@ A metric that has no defined value (auc with one class only) is NaN. `loss_value
 the spec's loss on the model's outputs, as `rnnc_torch.losses` defines it, and
 `sample_losses` the same per sample. `ClassReport` is sklearn's confusion matrix and
 classification report for a single-label classifier (one sigmoid unit, or softmax).
+`sequence_scores` adds what `rnnc evaluate` reports of a per-step output beside them:
+exact match per sequence, and a generative output's perplexity.
 """
 
 from __future__ import annotations
@@ -175,6 +177,36 @@ def output_probabilities(loss: ir.Loss, outputs: np.ndarray) -> np.ndarray:
     if loss.from_logits and loss.is_classification:
         return probabilities_from_logits(outputs, multiclass=loss.type != "binary_crossentropy")
     return np.asarray(outputs)
+
+
+# --- what `rnnc evaluate` adds for per-step outputs ---------------------------------
+
+
+def sequence_scores(
+    loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None, *, generative: bool = False
+) -> dict[str, float]:
+    """`exact_match` of a per-step classifier's `outputs` `[N, T, units]`: the share of
+    sequences whose every counted step is right (right as `accuracy` counts a step: the
+    argmax, or every unit at 0.5), over the sequences with at least one counted step;
+    with `generative` (an output with `feedback:`) also `perplexity`, exp of the mean
+    cross-entropy per counted step (the loss, probabilities clipped at `EPSILON`). `{}`
+    for regression losses and outputs without a time axis."""
+    if not loss.is_classification or np.ndim(outputs) != 3:
+        return {}
+    probs = output_probabilities(loss, outputs)
+    if loss.type == "sparse_categorical_crossentropy":
+        right = probs.argmax(-1) == targets.reshape(probs.shape[:2])
+    elif loss.type == "categorical_crossentropy":
+        right = probs.argmax(-1) == targets.argmax(-1)
+    else:
+        right = ((probs > 0.5) == (targets > 0.5)).all(-1)
+    counted = np.ones(right.shape, bool) if mask is None else mask
+    scored = counted.any(-1)
+    whole = (right | ~counted).all(-1)[scored]
+    scores = {"exact_match": float(whole.mean()) if whole.size else float("nan")}
+    if generative:
+        scores["perplexity"] = float(np.exp(loss_value(loss, outputs, targets, mask)))
+    return scores
 
 
 # --- the per-class report of `rnnc evaluate` -----------------------------------------

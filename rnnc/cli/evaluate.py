@@ -8,7 +8,9 @@ say how DATA becomes samples; its training section and data files do not matter 
 A model trained on raw text carries its vocabulary and class names, so DATA may be a
 text `.csv` or `.jsonl` with labels. A single-label classifier also gets a confusion
 matrix and per-class precision, recall and F1 (`rnnc.metrics.ClassReport`), and
-`--per-sample` writes each sample's loss. A v2 graph is measured per output
+`--per-sample` writes each sample's loss. A per-step classifier (sequence labelling)
+also gets `exact_match`, the share of sequences right at every real step, beside the
+per-step `accuracy` (`rnnc.metrics.sequence_scores`). A v2 graph is measured per output
 (`evaluate_graph`). Bad input ends with one line per problem and exit status 2; a
 problem with DATA names the argument, `DATA (FILE): ...`.
 """
@@ -48,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rnnc.cli.evaluate_graph import GraphEvaluation, write_graph_per_sample
+    from rnnc.cli.evaluate_horizon import per_step_lines
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -65,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.data}: {result.samples} samples")
     print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
+    if isinstance(result, Evaluation) and result.per_step:
+        print()
+        print("\n".join(per_step_lines(result.per_step)))
     reports = result.reports() if isinstance(result, GraphEvaluation) else [(None, result.report, result.steps)]
     for title, report, steps in reports:
         if report is not None:
@@ -84,9 +90,11 @@ class Evaluation:
     ids: tuple[np.ndarray, np.ndarray] | None = None  # (true, predicted) class ids, [N] or [N, T]
     lengths: np.ndarray | None = None  # [N] real output steps, variable-length sequence outputs
     steps: bool = False  # one prediction per timestep: the report counts steps
+    per_step: dict[str, list[float]] | None = None  # data.csv.all_steps: each metric at each step of the horizon
 
     def as_dict(self) -> dict[str, Any]:
-        return {"samples": self.samples, **self.scores, **(self.report.as_dict() if self.report else {})}
+        return {"samples": self.samples, **self.scores, **(self.report.as_dict() if self.report else {}),
+                **({"per_step": self.per_step} if self.per_step else {})}
 
 
 def locate(target: str, spec: str | None, *, spec_optional: bool = False) -> tuple[Path, Path]:
@@ -119,8 +127,10 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
     v2 graph's: each output's, `evaluate_graph`)."""
     import numpy as np
 
+    from rnnc.cli.evaluate_horizon import per_step_scores
     from rnnc.data import check_readable, load_file, output_steps
-    from rnnc.metrics import ClassReport, class_ids, compute_metrics, loss_value, output_probabilities, sample_losses, single_label
+    from rnnc.metrics import (ClassReport, class_ids, compute_metrics, loss_value, output_probabilities, sample_losses,
+                              sequence_scores, single_label)
     from rnnc.runtime import Predictor
 
     try:
@@ -153,8 +163,9 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
     scores = {"loss": loss_value(model.loss, outputs, dataset.y, mask)}
     probs = output_probabilities(model.loss, outputs)
     scores.update(compute_metrics(model.metrics, model.loss, probs, dataset.y, mask))
+    scores.update(sequence_scores(model.loss, outputs, dataset.y, mask))
     result = Evaluation(len(dataset), scores, sample_losses(model.loss, outputs, dataset.y, mask),
-                        lengths=lengths, steps=model.sequence_output)
+                        lengths=lengths, steps=model.sequence_output, per_step=per_step_scores(model, probs, dataset.y))
     units = probs.shape[-1]
     if not single_label(model.loss, units):
         return result

@@ -6,7 +6,9 @@ steps that count), the model runs on onnxruntime (`rnnc.runtime.GraphPredictor`)
 the numbers come from `rnnc.metrics`, as the trainer's logs do, under the trainer's
 names (`rnnc.graph_rules.monitor_names`): one output's as v1's (`loss`, `accuracy`);
 with several, `loss` is the sum of each output's loss times its `loss_weight`, then
-`<output>_loss` and `<output>_<metric>`. Each single-label classification output gets
+`<output>_loss` and `<output>_<metric>`. A per-step classification output adds
+`exact_match` (every counted step of a sequence right), one with `feedback:` also
+`perplexity` (`rnnc.metrics.sequence_scores`). Each single-label classification output gets
 its confusion matrix and per-class report; `--per-sample` writes each sample's loss
 (the weighted sum) and each output's, true and predicted classes. No torch.
 """
@@ -64,7 +66,8 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
     """The graph at `model_path` (exported from `model`, the spec's IR) on `data`; a
     `DataError` of the data reads `FILE: ...` (the caller names the argument)."""
     from rnnc.data import load_file
-    from rnnc.metrics import class_ids, compute_metrics, loss_value, output_probabilities, sample_losses, single_label
+    from rnnc.metrics import (class_ids, compute_metrics, loss_value, output_probabilities, sample_losses, sequence_scores,
+                              single_label)
     from rnnc.runtime import GraphPredictor
 
     predictor = GraphPredictor(model_path)
@@ -87,6 +90,7 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
         loss = loss_value(out.loss, y, target, mask)
         probs = output_probabilities(out.loss, y)
         metrics = compute_metrics(out.metrics, out.loss, probs, target, mask)
+        metrics.update(sequence_scores(out.loss, y, target, mask, generative=out.feedback is not None))
         prefix = f"{out.name}_" if several else ""
         scores["loss"] += out.loss_weight * loss
         if several:
