@@ -1,7 +1,7 @@
 """Training data files: which reader a file needs, and the spec's data sets.
 
 `load_file` picks the reader by the spec and the file: a graph's `.npz` (spec version
-2) goes to `rnnc.graph_data`; raw text (`data.text`) to `rnnc.data_text`, a `.csv` time
+2) goes to `rnnc.graph_data`, a next-token graph's raw text to `rnnc.data_corpus`; raw text (`data.text`) to `rnnc.data_text`, a `.csv` time
 series (`data.csv`) to `rnnc.data_csv`, a v1 `.npz` is read here; each v1 reader ends
 in `rnnc.dataset.from_arrays`, which checks the arrays against the IR (every problem
 a one-line `DataError` naming the file). `load_training_data` loads the train,
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ir
+from .data_corpus import load_corpus_data, load_corpus_file
 from .data_csv import read_windows
 from .data_text import encode_rows, load_text_data, read_rows
 from .dataset import (
@@ -67,7 +68,7 @@ def load_training_data(model: ir.Model) -> TrainingData:
     if model.data.train is None:
         raise DataError(f"{model.name}: the spec names no training data (set data.train)")
     if model.data.text is not None:
-        return load_text_data(model)
+        return load_corpus_data(model) if model.graph is not None else load_text_data(model)
     train = load_file(model, model.data.train)
     validation = load_file(model, model.data.validation) if model.data.validation else None
     if validation is None and model.training.validation_split > 0:
@@ -85,6 +86,10 @@ def load_file(
     path = Path(path)
     check_readable(path)
     if model.graph is not None:  # spec version 2: a GraphDataset, its arrays by name
+        if model.data.text is not None and path.suffix != ".npz":  # a next-token model's raw text
+            if vocab is None:
+                raise DataError(f"{path}: raw text needs the vocabulary of the training data (a run directory has it)")
+            return load_corpus_file(model, path, vocab)  # type: ignore[return-value]
         if path.suffix != ".npz":
             raise DataError(f"{path}: a graph reads .npz files (one array per input and output), got {path.name}")
         return graph_dataset(model, read_npz(path), str(path))  # type: ignore[return-value]

@@ -10,7 +10,8 @@ and worded as training words it: the rules are `rnnc.data`'s shape-only checks, 
 on the headers, so a rule is written once (a graph's, spec version 2: `rnnc.graph_layout`'s,
 placed at the input or output an array belongs to). Values (NaN, class ids, token ids, lengths)
 need the whole file and stay `rnnc train`'s to check. A first line longer than
-`PEEK_BYTES` is not judged here at all.
+`PEEK_BYTES` is not judged here at all. A next-token graph's raw text is the exception,
+read whole (`rnnc.data_corpus`): the vocabulary it gives must fit the model.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from .data import (
     check_target_layout,
     split_at,
 )
+from .data_corpus import corpus_problems
 from .data_csv import _columns, parse_table
 from .errors import DataError, JsonPath, Problem
 from .graph_layout import layout_problems
 from .loader import Document
+from .next_token import next_token_input
 from .npy_header import Header, read_header
 
 PEEK_BYTES = 1 << 16  # a header and a first row or record fit many times over
@@ -83,7 +86,9 @@ def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
             continue
         checks = _Checks(doc, ("data", role), str(written.get(role, path)))
         try:
-            if model.data.text is not None:
+            if model.data.text is not None and next_token_input(model) is not None:  # the text alone, read whole
+                checks.problems += corpus_problems(model, checks.doc, Path(path), role, checks.origin)
+            elif model.data.text is not None:
                 _text(model, checks, Path(path))
             elif path.endswith(".npz") and model.graph is not None:
                 _graph_npz(model, checks, Path(path), role)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from . import ir
 from .errors import Problem, did_you_mean
 from .layers.base import show
+from .next_token import CORPUS_SUFFIXES, fed_back_input
 from .validate import _PROBABILITIES, Parts, model_size_is_trainable, one_validation_source
 
 if TYPE_CHECKING:
@@ -168,14 +169,21 @@ def data_array_names_are_unique(parts: GraphParts) -> list[Problem]:
 
 
 def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
-    """A graph reads `.npz` files whose arrays are named after its inputs and outputs."""
+    """A graph reads `.npz` files whose arrays are named after its inputs and outputs; a
+    next-token graph may read raw text through `data.text` instead (`rnnc.data_corpus`)."""
     if parts.data is None:
         return []
     problems = []
     arrays = [*(parts.inputs or ()), *(o.name for o in parts.outputs or ())]
     npz = "a graph reads .npz files, one array per input and output" + (f" ({', '.join(arrays)})" if arrays else "")
-    for key, what in (("csv", "cuts a v1 chain's .csv series into windows"), ("text", "reads a v1 chain's raw text")):
-        if getattr(parts.data, key) is not None:
+    text_input = fed_back_input(parts.inputs or {}, parts.outputs or ())
+    corpus = text_input is not None and parts.data.text is not None
+    if corpus:
+        assert text_input is not None
+        problems += _corpus_fits(parts, text_input)
+    text = "reads raw text for a v1 chain, or for a next-token graph (one int64 sequence input that every output feeds back)"
+    for key, what in (("csv", "cuts a v1 chain's .csv series into windows"), ("text", text)):
+        if getattr(parts.data, key) is not None and not (corpus and key == "text"):
             problems.append(parts.doc.problem(("data", key), f"{what}; {npz}: remove data.{key}", key=True))
     for role in ("train", "validation", "test"):
         path = getattr(parts.data, role)
@@ -187,8 +195,33 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
         elif not Path(path).exists():
             problems.append(parts.doc.problem(("data", role), f"no such file: {path}"))
-        elif Path(path).suffix != ".npz":
-            problems.append(parts.doc.problem(("data", role), f"{npz}; got {Path(path).name}"))
+        elif corpus and Path(path).suffix not in CORPUS_SUFFIXES:
+            problems.append(parts.doc.problem(("data", role), f"data.text reads raw text from {', '.join(CORPUS_SUFFIXES)} files; got {Path(path).name}"))
+        elif not corpus and Path(path).suffix != ".npz":
+            hint = ""
+            if Path(path).suffix == ".txt":
+                hint = (": set data.text (tokenizer, max_length) to read raw text" if text_input is not None else
+                        "; raw text (.txt) feeds a next-token graph only (one int64 sequence input that every output feeds back)")
+            problems.append(parts.doc.problem(("data", role), f"{npz}; got {Path(path).name}{hint}"))
+    return problems
+
+
+def _corpus_fits(parts: GraphParts, name: str) -> list[Problem]:
+    """Text samples are `max_length` steps, the last piece of a file and short rows
+    fewer: the input takes them, with lengths; a next-token model reads no label."""
+    assert parts.data is not None and parts.data.text is not None and parts.inputs is not None
+    problems = []
+    steps, wanted = parts.inputs[name].shape[0], parts.data.text.max_length
+    masked = any(isinstance(n.layer, ir.Embedding) and n.layer.mask_zero and n.sources[:1] == (name,) for n in parts.nodes or ())
+    if steps is not None and (steps != wanted or not masked):
+        problems.append(parts.doc.problem(("inputs", name, "shape"), (
+            f"text becomes samples of max_length ({wanted}) steps, the last piece of a file and short rows fewer, so "
+            f"input '{name}' takes lengths: give it shape [null], or [{wanted}] read by a mask_zero embedding")))
+    written = parts.doc.data.get("data", {}).get("text")
+    if isinstance(written, dict) and "label" in written:
+        problems.append(parts.doc.problem(("data", "text", "label"), (
+            f"a next-token model learns from the text alone (the targets are '{name}' one step on): remove data.text.label"),
+            key=True))
     return problems
 
 
