@@ -176,9 +176,14 @@ def csv_targets_fit_output(parts: Parts) -> list[Problem]:
     if parts.data is None or parts.data.csv is None or not parts.nodes or len(parts.nodes) != len(parts.layers or ()):
         return []
     out = parts.nodes[-1].output_shape
-    count = len(parts.data.csv.targets)
+    windows = parts.data.csv
+    count = len(windows.targets) * (windows.horizon if windows.all_steps else 1)
     if len(out) != 2 or out[-1] == count:  # [batch, units]; sequence outputs are refused elsewhere
         return []
+    if windows.all_steps:  # every step of the horizon is a target: one unit per column per step
+        return [parts.doc.problem(("data", "csv", "all_steps"), (
+            f"predicts {_counted(len(windows.targets), 'column')} at each of {windows.horizon} steps (data.csv.horizon), "
+            f"so the last layer needs {count} units ({windows.horizon} x {len(windows.targets)}), it has {out[-1]}"))]
     return [parts.doc.problem(("data", "csv", "targets"),
                               f"data.csv.targets names {_counted(count, 'column')}, the last layer has {_counted(out[-1], 'unit')}")]
 
