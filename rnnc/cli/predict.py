@@ -11,6 +11,8 @@ A bad model or input file ends with one line naming it, and exit status 2; when 
 went to stdout before it, the line says how many. A v2 graph (named inputs and
 outputs) reads a `.npz` of one array per input (`predict_graph_io`) and writes one
 array per output, or a table with every output's columns (`predict_graph_output`).
+`--steps N` rolls a one-step series forecaster forward over its own forecasts
+(`predict_rollout`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores, at most 8)")
+    parser.add_argument("--beam", type=int, default=1, metavar="K",
+                        help="decoding a sequence-to-sequence model (its feedback input absent): beam search of K (default 1: greedy)")
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help="roll a one-step series forecaster forward N steps over its own forecasts: INPUT is the "
+                             "history, then N rows with empty targets (predict_rollout)")
     parser.add_argument("--header", action=argparse.BooleanOptionalAction, help="CSV input: the first row is (or is not) a header (default: when no cell of it is a number)")
     add_progress_argument(parser)
     parser.set_defaults(run=run)
@@ -66,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--format long is for CSV output; -o {args.output} keeps the raw arrays")
     model_path, spec_path = locate(args.model, args.spec, spec_optional=True)
     predictor = load(model_path, device=args.device, threads=args.threads)
+    if args.steps is not None:
+        from rnnc.cli import predict_rollout
+
+        return predict_rollout.run(args, predictor, model_path, spec_path, suffix)
+    from rnnc.cli.predict_decode import decodes, run_decoding
+
+    if decodes(predictor, args.input, args.beam):  # a generative graph's questions alone (predict_decode)
+        return run_decoding(args, predictor, model_path, suffix, _opened, _progress)
     if isinstance(predictor, GraphPredictor):
         return _run_graph(args, predictor, model_path, spec_path, suffix)
     sequences = per_step(predictor)

@@ -75,7 +75,11 @@ def read_spec(spec_path: Path, input_path: str) -> tuple[ir.Model, tuple[str, ..
         doc.data["data"] = kept
         doc.data.pop("training", None)
     model = compile_document(doc, spec_path.resolve().parent)
-    return model, model.data.csv.targets if model.data.csv else declared
+    if model.data.csv is None:
+        return model, declared
+    from rnnc.data_csv import target_names
+
+    return model, target_names(model.data.csv)
 
 
 def _declared_targets(windows: Any) -> tuple[str, ...] | None:
@@ -83,6 +87,9 @@ def _declared_targets(windows: Any) -> tuple[str, ...] | None:
     the series itself (and the csv section is left out of the compiled spec)."""
     targets = windows.get("targets") if isinstance(windows, dict) else None
     if isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets):
+        horizon = windows.get("horizon", 1)
+        if windows.get("all_steps") is True and isinstance(horizon, int) and horizon >= 1:
+            return tuple(f"{t}+{k}" for k in range(1, horizon + 1) for t in targets)  # as data_csv.target_names
         return tuple(targets)
     return None
 
