@@ -50,6 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
     parser.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores, at most 8)")
+    parser.add_argument("--beam", type=int, default=1, metavar="K",
+                        help="decoding a sequence-to-sequence model (its feedback input absent): beam search of K (default 1: greedy)")
     parser.add_argument("--steps", type=int, metavar="N",
                         help="roll a one-step series forecaster forward N steps over its own forecasts: INPUT is the "
                              "history, then N rows with empty targets (predict_rollout)")
@@ -75,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         from rnnc.cli import predict_rollout
 
         return predict_rollout.run(args, predictor, model_path, spec_path, suffix)
+    from rnnc.cli.predict_decode import decodes, run_decoding
+
+    if decodes(predictor, args.input, args.beam):  # a generative graph's questions alone (predict_decode)
+        return run_decoding(args, predictor, model_path, suffix, _opened, _progress)
     if isinstance(predictor, GraphPredictor):
         return _run_graph(args, predictor, model_path, spec_path, suffix)
     sequences = per_step(predictor)

@@ -10,7 +10,8 @@ against the input (`GraphInput.problem`), and the sample counts against each oth
 Then one pass over every batch runs the runtime's own checks (NaN, ids, lengths) without
 running the model, and reads each member to its end so zipfile verifies its CRC: a bad
 value or a flipped byte is found before any output is written. The second pass streams
-the batches again for the model.
+the batches again for the model. Decoding a generative model (`predict_decode`) reads
+the same file without its feedback input: `ignored` names arrays passed over.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ class GraphSource:
     batches: Callable[[int], Iterator[GraphBatch]] = field(repr=False)
 
 
-def open_graph_input(path: str, predictor: GraphPredictor) -> GraphSource:
+def open_graph_input(path: str, predictor: GraphPredictor, ignored: tuple[str, ...] = ()) -> GraphSource:
     """The `.npz` at `path`, every array's header checked against `predictor`'s inputs
-    and every value by the runtime's checks; a `DataError` with one line per problem."""
+    and every value by the runtime's checks; a `DataError` with one line per problem.
+    `predictor` is anything with `inputs`, `outputs` and `checked` as a `GraphPredictor`
+    has them (a decoder's questions); arrays named in `ignored` are passed over."""
     suffix = path[path.rfind(".") :].lower() if "." in path else ""
     if suffix != ".npz":
         raise DataError(f"{path}: a graph model reads a .npz input, one array per input ({', '.join(predictor.inputs)}); "
@@ -60,14 +63,14 @@ def open_graph_input(path: str, predictor: GraphPredictor) -> GraphSource:
             raise DataError(f"{path}: not a regular file; .npz input is read twice, so save it to a file first")
         with open(path, "rb") as handle:
             start = handle.read(4)
-        source = _opened(path, predictor, start)
+        source = _opened(path, predictor, start, ignored)
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
     _check_values(source, predictor)
     return source
 
 
-def _opened(path: str, predictor: GraphPredictor, start: bytes) -> GraphSource:
+def _opened(path: str, predictor: GraphPredictor, start: bytes, ignored: tuple[str, ...]) -> GraphSource:
     try:
         if start != b"PK\x03\x04":  # zipfile skips leading bytes; numpy (and so training) refuses them
             raise zipfile.BadZipFile
@@ -75,7 +78,7 @@ def _opened(path: str, predictor: GraphPredictor, start: bytes) -> GraphSource:
         members = {info.filename: info for info in archive.infolist()}
     except DAMAGE:
         raise DataError(f"{path}: not an .npz archive") from None
-    wanted = _wanted(predictor)
+    wanted = _wanted(predictor, ignored)
     if odd := [n for n in members if not n.endswith(".npy") and n in wanted]:
         raise DataError(f"{path}: member '{odd[0]}' is not a .npy array (write the file with np.savez)")
     names = {n.removesuffix(".npy"): info for n, info in members.items()}
@@ -109,10 +112,11 @@ def _opened(path: str, predictor: GraphPredictor, start: bytes) -> GraphSource:
     return GraphSource(path, count, batches)
 
 
-def _wanted(predictor: GraphPredictor) -> dict[str, str]:
+def _wanted(predictor: GraphPredictor, ignored: tuple[str, ...] = ()) -> dict[str, str]:
     """Every array name the file may hold, with its role: input, lengths, or target
-    (an output's, ignored)."""
+    (an output's, or one `ignored`: passed over)."""
     roles = {name: "input" for name in predictor.inputs}
+    roles.update({name: "target" for name in ignored})
     roles.update({f"{name}_lengths": "lengths" for name, inp in predictor.inputs.items() if inp.takes_lengths})
     for name, out in predictor.outputs.items():
         roles.setdefault(name, "target")

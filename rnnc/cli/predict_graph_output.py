@@ -8,7 +8,8 @@ spaces, as v1's `wide` format. `.npz`: one float32 array per output, named after
 and `<input>_lengths` (int64), the lengths each input was fed, filled in where the file
 had none; `.npy` holds the only output of a one-output graph. Arrays are written batch
 by batch to temporary files beside the output (a zip archive takes one member at a
-time), then into the archive. Every writer counts rows as v1's do.
+time), then into the archive. Every writer counts rows as v1's do. A decoded answer
+(`predict_decode`) is one cell per question (`DecodedCsvWriter`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import csv
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
@@ -141,3 +143,18 @@ class OutputSteps:
                 if o.name not in out and self.predictor.outputs[o.name].per_step:
                     out[o.name] = values[output_node(self.model, o).key][1]
         return out
+
+
+class DecodedCsvWriter(Counted):
+    """Decoded answers as a table: a header naming the output, then one row per question,
+    its answer as `text(ids)` makes it (the model's tokens, or ids with spaces)."""
+
+    def __init__(self, handle: IO[str], name: str, text: Callable[[list[int]], str], count: int, model: str):
+        super().__init__(count, model)
+        self.writer = csv.writer(handle, lineterminator="\n")
+        self.name, self.text = name, text
+
+    def write(self, ids: np.ndarray, lengths: np.ndarray) -> None:
+        if self._take(len(ids)) == 0:
+            self.writer.writerow([self.name])
+        self.writer.writerows([self.text(row[:n].tolist())] for row, n in zip(ids, lengths, strict=True))
