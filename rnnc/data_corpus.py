@@ -88,19 +88,19 @@ def vocab_misfits(model: ir.Model, vocab: Vocab, origin: str) -> list[tuple[Json
     name = next_token_input(model)
     what = (f"{origin}: the training text has {len(vocab.tokens)} distinct {vocab.tokenizer} tokens"
             + (" (data.text.max_vocab keeps them)" if len(vocab.tokens) == _max_vocab(model) else "")
-            + f"; with padding (0) and unknown (1) they take ids 0 to {vocab.size - 1}")
+            + f", which with padding (0) and unknown (1) take {vocab.size} ids")
     found: list[tuple[JsonPath, str]] = []
     for node in model.nodes:
         if isinstance(node.layer, ir.Embedding) and node.sources[:1] == (name,) and node.layer.vocab_size < vocab.size:
             found.append((("layers", node.index, "vocab_size"),
-                          f"{what}, more than vocab_size {node.layer.vocab_size}: set vocab_size: {vocab.size}"))
+                          f"{what}; vocab_size is {node.layer.vocab_size}: set vocab_size: {vocab.size}"))
     by_index = {n.index: n for n in model.nodes}
     for out in model.outputs:
         node = by_index[out.node]
         units = node.output_shape[-1]
         if isinstance(units, int) and units < vocab.size:
             where: JsonPath = ("layers", node.index, "units") if isinstance(node.layer, ir.Dense) else ("outputs", out.name)
-            found.append((where, f"{what}, but output '{out.name}' predicts {units}: set units: {vocab.size}"))
+            found.append((where, f"{what}; output '{out.name}' predicts {units}: set units: {vocab.size}"))
     return found
 
 
