@@ -15,6 +15,7 @@ from . import ir
 from .errors import Problem, did_you_mean
 from .loader import Document
 from .shapes import show, show_dims
+from .tbptt_rules import chain_fits_tbptt
 
 
 @dataclass
@@ -253,6 +254,7 @@ RULES: tuple[Rule, ...] = (
     csv_targets_fit_output,
     text_fits_embedding,
     streaming_is_possible,
+    chain_fits_tbptt,
 )
 
 

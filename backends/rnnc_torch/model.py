@@ -3,7 +3,9 @@
 `SpecModule` lowers the IR nodes in order to blocks (`layers`, `recurrent`), fusing
 consecutive compatible recurrent layers unless told not to, and computes the spec's
 function: `forward(x, lengths)` returns what the last layer outputs, its activation
-applied, with steps past a sequence's length zeroed in sequence outputs. `logits=True`
+applied, with steps past a sequence's length zeroed in sequence outputs; given a
+`state`, it also returns the recurrent blocks' final one, for the next chunk of a long
+sequence (`training.tbptt`, see `tbptt`). `logits=True`
 skips a final sigmoid or softmax so a trainer can use the numerically stable losses on
 logits; `final_activation` names what is skipped. Parameters are read and written
 under the IR's names (`ir_state`, `load_ir_state`), the form the weights file and the
@@ -26,7 +28,7 @@ from rnnc.errors import DataError
 from .block import zero_padding
 from .graph import LOGIT_ACTIVATIONS, GraphModule, _extremes
 from .layers import lower
-from .recurrent import fusable
+from .recurrent import RecurrentBlock, State, fusable
 
 
 def build_module(model: ir.Model, fuse: bool = True) -> SpecModule | GraphModule:
@@ -83,21 +85,30 @@ class SpecModule(nn.Module):
         for block in self.blocks:
             block.init_keras()  # type: ignore[operator]
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False, trusted: bool = False) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False, trusted: bool = False,
+                state: dict[int, State] | None = None) -> Tensor | tuple[Tensor, dict[int, State]]:
         """`trusted=True` skips the input checks: for callers whose data already passed
         `rnnc.data`'s (the trainer's tensors: float32 or in-vocabulary int64 ids, int64
-        lengths in range, on the module's device), since each check costs a device sync."""
+        lengths in range, on the module's device), since each check costs a device sync.
+
+        With `state` (a dict, empty for zeros) the recurrent blocks start from it and the
+        call returns `(output, final state)`, the state keyed by block: what a chunk of a
+        longer sequence hands to the next (`training.tbptt`). A sequence of length 0 in
+        the chunk keeps its state."""
         if not trusted:
             x, lengths = self._checked(x, lengths)
         skip = self._logit_block if logits else None
+        final: dict[int, State] = {}
         for i, block in enumerate(self.blocks):
             if i == skip:
                 x, lengths = block(x, lengths, logits=True)
+            elif state is not None and isinstance(block, RecurrentBlock):
+                x, lengths, final[i] = block.forward_state(x, lengths, state.get(i))
             else:
                 x, lengths = block(x, lengths)
         if lengths is not None and x.dim() == 3:
             x = zero_padding(x, lengths)
-        return x
+        return x if state is None else (x, final)
 
     def _checked(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """The input as the blocks want it, or a DataError saying what does not fit."""

@@ -18,7 +18,8 @@ In a graph (spec version 2) a layer may start from another layer's final state a
 hand its own on (`initial_state: NAME.state`): `forward_state` takes an initial state
 and returns the final one, in torch's layout (`h` `[directions, batch, units]`, with
 `c` for LSTM), at each sequence's last real step; it always runs torch's own module,
-packed when there are lengths (`h_n` is then exactly that step's).
+packed when there are lengths (`h_n` is then exactly that step's). A chain trained
+with `training.tbptt` runs its chunks through it too, each from the last one's state.
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ class RecurrentBlock(Block):
         `return_sequences`, its output) is its initial state, zeros when none is given.
         Padded input steps are zeroed first, so that junk there (even NaN) reaches
         neither the one step packing runs for an empty sequence nor the gradients.
+        A fused block's state holds each of its layers' (torch's `[layers * directions,
+        batch, units]`); a graph never fuses, so `NAME.state` is always one layer's.
         """
-        assert len(self.indices) == 1, "a layer with a state of its own is never fused"
         if self.input_dropout is not None:
             x = self.input_dropout(x)
         batch = x.shape[0]

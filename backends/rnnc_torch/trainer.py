@@ -8,7 +8,8 @@ the device and is read once per epoch (and every few steps for the progress bar)
 metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
-sequence outputs are masked out of the loss and the metrics. A graph (spec version 2)
+sequence outputs are masked out of the loss and the metrics. With `training.tbptt`
+a batch longer than K steps trains in chunks, a step per chunk (`tbptt`). A graph (spec version 2)
 trains in `graph_trainer.GraphTrainer`, this loop with its own step (named inputs,
 several outputs) and the `adapt` hook, which sets normalization from the data.
 """
@@ -19,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,8 @@ from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
+from .recurrent import State
+from .tbptt import Chunks, chunk_lengths, train_in_chunks
 from .cpu import ShardedStep, at_most, shard_count, training_threads
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
@@ -175,9 +179,13 @@ class Trainer:
 
     def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
         """One pass over `data` in this epoch's order; the mean loss and the metrics."""
-        sharded = self.shards > 1 and data.mask is None
+        sharded = self.shards > 1 and data.mask is None and not self._chunked(data)
         with at_most(1 if sharded else self.threads):
             return self._train_epoch(epoch, data, lr, progress, ShardedStep(self.module, self.shards) if sharded else None)
+
+    def _chunked(self, data: DeviceData) -> bool:
+        """Whether `training.tbptt` cuts this data's sequences into several chunks."""
+        return self.settings.tbptt is not None and self.settings.tbptt < data.x.shape[1]
 
     def _train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool, shards: ShardedStep | None) -> dict[str, float]:
         module, optimizer = self.module, self.optimizer
@@ -208,22 +216,42 @@ class Trainer:
             loss = fast(output, y[rows]) if fast is not None else objective(output, y[rows], None if mask is None else mask[rows])
             return output, loss
 
-        for step, start in enumerate(range(0, n, batch), 1):
-            stop = min(n, start + batch)
-            if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
-                output, loss = shards(forward, start, stop)
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                with amp.autocast():  # a no-op for fp32
-                    output, loss = forward(slice(start, stop))
-                if amp.plain:
-                    loss.backward()
+        def update(loss: Tensor) -> None:
             if amp.plain:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
             else:  # fp16's gradient scaler: backward, clipping and the step go through it
                 amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
+
+        def chunk(rows: slice, begin: int, end: int, state: dict[int, State]) -> tuple[Tensor, Tensor, Tensor | float, dict[int, State]]:
+            optimizer.zero_grad(set_to_none=True)
+            lengths = chunk_lengths(None if all_lengths is None else all_lengths[rows], begin, end)
+            counted = None if mask is None else mask[rows, begin:end]
+            with amp.autocast():
+                output, state = module(x[rows, begin:end], lengths, logits=logits, trusted=True, state=state)
+                target = y[rows, begin:end]
+                loss = fast(output, target) if fast is not None else objective(output, target, counted)
+            if amp.plain:
+                loss.backward()
+            return output, loss, float(end - begin) if counted is None else counted.sum(), state
+
+        chunks = Chunks(self.settings.tbptt, x.shape[1], all_lengths) if self._chunked(data) else None  # type: ignore[arg-type]
+        for step, start in enumerate(range(0, n, batch), 1):
+            stop = min(n, start + batch)
+            spans = chunks.spans(start, stop) if chunks is not None else ()
+            if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
+                output, loss = train_in_chunks(spans, partial(chunk, slice(start, stop)), update, x.shape[1])
+            else:
+                if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
+                    output, loss = shards(forward, start, stop)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    with amp.autocast():  # a no-op for fp32
+                        output, loss = forward(slice(start, stop))
+                    if amp.plain:
+                        loss.backward()
+                update(loss)
             losses.append(loss.detach())
             if keep:
                 outputs.append(output.detach())
