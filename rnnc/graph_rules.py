@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ir
+from .decoding import decoding_problems
 from .errors import Problem, did_you_mean
 from .layers.base import show
 from .next_token import CORPUS_SUFFIXES, fed_back_input
@@ -312,6 +313,17 @@ def _feedback_problems(parts: GraphParts, out: ir.Output, fb: ir.Feedback) -> li
     return problems
 
 
+def feedback_decodes(parts: GraphParts) -> list[Problem]:
+    """Decoding runs the layers after the fed-back input one step at a time
+    (`rnnc.decoding`): none of them may need the steps not decoded yet."""
+    if parts.outputs is None or parts.nodes is None or parts.inputs is None:
+        return []
+    fed = [out for out in parts.outputs if out.feedback is not None]
+    fits = bool(fed) and not _feedback_problems(parts, fed[0], fed[0].feedback)  # type: ignore[arg-type]
+    return [parts.doc.problem(path, message) for path, message in decoding_problems(parts.nodes, parts.outputs)
+            if fits or path[0] == "outputs"]  # a feedback that does not fit is reported once, by feedback_fits
+
+
 GRAPH_RULES = (
     model_size_is_trainable,
     losses_fit_outputs,
@@ -323,6 +335,7 @@ GRAPH_RULES = (
     graph_can_stream,
     normalization_reads_an_input,
     feedback_fits,
+    feedback_decodes,
 )
 
 

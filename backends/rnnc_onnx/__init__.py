@@ -20,10 +20,12 @@ import onnx
 
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
+from rnnc.decoding import decoding_plan
 from rnnc.errors import Problem, UsageError
 from rnnc.initial import initial_weights
 from rnnc.text import Vocab
 
+from .decode import companions, with_entry
 from .graph import Classes
 from .lower import OPSETS, export_problems, lower
 from .metadata import sealed
@@ -41,8 +43,16 @@ def export(
 ) -> onnx.ModelProto:
     """Lower `model` with `weights`, quantise it if `export.quantize` says so, and write
     it to `path` atomically; returns the model. `classes` and `vocab` (raw-text models)
-    go into its metadata; a graph's `classes` map an output's name to its class names."""
+    go into its metadata; a graph's `classes` map an output's name to its class names.
+    A generative model (an output with `feedback:`) also gets its decoding graphs,
+    `X.step.onnx` and, with an encoder side, `X.encoder.onnx` (`decode.py`)."""
     proto = deployable(model, weights, classes=classes, vocab=vocab)
+    plan = decoding_plan(model)
+    if plan is not None:  # the decoding graphs first: a model.onnx on disk has its companions
+        entry, graphs = companions(model, weights, plan, path, vocab)
+        for file, graph in graphs.items():
+            atomic_write_bytes(file, graph.SerializeToString())
+        proto = with_entry(proto, entry)
     atomic_write_bytes(path, proto.SerializeToString())
     return proto
 

@@ -228,7 +228,9 @@ def _maybe_feedback(draw: st.DrawFn, layers: list[dict[str, Any]], vals: list[Va
                     outputs: dict[str, Any]) -> None:
     """An output that predicts an ids input's next step, on that input's steps."""
     for source in (v for v in vals if v.rank == "ids" and v.features):
-        on_its_steps = [v for v in vals if v.rank == "seq" and v.time == source.key]
+        # its own embeddings: a value the fuzzer built further may need steps not decoded yet (rnnc.decoding)
+        embeddings = {l["name"] for l in layers if l["type"] == "embedding" and l["input"] == source.key}
+        on_its_steps = [v for v in vals if v.rank == "seq" and v.time == source.key and v.key in embeddings]
         if not on_its_steps or not draw(st.booleans()):
             continue
         name = f"next_{source.key}"
