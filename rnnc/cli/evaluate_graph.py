@@ -2,7 +2,8 @@
 
 The data file is read as training reads it (`rnnc.data.load_file`, a `GraphDataset`:
 one array per input and output, lengths, a feedback output's shifted targets and the
-steps that count), the model runs on onnxruntime (`rnnc.runtime.GraphPredictor`) and
+steps that count; a next-token model's held-out raw text through the vocabulary its
+model.onnx carries), the model runs on onnxruntime (`rnnc.runtime.GraphPredictor`) and
 the numbers come from `rnnc.metrics`, as the trainer's logs do, under the trainer's
 names (`rnnc.graph_rules.monitor_names`): one output's as v1's (`loss`, `accuracy`);
 with several, `loss` is the sum of each output's loss times its `loss_weight`, then
@@ -69,6 +70,7 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
     from rnnc.metrics import (class_ids, compute_metrics, loss_value, output_probabilities, sample_losses, sequence_scores,
                               single_label)
     from rnnc.runtime import GraphPredictor
+    from rnnc.text import METADATA_KEY, Vocab
 
     predictor = GraphPredictor(model_path)
     names = ([i.name for i in model.inputs], [o.name for o in model.outputs])
@@ -76,7 +78,9 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
         raise UsageError(f"{spec_path}: not the spec of {model_path}: it describes inputs {', '.join(names[0])} and outputs "
                          f"{', '.join(names[1])}, the model inputs {', '.join(predictor.inputs)} and outputs "
                          f"{', '.join(predictor.outputs)}; pass its spec with --spec")
-    dataset: GraphDataset = load_file(model, data)  # type: ignore[assignment]  (a graph's data)
+    stored = predictor.metadata.get(METADATA_KEY)  # a next-token model of raw text: held-out text in its ids
+    vocab = None if stored is None else Vocab.from_json(stored, str(model_path))
+    dataset: GraphDataset = load_file(model, data, vocab=vocab)  # type: ignore[assignment]  (a graph's data)
     try:
         outputs = predictor.predict(dataset.inputs, dataset.lengths, batch_size)
     except DataError as err:

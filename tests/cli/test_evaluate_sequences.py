@@ -161,3 +161,35 @@ def test_several_outputs_name_exact_match_after_the_per_step_classifier_only(
     assert list(result)[:7] == ["samples", "loss", "tags_loss", "tags_accuracy", "tags_exact_match", "level_loss", "reports"]
     assert result["tags_exact_match"] == 0.8 and result["tags_accuracy"] == pytest.approx(1 - 2 / (n * steps))
     assert result["level_loss"] == pytest.approx(0.0, abs=1e-12)
+
+
+RAW_TEXT = CHARS.replace("vocab_size: 9", "vocab_size: 10").replace("units: 9", "units: 10") + (
+    "data:\n  train: train.txt\n  text: {tokenizer: char, lowercase: false, max_length: 6}\n")
+
+
+def test_held_out_raw_text_is_read_through_the_vocabulary_the_model_carries(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnc.data import load_file
+    from rnnc.spec import load_model
+    from rnnc.text import Vocab
+
+    vocab = Vocab(tuple("abc def"), "char", lowercase=False, max_length=6)  # ids 2-8; 1 unknown
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text(RAW_TEXT)
+    (run / "train.txt").write_text("abc def\n" * 3)
+    (tmp_path / "vocab.json").write_text(vocab.to_json())
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["compile", str(run / "spec.yaml"), "--backend", "onnx", "--vocab", str(tmp_path / "vocab.json"),
+                     "-o", str(run / "model.onnx")]) == 0
+    (tmp_path / "held_out.txt").write_text("bad cage, faced a deed\n")  # 'g' and ',' unknown
+    result = evaluate_json(capsys, run, tmp_path / "held_out.txt")
+    samples = load_file(load_model(run / "spec.yaml"), tmp_path / "held_out.txt", vocab=vocab)
+    ids, lengths, following = samples.inputs["text"], samples.lengths["text"], samples.targets["next"]
+    assert result["samples"] == len(ids) > 1
+    text = [vocab.tokens.index(c) + 2 if c in vocab.tokens else 1 for c in "bad cage, faced a deed"]
+    assert [t for i in range(len(ids)) for t in ids[i, : lengths[i]]] + [following[-1, lengths[-1] - 1]] == text
+    probs = load(run / "model.onnx").predict({"text": ids}, {"text": lengths})["next"].astype(np.float64)
+    cross_entropy = [-np.log(probs[i, t, text[6 * i + t + 1]]) for i in range(len(ids)) for t in range(lengths[i])]
+    assert len(cross_entropy) == len(text) - 1  # each character predicts the next, the pieces' last ones too
+    assert result["perplexity"] == pytest.approx(np.exp(np.mean(cross_entropy)), rel=1e-6)
