@@ -221,3 +221,19 @@ def test_a_model_without_feedback_gets_no_companions(tmp_path: Path) -> None:
     rnnc_onnx.export(model, random_weights(model), tmp_path / "m.onnx")
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["m.onnx"]
     assert "rnnc.decoding" not in metadata(tmp_path / "m.onnx")
+
+
+def test_rnnc_compile_of_add_numbers_writes_the_three_files(tmp_path: Path) -> None:
+    from rnnc.cli import main
+
+    out = tmp_path / "out" / "add.onnx"
+    out.parent.mkdir()
+    assert main(["compile", str(ADD_NUMBERS), "--backend", "onnx", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["add.encoder.onnx", "add.onnx", "add.step.onnx"]
+    entry = json.loads(metadata(out)["rnnc.decoding"])
+    assert (entry["encoder"], entry["step"]) == ("add.encoder.onnx", "add.step.onnx")
+    model = load_model(ADD_NUMBERS)
+    feeds, lengths = feeds_for(model, ort.InferenceSession(str(out)), np.random.default_rng(0), 5)
+    want = ort.InferenceSession(str(out)).run(["answer"], feeds)[0]
+    real = np.arange(want.shape[1])[None, :] < lengths[:, None]
+    np.testing.assert_allclose(decode_teacher_forced(out, feeds, chunk=False)[real], want[real], atol=1e-5)
