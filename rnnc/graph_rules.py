@@ -16,6 +16,7 @@ from .decoding import decoding_problems
 from .errors import Problem, did_you_mean
 from .layers.base import show
 from .next_token import CORPUS_SUFFIXES, fed_back_input
+from .tbptt_rules import graph_fits_tbptt
 from .validate import _PROBABILITIES, Parts, model_size_is_trainable, one_validation_source
 
 if TYPE_CHECKING:
@@ -333,6 +334,7 @@ GRAPH_RULES = (
     data_array_names_are_unique,
     graph_data_is_npz,
     graph_can_stream,
+    graph_fits_tbptt,
     normalization_reads_an_input,
     feedback_fits,
     feedback_decodes,

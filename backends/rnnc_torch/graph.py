@@ -112,15 +112,23 @@ class GraphModule(nn.Module):
     # --- running ---------------------------------------------------------------------
 
     def forward(self, inputs: Mapping[str, Tensor], lengths: Mapping[str, Tensor] | None = None,
-                *, logits: bool = False, trusted: bool = False) -> dict[str, Tensor]:
+                *, logits: bool = False, trusted: bool = False, state: dict[str, State] | None = None
+                ) -> dict[str, Tensor] | tuple[dict[str, Tensor], dict[str, State]]:
         """Each output by name, in spec order. `trusted=True` skips the input checks (for
-        the trainer's tensors, which passed `rnnc.data`'s), since each costs a device sync."""
-        return self.forward_with_lengths(inputs, lengths, logits=logits, trusted=trusted)[0]
+        the trainer's tensors, which passed `rnnc.data`'s), since each costs a device sync.
+        With `state` (a dict, empty for zeros) every recurrent node starts from it and the
+        call returns `(outputs, final state)`, keyed by node: a chunk of longer sequences
+        handing on to the next (`training.tbptt`)."""
+        final: dict[str, State] | None = None if state is None else {}
+        outputs = self.forward_with_lengths(inputs, lengths, logits=logits, trusted=trusted, carry=(state, final))[0]
+        return outputs if final is None else (outputs, final)
 
     def forward_with_lengths(self, inputs: Mapping[str, Tensor], lengths: Mapping[str, Tensor] | None = None,
-                             *, logits: bool = False, trusted: bool = False
+                             *, logits: bool = False, trusted: bool = False,
+                             carry: tuple[dict[str, State] | None, dict[str, State] | None] = (None, None)
                              ) -> tuple[dict[str, Tensor], dict[str, Tensor | None]]:
-        """`forward`, and each output's lengths (None: no time axis, or every step real)."""
+        """`forward`, and each output's lengths (None: no time axis, or every step real).
+        `carry` is (the state each recurrent node starts from, a dict its final one goes to)."""
         given = {k: v for k, v in (lengths or {}).items() if v is not None}
         if not trusted:
             inputs, given = self._checked(inputs, given)
@@ -138,6 +146,10 @@ class GraphModule(nn.Module):
         for node, block in zip(self.model.nodes, self.blocks):
             if logits and node.index in self._on_path:
                 self._run_on_logits(node, block, env, logit_env)
+            elif carry[1] is not None and isinstance(block, RecurrentBlock):
+                x, x_lengths = env[node.sources[0]]
+                y, y_lengths, carry[1][node.key] = block.forward_state(x, x_lengths, (carry[0] or {}).get(node.key))
+                env[node.key] = (y, y_lengths)
             else:
                 env[node.key] = self._run(node, block, env, states)
         outputs: dict[str, Tensor] = {}

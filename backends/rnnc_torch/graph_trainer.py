@@ -9,14 +9,17 @@ loop, so each batch is a slice of every tensor; the loss is each output's object
 output v1's names, with several `loss` (the sum), `<output>_loss` and
 `<output>_<metric>`, and their `val_` twins. Normalization layers are adapted to the
 training set before the first epoch (`adapt`), never again on resume: their
-statistics are parameters without gradients, saved in the checkpoint. One process
-only: `--nproc` refuses a graph (`make_trainer`).
+statistics are parameters without gradients, saved in the checkpoint. With
+`training.tbptt` every sequence input and every (per-step) output is cut at the same
+steps, as a chain's batches are (`tbptt`). One process only: `--nproc` refuses a
+graph (`make_trainer`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,12 +27,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from rnnc import ir
-from rnnc.errors import TrainingError
+from rnnc.errors import DataError, TrainingError
 from rnnc.graph_data import GraphDataset, adapt_normalization
 
 from .cpu import at_most
 from .losses import Objective, make_objective
 from .metrics import compute_metrics
+from .recurrent import State
+from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 from .trainer import PROGRESS_UPDATES, Trainer, epoch_seed
 
 Outputs = dict[str, Tensor]
@@ -58,6 +63,14 @@ class GraphDeviceData:
         pick = lambda tensors: {k: t[rows] for k, t in tensors.items()}  # noqa: E731
         return GraphDeviceData(pick(self.inputs), pick(self.lengths), pick(self.targets), pick(self.masks))
 
+    def steps(self, begin: int, end: int, sequences: set[str]) -> GraphDeviceData:
+        """Steps `begin:end` of the `sequences` inputs and of every output (all per step,
+        as `training.tbptt` requires), each sequence's lengths counted within them."""
+        inputs = {k: t[:, begin:end] if k in sequences else t for k, t in self.inputs.items()}
+        lengths = {k: chunk_lengths(t, begin, end) for k, t in self.lengths.items()}
+        pick = lambda tensors: {k: t[:, begin:end] for k, t in tensors.items()}  # noqa: E731
+        return GraphDeviceData(inputs, lengths, pick(self.targets), pick(self.masks))  # type: ignore[arg-type]
+
     @classmethod
     def of(cls, data: GraphDataset, device: torch.device) -> GraphDeviceData:
         put = lambda arrays: {k: torch.from_numpy(np.ascontiguousarray(a)).to(device) for k, a in arrays.items()}  # noqa: E731
@@ -84,6 +97,23 @@ class GraphTrainer(Trainer):
             objectives = {out.name: make_objective(out.loss, activations[out.name], fuse=False) for out in self.outputs}
         self.objectives = objectives
         self.shards = 1  # the sharded step is the v1 chain's
+        self._sequences = {inp.name for inp in model.inputs if inp.sequence}  # what training.tbptt cuts
+
+    def _chunks(self, data: GraphDeviceData) -> Chunks | None:
+        """Where `training.tbptt` cuts this epoch's batches, or None when each is one chunk."""
+        size = self.settings.tbptt
+        if size is None:
+            return None
+        steps = {name: int(data.inputs[name].shape[1]) for name in sorted(self._sequences)}
+        if len(set(steps.values())) > 1:
+            raise DataError("training.tbptt cuts every sequence input at the same steps, but they have "
+                            + ", ".join(f"{name} {count}" for name, count in steps.items()) + " steps: pad them to one length")
+        count = next(iter(steps.values()), 0)
+        if size >= count:
+            return None
+        lengths = [data.lengths[name] for name in sorted(self._sequences) if name in data.lengths]
+        longest = torch.stack(lengths).amax(0) if len(lengths) == len(steps) else None  # an input without: every step real
+        return Chunks(size, count, longest)
 
     def _objective(self) -> Objective:
         first = self.model.outputs[0]
@@ -136,19 +166,41 @@ class GraphTrainer(Trainer):
         steps = -(-n // batch)
         every = max(1, steps // PROGRESS_UPDATES)
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
-        for step, start in enumerate(range(0, n, batch), 1):
-            rows = data.rows(slice(start, min(n, start + batch)))
-            optimizer.zero_grad(set_to_none=True)
-            with amp.autocast():  # a no-op for fp32
-                outputs = module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
-                loss, each = self._losses(outputs, rows)
+        def update(loss: Tensor) -> None:
             if amp.plain:
-                loss.backward()
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
             else:
                 amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
+
+        def chunk(rows: GraphDeviceData, begin: int, end: int, state: dict[str, State]) -> ChunkResult:
+            part = rows.steps(begin, end, self._sequences)
+            optimizer.zero_grad(set_to_none=True)
+            with amp.autocast():
+                outputs, state = module(part.inputs, part.lengths, logits=self.logits, trusted=True, state=state)
+                loss, each = self._losses(outputs, part)
+            if amp.plain:
+                loss.backward()
+            real = [part.masks[out.name].sum() if out.name in part.masks else float(end - begin) for out in self.outputs]
+            return outputs, loss, each, real, state
+
+        chunks = self._chunks(data)
+        for step, start in enumerate(range(0, n, batch), 1):
+            rows = data.rows(slice(start, min(n, start + batch)))
+            spans = chunks.spans(start, min(n, start + batch)) if chunks is not None else ()
+            if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
+                outputs, each = train_in_chunks(spans, partial(chunk, rows), update, chunks.steps)  # type: ignore[union-attr]
+                loss = sum((part * out.loss_weight for part, out in zip(each[1:], self.outputs[1:])),
+                           each[0] * self.outputs[0].loss_weight)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                with amp.autocast():  # a no-op for fp32
+                    outputs = module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
+                    loss, each = self._losses(outputs, rows)
+                if amp.plain:
+                    loss.backward()
+                update(loss)
             totals.append(loss.detach())
             parts.append(torch.stack(each).detach().float())
             for name, kept_outputs in kept.items():

@@ -13,15 +13,18 @@ steps: the mean over the batch's real steps, as one pass would log it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .recurrent import State
 
-# One chunk's forward and backward: (begin, end, state) -> (output, loss, real steps, final state)
-ChunkPass = Callable[[int, int, dict[int, State]], tuple[Tensor, Tensor, Tensor | float, dict[int, State]]]
+# One chunk's forward and backward: (begin, end, state) -> (outputs by name, the loss to
+# step on, the parts logged, each part's real steps, the final state).
+ChunkResult = tuple[dict[str, Tensor], Tensor, Sequence[Tensor], Sequence[Tensor | float], dict[Any, State]]
+ChunkPass = Callable[[int, int, dict[Any, State]], ChunkResult]
 
 
 class Chunks:
@@ -44,30 +47,36 @@ def chunk_lengths(lengths: Tensor | None, begin: int, end: int) -> Tensor | None
     return None if lengths is None else (lengths - begin).clamp(0, end - begin)
 
 
-def detached(state: dict[int, State]) -> dict[int, State]:
+def detached(state: dict[Any, State]) -> dict[Any, State]:
     """`state` cut from the graph that computed it: the next chunk's gradients stop here."""
     return {k: tuple(t.detach() for t in v) if isinstance(v, tuple) else v.detach() for k, v in state.items()}
 
 
 def train_in_chunks(spans: list[tuple[int, int]], run: ChunkPass, step: Callable[[Tensor], None],
-                    steps: int) -> tuple[Tensor, Tensor]:
+                    steps: int) -> tuple[dict[str, Tensor], list[Tensor]]:
     """Run each chunk (`run`: forward and backward) and `step` the optimizer after it.
-    Returns the batch's output over all `steps` (zeros past the last chunk run, as past
-    every sequence's end) and its loss over the real steps, both detached."""
-    state: dict[int, State] = {}
-    outputs: list[Tensor] = []
-    total: Tensor | float = 0.0
-    counted: Tensor | float = 0.0
+    Returns the batch's outputs over all `steps` (zeros past the last chunk run, as past
+    every sequence's end) and each logged part's mean over its real steps, detached."""
+    state: dict[Any, State] = {}
+    kept: dict[str, list[Tensor]] = {}
+    totals: list[Tensor | float] = []
+    counts: list[Tensor | float] = []
     for begin, end in spans:
-        output, loss, real, state = run(begin, end, state)
+        outputs, loss, parts, real, state = run(begin, end, state)
         step(loss)
         state = detached(state)
-        outputs.append(output.detach())
-        total = total + loss.detach().float() * real
-        counted = counted + real
-    output = torch.cat(outputs, dim=1)
-    if output.shape[1] < steps:
-        tail = output.new_zeros((output.shape[0], steps - output.shape[1], *output.shape[2:]))
-        output = torch.cat([output, tail], dim=1)
-    loss = total / counted if isinstance(counted, float) else total / counted.clamp(min=1)
-    return output, torch.as_tensor(loss)
+        for name, output in outputs.items():
+            kept.setdefault(name, []).append(output.detach())
+        if not totals:
+            totals, counts = [0.0] * len(parts), [0.0] * len(parts)
+        for i, (part, weight) in enumerate(zip(parts, real, strict=True)):
+            totals[i] = totals[i] + part.detach().float() * weight
+            counts[i] = counts[i] + weight
+    means = [torch.as_tensor(t / (c if isinstance(c, float) else c.clamp(min=1))) for t, c in zip(totals, counts)]
+    return {name: _padded(torch.cat(chunks, dim=1), steps) for name, chunks in kept.items()}, means
+
+
+def _padded(output: Tensor, steps: int) -> Tensor:
+    if output.shape[1] >= steps:
+        return output
+    return torch.cat([output, output.new_zeros((output.shape[0], steps - output.shape[1], *output.shape[2:]))], dim=1)

@@ -39,7 +39,7 @@ from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
 from .recurrent import State
-from .tbptt import Chunks, chunk_lengths, train_in_chunks
+from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 from .cpu import ShardedStep, at_most, shard_count, training_threads
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
@@ -224,7 +224,7 @@ class Trainer:
             else:  # fp16's gradient scaler: backward, clipping and the step go through it
                 amp.step(loss, optimizer, None if clip is None else lambda: torch.nn.utils.clip_grad_norm_(params, clip))
 
-        def chunk(rows: slice, begin: int, end: int, state: dict[int, State]) -> tuple[Tensor, Tensor, Tensor | float, dict[int, State]]:
+        def chunk(rows: slice, begin: int, end: int, state: dict[int, State]) -> ChunkResult:
             optimizer.zero_grad(set_to_none=True)
             lengths = chunk_lengths(None if all_lengths is None else all_lengths[rows], begin, end)
             counted = None if mask is None else mask[rows, begin:end]
@@ -234,14 +234,15 @@ class Trainer:
                 loss = fast(output, target) if fast is not None else objective(output, target, counted)
             if amp.plain:
                 loss.backward()
-            return output, loss, float(end - begin) if counted is None else counted.sum(), state
+            return {"y": output}, loss, (loss,), (float(end - begin) if counted is None else counted.sum(),), state
 
         chunks = Chunks(self.settings.tbptt, x.shape[1], all_lengths) if self._chunked(data) else None  # type: ignore[arg-type]
         for step, start in enumerate(range(0, n, batch), 1):
             stop = min(n, start + batch)
             spans = chunks.spans(start, stop) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
-                output, loss = train_in_chunks(spans, partial(chunk, slice(start, stop)), update, x.shape[1])
+                chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start, stop)), update, x.shape[1])
+                output = chunked["y"]
             else:
                 if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
                     output, loss = shards(forward, start, stop)

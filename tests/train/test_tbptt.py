@@ -200,3 +200,35 @@ def test_tbptt_is_refused_where_chunks_mean_nothing(tmp_path: Path, name: str, l
 def test_chunks_longer_than_every_sequence_are_fine(tmp_path: Path) -> None:
     model = load_model(spec_file(tmp_path, [RECURRENT, {"type": "conv1d", "filters": 2, "kernel_size": 1}, DENSE], tbptt=10_000))
     assert model.training.tbptt == 10_000
+
+
+def test_rnnc_train_with_tbptt_then_the_streaming_export_serves_it_chunk_by_chunk(tmp_path: Path) -> None:
+    pytest.importorskip("rnnc_onnx")
+    from rnnc.artifacts import load_weights
+    from rnnc.cli import main
+    from rnnc.runtime import Predictor
+
+    x, y, lengths = sequence_data(n=32, steps=14)
+    np.savez(tmp_path / "train.npz", x=x, y=y, lengths=lengths)
+    spec = tmp_path / "long.yaml"
+    spec.write_text(yaml.safe_dump({
+        "rnnc": 1, "name": "long", "input": {"shape": [None, 3]},
+        "layers": [{"type": "lstm", "units": 6, "return_sequences": True}, {"type": "gru", "units": 5, "return_sequences": True},
+                   {"type": "dense", "units": 1}],
+        "loss": "mse", "optimizer": {"type": "adam", "lr": 0.01},
+        "training": {"epochs": 2, "batch_size": 8, "seed": 1, "tbptt": 4}, "data": {"train": "train.npz"},
+    }, sort_keys=False))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run), "--device", "cpu", "--no-progress", "--set", "export.streaming=true"]) == 0
+    model = load_model(run / "spec.yaml")
+    assert model.training.tbptt == 4 and model.export.streaming
+    module = build_module(model).eval()
+    module.load_ir_state(load_weights(run / "weights.safetensors", model))
+    stream = Predictor(run / "model.onnx").stream()
+    chunks = []
+    for begin in range(0, 14, 4):
+        end = min(begin + 4, 14)
+        chunks.append(stream.step(x[:, begin:end], np.clip(lengths - begin, 0, end - begin).astype(np.int64)))
+    with torch.no_grad():
+        want = chunked_forward(module, torch.from_numpy(x), torch.from_numpy(lengths), 4).numpy()
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), want, atol=1e-5)
