@@ -81,6 +81,8 @@ def read_plan(entry: str, origin: str) -> Plan:
 def load_decoder(path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None) -> Decoder:
     """The decoder of the model at `path` (a run directory's model.onnx, or X.onnx)."""
     target = Path(path)
+    if not target.exists():
+        raise UsageError(f"{path}: no such run directory or model file")
     if target.is_dir():
         target = target / "model.onnx"
         if not target.is_file():

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-p", type=float, metavar="P", help="sample among the fewest likeliest tokens whose probabilities reach P (nucleus)")
     parser.add_argument("--seed", type=int, metavar="S", help="seed of the sampler: the same seed gives the same tokens")
     parser.add_argument("--greedy", action="store_true", help="always the likeliest token (no sampling)")
-    parser.add_argument("--beam", type=int, default=1, metavar="K", help="beam search with K sequences (default 1: no beam)")
+    parser.add_argument("--beam", type=int, metavar="K", help="beam search keeping K sequences (--beam 1 is greedy)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="--input: questions per run (default: 256)")
     parser.add_argument("--stats", action="store_true", help="print tokens and tokens per second on stderr at the end")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="execution provider (cuda needs onnxruntime-gpu)")
@@ -48,13 +48,13 @@ def sampling_of(args: argparse.Namespace, default_sample: bool):  # type: ignore
     flags = {"--temperature": args.temperature, "--top-k": args.top_k, "--top-p": args.top_p, "--seed": args.seed}
     given = [flag for flag, value in flags.items() if value is not None]
     problems = []
-    if args.beam < 1:
+    if args.beam is not None and args.beam < 1:
         problems.append(f"--beam must be at least 1, got {args.beam}")
-    if args.beam > 1 and given:
+    if args.beam is not None and given:
         problems.append(f"--beam searches for the likeliest sequence and samples nothing: drop {', '.join(given)}")
     if args.greedy and given:
         problems.append(f"--greedy takes the likeliest token and samples nothing: drop {', '.join(given)}")
-    if args.greedy and args.beam > 1:
+    if args.greedy and args.beam is not None:
         problems.append("--greedy and --beam: choose one (--beam 1 is greedy)")
     sample = Sampling(args.temperature if args.temperature is not None else 1.0, args.top_k, args.top_p, args.seed)
     problems += sample.problems()
@@ -64,7 +64,7 @@ def sampling_of(args: argparse.Namespace, default_sample: bool):  # type: ignore
         problems.append(f"--batch-size must be at least 1, got {args.batch_size}")
     if problems:
         raise UsageError("\n".join(problems))
-    if args.greedy or args.beam > 1 or not (given or default_sample):
+    if args.greedy or args.beam is not None or not (given or default_sample):
         return None
     return sample
 
@@ -93,7 +93,7 @@ def _continue(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-unty
     n = args.n if args.n is not None else DEFAULT_TOKENS
     prompt = args.prompt if args.prompt is not None else ""
     out = sys.stdout
-    if args.beam > 1:
+    if args.beam is not None and args.beam > 1:
         ids = decoder.generate_beam(prompt, n, args.beam)
         out.write(prompt + decoder.continuation(ids, after=bool(prompt)) + "\n")
         return len(ids)
@@ -123,10 +123,11 @@ def _answer(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-untype
     sample = sampling_of(args, default_sample=False)
     if (args.prompt is None) == (args.input is None):
         names = ", ".join(decoder.questions)
-        raise UsageError(f"{decoder.path} answers questions ({names}): give one with --prompt or a file of them with --input FILE.npz")
+        raise UsageError(f"{decoder.path}: not a next-token model: it answers questions ({names}); "
+                         "give one with --prompt or a file of them with --input FILE.npz")
     if args.prompt is not None:
         inputs = {_only_question(decoder): np.array([decoder.prompt_ids(args.prompt, question=True)], np.int64)}
-        decoded = decoder.decode(inputs, beam=args.beam, sample=sample, n=args.n)
+        decoded = decoder.decode(inputs, beam=args.beam or 1, sample=sample, n=args.n)
         print(decoder.text(decoded.ids[0, : decoded.lengths[0]].tolist()))
         return int(decoded.lengths.sum())
     from rnnc.cli.predict_decode import open_questions
@@ -134,7 +135,7 @@ def _answer(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-untype
     source = open_questions(args.input, decoder)
     count = 0
     for inputs, lengths in source.batches(args.batch_size):
-        decoded = decoder.decode(inputs, lengths, beam=args.beam, sample=sample, n=args.n, batch_size=args.batch_size)
+        decoded = decoder.decode(inputs, lengths, beam=args.beam or 1, sample=sample, n=args.n, batch_size=args.batch_size)
         for row, length in zip(decoded.ids, decoded.lengths, strict=True):
             print(decoder.text(row[:length].tolist()))
         count += int(decoded.lengths.sum())
