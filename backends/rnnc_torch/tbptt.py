@@ -1,4 +1,5 @@
-"""Truncated backpropagation through time (`training.tbptt: K`) for a chain's batches.
+"""Truncated backpropagation through time (`training.tbptt: K`), for a chain's batches
+and a graph's alike (each trainer says how to cut its batch and run one chunk).
 
 A batch of sequences is cut along time into chunks of K steps (`Chunks.spans`); the
 module runs chunk by chunk, each recurrent layer starting from the state the previous
