@@ -10,7 +10,9 @@ samples in time order (a `validation_split` then holds out the latest ones). Wit
 target `j` at step `k + 1`, named `<target>+<k + 1>` (`target_names`); the count of
 samples is the same, so no row is dropped or shifted by asking for every step. For
 prediction (`read_series`) the targets lie ahead, so every full window is a sample,
-`R - window + 1` of them, and the target columns may be absent. Read with
+`R - window + 1` of them, and the target columns may be absent; to roll a one-step
+model forward (`read_future`, for `rnnc predict --steps N`) the last N rows leave
+their target cells empty, to be filled by the forecasts. Read with
 the `csv` module and numpy: no pandas. Problems are one-line `DataError`s naming the
 file and, where there is one, the line.
 """
