@@ -196,10 +196,8 @@ def companions(model: ir.Model, weights: Mapping[str, np.ndarray], plan: Decodin
     if vocab is not None:
         props[VOCAB_KEY] = vocab.to_json()
     for file, proto in graphs.items():
-        if model.export.quantize == "int8":
-            graphs[file] = proto = quantize_int8(proto)
         helper.set_model_props(proto, {**props, "decoding_graph": "step" if file == step else "encoder"})
-        sealed(proto)
+        graphs[file] = sealed(quantize_int8(proto) if model.export.quantize == "int8" else proto)
     return entry, graphs
 
 

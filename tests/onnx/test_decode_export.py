@@ -214,6 +214,7 @@ def test_quantized_export_quantizes_the_decoding_graphs_too(tmp_path: Path) -> N
         ops = {n.op_type for n in onnx.load(str(tmp_path / file)).graph.node}
         assert ops & {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul"}, (file, ops)
         check_model_checksum((tmp_path / file).read_bytes(), file)
+        assert metadata(tmp_path / file)["quantize"] == "int8"
 
 
 def test_a_model_without_feedback_gets_no_companions(tmp_path: Path) -> None:
