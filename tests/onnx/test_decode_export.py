@@ -79,6 +79,31 @@ outputs:
 optimizer: adam
 """
 
+# Float sequences read straight from the inputs (one variable-length, one fixed, one through
+# dropout, which passes its input on), and per-step layers on the decoder side.
+RAW_SIDE = """
+rnnc: 2
+name: raw-side
+inputs:
+  frames: {shape: [null, 3]}
+  fixed: {shape: [4, 2]}
+  answer_in: {shape: [null], dtype: int64}
+layers:
+  - {name: drop, type: dropout, rate: 0.1, input: frames}
+  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 3, mask_zero: true}
+  - {name: pointwise, type: conv1d, filters: 5, kernel_size: 1, activation: relu}
+  - {name: decoder, type: simple_rnn, units: 3, return_sequences: true}
+  - {name: on_frames, type: attention, query: decoder, value: frames}
+  - {name: on_drop, type: attention, query: decoder, value: drop, scale: true}
+  - {name: on_fixed, type: attention, query: decoder, value: fixed, score: general}
+  - {name: mix, type: concatenate, input: [decoder, on_frames, on_drop, on_fixed]}
+  - {name: act, type: activation, activation: tanh}
+  - {name: answer, type: dense, units: 14, activation: softmax}
+outputs:
+  answer: {loss: sparse_categorical_crossentropy, feedback: {input: answer_in, start: 12, end: 13, max_length: 6}}
+optimizer: adam
+"""
+
 
 def spec_model(tmp_path: Path, text: str, name: str = "spec.yaml") -> ir.Model:
     path = tmp_path / name
@@ -92,6 +117,7 @@ def cases() -> list[tuple[str, str]]:
     for kind, score in (("gru", "score: general"), ("simple_rnn", "score: additive, units: 4"), ("lstm", "score: dot")):
         out.append((f"seq2seq_{kind}_{score.split(',')[0].split()[-1]}", SEQ2SEQ.replace("RNN", kind).replace("SCORE", score)))
     out.append(("static_side", STATIC))
+    out.append(("raw_side", RAW_SIDE))
     return out
 
 
@@ -114,8 +140,13 @@ def feeds_for(model: ir.Model, session: ort.InferenceSession, rng: np.random.Gen
     feeds: dict[str, np.ndarray] = {}
     answer_lengths = np.array([1, 4, 6, 2, 5][:batch]) if batch > 1 else np.array([4])
     for inp in model.inputs:
-        if inp.dtype == "float32":
+        if inp.dtype == "float32" and not inp.sequence:
             feeds[inp.name] = rng.normal(size=(batch, inp.shape[-1])).astype(np.float32)
+            continue
+        if inp.dtype == "float32":
+            steps = inp.shape[0] or 6
+            feeds[inp.name] = rng.normal(size=(batch, steps, inp.shape[-1])).astype(np.float32)
+            feeds[f"{inp.name}.lengths"] = np.array([6, 1, 3, 5, 2][:batch]) if inp.shape[0] is None else np.full(batch, steps)
             continue
         lengths = answer_lengths if inp.name == plan.input else np.array([7, 1, 3, 5, 2][:batch]) if batch > 1 else np.array([3])
         feeds[inp.name] = ids(rng, batch, int(lengths.max()) + 2, lengths)
