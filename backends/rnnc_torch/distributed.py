@@ -217,6 +217,13 @@ class DistributedTrainer(Trainer):
         logs["loss"] = total / count
         return agree(logs, self.world)
 
+    def agree_longest(self, longest: Tensor) -> Tensor:
+        """The longest sequence of each batch over all ranks: with training.tbptt every
+        rank then runs the same chunks, so DDP's gradient reductions pair up."""
+        longest = longest.to(self.world.device)
+        dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+        return longest
+
     def evaluate(self, data: DeviceData) -> dict[str, float]:
         if data.size < self.world.size:  # too few to shard: every rank evaluates all
             self._gather = False

@@ -113,7 +113,7 @@ class GraphTrainer(Trainer):
             return None
         lengths = [data.lengths[name] for name in sorted(self._sequences) if name in data.lengths]
         longest = torch.stack(lengths).amax(0) if len(lengths) == len(steps) else None  # an input without: every step real
-        return Chunks(size, count, longest)
+        return Chunks(size, count, longest, self.settings.batch_size)
 
     def _objective(self) -> Objective:
         first = self.model.outputs[0]

@@ -30,16 +30,23 @@ ChunkPass = Callable[[int, int, dict[Any, State]], ChunkResult]
 
 class Chunks:
     """Where an epoch's batches are cut: `size` steps per chunk over `steps` steps, up
-    to each batch's longest sequence when the data has `lengths` (in epoch order)."""
+    to each batch's longest sequence when the data has `lengths` (in epoch order, cut
+    into batches of `batch` rows). `agree` turns the batches' longest lengths into the
+    ones every process uses: data-parallel workers must run as many chunks as each other."""
 
-    def __init__(self, size: int, steps: int, lengths: Tensor | None):
+    def __init__(self, size: int, steps: int, lengths: Tensor | None, batch: int,
+                 agree: Callable[[Tensor], Tensor] = lambda longest: longest):
         self.size = size
         self.steps = steps
-        self.limits = None if lengths is None else lengths.cpu()  # one sync per epoch, not per batch
+        self.batch = batch
+        self.limits = None
+        if lengths is not None:
+            rows = torch.nn.functional.pad(lengths, (0, -lengths.shape[0] % batch))
+            self.limits = agree(rows.view(-1, batch).amax(1)).cpu()  # one sync per epoch, not per batch
 
     def spans(self, start: int, stop: int) -> list[tuple[int, int]]:
-        """The (begin, end) steps of each chunk of rows `start:stop` that holds a real step."""
-        limit = self.steps if self.limits is None else int(self.limits[start:stop].max())
+        """The (begin, end) steps of each chunk of rows `start:stop` (a batch) that holds a real step."""
+        limit = self.steps if self.limits is None else int(self.limits[start // self.batch])
         return [(begin, min(begin + self.size, self.steps)) for begin in range(0, max(limit, 1), self.size)]
 
 

@@ -183,6 +183,10 @@ class Trainer:
         with at_most(1 if sharded else self.threads):
             return self._train_epoch(epoch, data, lr, progress, ShardedStep(self.module, self.shards) if sharded else None)
 
+    def agree_longest(self, longest: Tensor) -> Tensor:
+        """Each batch's longest sequence, as every process sees it (one process: its own)."""
+        return longest
+
     def _chunked(self, data: DeviceData) -> bool:
         """Whether `training.tbptt` cuts this data's sequences into several chunks."""
         return self.settings.tbptt is not None and self.settings.tbptt < data.x.shape[1]
@@ -236,7 +240,7 @@ class Trainer:
                 loss.backward()
             return {"y": output}, loss, (loss,), (float(end - begin) if counted is None else counted.sum(),), state
 
-        chunks = Chunks(self.settings.tbptt, x.shape[1], all_lengths) if self._chunked(data) else None  # type: ignore[arg-type]
+        chunks = Chunks(self.settings.tbptt, x.shape[1], all_lengths, batch, self.agree_longest) if self._chunked(data) else None  # type: ignore[arg-type]
         for step, start in enumerate(range(0, n, batch), 1):
             stop = min(n, start + batch)
             spans = chunks.spans(start, stop) if chunks is not None else ()

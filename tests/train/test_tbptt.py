@@ -232,3 +232,30 @@ def test_rnnc_train_with_tbptt_then_the_streaming_export_serves_it_chunk_by_chun
     with torch.no_grad():
         want = chunked_forward(module, torch.from_numpy(x), torch.from_numpy(lengths), 4).numpy()
     np.testing.assert_allclose(np.concatenate(chunks, axis=1), want, atol=1e-5)
+
+
+def test_two_workers_run_the_same_chunks_when_their_batches_differ_in_length(tmp_path: Path) -> None:
+    """Without agreeing on each batch's longest sequence, a rank with shorter sequences
+    would run fewer chunks, and DDP's gradient reductions would not pair up (a hang or
+    gloo's 'collective mismatch')."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    x, y, lengths = sequence_data(n=32, steps=20)
+    lengths[::2] = 3  # the ranks take alternate rows: one gets only short sequences
+    np.savez(tmp_path / "train.npz", x=x, y=y, lengths=lengths)
+    spec = tmp_path / "long.yaml"
+    spec.write_text(yaml.safe_dump({
+        "rnnc": 1, "name": "long", "input": {"shape": [None, 3]},
+        "layers": [{"type": "gru", "units": 4, "return_sequences": True}, {"type": "dense", "units": 1}],
+        "loss": "mse", "optimizer": "adam", "training": {"epochs": 2, "batch_size": 8, "shuffle": False, "tbptt": 4},
+        "data": {"train": "train.npz"},
+    }, sort_keys=False))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RNNC_DIST_TIMEOUT": "60"}
+    done = subprocess.run([sys.executable, "-m", "rnnc", "train", str(spec), "-o", str(tmp_path / "run"), "--device", "cpu",
+                           "--no-progress", "--nproc", "2"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    logs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in logs] == [1, 2] and all(np.isfinite(e["loss"]) for e in logs)
