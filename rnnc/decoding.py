@@ -10,7 +10,7 @@ run once per question. The boundary is what the decoder reads of the encoder sid
 started states are those of decoder layers whose `initial_state` is an encoder
 layer's final state. Nodes that O does not read play no part in decoding.
 
-`decoding_problems` says which decoder nodes cannot run one step at a time (they need
+`decoding_issues` says which decoder nodes cannot run one step at a time (they need
 steps not decoded yet); `rnnc check` reports them through `rnnc.graph_rules`. This
 module is the core's: no torch, no onnx; backends export the split it describes.
 """
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import ir
+from .errors import Problem, format_path
 from .metadata import state_names
 
 # (where: a JSON path into the spec, message)
@@ -86,7 +87,15 @@ def plan_of(nodes: Sequence[ir.Node], out: ir.Output) -> DecodingPlan:
                         tuple(boundary), started, states)
 
 
-def decoding_problems(nodes: Sequence[ir.Node], outputs: Sequence[ir.Output]) -> list[Issue]:
+def decoding_problems(model: ir.Model) -> list[Problem]:
+    """Why `model` cannot be decoded one step at a time (`decoding_issues`), as problems
+    without a position (an IR built without a spec; `rnnc check` positions them)."""
+    origin = model.name or "<spec>"
+    return [Problem(origin, None, None, format_path(path), message, path)
+            for path, message in decoding_issues(model.nodes, model.outputs)]
+
+
+def decoding_issues(nodes: Sequence[ir.Node], outputs: Sequence[ir.Output]) -> list[Issue]:
     """Why the feedback output of `outputs` cannot be decoded one step at a time: each
     decoder node that needs steps not decoded yet, and a second feedback output."""
     outs = feedback_outputs(outputs)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ir
-from .decoding import decoding_problems
+from .decoding import decoding_issues
 from .errors import Problem, did_you_mean
 from .layers.base import show
 from .next_token import CORPUS_SUFFIXES, fed_back_input
@@ -321,7 +321,7 @@ def feedback_decodes(parts: GraphParts) -> list[Problem]:
         return []
     fed = [out for out in parts.outputs if out.feedback is not None]
     fits = bool(fed) and not _feedback_problems(parts, fed[0], fed[0].feedback)  # type: ignore[arg-type]
-    return [parts.doc.problem(path, message) for path, message in decoding_problems(parts.nodes, parts.outputs)
+    return [parts.doc.problem(path, message) for path, message in decoding_issues(parts.nodes, parts.outputs)
             if fits or path[0] == "outputs"]  # a feedback that does not fit is reported once, by feedback_fits
 
 

@@ -20,8 +20,8 @@ import onnx
 
 from rnnc import ir
 from rnnc.artifacts import atomic_write_bytes
-from rnnc.decoding import decoding_plan
-from rnnc.errors import Problem, UsageError
+from rnnc.decoding import decoding_plan, decoding_problems
+from rnnc.errors import Problem, SpecError, UsageError
 from rnnc.initial import initial_weights
 from rnnc.text import Vocab
 
@@ -49,6 +49,8 @@ def export(
     proto = deployable(model, weights, classes=classes, vocab=vocab)
     plan = decoding_plan(model)
     if plan is not None:  # the decoding graphs first: a model.onnx on disk has its companions
+        if problems := decoding_problems(model):  # rnnc check refuses these specs; an IR built by hand may have them
+            raise SpecError(problems)
         entry, graphs = companions(model, weights, plan, path, vocab)
         for file, graph in graphs.items():
             atomic_write_bytes(file, graph.SerializeToString())

@@ -269,3 +269,23 @@ def test_rnnc_compile_of_add_numbers_writes_the_three_files(tmp_path: Path) -> N
     want = ort.InferenceSession(str(out)).run(["answer"], feeds)[0]
     real = np.arange(want.shape[1])[None, :] < lengths[:, None]
     np.testing.assert_allclose(decode_teacher_forced(out, feeds, chunk=False)[real], want[real], atol=1e-5)
+
+
+def test_export_refuses_an_ir_whose_decoder_needs_later_steps(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rnnc.errors import SpecError
+
+    text = SEQ2SEQ.replace("RNN, units: 8, return_sequences: true, initial_state: encoder.state",
+                           "gru, units: 4, return_sequences: true, bidirectional: true").replace("RNN", "gru")
+    text = text.replace("SCORE", "score: general").replace(", feedback: {input: answer_in, start: 12, end: 13, max_length: 6}", "")
+    model = spec_model(tmp_path, text)  # no feedback: rnnc check has nothing to refuse
+    assert model.graph is not None
+    out = replace(model.graph.outputs[0], feedback=ir.Feedback("answer_in", 12, 13, 6))
+    model = replace(model, graph=replace(model.graph, outputs=(out,)))
+    with pytest.raises(SpecError) as err:
+        rnnc_onnx.export(model, random_weights(model), tmp_path / "m.onnx")
+    assert err.value.lines() == [
+        "seq2seq: layers[3]: decoding feeds 'answer' back into 'answer_in' one step at a time, so 'decoder' cannot be "
+        "bidirectional: its backward direction reads the steps after each one, which are not decoded yet"]
+    assert not list(tmp_path.glob("*.onnx"))
