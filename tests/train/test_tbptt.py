@@ -259,3 +259,27 @@ def test_two_workers_run_the_same_chunks_when_their_batches_differ_in_length(tmp
     assert done.returncode == 0, done.stderr[-2000:]
     logs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in logs] == [1, 2] and all(np.isfinite(e["loss"]) for e in logs)
+
+
+def test_a_resumed_tbptt_run_ends_as_the_uninterrupted_one(tmp_path: Path) -> None:
+    from rnnc_torch.checkpoint import load_checkpoint, save_checkpoint
+
+    x, y, lengths = sequence_data()
+    layers = [ir.GRU(6, return_sequences=True, dropout=0.2), ir.Dropout(0.2), ir.Dense(1)]
+    model = tiny_model(layers, shape=(None, 3), loss="mse", batch_size=8, epochs=3, seed=4, tbptt=5)
+    data = from_arrays(model, x, y, lengths)
+    path = tmp_path / "checkpoint.pt"
+
+    def keep_epoch_1(trainer: Trainer, logs: dict) -> None:
+        if logs["epoch"] == 1:
+            save_checkpoint(path, trainer.state_dict(), "fp")
+
+    whole = Trainer(model)
+    whole.run(data, progress=False, hooks=[keep_epoch_1])
+    torch.manual_seed(99)  # the checkpoint restores the dropout stream, whatever it holds now
+    resumed = Trainer(model)
+    resumed.load_state_dict(load_checkpoint(path, "fp"))
+    resumed.run(data, progress=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    for name, value in whole.module.ir_state().items():
+        np.testing.assert_array_equal(resumed.module.ir_state()[name], value, err_msg=name)
