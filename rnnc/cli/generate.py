@@ -16,8 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from rnnc.errors import RnncError, UsageError
+from rnnc.errors import UsageError
+
+if TYPE_CHECKING:
+    from rnnc.runtime_decode import Decoder
+    from rnnc.sampling import Sampling
 
 DEFAULT_TOKENS = 200  # a next-token model's -n when none is given
 
@@ -41,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def sampling_of(args: argparse.Namespace, default_sample: bool):  # type: ignore[no-untyped-def]
+def sampling_of(args: argparse.Namespace, default_sample: bool) -> Sampling | None:
     """The `Sampling` the flags ask for (None: greedy or beam); every bad flag together."""
     from rnnc.sampling import Sampling
 
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _continue(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-untyped-def]
+def _continue(args: argparse.Namespace, decoder: Decoder) -> int:
     """The prompt, then each new token's text as it comes; the number of new tokens."""
     sample = sampling_of(args, default_sample=True)
     n = args.n if args.n is not None else DEFAULT_TOKENS
@@ -116,7 +121,7 @@ def _continue(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-unty
     return count
 
 
-def _answer(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-untyped-def]
+def _answer(args: argparse.Namespace, decoder: Decoder) -> int:
     """Each question's decoded answer on its own line; the number of tokens decoded."""
     import numpy as np
 
@@ -143,7 +148,7 @@ def _answer(args: argparse.Namespace, decoder) -> int:  # type: ignore[no-untype
     return count
 
 
-def _only_question(decoder) -> str:  # type: ignore[no-untyped-def]
+def _only_question(decoder: Decoder) -> str:
     names = list(decoder.questions)
     inp = decoder.questions[names[0]]
     if len(names) != 1 or not (inp.token_ids and inp.sequence):
