@@ -134,14 +134,18 @@ def test_lang_attention_runs_and_draws_its_weights(tmp_path: Path) -> None:
     assert re.search(r"  farfalla +\w+ \d\.\d\d", out) and (tmp_path / "run" / "attention.png").stat().st_size > 10_000
 
 
-def test_seq2seq_addition_runs_and_scores_teacher_forced(tmp_path: Path) -> None:
+def test_seq2seq_addition_runs_scores_teacher_forced_and_decodes(tmp_path: Path) -> None:
     train = subset(EXAMPLES / "seq2seq_addition" / "data" / "train.npz", tmp_path / "train.npz", 14)
     out = run_example("seq2seq_addition", tmp_path / "run", "--set", "training.epochs=1", "--set", f"data.train={train}")
     assert "test: 2000 questions never seen in training, 8368 answer steps (digits and end), teacher-forced" in out
     steps, exact = (float(x) for x in re.search(r"  per-step accuracy ([\d.]+)  exact match ([\d.]+) \(\d+/2000\)  LSTM", out).groups())
     assert 0 <= exact <= steps <= 1
     assert re.search(r"per-step accuracy 0\.\d{4}  exact match 0\.\d{4}  the most common token at each step", out)
-    assert re.search(r"(?m)^ +\d+\+\d+ = \d+ +predicted \d* +(right|WRONG)$", out)
+    greedy, beam = (int(re.search(rf"  exact match [\d.]+ \((\d+)/2000\)  {kind} ", out).group(1)) for kind in ("greedy", "beam 3"))
+    agree = int(re.search(r"greedy decoding and teacher forcing agree on (\d+)/2000 questions", out).group(1))
+    assert agree >= 1995 and abs(greedy - round(exact * 2000)) <= 2000 - agree  # right where every forced step is
+    assert 0 <= beam <= 2000 and re.search(r"beam 3 writes \d+ answers otherwise than greedy: \d+ now right, \d+ now wrong", out)
+    assert re.search(r"(?m)^ +\d+\+\d+ = \d+( +\d* +(right|WRONG)){3}$", out)
     # rnnc train's own test accuracy (torch) counts the steps run.py counts (onnxruntime)
     logged = float(re.search(r"(?m)^test  loss [\d.]+  accuracy ([\d.]+)$", out).group(1))
     assert abs(logged - steps) < 1e-3, (logged, steps)
@@ -167,5 +171,7 @@ def test_lang_attention_is_level_with_lang_id(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_seq2seq_addition_writes_most_sums_right(tmp_path: Path) -> None:
     out = run_example("seq2seq_addition", tmp_path / "run")
-    steps, exact = (float(x) for x in re.search(r"per-step accuracy ([\d.]+), exact match ([\d.]+)", out).groups())
-    assert steps >= 0.98 and exact >= 0.93, out
+    found = re.search(r"per-step accuracy ([\d.]+), exact match ([\d.]+) \(teacher-forced\); decoded exact match "
+                      r"([\d.]+) greedy, ([\d.]+) beam 3", out)
+    steps, exact, greedy, beam = (float(x) for x in found.groups())
+    assert steps >= 0.98 and exact >= 0.93 and greedy >= 0.93 and beam >= 0.93, out
