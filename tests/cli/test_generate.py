@@ -7,6 +7,7 @@ model as one line with exit status 2."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,11 @@ optimizer: adam
     assert refused(capsys, "generate", runs["chars"], "--input", tmp_path / "x.npz") == [
         f"--input is for a sequence-to-sequence model; {runs['chars'] / 'model.onnx'} continues a --prompt"]
     assert refused(capsys, "generate", tmp_path / "nowhere") == [f"{tmp_path / 'nowhere'}: no such run directory or model file"]
+
+
+def test_stats_say_how_fast_after_the_prompt(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(runs["chars"]), "--prompt", "abc", "-n", "20", "--seed", "0", "--stats"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out) == 3 + 20 + 1
+    assert re.fullmatch(r"20 tokens in [\d.]+ s: the first after [\d.]+ s \(the prompt's chunk\), then [\d,]+ tokens/s\n",
+                        captured.err), captured.err
