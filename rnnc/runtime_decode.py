@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -158,7 +158,7 @@ class Decoder:
         if fed != wanted_in:
             self._unusable(f"its encoder graph takes {sorted(fed)}, not the model's inputs besides {plan.input}: {sorted(wanted_in)}")
 
-    def _unusable(self, why: str) -> None:
+    def _unusable(self, why: str) -> NoReturn:
         raise ArtifactError(f"{self.path}: not a usable rnnc model: {why}")
 
     # --- one step ---------------------------------------------------------------------
