@@ -240,9 +240,47 @@ def graph_model_table(result: dict) -> str:
     return "\n".join([head, "", *rows, "", *latency, "", *goals])
 
 
+def generate_table(result: dict) -> str:
+    """bench/generate.py's table: tokens/s of decoding loops for a short and a long text."""
+    m, settings, long = result["machine"], result["settings"], result["reread_long"]
+    rates = {name: dict(by_n) for name, by_n in result["rates"].items()}
+    short, longest = (str(n) for n in settings["counts"])
+    model = result["model"]
+    head = (f"{m['date']}; {m['cpu']}, {m['cores']} cores; torch {m['torch']}, onnxruntime {m['onnxruntime']}; load average "
+            f"{result['load_before']:.2f} before, {result['load_after']:.2f} after; {result['seconds']:.0f} s"
+            + (" (--quick: a short run)" if settings.get("quick") else "") + ". A next-token model with random weights: "
+            f"embedding({model['vocab']}, {model['embedding']}), GRU({model['gru']}), dense({model['vocab']}) softmax; a "
+            f"{result['prompt']}-token prompt, then sampling at temperature 1; batch 1, one thread; {settings['reps']} runs "
+            f"of each (median, min-max). Greedy decoding chose the same {result['agreement']['greedy_tokens']} tokens in "
+            "every contender.")
+    names = ("rnnc", "rnnc step, bare", "torch", "re-read")
+    titles = ("rnnc (`rnnc.runtime_decode`)", "rnnc's step graph, a bare loop", "hand-written PyTorch, state carried",
+              "re-read the prefix (model.onnx)")
+    cell = {name: {n: span(rates[name][n]) for n in rates[name]} for name in names}
+    if long["runs"]:
+        cell["re-read"][longest] = f"{long['median']:.0f} ({plural(long['runs'], 'run')})"
+        rates["re-read"][longest] = long
+    rows = ["| tokens/s | " + " | ".join(titles) + " |", "|---|" + "---|" * len(names)]
+    for n in (short, longest):
+        rows.append(f"| {int(n):,} tokens | " + " | ".join(cell[name].get(n, "-") for name in names) + " |")
+    ratio = {name: rates[name][longest]["median"] / rates[name][short]["median"] for name in names if longest in rates[name]}
+    rows.append(f"| {int(longest):,} / {int(short):,} | " + " | ".join(f"{ratio[name]:.2f}" if name in ratio else "-"
+                                                                     for name in names) + " |")
+    ours, few = rates["rnnc"][longest]["median"], rates["rnnc"][short]
+    same = few["min"] <= ours <= few["max"]
+    claim = (f"Claim: rnnc's tokens/s for {int(longest):,} tokens is its rate for {int(short):,} within noise (the "
+             f"{int(longest):,}-token median inside the {int(short):,}-token runs' range): {'met' if same else 'not met'} "
+             f"({ours:.0f} against {span(few)}, ratio {ratio['rnnc']:.2f}). rnnc / hand-written PyTorch: "
+             f"{rates['rnnc'][short]['median'] / rates['torch'][short]['median']:.2f} at {int(short):,} tokens, "
+             f"{ours / rates['torch'][longest]['median']:.2f} at {int(longest):,}.")
+    return "\n".join([head, "", *rows, "", claim])
+
+
 def renderer(name: str) -> Callable[[dict], str]:
     """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table,
-    graph_model*.json -> graph_model_table."""
+    graph_model*.json -> graph_model_table, generate*.json -> generate_table."""
+    if name.startswith("generate"):
+        return generate_table
     if name.startswith("graph_model"):
         return graph_model_table
     return check_speed_table if name.startswith("check_speed") else run_all_tables
