@@ -193,3 +193,24 @@ def test_held_out_raw_text_is_read_through_the_vocabulary_the_model_carries(
     cross_entropy = [-np.log(probs[i, t, text[6 * i + t + 1]]) for i in range(len(ids)) for t in range(lengths[i])]
     assert len(cross_entropy) == len(text) - 1  # each character predicts the next, the pieces' last ones too
     assert result["perplexity"] == pytest.approx(np.exp(np.mean(cross_entropy)), rel=1e-6)
+
+
+def test_exact_match_for_each_kind_of_classification_loss() -> None:
+    from rnnc import ir
+    from rnnc.metrics import sequence_scores
+
+    mask = np.array([[True, True, False], [True, True, True], [False, False, False]])  # the last has no real step
+    probs = np.array([[[0.9, 0.2], [0.1, 0.7], [0.9, 0.9]],
+                      [[0.6, 0.4], [0.3, 0.8], [0.7, 0.1]],
+                      [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]])
+    binary = (probs > 0.5).astype(np.float32)
+    binary[0, 2] = 1 - binary[0, 2]  # a padded step: no matter
+    binary[1, 2, 1] = 1 - binary[1, 2, 1]  # one unit of one real step: the sequence is wrong
+    assert sequence_scores(ir.Loss("binary_crossentropy"), probs, binary, mask) == {"exact_match": 0.5}
+    one_hot = np.eye(2)[probs.argmax(-1)]
+    assert sequence_scores(ir.Loss("categorical_crossentropy"), probs, one_hot, mask) == {"exact_match": 1.0}
+    one_hot[0, 1] = one_hot[0, 1, ::-1]
+    assert sequence_scores(ir.Loss("categorical_crossentropy"), probs, one_hot, mask) == {"exact_match": 0.5}
+    assert sequence_scores(ir.Loss("categorical_crossentropy"), probs, one_hot) == {"exact_match": 2 / 3}  # no mask: all count
+    assert sequence_scores(ir.Loss("mse"), probs, probs, mask) == {}
+    assert sequence_scores(ir.Loss("sparse_categorical_crossentropy"), probs[:, 0], np.zeros(3)) == {}  # no time axis
