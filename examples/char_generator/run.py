@@ -3,13 +3,13 @@
 One command: `python examples/char_generator/run.py` trains `spec.yaml` with `rnnc
 train` (a GRU of 256 units reading one character at a time; the output at each step
 is a softmax over the next character, `feedback: text`; `data.text` reads each .txt
-as one stream of characters cut into samples of 200), then, with onnxruntime and
+as one stream of characters cut into samples of 100), then, with onnxruntime and
 numpy alone:
 
 - scores the held-out test text (John 1-11; training read Genesis, Exodus, Matthew and
   Mark) through the exported `model.onnx`, teacher-forced: the perplexity per
   character, exp of the mean cross-entropy over every predicted character, once over
-  the 200-character samples training scores (so it must equal `rnnc train`'s test
+  the 100-character samples training scores (its log is `rnnc train`'s test
   loss), once over the whole text in one pass (the state carried from its start);
 - scores the same characters with character n-gram models (interpolated Kneser-Ney,
   `ngram.py`) counted on the same training text: of order 5, and of the order from 3
