@@ -231,12 +231,12 @@ DATA = {
             },
         },
         "text": {
-            "description": "Raw text in .csv or .jsonl files, tokenised with a vocabulary built from the training file alone; id 0 is padding, id 1 an unknown token.",
+            "description": "Raw text in .csv or .jsonl files (a next-token graph also reads .txt files, each one stream of tokens), tokenised with a vocabulary built from the training file alone; id 0 is padding, id 1 an unknown token.",
             "type": "object",
             "additionalProperties": False,
             "properties": {
                 "column": {**_PATH, "default": _TEXT.column, "description": "The text column (csv) or field (jsonl)."},
-                "label": {**_PATH, "default": _TEXT.label, "description": "The label column or field."},
+                "label": {**_PATH, "default": _TEXT.label, "description": "The label column or field (a next-token graph reads none: its targets are its text)."},
                 "tokenizer": {"enum": ["char", "word"], "default": _TEXT.tokenizer},
                 "max_vocab": {"type": "integer", "minimum": 1, "default": _TEXT.max_vocab,
                               "description": "The most frequent training tokens kept, besides padding and unknown."},
