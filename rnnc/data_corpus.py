@@ -87,7 +87,7 @@ def vocab_misfits(model: ir.Model, vocab: Vocab, origin: str) -> list[tuple[Json
     do not fit."""
     name = next_token_input(model)
     what = (f"{origin}: the training text has {len(vocab.tokens)} distinct {vocab.tokenizer} tokens"
-            + (" (data.text.max_vocab keeps them)" if len(vocab.tokens) == _max_vocab(model) else "")
+            + (f" (data.text.max_vocab keeps the {len(vocab.tokens)} most frequent)" if len(vocab.tokens) == _max_vocab(model) else "")
             + f", which with padding (0) and unknown (1) take {vocab.size} ids")
     found: list[tuple[JsonPath, str]] = []
     for node in model.nodes:

@@ -140,7 +140,7 @@ def test_check_names_the_vocabulary_size_the_text_needs_at_the_settings(tmp_path
 def test_max_vocab_caps_the_vocabulary_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = write(tmp_path, SPEC.replace("max_length: 3", "max_length: 3, max_vocab: 4").replace("12", "5"), train_txt="abcdef")
     lines = check_lines(spec, capsys)
-    assert "has 4 distinct char tokens (data.text.max_vocab keeps them)" in lines[0] and lines[0].endswith("set vocab_size: 6")
+    assert "has 4 distinct char tokens (data.text.max_vocab keeps the 4 most frequent)" in lines[0] and lines[0].endswith("set vocab_size: 6")
 
 
 @pytest.mark.parametrize(
