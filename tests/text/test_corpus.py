@@ -197,3 +197,14 @@ def test_a_next_token_model_trains_from_a_txt_and_its_model_carries_the_vocabula
     assert probs.shape == (2, 16, 16)
     n = int(test.lengths["text"][0])
     np.testing.assert_allclose(probs[0, :n].sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_the_word_tokenizer_cuts_a_stream_into_words_and_marks(tmp_path: Path) -> None:
+    spec = SPEC.replace("tokenizer: char, lowercase: false", "tokenizer: word, lowercase: true")
+    data = load_training_data(load_model(write(tmp_path, spec, train_txt="The cat sat.\nThe dog sat!")))
+    assert data.vocab.tokens == ("sat", "the", "!", ".", "cat", "dog")  # by count, then as strings
+    words = ["the", "cat", "sat", ".", "the", "dog", "sat", "!"]
+    stream = [data.vocab.tokens.index(w) + 2 for w in words]
+    train = data.train
+    assert train.lengths["text"].tolist() == [3, 3, 1]
+    assert [t for i in range(3) for t in real(train, i)[0]] + [real(train, 2)[1][-1]] == stream
