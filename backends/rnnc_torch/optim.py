@@ -82,8 +82,10 @@ class Schedule:
             case "step":
                 return self.base_lr * spec.gamma ** ((epoch - 1) // spec.step_size)
             case "cosine":
-                # From the base rate at the first epoch down to min_lr at the last.
-                progress = (epoch - 1) / (self.epochs - 1) if self.epochs > 1 else 0.0
+                # From the base rate at the first epoch towards min_lr, which it would reach
+                # after the last (PyTorch's CosineAnnealingLR with T_max = epochs, stepped per
+                # epoch; Keras's CosineDecay): no epoch trains at min_lr, so 0 wastes none.
+                progress = (epoch - 1) / self.epochs
                 return spec.min_lr + (self.base_lr - spec.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
             case "plateau":
                 return self.lr

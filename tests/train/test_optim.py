@@ -37,7 +37,7 @@ def test_optimizer_settings_map_to_torch(spec: ir.Optimizer, cls: type, settings
 SCHEDULES = [
     (None, 0.1, 3, [0.1, 0.1, 0.1]),
     (ir.LRSchedule("step", step_size=2, gamma=0.5), 0.1, 5, [0.1, 0.1, 0.05, 0.05, 0.025]),
-    (ir.LRSchedule("cosine", min_lr=0.01), 0.1, 3, [0.1, 0.055, 0.01]),
+    (ir.LRSchedule("cosine", min_lr=0.01), 0.1, 3, [0.1, 0.0775, 0.0325]),  # PyTorch's CosineAnnealingLR(T_max=3)
     (ir.LRSchedule("cosine"), 0.1, 1, [0.1]),
 ]
 
@@ -95,3 +95,18 @@ def test_early_stopping(spec: ir.EarlyStopping, values: list[float], stops: int 
     assert stopped == stops
     assert stopper.best_epoch == best
     assert stopper.best_state is not None and stopper.best_state["weight"].item() == best
+
+
+def test_cosine_follows_torchs_cosine_annealing_stepped_per_epoch() -> None:
+    """The same rates as torch's own scheduler, so the last epoch still trains (min_lr 0)."""
+    epochs, base = 7, 0.05
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+    expected = []
+    for _ in range(epochs):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        reference.step()
+    schedule = Schedule(ir.LRSchedule("cosine"), base, epochs)
+    assert [schedule.lr_for(e) for e in range(1, epochs + 1)] == pytest.approx(expected, rel=1e-12)
+    assert schedule.lr_for(epochs) > 0
