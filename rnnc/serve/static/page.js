@@ -1,0 +1,220 @@
+// The page of `rnnc serve`: learns the models from GET /v1/models, POSTs what the user
+// typed, pasted or uploaded to the model's /v1 predict URL, and draws the answer as
+// inline SVG (bars for class probabilities, lines for a sequence or a forecast).
+// Everything the server sends is shown through textContent, never parsed as HTML.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const COLOURS = ["#2f6fd6", "#d6702f", "#2fa36b", "#a33fb8", "#b8a13f", "#3fa6b8"];
+const $ = (id) => document.getElementById(id);
+let models = [];
+let current = null;
+
+function element(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function clearOutput() {
+  $("error").hidden = true;
+  $("result").hidden = true;
+  $("chart").replaceChildren();
+  $("headline").textContent = "";
+}
+
+function example(model) {
+  if (model.input === "text") return "";
+  if (model.input === "ids") return "1, 2, 3";
+  if (model.input === "json") {
+    const one = {};
+    for (const input of model.inputs) one[input.name] = [];
+    return JSON.stringify(one);
+  }
+  const steps = model.timesteps || 5;
+  const features = model.features || 1;
+  const rows = [];
+  for (let t = 0; t < steps; t++) {
+    const row = [];
+    for (let f = 0; f < features; f++) row.push((Math.sin(0.7 * t + f) * 0.5).toFixed(2));
+    rows.push(row.join(", "));
+  }
+  return rows.join("\n");
+}
+
+function hint(model) {
+  const shape = (model.features ? model.features + " features" : "features") + " per step";
+  const steps = model.timesteps ? `exactly ${model.timesteps} steps` : "any number of steps";
+  switch (model.input) {
+    case "text": return "Type a text; the model reads it raw, tokenised as it was trained.";
+    case "ids": return "Token ids, comma-separated, one sequence.";
+    case "json": return "One instance as JSON: an object naming each input (" + model.inputs.map((i) => i.name).join(", ") + ").";
+    default: return `One sequence: one step per line, ${shape} comma-separated (${steps}). Paste it or upload a CSV.`;
+  }
+}
+
+function choose(model) {
+  current = model;
+  const takes = model.inputs.map((i) => `${i.name} ${i.datatype || ""} [${(i.shape || []).join(", ")}]`.replace(/\s+\[/, " [")).join("; ");
+  $("title").replaceChildren(document.createTextNode("rnnc serve: "), Object.assign(document.createElement("code"), { textContent: model.name }));
+  document.title = `${model.name} · rnnc serve`;
+  $("about").textContent = `takes ${takes || model.input}` + (model.classes ? `; classes ${model.classes.join(", ")}` : "");
+  $("hint").textContent = hint(model);
+  $("input").value = example(model);
+  $("input").placeholder = model.input === "text" ? "Type a text…" : example(model);
+  $("upload").hidden = model.input !== "sequence";
+  $("metadata").href = "/v2/models/" + encodeURIComponent(model.name);
+  $("predict").disabled = false;
+  clearOutput();
+}
+
+// One sequence from CSV text: one step per line, features separated by commas; a first
+// line with no number at all is a header and is skipped.
+function parseSteps(text, integers) {
+  const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+  if (integers && lines.length === 1) return lines[0].split(/[\s,]+/).filter((c) => c !== "").map((cell, i) => number(cell, 1, i, true));
+  const rows = lines.map((line) => line.split(",").map((cell) => cell.trim()));
+  if (rows.length && rows[0].every((cell) => cell === "" || Number.isNaN(Number(cell)))) rows.shift();
+  if (!rows.length) throw new Error("the input is empty: give one step per line");
+  return rows.map((row, line) => {
+    const values = row.map((cell, column) => number(cell, line + 1, column, integers));
+    return integers ? values[0] : values;
+  });
+}
+
+function number(cell, line, column, integers) {
+  const value = Number(cell);
+  if (cell === "" || !Number.isFinite(value) || (integers && !Number.isInteger(value))) {
+    throw new Error(`line ${line}, column ${column + 1}: '${cell}' is not ${integers ? "an integer" : "a number"}`);
+  }
+  return value;
+}
+
+function payload(model) {
+  const text = $("input").value;
+  if (model.input === "text") return { texts: [text] };
+  if (model.input === "json") {
+    try { return { instances: [JSON.parse(text)] }; } catch (e) { throw new Error("the input is not JSON: " + e.message); }
+  }
+  return { instances: [parseSteps(text, model.input === "ids")] };
+}
+
+async function predict(event) {
+  event.preventDefault();
+  clearOutput();
+  let body;
+  try { body = payload(current); } catch (e) { showError(e.message); return; }
+  $("predict").disabled = true;
+  try {
+    const response = await fetch(current.predict, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) { showError((answer && answer.error) || `the server answered ${response.status}`); return; }
+    if (!answer || !Array.isArray(answer.predictions) || !answer.predictions.length) { showError("the server's answer has no predictions"); return; }
+    show(answer.predictions[0]);
+  } catch (e) {
+    showError("no answer from the server: " + e.message);
+  } finally {
+    $("predict").disabled = false;
+  }
+}
+
+function show(prediction) {
+  $("result").hidden = false;
+  if (prediction.probabilities) {
+    $("headline").textContent = `${prediction.label} (${Number(prediction.probability).toFixed(4)})`;
+    $("chart").append(bars(prediction.probabilities));
+    return;
+  }
+  for (const [name, value] of Object.entries(prediction)) {
+    const flat = [].concat(value).flat(Infinity);
+    if (flat.length === 1) {
+      $("headline").append(document.createTextNode(`${name} = ${Number(flat[0]).toPrecision(6)} `));
+    } else {
+      $("headline").append(document.createTextNode(`${name}: ${flat.length} values `));
+      $("chart").append(lines(name, value));
+    }
+  }
+}
+
+// Horizontal bars, likeliest first; data-label and data-value carry the exact numbers.
+function bars(probabilities) {
+  const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+  const width = 640, row = 30, left = 150, right = 70, top = 6;
+  const svg = element("svg", { id: "bars", width, height: top * 2 + row * entries.length, viewBox: `0 0 ${width} ${top * 2 + row * entries.length}`, role: "img" });
+  entries.forEach(([label, p], i) => {
+    const y = top + i * row;
+    const g = element("g", { class: "entry", "data-label": label, "data-value": p });
+    g.append(element("text", { x: left - 10, y: y + row / 2 + 4, "text-anchor": "end", class: "label" }, label));
+    g.append(element("rect", { x: left, y: y + 5, height: row - 10, width: Math.max(1, (width - left - right) * p), class: i === 0 ? "bar top" : "bar" }));
+    g.append(element("text", { x: left + (width - left - right) * p + 6, y: y + row / 2 + 4, class: "value" }, Number(p).toFixed(4)));
+    svg.append(g);
+  });
+  return svg;
+}
+
+// One line per output unit over the steps (or the values of a forecast vector).
+function lines(name, value) {
+  const rows = Array.isArray(value) ? value.map((v) => [].concat(v).flat(Infinity)) : [[value]];
+  const series = rows.length && rows[0].length > 1 ? rows[0].map((_, u) => rows.map((r) => r[u])) : [rows.map((r) => r[0])];
+  const all = series.flat();
+  let low = Math.min(...all), high = Math.max(...all);
+  if (high === low) { high += 0.5; low -= 0.5; }
+  const width = 640, height = 240, left = 56, right = 16, top = 12, bottom = 28;
+  const steps = series[0].length;
+  const x = (t) => left + (steps === 1 ? 0 : (t * (width - left - right)) / (steps - 1));
+  const y = (v) => top + ((high - v) * (height - top - bottom)) / (high - low);
+  const svg = element("svg", { id: "lines", "data-output": name, width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  svg.append(element("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" }));
+  svg.append(element("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }));
+  svg.append(element("text", { x: left - 6, y: top + 4, "text-anchor": "end", class: "value" }, high.toPrecision(3)));
+  svg.append(element("text", { x: left - 6, y: height - bottom, "text-anchor": "end", class: "value" }, low.toPrecision(3)));
+  svg.append(element("text", { x: left, y: height - 8, class: "value" }, "step 1"));
+  svg.append(element("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "value" }, `step ${steps}`));
+  series.forEach((values, unit) => {
+    const colour = COLOURS[unit % COLOURS.length];
+    const g = element("g", { class: "unit", "data-unit": unit });
+    g.append(element("polyline", { class: "series", stroke: colour, points: values.map((v, t) => `${x(t)},${y(v)}`).join(" ") }));
+    values.forEach((v, t) => g.append(element("circle", { class: "point", cx: x(t), cy: y(v), r: 3, fill: colour, "data-step": t, "data-value": v })));
+    svg.append(g);
+  });
+  return svg;
+}
+
+function readFile() {
+  const file = $("file").files[0];
+  if (!file) return;
+  file.text().then((text) => { $("input").value = text; }, (e) => showError("could not read the file: " + e.message));
+}
+
+async function start() {
+  $("form").addEventListener("submit", predict);
+  $("file").addEventListener("change", readFile);
+  $("model").addEventListener("change", () => choose(models[$("model").selectedIndex]));
+  try {
+    const response = await fetch("/v1/models");
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+    models = answer.models;
+  } catch (e) {
+    $("about").textContent = "";
+    showError("could not read the models from /v1/models: " + e.message);
+    return;
+  }
+  const wanted = new URLSearchParams(location.search).get("model");
+  for (const model of models) $("model").append(new Option(model.name, model.name));
+  $("choice").hidden = models.length < 2;
+  const index = Math.max(0, models.findIndex((m) => m.name === wanted));
+  $("model").selectedIndex = index;
+  choose(models[index]);
+  document.body.dataset.ready = "true";
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,254 @@
+"""The page at `/` of `rnnc serve`: what `/v1/models` tells it, that it loads nothing from
+elsewhere, and, in headless Chromium against a live server, that it shows what
+`rnnc.runtime` predicts (a text classifier's bars, a per-step regression's line) and
+the server's error line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+uvicorn = pytest.importorskip("uvicorn")
+rnnc_onnx = pytest.importorskip("rnnc_onnx")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from rnnc import ir, runtime  # noqa: E402
+from rnnc.errors import DataError, UsageError  # noqa: E402
+from rnnc.initial import initial_weights  # noqa: E402
+from rnnc.serve.page import STATIC, page_routes  # noqa: E402
+from rnnc.spec import model_from_mapping  # noqa: E402
+from rnnc.text import Vocab  # noqa: E402
+
+FEATURES = 3
+TEXT_LAYERS = [
+    {"type": "embedding", "vocab_size": 12, "dim": 4, "mask_zero": True},
+    {"type": "gru", "units": 4},
+    {"type": "dense", "units": 3, "activation": "softmax"},
+]
+PER_STEP_LAYERS = [{"type": "gru", "units": 4, "return_sequences": True}, {"type": "dense", "units": 2}]
+
+
+def export(folder: Path, name: str, input_: dict[str, Any], layers: list[dict[str, Any]], loss: str,
+           classes: list[str] | None = None, text: bool = False) -> Path:
+    model = model_from_mapping({"rnnc": 1, "name": name, "input": input_, "layers": layers, "loss": loss, "optimizer": "adam"})
+    vocab = Vocab.build(["a small test of words"], ir.TextData(tokenizer="char", max_vocab=10)) if text else None
+    path = folder / f"{name}.onnx"
+    rnnc_onnx.export(model, initial_weights(model, seed=3), path, classes=classes, vocab=vocab)
+    return path
+
+
+def served(path: Path) -> SimpleNamespace:
+    """A stand-in for rnnc.serve.models.ServedModel: what page_routes reads of one."""
+    predictor = runtime.load(path)
+    x = "INT64" if predictor.token_ids else "FP32"
+    shape = [-1, -1] if predictor.token_ids else [-1, -1, predictor.features]
+    return SimpleNamespace(name=path.stem, predictor=predictor, inputs=[{"name": "x", "datatype": x, "shape": shape}],
+                           outputs=[{"name": "y", "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in predictor.output_shape]}])
+
+
+def predict_route(model: SimpleNamespace) -> Route:
+    """/v1/predict as the page expects it: probabilities by class, else the output `y`."""
+    async def predict(request: Request) -> JSONResponse:
+        body = await request.json()
+        try:
+            if "texts" in body:
+                y = model.predictor.predict_texts(body["texts"])
+            else:
+                y = np.concatenate([model.predictor.predict(np.asarray([row], np.float32)) for row in body["instances"]])
+        except (DataError, UsageError) as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        classes = model.predictor.classes
+        if not classes:
+            return JSONResponse({"predictions": [{"y": row.tolist()} for row in y]})
+        return JSONResponse({"predictions": [
+            {"label": classes[int(p.argmax())], "probability": float(p.max()), "probabilities": dict(zip(classes, map(float, p)))}
+            for p in y
+        ]})
+    return Route("/v1/predict", predict, methods=["POST"])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SimpleNamespace]:
+    folder = tmp_path_factory.mktemp("page")
+    text = export(folder, "words", {"shape": [None], "dtype": "int64"}, TEXT_LAYERS, "sparse_categorical_crossentropy", ["a", "b", "c"], text=True)
+    per_step = export(folder, "steps", {"shape": [None, FEATURES]}, PER_STEP_LAYERS, "mse")
+    ids = export(folder, "ids", {"shape": [None], "dtype": "int64"}, TEXT_LAYERS, "sparse_categorical_crossentropy", ["x", "y", "z"])
+    return {"words": served(text), "steps": served(per_step), "ids": served(ids)}
+
+
+def test_models_json_says_what_each_model_takes_gives_and_where_to_post(models: dict[str, SimpleNamespace]) -> None:
+    one = TestClient(Starlette(routes=page_routes([models["words"]]))).get("/v1/models").json()["models"]
+    assert one == [{
+        "name": "words", "input": "text", "output": "classes", "classes": ["a", "b", "c"], "features": None, "timesteps": None,
+        "inputs": [{"name": "x", "datatype": "INT64", "shape": [-1, -1]}], "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}],
+        "predict": "/v1/predict",
+    }]
+    several = TestClient(Starlette(routes=page_routes(list(models.values())))).get("/v1/models").json()["models"]
+    assert [(m["name"], m["input"], m["output"], m["features"], m["predict"]) for m in several] == [
+        ("words", "text", "classes", None, "/v1/models/words/predict"),
+        ("steps", "sequence", "sequence", FEATURES, "/v1/models/steps/predict"),
+        ("ids", "ids", "classes", None, "/v1/models/ids/predict"),
+    ]
+
+
+def test_the_page_and_its_assets_are_served_with_a_policy_that_allows_only_this_server(models: dict[str, SimpleNamespace]) -> None:
+    client = TestClient(Starlette(routes=page_routes([models["words"]])))
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    for name, kind in (("page.js", "text/javascript"), ("page.css", "text/css")):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
+        assert asset.content == (STATIC / name).read_bytes()
+    assert client.get("/static/index.html").status_code == 404  # only the named assets, no folder served
+    assert client.get("/static/../page.py").status_code == 404
+
+
+def test_nothing_in_the_page_points_outside_the_server() -> None:
+    for name in ("index.html", "page.js", "page.css"):
+        urls = re.findall(r"\w+://[^\s\"')]+", (STATIC / name).read_text())
+        assert set(urls) <= {"http://www.w3.org/2000/svg"}, (name, urls)  # the SVG namespace is a name, never fetched
+
+
+# --- in a browser ----------------------------------------------------------------------
+
+def browser_missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return "Chromium is not installed (apt-get install chromium chromium-driver)"
+    return None
+
+
+browser_test = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
+
+
+class LiveServer:
+    """uvicorn on a free loopback port in a thread."""
+
+    def __init__(self, app: Starlette):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.socket.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+
+
+def chrome(width: int = 900, height: int = 700) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if why := browser_missing():
+        pytest.skip(why)
+    driver = chrome()
+    yield driver
+    driver.quit()
+
+
+def page_of(model: SimpleNamespace) -> Starlette:
+    return Starlette(routes=[*page_routes([model]), predict_route(model)])
+
+
+def predicted(driver: Any, url: str, typed: str) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    box = driver.find_element(By.ID, "input")
+    box.clear()
+    box.send_keys(typed)
+    driver.find_element(By.ID, "predict").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
+    return driver
+
+
+@browser_test
+def test_a_text_model_shows_its_class_probabilities_as_bars(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+
+    model = models["words"]
+    with LiveServer(page_of(model)) as live:
+        predicted(browser, live.url + "/", "a test")
+        assert browser.find_element(By.ID, "title").text == "rnnc serve: words"
+        assert "x INT64 [-1, -1]" in browser.find_element(By.ID, "about").text
+        entries = browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")
+        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in entries}
+        texts = {e.find_element(By.CSS_SELECTOR, "text.label").text: e.find_element(By.CSS_SELECTOR, "text.value").text for e in entries}
+    expected = model.predictor.predict_texts(["a test"])[0]
+    assert list(shown) == [model.predictor.classes[i] for i in np.argsort(-expected, kind="stable")]  # likeliest first
+    np.testing.assert_allclose([shown[c] for c in model.predictor.classes], expected, atol=1e-6)
+    assert texts == {c: f"{p:.4f}" for c, p in zip(model.predictor.classes, expected)}
+    best = model.predictor.classes[int(expected.argmax())]
+    assert browser.find_element(By.ID, "headline").text == f"{best} ({expected.max():.4f})"
+
+
+@browser_test
+def test_a_pasted_sequence_shows_the_per_step_output_as_lines(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+
+    model = models["steps"]
+    x = np.round(np.random.default_rng(0).uniform(-1, 1, (6, FEATURES)), 3).astype(np.float32)
+    csv = "a,b,c\n" + "\n".join(", ".join(f"{v:g}" for v in row) for row in x)  # with a header line, skipped
+    with LiveServer(page_of(model)) as live:
+        predicted(browser, live.url + "/", csv)
+        assert browser.find_element(By.ID, "upload").is_displayed()
+        units = browser.find_elements(By.CSS_SELECTOR, "#lines g.unit")
+        shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")] for u in units]
+    expected = model.predictor.predict(x[None])[0]  # [steps, units]
+    np.testing.assert_allclose(np.array(shown).T, expected, atol=1e-5)
+
+
+@browser_test
+def test_a_bad_input_shows_the_servers_error_line(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+
+    model = models["steps"]
+    with LiveServer(page_of(model)) as live:
+        predicted(browser, live.url + "/", "1, 2\n3, 4")  # two features where the model takes three
+        error = browser.find_element(By.ID, "error").text
+        assert error == f"the model takes input [batch, time, {FEATURES}], got shape [1, 2, 2]"
+        assert not browser.find_element(By.ID, "result").is_displayed()
+        predicted(browser, live.url + "/", "1, 2, x")  # refused by the page before it is sent
+        assert browser.find_element(By.ID, "error").text == "line 1, column 3: 'x' is not a number"
