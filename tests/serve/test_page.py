@@ -57,7 +57,8 @@ def served(path: Path) -> SimpleNamespace:
     """A stand-in for rnnc.serve.models.ServedModel: what page_routes reads of one."""
     predictor = runtime.load(path)
     x = "INT64" if predictor.token_ids else "FP32"
-    shape = [-1, -1] if predictor.token_ids else [-1, -1, predictor.features]
+    steps = predictor.timesteps or -1
+    shape = [-1, steps] if predictor.token_ids else [-1, steps, predictor.features]
     return SimpleNamespace(name=path.stem, predictor=predictor, inputs=[{"name": "x", "datatype": x, "shape": shape}],
                            outputs=[{"name": "y", "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in predictor.output_shape]}])
 

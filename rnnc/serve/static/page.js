@@ -67,6 +67,7 @@ function choose(model) {
   $("about").textContent = `takes ${takes || model.input}` + (model.classes ? `; classes ${model.classes.join(", ")}` : "");
   $("hint").textContent = hint(model);
   $("input").value = example(model);
+  $("input").rows = model.input === "sequence" || model.input === "json" ? 8 : 3;
   $("input").placeholder = model.input === "text" ? "Type a text…" : example(model);
   $("upload").hidden = model.input !== "sequence";
   $("metadata").href = "/v2/models/" + encodeURIComponent(model.name);
@@ -138,7 +139,8 @@ function show(prediction) {
     if (flat.length === 1) {
       $("headline").append(document.createTextNode(`${name} = ${Number(flat[0]).toPrecision(6)} `));
     } else {
-      $("headline").append(document.createTextNode(`${name}: ${flat.length} values `));
+      const [low, high] = [Math.min(...flat), Math.max(...flat)].map((v) => v.toPrecision(4));
+      $("headline").append(document.createTextNode(`${name}: ${flat.length} values, ${low} to ${high} `));
       $("chart").append(lines(name, value));
     }
   }
@@ -148,7 +150,7 @@ function show(prediction) {
 function bars(probabilities) {
   const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
   const width = 640, row = 30, left = 150, right = 70, top = 6;
-  const svg = element("svg", { id: "bars", width, height: top * 2 + row * entries.length, viewBox: `0 0 ${width} ${top * 2 + row * entries.length}`, role: "img" });
+  const svg = element("svg", { id: "bars", width: "100%", viewBox: `0 0 ${width} ${top * 2 + row * entries.length}`, role: "img" });
   entries.forEach(([label, p], i) => {
     const y = top + i * row;
     const g = element("g", { class: "entry", "data-label": label, "data-value": p });
@@ -171,7 +173,7 @@ function lines(name, value) {
   const steps = series[0].length;
   const x = (t) => left + (steps === 1 ? 0 : (t * (width - left - right)) / (steps - 1));
   const y = (v) => top + ((high - v) * (height - top - bottom)) / (high - low);
-  const svg = element("svg", { id: "lines", "data-output": name, width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = element("svg", { id: "lines", "data-output": name, width: "100%", viewBox: `0 0 ${width} ${height}`, role: "img" });
   svg.append(element("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" }));
   svg.append(element("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }));
   svg.append(element("text", { x: left - 6, y: top + 4, "text-anchor": "end", class: "value" }, high.toPrecision(3)));
