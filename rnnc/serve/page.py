@@ -61,26 +61,20 @@ def page_routes(models: Sequence[Any]) -> list[Route]:
 def describe(model: Any, count: int) -> dict[str, Any]:
     """What the page needs to know of one served model, as JSON."""
     predictor = model.predictor
-    about: dict[str, Any] = {
-        "name": model.name,
-        "inputs": [_plain(d) for d in model.inputs],
-        "outputs": [_plain(d) for d in model.outputs],
-        "predict": "/v1/predict" if count == 1 else f"/v1/models/{quote(model.name, safe='')}/predict",
-        "features": None,
-        "timesteps": None,
-        "classes": None,
-    }
+    about: dict[str, Any] = {"name": model.name}
     if hasattr(predictor, "token_ids"):  # a v1 chain: x in, y out
         about["input"] = "text" if predictor.vocab is not None else "ids" if predictor.token_ids else "sequence"
+        about["output"] = "classes" if predictor.classes else "sequence" if predictor.sequence_output else "values"
+        about["classes"] = predictor.classes
         about["features"] = predictor.features
         about["timesteps"] = predictor.timesteps
-        about["classes"] = predictor.classes
-        about["output"] = "classes" if predictor.classes else "sequence" if predictor.sequence_output else "values"
     else:  # a v2 graph: named inputs, given as one JSON object per instance
-        about["input"] = "json"
         named = [o for o in predictor.outputs.values() if o.classes]
-        about["classes"] = list(named[0].classes) if len(predictor.outputs) == 1 and named else None
-        about["output"] = "classes" if about["classes"] else "values"
+        classes = list(named[0].classes) if len(predictor.outputs) == 1 and named else None
+        about.update(input="json", output="classes" if classes else "values", classes=classes, features=None, timesteps=None)
+    about["inputs"] = [_plain(d) for d in model.inputs]
+    about["outputs"] = [_plain(d) for d in model.outputs]
+    about["predict"] = "/v1/predict" if count == 1 else f"/v1/models/{quote(model.name, safe='')}/predict"
     return about
 
 

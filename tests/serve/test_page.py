@@ -41,6 +41,11 @@ TEXT_LAYERS = [
     {"type": "gru", "units": 4},
     {"type": "dense", "units": 3, "activation": "softmax"},
 ]
+GRAPH_LAYERS = [
+    {"name": "h", "type": "gru", "units": 4, "input": "events"},
+    {"name": "both", "type": "concatenate", "input": ["h", "profile"]},
+    {"name": "churn", "type": "dense", "units": 2, "activation": "softmax"},
+]
 PER_STEP_LAYERS = [{"type": "gru", "units": 4, "return_sequences": True}, {"type": "dense", "units": 2}]
 
 
@@ -56,10 +61,15 @@ def export(folder: Path, name: str, input_: dict[str, Any], layers: list[dict[st
 def served(path: Path) -> SimpleNamespace:
     """A stand-in for rnnc.serve.models.ServedModel: what page_routes reads of one."""
     predictor = runtime.load(path)
-    x = "INT64" if predictor.token_ids else "FP32"
+    if isinstance(predictor, runtime.GraphPredictor):
+        inputs = [{"name": i.name, "datatype": "INT64" if i.token_ids else "FP32", "shape": [-1, *(d or -1 for d in i.shape)]}
+                  for i in predictor.inputs.values()]
+        outputs = [{"name": o.name, "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in o.shape]}
+                   for o in predictor.outputs.values()]
+        return SimpleNamespace(name=path.stem, predictor=predictor, inputs=inputs, outputs=outputs)
     steps = predictor.timesteps or -1
     shape = [-1, steps] if predictor.token_ids else [-1, steps, predictor.features]
-    return SimpleNamespace(name=path.stem, predictor=predictor, inputs=[{"name": "x", "datatype": x, "shape": shape}],
+    return SimpleNamespace(name=path.stem, predictor=predictor, inputs=[{"name": "x", "datatype": "INT64" if predictor.token_ids else "FP32", "shape": shape}],
                            outputs=[{"name": "y", "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in predictor.output_shape]}])
 
 
@@ -90,7 +100,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SimpleNamespac
     text = export(folder, "words", {"shape": [None], "dtype": "int64"}, TEXT_LAYERS, "sparse_categorical_crossentropy", ["a", "b", "c"], text=True)
     per_step = export(folder, "steps", {"shape": [None, FEATURES]}, PER_STEP_LAYERS, "mse")
     ids = export(folder, "ids", {"shape": [None], "dtype": "int64"}, TEXT_LAYERS, "sparse_categorical_crossentropy", ["x", "y", "z"])
-    return {"words": served(text), "steps": served(per_step), "ids": served(ids)}
+    graph = model_from_mapping({"rnnc": 2, "name": "churn", "inputs": {"events": {"shape": [None, FEATURES]}, "profile": {"shape": [2]}},
+                                "layers": GRAPH_LAYERS, "outputs": {"churn": {"loss": "sparse_categorical_crossentropy"}}, "optimizer": "adam"})
+    rnnc_onnx.export(graph, initial_weights(graph, seed=3), folder / "churn.onnx", classes={"churn": ["stay", "leave"]})
+    return {"words": served(text), "steps": served(per_step), "ids": served(ids), "churn": served(folder / "churn.onnx")}
 
 
 def test_models_json_says_what_each_model_takes_gives_and_where_to_post(models: dict[str, SimpleNamespace]) -> None:
@@ -105,7 +118,10 @@ def test_models_json_says_what_each_model_takes_gives_and_where_to_post(models: 
         ("words", "text", "classes", None, "/v1/models/words/predict"),
         ("steps", "sequence", "sequence", FEATURES, "/v1/models/steps/predict"),
         ("ids", "ids", "classes", None, "/v1/models/ids/predict"),
+        ("churn", "json", "classes", None, "/v1/models/churn/predict"),
     ]
+    assert several[3]["classes"] == ["stay", "leave"]
+    assert [i["name"] for i in several[3]["inputs"]] == ["events", "profile"]
 
 
 def test_the_page_and_its_assets_are_served_with_a_policy_that_allows_only_this_server(models: dict[str, SimpleNamespace]) -> None:
@@ -253,3 +269,20 @@ def test_a_bad_input_shows_the_servers_error_line(browser: Any, models: dict[str
         assert not browser.find_element(By.ID, "result").is_displayed()
         predicted(browser, live.url + "/", "1, 2, x")  # refused by the page before it is sent
         assert browser.find_element(By.ID, "error").text == "line 1, column 3: 'x' is not a number"
+
+
+@browser_test
+def test_with_several_models_the_page_offers_each_and_opens_the_one_named_in_the_url(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    with LiveServer(Starlette(routes=page_routes(list(models.values())))) as live:
+        browser.get(live.url + "/?model=steps")
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        choice = Select(browser.find_element(By.ID, "model"))
+        assert [o.text for o in choice.options] == list(models) and choice.first_selected_option.text == "steps"
+        assert browser.find_element(By.ID, "title").text == "rnnc serve: steps"
+        assert len(browser.find_element(By.ID, "input").get_attribute("value").splitlines()) == 5  # an example to edit
+        choice.select_by_visible_text("churn")
+        assert browser.find_element(By.ID, "title").text == "rnnc serve: churn"
+        assert browser.find_element(By.ID, "input").get_attribute("value") == '{"events":[],"profile":[]}'
