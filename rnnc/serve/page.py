@@ -9,7 +9,8 @@ what it gives (`classes`, `sequence` or `values`), its Open Inference Protocol i
 and outputs, and the URL its predictions are POSTed to (`/v1/predict` with one model,
 `/v1/models/NAME/predict` with several). The page draws the answer itself (inline SVG;
 nothing is fetched from anywhere but this server, which its Content-Security-Policy
-enforces).
+enforces). A server that wants a token should let `PUBLIC_PATHS` through without one:
+the page asks for the token when `/v1/models` answers 401 and sends it from then on.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ POLICY = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# what a browser fetches before it can send a token: the page asks for one when
+# /v1/models answers 401, so a server with --token lets these through without it
+PUBLIC_PATHS = frozenset({"/", *(f"/static/{name}" for name in ASSETS)})
 
 
 def page_routes(models: Sequence[Any]) -> list[Route]:

@@ -23,6 +23,8 @@ uvicorn = pytest.importorskip("uvicorn")
 rnnc_onnx = pytest.importorskip("rnnc_onnx")
 
 from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.middleware.base import BaseHTTPMiddleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
@@ -31,7 +33,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from rnnc import ir, runtime  # noqa: E402
 from rnnc.errors import DataError, UsageError  # noqa: E402
 from rnnc.initial import initial_weights  # noqa: E402
-from rnnc.serve.page import STATIC, page_routes  # noqa: E402
+from rnnc.serve.page import PUBLIC_PATHS, STATIC, page_routes  # noqa: E402
 from rnnc.spec import model_from_mapping  # noqa: E402
 from rnnc.text import Vocab  # noqa: E402
 
@@ -81,7 +83,8 @@ def predict_route(model: SimpleNamespace) -> Route:
             if "texts" in body:
                 y = model.predictor.predict_texts(body["texts"])
             else:
-                y = np.concatenate([model.predictor.predict(np.asarray([row], np.float32)) for row in body["instances"]])
+                dtype = np.int64 if model.predictor.token_ids else np.float32
+                y = np.concatenate([model.predictor.predict(np.asarray([row], dtype)) for row in body["instances"]])
         except (DataError, UsageError) as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         classes = model.predictor.classes
@@ -203,8 +206,13 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
-def page_of(model: SimpleNamespace) -> Starlette:
-    return Starlette(routes=[*page_routes([model]), predict_route(model)])
+def page_of(model: SimpleNamespace, token: str | None = None) -> Starlette:
+    async def bearer(request: Request, call_next: Any) -> Any:  # as a server started with --token
+        if token is None or request.url.path in PUBLIC_PATHS or request.headers.get("authorization") == f"Bearer {token}":
+            return await call_next(request)
+        return JSONResponse({"error": "Authorization: a bearer token is required"}, status_code=401)
+
+    return Starlette(routes=[*page_routes([model]), predict_route(model)], middleware=[Middleware(BaseHTTPMiddleware, dispatch=bearer)])
 
 
 def predicted(driver: Any, url: str, typed: str) -> Any:
@@ -286,3 +294,38 @@ def test_with_several_models_the_page_offers_each_and_opens_the_one_named_in_the
         choice.select_by_visible_text("churn")
         assert browser.find_element(By.ID, "title").text == "rnnc serve: churn"
         assert browser.find_element(By.ID, "input").get_attribute("value") == '{"events":[],"profile":[]}'
+
+
+@browser_test
+def test_token_ids_typed_comma_separated_give_the_runtimes_probabilities(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+
+    model = models["ids"]
+    with LiveServer(page_of(model)) as live:
+        predicted(browser, live.url + "/", "3, 1, 4, 1, 5")
+        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
+    expected = model.predictor.predict(np.array([[3, 1, 4, 1, 5]]))[0]
+    np.testing.assert_allclose([shown[c] for c in model.predictor.classes], expected, atol=1e-6)
+
+
+@browser_test
+def test_a_server_that_wants_a_token_gets_it_from_the_page(browser: Any, models: dict[str, SimpleNamespace]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    model = models["words"]
+    with LiveServer(page_of(model, token="s3cret")) as live:
+        browser.get(live.url + "/")
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "login").is_displayed())
+        assert browser.find_element(By.ID, "error").text == "could not read the models from /v1/models: Authorization: a bearer token is required"
+        browser.find_element(By.ID, "token").send_keys("s3cret")
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        assert not browser.find_element(By.ID, "login").is_displayed()
+        box = browser.find_element(By.ID, "input")
+        box.send_keys("a test")
+        browser.find_element(By.ID, "predict").click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
+        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
+        browser.execute_script("sessionStorage.clear()")
+    np.testing.assert_allclose([shown[c] for c in model.predictor.classes], model.predictor.predict_texts(["a test"])[0], atol=1e-6)

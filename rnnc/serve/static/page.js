@@ -10,6 +10,12 @@ const $ = (id) => document.getElementById(id);
 let models = [];
 let current = null;
 
+// A server started with --token wants it on every request; the page keeps it for this tab only.
+function headers(extra) {
+  const token = sessionStorage.getItem("rnnc-token");
+  return token ? { ...extra, Authorization: "Bearer " + token } : extra;
+}
+
 function element(name, attributes, text) {
   const node = document.createElementNS(SVG, name);
   for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, String(value));
@@ -114,9 +120,10 @@ async function predict(event) {
   $("predict").disabled = true;
   try {
     const response = await fetch(current.predict, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => null);
+    if (response.status === 401) $("login").hidden = false;
     if (!response.ok) { showError((answer && answer.error) || `the server answered ${response.status}`); return; }
     if (!answer || !Array.isArray(answer.predictions) || !answer.predictions.length) { showError("the server's answer has no predictions"); return; }
     show(answer.predictions[0]);
@@ -196,14 +203,13 @@ function readFile() {
   file.text().then((text) => { $("input").value = text; }, (e) => showError("could not read the file: " + e.message));
 }
 
-async function start() {
-  $("form").addEventListener("submit", predict);
-  $("file").addEventListener("change", readFile);
-  $("model").addEventListener("change", () => choose(models[$("model").selectedIndex]));
+async function load() {
+  clearOutput();
   try {
-    const response = await fetch("/v1/models");
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+    const response = await fetch("/v1/models", { headers: headers({}) });
+    const answer = await response.json().catch(() => null);
+    $("login").hidden = response.status !== 401;
+    if (!response.ok) throw new Error((answer && answer.error) || `the server answered ${response.status}`);
     models = answer.models;
   } catch (e) {
     $("about").textContent = "";
@@ -211,12 +217,24 @@ async function start() {
     return;
   }
   const wanted = new URLSearchParams(location.search).get("model");
-  for (const model of models) $("model").append(new Option(model.name, model.name));
+  $("model").replaceChildren(...models.map((model) => new Option(model.name, model.name)));
   $("choice").hidden = models.length < 2;
   const index = Math.max(0, models.findIndex((m) => m.name === wanted));
   $("model").selectedIndex = index;
   choose(models[index]);
   document.body.dataset.ready = "true";
+}
+
+function start() {
+  $("form").addEventListener("submit", predict);
+  $("file").addEventListener("change", readFile);
+  $("model").addEventListener("change", () => choose(models[$("model").selectedIndex]));
+  $("login").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("rnnc-token", $("token").value.trim());
+    load();
+  });
+  load();
 }
 
 document.addEventListener("DOMContentLoaded", start);
