@@ -329,3 +329,25 @@ def test_a_server_that_wants_a_token_gets_it_from_the_page(browser: Any, models:
         shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
         browser.execute_script("sessionStorage.clear()")
     np.testing.assert_allclose([shown[c] for c in model.predictor.classes], model.predictor.predict_texts(["a test"])[0], atol=1e-6)
+
+
+@browser_test
+def test_an_uploaded_csv_file_is_predicted_as_pasted(browser: Any, models: dict[str, SimpleNamespace], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    model = models["steps"]
+    x = np.round(np.random.default_rng(1).uniform(-1, 1, (4, FEATURES)), 3).astype(np.float32)
+    upload = tmp_path / "window.csv"
+    upload.write_text("\r\n".join(",".join(f"{v:g}" for v in row) for row in x) + "\r\n\r\n")  # Windows line ends, a blank line
+    with LiveServer(page_of(model)) as live:
+        browser.get(live.url + "/")
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        browser.find_element(By.ID, "file").send_keys(str(upload))
+        written = upload.read_bytes().decode().replace("\r", "")  # a textarea's value ends lines with \n
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "input").get_attribute("value").replace("\r", "") == written)
+        browser.find_element(By.ID, "predict").click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines g.unit"))
+        shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
+                 for u in browser.find_elements(By.CSS_SELECTOR, "#lines g.unit")]
+    np.testing.assert_allclose(np.array(shown).T, model.predictor.predict(x[None])[0], atol=1e-5)
