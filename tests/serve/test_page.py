@@ -38,6 +38,7 @@ from rnnc.spec import model_from_mapping  # noqa: E402
 from rnnc.text import Vocab  # noqa: E402
 
 FEATURES = 3
+WAIT = 30  # seconds for the browser to show something, on a loaded machine
 TEXT_LAYERS = [
     {"type": "embedding", "vocab_size": 12, "dim": 4, "mask_zero": True},
     {"type": "gru", "units": 4},
@@ -220,12 +221,12 @@ def predicted(driver: Any, url: str, typed: str) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
-    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     box = driver.find_element(By.ID, "input")
     box.clear()
     box.send_keys(typed)
     driver.find_element(By.ID, "predict").click()
-    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
     return driver
 
 
@@ -286,7 +287,7 @@ def test_with_several_models_the_page_offers_each_and_opens_the_one_named_in_the
 
     with LiveServer(Starlette(routes=page_routes(list(models.values())))) as live:
         browser.get(live.url + "/?model=steps")
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         choice = Select(browser.find_element(By.ID, "model"))
         assert [o.text for o in choice.options] == list(models) and choice.first_selected_option.text == "steps"
         assert browser.find_element(By.ID, "title").text == "rnnc serve: steps"
@@ -316,16 +317,16 @@ def test_a_server_that_wants_a_token_gets_it_from_the_page(browser: Any, models:
     model = models["words"]
     with LiveServer(page_of(model, token="s3cret")) as live:
         browser.get(live.url + "/")
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "login").is_displayed())
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "login").is_displayed())
         assert browser.find_element(By.ID, "error").text == "could not read the models from /v1/models: Authorization: a bearer token is required"
         browser.find_element(By.ID, "token").send_keys("s3cret")
         browser.find_element(By.CSS_SELECTOR, "#login button").click()
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         assert not browser.find_element(By.ID, "login").is_displayed()
         box = browser.find_element(By.ID, "input")
         box.send_keys("a test")
         browser.find_element(By.ID, "predict").click()
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
         shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
         browser.execute_script("sessionStorage.clear()")
     np.testing.assert_allclose([shown[c] for c in model.predictor.classes], model.predictor.predict_texts(["a test"])[0], atol=1e-6)
@@ -342,12 +343,12 @@ def test_an_uploaded_csv_file_is_predicted_as_pasted(browser: Any, models: dict[
     upload.write_text("\r\n".join(",".join(f"{v:g}" for v in row) for row in x) + "\r\n\r\n")  # Windows line ends, a blank line
     with LiveServer(page_of(model)) as live:
         browser.get(live.url + "/")
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
         browser.find_element(By.ID, "file").send_keys(str(upload))
         written = upload.read_bytes().decode().replace("\r", "")  # a textarea's value ends lines with \n
-        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "input").get_attribute("value").replace("\r", "") == written)
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "input").get_attribute("value").replace("\r", "") == written)
         browser.find_element(By.ID, "predict").click()
-        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines g.unit"))
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines g.unit"))
         shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
                  for u in browser.find_elements(By.CSS_SELECTOR, "#lines g.unit")]
     np.testing.assert_allclose(np.array(shown).T, model.predictor.predict(x[None])[0], atol=1e-5)

@@ -6,6 +6,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = ["#2f6fd6", "#d6702f", "#2fa36b", "#a33fb8", "#b8a13f", "#3fa6b8"];
+const MAX_POINTS = 500; // a longer output is drawn as its line alone
 const $ = (id) => document.getElementById(id);
 let models = [];
 let current = null;
@@ -146,7 +147,7 @@ function show(prediction) {
     if (flat.length === 1) {
       $("headline").append(document.createTextNode(`${name} = ${Number(flat[0]).toPrecision(6)} `));
     } else {
-      const [low, high] = [Math.min(...flat), Math.max(...flat)].map((v) => v.toPrecision(4));
+      const [low, high] = [Math.min, Math.max].map((pick) => flat.reduce((a, b) => pick(a, b)).toPrecision(4));
       $("headline").append(document.createTextNode(`${name}: ${flat.length} values, ${low} to ${high} `));
       $("chart").append(lines(name, value));
     }
@@ -174,7 +175,7 @@ function lines(name, value) {
   const rows = Array.isArray(value) ? value.map((v) => [].concat(v).flat(Infinity)) : [[value]];
   const series = rows.length && rows[0].length > 1 ? rows[0].map((_, u) => rows.map((r) => r[u])) : [rows.map((r) => r[0])];
   const all = series.flat();
-  let low = Math.min(...all), high = Math.max(...all);
+  let low = all.reduce((a, b) => Math.min(a, b)), high = all.reduce((a, b) => Math.max(a, b));
   if (high === low) { high += 0.5; low -= 0.5; }
   const width = 640, height = 240, left = 56, right = 16, top = 12, bottom = 28;
   const steps = series[0].length;
@@ -191,7 +192,7 @@ function lines(name, value) {
     const colour = COLOURS[unit % COLOURS.length];
     const g = element("g", { class: "unit", "data-unit": unit });
     g.append(element("polyline", { class: "series", stroke: colour, points: values.map((v, t) => `${x(t)},${y(v)}`).join(" ") }));
-    values.forEach((v, t) => g.append(element("circle", { class: "point", cx: x(t), cy: y(v), r: 3, fill: colour, "data-step": t, "data-value": v })));
+    if (steps <= MAX_POINTS) values.forEach((v, t) => g.append(element("circle", { class: "point", cx: x(t), cy: y(v), r: 3, fill: colour, "data-step": t, "data-value": v })));
     svg.append(g);
   });
   return svg;
