@@ -239,7 +239,7 @@ def test_a_text_model_shows_its_class_probabilities_as_bars(browser: Any, models
         predicted(browser, live.url + "/", "a test")
         assert browser.find_element(By.ID, "title").text == "rnnc serve: words"
         assert "x INT64 [-1, -1]" in browser.find_element(By.ID, "about").text
-        entries = browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")
+        entries = browser.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")
         shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in entries}
         texts = {e.find_element(By.CSS_SELECTOR, "text.label").text: e.find_element(By.CSS_SELECTOR, "text.value").text for e in entries}
     expected = model.predictor.predict_texts(["a test"])[0]
@@ -260,7 +260,7 @@ def test_a_pasted_sequence_shows_the_per_step_output_as_lines(browser: Any, mode
     with LiveServer(page_of(model)) as live:
         predicted(browser, live.url + "/", csv)
         assert browser.find_element(By.ID, "upload").is_displayed()
-        units = browser.find_elements(By.CSS_SELECTOR, "#lines g.unit")
+        units = browser.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")
         shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")] for u in units]
     expected = model.predictor.predict(x[None])[0]  # [steps, units]
     np.testing.assert_allclose(np.array(shown).T, expected, atol=1e-5)
@@ -303,8 +303,10 @@ def test_token_ids_typed_comma_separated_give_the_runtimes_probabilities(browser
 
     model = models["ids"]
     with LiveServer(page_of(model)) as live:
-        predicted(browser, live.url + "/", "3, 1, 4, 1, 5")
-        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
+        predicted(browser, live.url + "/", "3, 1, 4,\n1 5")  # commas, spaces and lines alike
+        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")}
+        predicted(browser, live.url + "/", "3, 1.5")
+        assert browser.find_element(By.ID, "error").text == "id 2: '1.5' is not an integer"
     expected = model.predictor.predict(np.array([[3, 1, 4, 1, 5]]))[0]
     np.testing.assert_allclose([shown[c] for c in model.predictor.classes], expected, atol=1e-6)
 
@@ -327,7 +329,7 @@ def test_a_server_that_wants_a_token_gets_it_from_the_page(browser: Any, models:
         box.send_keys("a test")
         browser.find_element(By.ID, "predict").click()
         WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
-        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "#bars g.entry")}
+        shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in browser.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")}
         browser.execute_script("sessionStorage.clear()")
     np.testing.assert_allclose([shown[c] for c in model.predictor.classes], model.predictor.predict_texts(["a test"])[0], atol=1e-6)
 
@@ -348,7 +350,7 @@ def test_an_uploaded_csv_file_is_predicted_as_pasted(browser: Any, models: dict[
         written = upload.read_bytes().decode().replace("\r", "")  # a textarea's value ends lines with \n
         WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "input").get_attribute("value").replace("\r", "") == written)
         browser.find_element(By.ID, "predict").click()
-        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lines g.unit"))
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg.lines g.unit"))
         shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
-                 for u in browser.find_elements(By.CSS_SELECTOR, "#lines g.unit")]
+                 for u in browser.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")]
     np.testing.assert_allclose(np.array(shown).T, model.predictor.predict(x[None])[0], atol=1e-5)

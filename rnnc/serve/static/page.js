@@ -83,23 +83,24 @@ function choose(model) {
 }
 
 // One sequence from CSV text: one step per line, features separated by commas; a first
-// line with no number at all is a header and is skipped.
+// line with no number at all is a header and is skipped. Token ids: all of them, in order.
 function parseSteps(text, integers) {
   const lines = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
-  if (integers && lines.length === 1) return lines[0].split(/[\s,]+/).filter((c) => c !== "").map((cell, i) => number(cell, 1, i, true));
+  if (integers) {  // token ids: one sequence, however it is broken into lines
+    const ids = lines.join(",").split(/[\s,]+/).filter((c) => c !== "").map((cell, i) => number(cell, `id ${i + 1}`, true));
+    if (!ids.length) throw new Error("the input is empty: give token ids, comma-separated");
+    return ids;
+  }
   const rows = lines.map((line) => line.split(",").map((cell) => cell.trim()));
   if (rows.length && rows[0].every((cell) => cell === "" || Number.isNaN(Number(cell)))) rows.shift();
   if (!rows.length) throw new Error("the input is empty: give one step per line");
-  return rows.map((row, line) => {
-    const values = row.map((cell, column) => number(cell, line + 1, column, integers));
-    return integers ? values[0] : values;
-  });
+  return rows.map((row, line) => row.map((cell, column) => number(cell, `line ${line + 1}, column ${column + 1}`, false)));
 }
 
-function number(cell, line, column, integers) {
+function number(cell, where, integers) {
   const value = Number(cell);
   if (cell === "" || !Number.isFinite(value) || (integers && !Number.isInteger(value))) {
-    throw new Error(`line ${line}, column ${column + 1}: '${cell}' is not ${integers ? "an integer" : "a number"}`);
+    throw new Error(`${where}: '${cell}' is not ${integers ? "an integer" : "a number"}`);
   }
   return value;
 }
@@ -142,23 +143,36 @@ function show(prediction) {
     $("chart").append(bars(prediction.probabilities));
     return;
   }
+  const said = [];
   for (const [name, value] of Object.entries(prediction)) {
+    if (value && typeof value === "object" && value.probabilities) {  // one of a graph's outputs
+      said.push(`${name}: ${value.label} (${Number(value.probability).toFixed(4)})`);
+      $("chart").append(caption(name), bars(value.probabilities));
+      continue;
+    }
     const flat = [].concat(value).flat(Infinity);
-    if (flat.length === 1) {
-      $("headline").append(document.createTextNode(`${name} = ${Number(flat[0]).toPrecision(6)} `));
+    if (!flat.every((v) => typeof v === "number")) {
+      said.push(`${name} = ${JSON.stringify(value)}`);
+    } else if (flat.length <= 1) {
+      said.push(flat.length ? `${name} = ${flat[0].toPrecision(6)}` : `${name}: no values`);
     } else {
       const [low, high] = [Math.min, Math.max].map((pick) => flat.reduce((a, b) => pick(a, b)).toPrecision(4));
-      $("headline").append(document.createTextNode(`${name}: ${flat.length} values, ${low} to ${high} `));
-      $("chart").append(lines(name, value));
+      said.push(`${name}: ${flat.length} values, ${low} to ${high}`);
+      $("chart").append(caption(name), lines(name, value));
     }
   }
+  $("headline").textContent = said.join("; ");
+}
+
+function caption(name) {
+  return Object.assign(document.createElement("h3"), { textContent: name });
 }
 
 // Horizontal bars, likeliest first; data-label and data-value carry the exact numbers.
 function bars(probabilities) {
   const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
   const width = 640, row = 30, left = 150, right = 70, top = 6;
-  const svg = element("svg", { id: "bars", width: "100%", viewBox: `0 0 ${width} ${top * 2 + row * entries.length}`, role: "img" });
+  const svg = element("svg", { class: "bars", width: "100%", viewBox: `0 0 ${width} ${top * 2 + row * entries.length}`, role: "img" });
   entries.forEach(([label, p], i) => {
     const y = top + i * row;
     const g = element("g", { class: "entry", "data-label": label, "data-value": p });
@@ -181,7 +195,7 @@ function lines(name, value) {
   const steps = series[0].length;
   const x = (t) => left + (steps === 1 ? 0 : (t * (width - left - right)) / (steps - 1));
   const y = (v) => top + ((high - v) * (height - top - bottom)) / (high - low);
-  const svg = element("svg", { id: "lines", "data-output": name, width: "100%", viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = element("svg", { class: "lines", "data-output": name, width: "100%", viewBox: `0 0 ${width} ${height}`, role: "img" });
   svg.append(element("line", { x1: left, y1: top, x2: left, y2: height - bottom, class: "axis" }));
   svg.append(element("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: "axis" }));
   svg.append(element("text", { x: left - 6, y: top + 4, "text-anchor": "end", class: "value" }, high.toPrecision(3)));
