@@ -144,10 +144,11 @@ function show(prediction) {
     return;
   }
   const said = [];
+  const named = Object.keys(prediction).length > 1;  // several outputs: each chart says whose it is
   for (const [name, value] of Object.entries(prediction)) {
     if (value && typeof value === "object" && value.probabilities) {  // one of a graph's outputs
       said.push(`${name}: ${value.label} (${Number(value.probability).toFixed(4)})`);
-      $("chart").append(caption(name), bars(value.probabilities));
+      $("chart").append(...(named ? [caption(name)] : []), bars(value.probabilities));
       continue;
     }
     const flat = [].concat(value).flat(Infinity);
@@ -158,7 +159,7 @@ function show(prediction) {
     } else {
       const [low, high] = [Math.min, Math.max].map((pick) => flat.reduce((a, b) => pick(a, b)).toPrecision(4));
       said.push(`${name}: ${flat.length} values, ${low} to ${high}`);
-      $("chart").append(caption(name), lines(name, value));
+      $("chart").append(...(named ? [caption(name)] : []), lines(name, value));
     }
   }
   $("headline").textContent = said.join("; ");
