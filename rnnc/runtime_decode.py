@@ -291,6 +291,16 @@ class Decoder:
             raise UsageError(f"--prompt: token ids must lie in [0, {top - 1}] (vocab_size {top}), got {bad[0]}")
         return ids
 
+    def unknown_tokens(self, prompt: str) -> list[str]:
+        """The tokens of a text prompt to continue that the vocabulary lacks (each read
+        as the unknown id), in order, each once."""
+        if self.vocab is None:
+            return []
+        tokens = list(prompt.lower() if self.vocab.lowercase else prompt) if self.vocab.tokenizer == "char" \
+            else text.tokenize(prompt, self.vocab.tokenizer, self.vocab.lowercase)
+        known = set(self.vocab.tokens)
+        return list(dict.fromkeys(t for t in tokens if t not in known))
+
     def generate(self, prompt: str | list[int], n: int, *, sample: sampling.Sampling | None = None) -> Iterator[int]:
         """A next-token model's new tokens after `prompt`, one at a time as each is chosen
         (greedy, or drawn by `sample`), until the end id or `n` of them."""

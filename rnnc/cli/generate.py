@@ -106,6 +106,10 @@ def _continue(args: argparse.Namespace, decoder: Decoder, first: list[float]) ->
     sample = sampling_of(args, default_sample=True)
     n = args.n if args.n is not None else DEFAULT_TOKENS
     prompt = args.prompt if args.prompt is not None else ""
+    if unknown := decoder.unknown_tokens(prompt):
+        shown = ", ".join(repr(t) for t in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        print(f"rnnc generate: warning: the prompt has {len(unknown)} token{'s' if len(unknown) > 1 else ''} "
+              f"the model never saw in training ({shown}), each read as the unknown token", file=sys.stderr)
     out = sys.stdout
     if args.beam is not None and args.beam > 1:
         ids = decoder.generate_beam(prompt, n, args.beam)

@@ -284,3 +284,13 @@ def test_stats_say_how_fast_after_the_prompt(runs: dict[str, Path], capsys: pyte
     assert len(captured.out) == 3 + 20 + 1
     assert re.fullmatch(r"20 tokens in [\d.]+ s: the first after [\d.]+ s \(the prompt's chunk\), then [\d,]+ tokens/s\n",
                         captured.err), captured.err
+
+
+def test_prompt_tokens_outside_the_vocabulary_are_named_on_stderr(runs: dict[str, Path],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(runs["chars"]), "--prompt", "bad Ωz Ω", "-n", "5", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("bad Ωz Ω")
+    assert captured.err.splitlines() == [  # lowercased, as the vocabulary reads it
+        "rnnc generate: warning: the prompt has 3 tokens the model never saw in training (' ', 'ω', 'z'), "
+        "each read as the unknown token"]
