@@ -113,10 +113,9 @@ def run_decoding(args: argparse.Namespace, predictor: GraphPredictor, model_path
             writer.finish()
         except RnncError as err:
             if args.output is None and writer.done:  # those rows are on the reader's screen or in its file
-                after = f"; {writer.done} of {count} rows were written before this error"
-                if isinstance(err, DataError):
-                    raise InputErrors([*err.lines()[:-1], err.lines()[-1] + after]) from None
-                raise type(err)(f"{err}{after}") from None
+                from rnnc.cli.predict_output import partly_written
+
+                raise partly_written(err, writer.done, count) from None
             raise
         finally:
             writer.close()

@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from rnnc.errors import ArtifactError
+from rnnc.errors import ArtifactError, DataError, RnncError
 from rnnc.runtime import Predictor
 
 PROBABILITY = "%.6g"  # six digits are plenty for a person; -o .npy keeps every bit
@@ -208,3 +208,14 @@ class ArrayWriter(Counted):
             with contextlib.suppress(OSError, ValueError):
                 self.handle.close()
                 self.archive.close()
+
+
+def partly_written(err: RnncError, done: int, count: int) -> RnncError:
+    """`err`, its last line saying that `done` of `count` rows were written before it
+    (they are on the reader's screen or in the piped file); each line of a DataError kept."""
+    after = f"; {done} of {count} rows were written before this error"
+    if isinstance(err, DataError):
+        from rnnc.runtime_inputs import InputErrors
+
+        return InputErrors([*err.lines()[:-1], err.lines()[-1] + after])
+    return type(err)(f"{err}{after}")
