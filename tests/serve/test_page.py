@@ -67,12 +67,16 @@ def served(path: Path) -> SimpleNamespace:
     if isinstance(predictor, runtime.GraphPredictor):
         inputs = [{"name": i.name, "datatype": "INT64" if i.token_ids else "FP32", "shape": [-1, *(d or -1 for d in i.shape)]}
                   for i in predictor.inputs.values()]
+        inputs += [{"name": f"{i.name}.lengths", "datatype": "INT64", "shape": [-1], "optional": True} for i in predictor.inputs.values() if i.takes_lengths]
         outputs = [{"name": o.name, "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in o.shape]}
                    for o in predictor.outputs.values()]
         return SimpleNamespace(name=path.stem, predictor=predictor, inputs=inputs, outputs=outputs)
     steps = predictor.timesteps or -1
     shape = [-1, steps] if predictor.token_ids else [-1, steps, predictor.features]
-    return SimpleNamespace(name=path.stem, predictor=predictor, inputs=[{"name": "x", "datatype": "INT64" if predictor.token_ids else "FP32", "shape": shape}],
+    inputs = [{"name": "x", "datatype": "INT64" if predictor.token_ids else "FP32", "shape": shape}]
+    if predictor.takes_lengths:
+        inputs.append({"name": "lengths", "datatype": "INT64", "shape": [-1], "optional": True})
+    return SimpleNamespace(name=path.stem, predictor=predictor, inputs=inputs,
                            outputs=[{"name": "y", "datatype": "FP32", "shape": [-1 if isinstance(d, str) else d for d in predictor.output_shape]}])
 
 
@@ -114,7 +118,8 @@ def test_models_json_says_what_each_model_takes_gives_and_where_to_post(models: 
     one = TestClient(Starlette(routes=page_routes([models["words"]]))).get("/v1/models").json()["models"]
     assert one == [{
         "name": "words", "input": "text", "output": "classes", "classes": ["a", "b", "c"], "features": None, "timesteps": None,
-        "inputs": [{"name": "x", "datatype": "INT64", "shape": [-1, -1]}], "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}],
+        "inputs": [{"name": "x", "datatype": "INT64", "shape": [-1, -1]}, {"name": "lengths", "datatype": "INT64", "shape": [-1], "optional": True}],
+        "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}],
         "predict": "/v1/predict",
     }]
     several = TestClient(Starlette(routes=page_routes(list(models.values())))).get("/v1/models").json()["models"]
@@ -125,7 +130,7 @@ def test_models_json_says_what_each_model_takes_gives_and_where_to_post(models: 
         ("churn", "json", "classes", None, "/v1/models/churn/predict"),
     ]
     assert several[3]["classes"] == ["stay", "leave"]
-    assert [i["name"] for i in several[3]["inputs"]] == ["events", "profile"]
+    assert [i["name"] for i in several[3]["inputs"]] == ["events", "profile", "events.lengths"]
 
 
 def test_the_page_and_its_assets_are_served_with_a_policy_that_allows_only_this_server(models: dict[str, SimpleNamespace]) -> None:
@@ -238,7 +243,7 @@ def test_a_text_model_shows_its_class_probabilities_as_bars(browser: Any, models
     with LiveServer(page_of(model)) as live:
         predicted(browser, live.url + "/", "a test")
         assert browser.find_element(By.ID, "title").text == "rnnc serve: words"
-        assert "x INT64 [-1, -1]" in browser.find_element(By.ID, "about").text
+        assert browser.find_element(By.ID, "about").text == "takes x INT64 [-1, -1]; classes a, b, c"  # lengths: the server's
         entries = browser.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")
         shown = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in entries}
         texts = {e.find_element(By.CSS_SELECTOR, "text.label").text: e.find_element(By.CSS_SELECTOR, "text.value").text for e in entries}

@@ -36,12 +36,17 @@ function clearOutput() {
   $("headline").textContent = "";
 }
 
+// The inputs a user gives: lengths inputs are optional, the server fills them.
+function given(model) {
+  return model.inputs.filter((input) => !input.optional);
+}
+
 function example(model) {
   if (model.input === "text") return "";
   if (model.input === "ids") return "1, 2, 3";
   if (model.input === "json") {
     const one = {};
-    for (const input of model.inputs) one[input.name] = [];
+    for (const input of given(model)) one[input.name] = [];
     return JSON.stringify(one);
   }
   const steps = model.timesteps || 5;
@@ -61,14 +66,14 @@ function hint(model) {
   switch (model.input) {
     case "text": return "Type a text; the model reads it raw, tokenised as it was trained.";
     case "ids": return "Token ids, comma-separated, one sequence.";
-    case "json": return "One instance as JSON: an object naming each input (" + model.inputs.map((i) => i.name).join(", ") + ").";
+    case "json": return "One instance as JSON: an object naming each input (" + given(model).map((i) => i.name).join(", ") + ").";
     default: return `One sequence: one step per line, ${shape} comma-separated (${steps}). Paste it or upload a CSV.`;
   }
 }
 
 function choose(model) {
   current = model;
-  const takes = model.inputs.map((i) => `${i.name} ${i.datatype || ""} [${(i.shape || []).join(", ")}]`.replace(/\s+\[/, " [")).join("; ");
+  const takes = given(model).map((i) => `${i.name} ${i.datatype || ""} [${(i.shape || []).join(", ")}]`.replace(/\s+\[/, " [")).join("; ");
   $("title").replaceChildren(document.createTextNode("rnnc serve: "), Object.assign(document.createElement("code"), { textContent: model.name }));
   document.title = `${model.name} · rnnc serve`;
   $("about").textContent = `takes ${takes || model.input}` + (model.classes ? `; classes ${model.classes.join(", ")}` : "");
