@@ -1,0 +1,92 @@
+"""`rnnc serve RUN_DIR|MODEL.onnx...`: serve models over HTTP (uvicorn, Starlette).
+
+Needs the `serve` extra (`pip install "rnnc[serve]"`); imported only when the command
+runs, so the rest of the CLI never needs starlette. Binds 127.0.0.1 unless `--host`
+says otherwise; `--token` (or `RNNC_SERVE_TOKEN`) requires `Authorization: Bearer`;
+TLS with `--ssl-certfile`/`--ssl-keyfile`. SIGTERM (or Ctrl-C) stops taking requests,
+finishes those in flight, then exits 0. Bad arguments or models: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+
+from rnnc.errors import UsageError
+
+TOKEN_VARIABLE = "RNNC_SERVE_TOKEN"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="serve models over HTTP: Open Inference Protocol, /v1/predict, a page (rnnc[serve])")
+    parser.add_argument("models", nargs="+", metavar="RUN_DIR|MODEL.onnx", help="one or more models, each served under its spec name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--max-batch", type=int, default=32, help="rows gathered into one onnxruntime call (1: no batching)")
+    parser.add_argument("--max-delay-ms", type=float, default=2.0, help="how long a batch waits to fill (default 2 ms)")
+    parser.add_argument("--max-queue", type=int, default=1024, help="requests waiting before the server answers 503")
+    parser.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body in MiB (default 16)")
+    parser.add_argument("--token", help=f"require Authorization: Bearer TOKEN (default: ${TOKEN_VARIABLE}, if set)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN (repeatable)")
+    parser.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
+    parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    parser.add_argument("--threads", type=int, help="onnxruntime threads per model")
+    parser.set_defaults(run=run)
+
+
+def _checked(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must lie in [0, 65535], got {args.port}")
+    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if not 0 <= args.max_delay_ms <= 10_000:
+        raise UsageError(f"--max-delay-ms must lie in [0, 10000], got {args.max_delay_ms}")
+    if not 0 < args.max_body_mb <= 4096:
+        raise UsageError(f"--max-body-mb must lie in (0, 4096], got {args.max_body_mb}")
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise UsageError("--ssl-certfile and --ssl-keyfile go together")
+    for path in (args.ssl_certfile, args.ssl_keyfile):
+        if path and not Path(path).is_file():
+            raise UsageError(f"{path}: no such file")
+
+
+def run(args: argparse.Namespace) -> int:
+    _checked(args)
+    try:
+        import uvicorn
+
+        from rnnc.serve.app import ServeSettings, build_app
+        from rnnc.serve.models import ServedModel
+    except ImportError as err:
+        raise UsageError(f"rnnc serve needs the serve extra (pip install \"rnnc[serve]\"): {err}") from None
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE) or None
+    for path in args.models:
+        if not Path(path).exists():
+            raise UsageError(f"{path}: no such file or directory")
+    models = [ServedModel.open(path, threads=args.threads) for path in args.models]
+    names = [m.name for m in models]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise UsageError(f"two models are named '{twice[0]}'; serve them from separate servers")
+    settings = ServeSettings(host=args.host, port=args.port, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
+                             max_queue=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024), token=token,
+                             cors_origins=tuple(args.cors_origin), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    app = build_app(models, settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            log_level="info", timeout_graceful_shutdown=30, lifespan="auto")
+    server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM/SIGINT, then raises the signal again for the handler it
+    # found: that one only notes it, so a drained stop exits 0
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    except SystemExit:  # uvicorn could not bind; it logged why
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise UsageError(f"could not serve on {args.host}:{args.port} (see the lines above: in use, or not this machine's address?)")
+    return 0

@@ -1,0 +1,224 @@
+"""The `rnnc serve` application: `build_app(models, settings)` gives a Starlette app.
+
+Routes: the Open Inference Protocol v2 (`GET /v2/health/live`, `/v2/health/ready`,
+`/v2`, `/v2/models/NAME`, `/v2/models/NAME/ready`, `POST /v2/models/NAME/infer` with
+JSON or binary tensors), `POST /v1/predict` (`/v1/models/NAME/predict` with several
+models), and the page's routes (`rnnc.serve.page`). Every refusal is JSON
+`{"error": "one line"}`: 400 for a malformed body or a wrong shape, dtype or value,
+404 for an unknown model or path, 405 for a wrong method, 401 without the token
+(`settings.token`; health checks and the page's assets need none), 413 for a body
+over `max_body_bytes`; an unexpected failure is logged and answered 500 with a line,
+never a traceback. CORS is off unless `cors_origins` names origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rnnc import __version__
+from rnnc.errors import DataError, RnncError
+
+from . import plain
+from .models import ServedModel
+from .page import PUBLIC_PATHS, page_routes
+from .tensors import BadRequest, parse_json, read_request, write_response
+
+log = logging.getLogger("rnnc.serve")
+HEALTH = frozenset({"/v2/health/live", "/v2/health/ready"})
+Runner = Callable[[dict[str, np.ndarray]], Awaitable[dict[str, np.ndarray]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSettings:
+    """How the server runs: where it listens, how it batches, who may call it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 32
+    max_delay_ms: float = 2.0
+    max_queue: int = 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    token: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
+
+
+class Guard:
+    """ASGI middleware: the bearer token on every path but health and the page's assets,
+    and the body size limit (Content-Length, then the bytes as they stream in)."""
+
+    def __init__(self, app: ASGIApp, settings: ServeSettings):
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        token, path = self.settings.token, scope["path"]
+        if token and path not in HEALTH and path not in PUBLIC_PATHS and scope["method"] != "OPTIONS":
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                await error("a bearer token is required: Authorization: Bearer TOKEN", 401,
+                            {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        limit = self.settings.max_body_bytes
+        too_big = error(f"the body is larger than the server's limit of {limit:,} bytes", 413)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BadRequest(f"the body is larger than the server's limit of {limit:,} bytes", 413)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: dict[str, Runner] | None = None) -> Starlette:
+    """The app serving `models`; `runners` (model name -> async run on one request's
+    feeds) default to `ServedModel.run` in a worker thread."""
+    by_name = {m.name: m for m in models}
+    if len(by_name) != len(models):
+        raise ValueError("two served models share a name")
+    runs: dict[str, Runner] = dict(runners or {})
+    for m in models:
+        runs.setdefault(m.name, _threaded(m))
+
+    def model_of(request: Request) -> ServedModel:
+        name = request.path_params.get("name")
+        if name is None:
+            if len(models) != 1:
+                raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/predict", 404)
+            return models[0]
+        if name not in by_name:
+            raise BadRequest(f"unknown model '{name}'; served: {', '.join(by_name)}", 404)
+        return by_name[name]
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return JSONResponse({"ready": True})
+
+    async def server(request: Request) -> Response:
+        return JSONResponse({"name": "rnnc", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    async def metadata(request: Request) -> Response:
+        model = model_of(request)
+        return JSONResponse({"name": model.name, "versions": ["1"], "platform": "onnxruntime_onnx",
+                             "inputs": [t.plain() for t in model.inputs], "outputs": [t.plain() for t in model.outputs]})
+
+    async def model_ready(request: Request) -> Response:
+        return JSONResponse({"name": model_of(request).name, "ready": True})
+
+    async def infer(request: Request) -> Response:
+        model = model_of(request)
+        feeds, asked = read_request(await request.body(), request.headers.get("inference-header-content-length"))
+        for name, value in feeds.items():
+            declared = model.input(name)
+            if declared is None:
+                raise BadRequest(f"unknown input '{name}'; the model takes: {', '.join(t.name for t in model.inputs)}")
+            feeds[name] = _typed(value, declared.datatype, name)
+        outputs = await _run(runs[model.name], feeds)
+        body, headers = write_response(model.name, outputs, asked)
+        return Response(body, headers=headers)
+
+    async def predict(request: Request) -> Response:
+        model = model_of(request)
+        feeds = plain.instance_feeds(model, parse_json(await request.body()))
+        run = runs[model.name]
+        outputs = await asyncio.gather(*(_run(run, feed, f"instances[{i}]: ") for i, feed in enumerate(feeds)))
+        said = [plain.predictions(model, out, plain.steps_of(model, feed)) for out, feed in zip(outputs, feeds, strict=True)]
+        return JSONResponse({"model_name": model.name, "predictions": said})
+
+    routes = [
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server, methods=["GET"]),
+        Route("/v2/models/{name}", metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        *page_routes(list(models)),
+    ]
+    middleware = [Middleware(Guard, settings=settings)]
+    if settings.cors_origins:
+        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                        allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+    handlers = {BadRequest: _refused, HTTPException: _http, Exception: _failed}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
+
+
+def _threaded(model: ServedModel) -> Runner:
+    async def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return await run_in_threadpool(model.run, feeds)
+    return run
+
+
+async def _run(run: Runner, feeds: dict[str, np.ndarray], where: str = "") -> dict[str, np.ndarray]:
+    try:
+        return await run(feeds)
+    except RnncError as err:  # the model's own checks: a shape, dtype, length or value it refuses
+        raise BadRequest(where + "; ".join(str(err).splitlines())) from None
+
+
+def _typed(value: np.ndarray, datatype: str, name: str) -> np.ndarray:
+    """`value` as the model's `datatype`, if its kind fits (integers for INT64)."""
+    if datatype == "INT64":
+        if value.dtype.kind not in "iu":
+            raise BadRequest(f"input '{name}' takes INT64 (integer ids or lengths), got {value.dtype}")
+        return value.astype(np.int64)
+    if value.dtype.kind not in "fiu":
+        raise BadRequest(f"input '{name}' takes FP32 numbers, got {value.dtype}")
+    return value
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return error(str(exc), exc.status, exc.headers)
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(f"no such path: {request.url.path}", 404)
+    if exc.status_code == 405:
+        return error(f"{request.method} is not allowed on {request.url.path}", 405, {"Allow": (exc.headers or {}).get("Allow", "")})
+    return error(exc.detail, exc.status_code)
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DataError):
+        return error(str(exc), 400)
+    log.exception("%s %s failed", request.method, request.url.path)
+    return error("the server failed on this request (see its log); the request was not at fault or could not be read", 500)
