@@ -1,0 +1,135 @@
+"""`rnnc serve` as a user runs it: a live server in a subprocess that Triton's own HTTP
+client talks to (the same numbers as `rnnc.runtime`), a SIGTERM that lets the request in
+flight finish before exiting 0, and bad arguments refused in one line with status 2."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("uvicorn")
+httpclient = pytest.importorskip("tritonclient.http")
+
+from rnnc import runtime  # noqa: E402
+
+RNNC = [sys.executable, "-m", "rnnc"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    server = subprocess.Popen([*RNNC, "serve", *args, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"rnnc serve exited {server.returncode}: {server.stdout.read() if server.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return server, port
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    server.kill()
+    raise AssertionError("rnnc serve did not become ready in 60 s")
+
+
+def stop(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def live(model_files: dict[str, Path]) -> Iterator[int]:
+    server, port = start(str(model_files["moods"]), str(model_files["churn"]))
+    yield port
+    stop(server)
+
+
+def test_tritons_http_client_gets_the_runtimes_numbers(live: int, model_files: dict[str, Path]) -> None:
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{live}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("moods")
+    meta = client.get_model_metadata("churn")
+    assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
+        ("events", "FP32", [-1, -1, 3]), ("profile", "FP32", [-1, 2]), ("events.lengths", "INT64", [-1])]
+    x = np.random.default_rng(1).normal(size=(4, 6, 3)).astype(np.float32)
+    lengths = np.array([6, 1, 3, 5], np.int64)
+    for binary in (True, False):
+        inputs = [httpclient.InferInput("x", list(x.shape), "FP32"), httpclient.InferInput("lengths", [4], "INT64")]
+        inputs[0].set_data_from_numpy(x, binary_data=binary)
+        inputs[1].set_data_from_numpy(lengths, binary_data=binary)
+        result = client.infer("moods", inputs, outputs=[httpclient.InferRequestedOutput("y", binary_data=binary)])
+        np.testing.assert_allclose(result.as_numpy("y"), runtime.load(model_files["moods"]).run(x, lengths), atol=1e-6)
+    events, profile = x[:2], np.ones((2, 2), np.float32)
+    inputs = [httpclient.InferInput("events", list(events.shape), "FP32"), httpclient.InferInput("profile", [2, 2], "FP32")]
+    inputs[0].set_data_from_numpy(events)
+    inputs[1].set_data_from_numpy(profile)
+    churn = client.infer("churn", inputs).as_numpy("churn")
+    np.testing.assert_allclose(churn, runtime.load(model_files["churn"]).run({"events": events, "profile": profile})["churn"], atol=1e-6)
+    with pytest.raises(httpclient.InferenceServerException, match="unknown model 'nope'"):
+        client.infer("nope", inputs)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(model_files: dict[str, Path]) -> None:
+    server, port = start(str(model_files["moods"]), "--max-body-mb", "64")
+    x = np.random.default_rng(2).normal(size=(64, 40_000, 3)).astype(np.float32)  # about half a second of LSTM
+    header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/moods/infer", data=header + x.tobytes(),
+                                     headers={"Inference-Header-Content-Length": str(len(header))})
+    answers: list[dict] = []
+
+    def send() -> None:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answers.append(json.loads(answer.read()))
+
+    sender = threading.Thread(target=send)
+    try:
+        sender.start()
+        time.sleep(0.3)  # the body is across; the model is running
+        server.send_signal(signal.SIGTERM)
+        sender.join(60)
+        assert server.wait(30) == 0
+    finally:
+        stop(server)
+    assert len(answers) == 1 and answers[0]["outputs"][0]["shape"] == [64, 3]
+    log = server.stdout.read() if server.stdout else ""
+    assert "Shutting down" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["no/such/model.onnx"], "no/such/model.onnx: no such file or directory"),
+    (["MODEL", "--port", "70000"], "--port must lie in [0, 65535], got 70000"),
+    (["MODEL", "--max-batch", "0"], "--max-batch must be at least 1, got 0"),
+    (["MODEL", "--ssl-certfile", "cert.pem"], "--ssl-certfile and --ssl-keyfile go together"),
+    (["NOT_A_MODEL"], "not_a_model.onnx"),
+])
+def test_bad_arguments_and_models_are_one_line_and_exit_2(args: list[str], expected: str, model_files: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    junk = tmp_path / "not_a_model.onnx"
+    junk.write_bytes(b"not onnx")
+    args = [str(model_files["moods"]) if a == "MODEL" else str(junk) if a == "NOT_A_MODEL" else a for a in args]
+    done = subprocess.run([*RNNC, "serve", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
