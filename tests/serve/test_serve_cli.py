@@ -133,3 +133,10 @@ def test_bad_arguments_and_models_are_one_line_and_exit_2(args: list[str], expec
     done = subprocess.run([*RNNC, "serve", *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_rest_of_the_cli_never_imports_the_server() -> None:
+    script = ("import sys\nfrom rnnc.cli import build_parser\nbuild_parser()\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'prometheus_client') or m.startswith('rnnc.serve')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
