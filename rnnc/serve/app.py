@@ -2,8 +2,8 @@
 
 Routes: the Open Inference Protocol v2 (`GET /v2/health/live`, `/v2/health/ready`,
 `/v2`, `/v2/models/NAME`, `/v2/models/NAME/ready`, `POST /v2/models/NAME/infer` with
-JSON or binary tensors), `POST /v1/predict` (`/v1/models/NAME/predict` with several
-models), and the page's routes (`rnnc.serve.page`). Every refusal is JSON
+JSON or binary tensors; each also under `/versions/1`), `POST /v1/predict`
+(`/v1/models/NAME/predict` with several models), and the page's routes (`rnnc.serve.page`). Every refusal is JSON
 `{"error": "one line"}`: 400 for a malformed body or a wrong shape, dtype or value,
 404 for an unknown model or path, 405 for a wrong method, 401 without the token
 (`settings.token`; health checks and the page's assets need none), 413 for a body
@@ -115,6 +115,8 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
 
     def model_of(request: Request) -> ServedModel:
         name = request.path_params.get("name")
+        if request.path_params.get("version", "1") != "1":
+            raise BadRequest(f"model '{name}' has one version, 1; got version '{request.path_params['version']}'", 404)
         if name is None:
             if len(models) != 1:
                 raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/predict", 404)
@@ -167,6 +169,9 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         Route("/v2/models/{name}", metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}", metadata, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v1/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         *page_routes(list(models)),

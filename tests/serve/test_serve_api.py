@@ -44,6 +44,9 @@ def test_health_server_and_model_metadata(client: TestClient) -> None:
                               {"name": "profile", "datatype": "FP32", "shape": [-1, 2]},
                               {"name": "events.lengths", "datatype": "INT64", "shape": [-1]}]
     assert meta["outputs"] == [{"name": "churn", "datatype": "FP32", "shape": [-1, 2]}]
+    assert client.get("/v2/models/moods/versions/1").json() == client.get("/v2/models/moods").json()
+    other = client.get("/v2/models/moods/versions/2")
+    assert other.status_code == 404 and other.json()["error"] == "model 'moods' has one version, 1; got version '2'"
     assert client.get("/v2/models/words").json()["inputs"][0] == {"name": "x", "datatype": "INT64", "shape": [-1, -1]}
 
 

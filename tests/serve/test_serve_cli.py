@@ -79,7 +79,8 @@ def test_tritons_http_client_gets_the_runtimes_numbers(live: int, model_files: d
         inputs = [httpclient.InferInput("x", list(x.shape), "FP32"), httpclient.InferInput("lengths", [4], "INT64")]
         inputs[0].set_data_from_numpy(x, binary_data=binary)
         inputs[1].set_data_from_numpy(lengths, binary_data=binary)
-        result = client.infer("moods", inputs, outputs=[httpclient.InferRequestedOutput("y", binary_data=binary)])
+        result = client.infer("moods", inputs, outputs=[httpclient.InferRequestedOutput("y", binary_data=binary)],
+                              model_version="1" if binary else "")
         np.testing.assert_allclose(result.as_numpy("y"), runtime.load(model_files["moods"]).run(x, lengths), atol=1e-6)
     events, profile = x[:2], np.ones((2, 2), np.float32)
     inputs = [httpclient.InferInput("events", list(events.shape), "FP32"), httpclient.InferInput("profile", [2, 2], "FP32")]
