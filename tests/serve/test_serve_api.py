@@ -195,6 +195,8 @@ def test_a_token_guards_everything_but_health_and_cors_is_off_unless_configured(
         assert answer.status_code == 401 and "Bearer" in answer.json()["error"]
         assert client.get("/v2/models/moods", headers=headers).status_code == 401
     assert client.post("/v1/predict", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/").status_code == 200 and client.get("/static/page.js").status_code == 200  # the page asks for the token
+    assert client.get("/v1/models").status_code == 401
     preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in client.options("/v1/predict", headers=preflight).headers
     open_to = TestClient(build_app([served["moods"]], ServeSettings(cors_origins=("http://elsewhere.example",))))
