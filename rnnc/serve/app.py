@@ -111,7 +111,7 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         raise ValueError("two served models share a name")
     runs: dict[str, Runner] = dict(runners or {})
     for m in models:
-        runs.setdefault(m.name, _threaded(m))
+        runs.setdefault(m.name, _threaded(m, settings.max_queue))
 
     def model_of(request: Request) -> ServedModel:
         name = request.path_params.get("name")
@@ -184,9 +184,19 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
 
 
-def _threaded(model: ServedModel) -> Runner:
+def _threaded(model: ServedModel, max_queue: int) -> Runner:
+    """`model.run` in a worker thread, at most `max_queue` at once (503 past it)."""
+    busy = 0
+
     async def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return await run_in_threadpool(model.run, feeds)
+        nonlocal busy
+        if busy >= max_queue:
+            raise BadRequest(f"the server is busy ({max_queue} requests waiting); retry shortly", 503, {"Retry-After": "1"})
+        busy += 1
+        try:
+            return await run_in_threadpool(model.run, feeds)
+        finally:
+            busy -= 1
     return run
 
 

@@ -3,14 +3,18 @@ what `rnnc.runtime` gives, and every bad request gets a 4xx JSON line naming the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
+httpx = pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 from rnnc import runtime  # noqa: E402
@@ -215,3 +219,26 @@ def test_binary_tensor_extension_in_and_out(client: TestClient, model_files: dic
     meta = json.loads(answer.content[:size])
     y = np.frombuffer(answer.content[size:], np.float32).reshape(meta["outputs"][0]["shape"])
     np.testing.assert_allclose(y, runtime.load(model_files["moods"]).run(x), atol=1e-6)
+
+
+def test_past_max_queue_requests_get_503_with_retry_after(served: dict[str, ServedModel]) -> None:
+    moods, release = served["moods"], threading.Event()
+
+    def slow(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        release.wait(10)
+        return moods.run(feeds)
+    held = SimpleNamespace(**{k: getattr(moods, k) for k in ("name", "predictor", "graph", "inputs", "outputs", "lengths_of",
+                                                               "sequence_inputs")}, run=slow, input=moods.input)
+    app = build_app([held], ServeSettings(max_queue=2))  # type: ignore[list-item]
+    body = {"instances": [[[1, 2, 3]]]}
+
+    async def crowd() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            waiting = [asyncio.create_task(client.post("/v1/predict", json=body)) for _ in range(2)]
+            await asyncio.sleep(0.2)
+            third = await client.post("/v1/predict", json=body)
+            release.set()
+            return [third, *await asyncio.gather(*waiting)]
+    third, *first = asyncio.run(crowd())
+    assert third.status_code == 503 and third.headers["retry-after"] == "1" and "busy" in third.json()["error"]
+    assert [r.status_code for r in first] == [200, 200]
