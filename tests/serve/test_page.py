@@ -5,6 +5,7 @@ the server's error line."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -359,3 +360,65 @@ def test_an_uploaded_csv_file_is_predicted_as_pasted(browser: Any, models: dict[
         shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
                  for u in browser.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")]
     np.testing.assert_allclose(np.array(shown).T, model.predictor.predict(x[None])[0], atol=1e-5)
+
+
+# --- the page on rnnc serve's own app ------------------------------------------------------
+
+def served_app(*paths: Path) -> Starlette:
+    from rnnc.serve.app import ServeSettings, build_app
+    from rnnc.serve.models import ServedModel
+
+    return build_app([ServedModel.open(p) for p in paths], ServeSettings())
+
+
+def charted(driver: Any) -> tuple[dict[str, float], list[list[float]]]:
+    """What the page drew: bars by label, and each line's points."""
+    from selenium.webdriver.common.by import By
+
+    bars = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in driver.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")}
+    points = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
+              for u in driver.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")]
+    return bars, points
+
+
+@browser_test
+def test_on_rnnc_serve_a_text_models_bars_are_the_runtimes(browser: Any, model_files: dict[str, Path]) -> None:
+    predictor = runtime.load(model_files["words"])
+    with LiveServer(served_app(model_files["words"])) as live:
+        predicted(browser, live.url + "/", "a test of")
+        bars, _ = charted(browser)
+    np.testing.assert_allclose([bars[c] for c in predictor.classes], predictor.predict_texts(["a test of"])[0], atol=1e-6)
+
+
+@browser_test
+def test_on_rnnc_serve_a_graphs_named_output_gets_its_own_bars(browser: Any, model_files: dict[str, Path]) -> None:
+    from selenium.webdriver.common.by import By
+
+    predictor = runtime.load(model_files["churn"])
+    events = [[0.5, -0.2, 0.1], [0.3, 0.9, -0.4]]
+    with LiveServer(served_app(model_files["churn"])) as live:
+        predicted(browser, live.url + "/", json.dumps({"events": events, "profile": [0.2, -0.7]}))
+        bars, _ = charted(browser)
+        headline = browser.find_element(By.ID, "headline").text
+    want = predictor.predict({"events": np.array([events], np.float32), "profile": np.array([[0.2, -0.7]], np.float32)})["churn"][0]
+    np.testing.assert_allclose([bars["stay"], bars["leave"]], want, atol=1e-6)
+    assert headline == f"{['stay', 'leave'][int(want.argmax())]} ({want.max():.4f})"
+
+
+@browser_test
+def test_on_rnnc_serve_a_per_step_classifier_draws_each_class_over_the_steps(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path = export(tmp_path, "tagger", {"shape": [None, FEATURES]}, [{"type": "gru", "units": 4, "return_sequences": True},
+                  {"type": "dense", "units": 3, "activation": "softmax"}], "sparse_categorical_crossentropy", ["n", "v", "x"])
+    predictor = runtime.load(path)
+    x = np.round(np.random.default_rng(2).uniform(-1, 1, (5, FEATURES)), 3).astype(np.float32)
+    with LiveServer(served_app(path)) as live:
+        predicted(browser, live.url + "/", "\n".join(",".join(f"{v:g}" for v in row) for row in x))
+        _, points = charted(browser)
+        legend = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.lines text.legend")]
+        headline = browser.find_element(By.ID, "headline").text
+    want = predictor.predict(x[None])[0]  # [steps, classes]
+    np.testing.assert_allclose(np.array(points).T, want, atol=1e-6)
+    assert legend == ["n", "v", "x"]
+    assert headline == " ".join(predictor.classes[i] for i in want.argmax(-1))

@@ -141,33 +141,44 @@ async function predict(event) {
   }
 }
 
+// A v1 prediction is one part ({label, probability, probabilities}, {probabilities} for
+// multi-label, {y}, or {steps: [...]} per step); a graph's names one part per output.
+const PART_KEYS = ["probabilities", "y", "steps"];
+
 function show(prediction) {
   $("result").hidden = false;
-  if (prediction.probabilities) {
-    $("headline").textContent = `${prediction.label} (${Number(prediction.probability).toFixed(4)})`;
-    $("chart").append(bars(prediction.probabilities));
-    return;
-  }
-  const said = [];
-  const named = Object.keys(prediction).length > 1;  // several outputs: each chart says whose it is
-  for (const [name, value] of Object.entries(prediction)) {
-    if (value && typeof value === "object" && value.probabilities) {  // one of a graph's outputs
-      said.push(`${name}: ${value.label} (${Number(value.probability).toFixed(4)})`);
-      $("chart").append(...(named ? [caption(name)] : []), bars(value.probabilities));
-      continue;
-    }
-    const flat = [].concat(value).flat(Infinity);
-    if (!flat.every((v) => typeof v === "number")) {
-      said.push(`${name} = ${JSON.stringify(value)}`);
-    } else if (flat.length <= 1) {
-      said.push(flat.length ? `${name} = ${flat[0].toPrecision(6)}` : `${name}: no values`);
-    } else {
-      const [low, high] = [Math.min, Math.max].map((pick) => flat.reduce((a, b) => pick(a, b)).toPrecision(4));
-      said.push(`${name}: ${flat.length} values, ${low} to ${high}`);
-      $("chart").append(...(named ? [caption(name)] : []), lines(name, value));
-    }
-  }
+  const single = PART_KEYS.some((key) => key in prediction);
+  const parts = single ? [["", prediction]] : Object.entries(prediction);
+  const said = parts.map(([name, part]) => showPart(name, part, parts.length > 1)).filter((s) => s);
   $("headline").textContent = said.join("; ");
+}
+
+function showPart(name, part, named) {
+  const title = named ? `${name}: ` : "";
+  const add = (chart) => $("chart").append(...(named ? [caption(name)] : []), chart);
+  if (part && typeof part === "object" && part.probabilities) {
+    add(bars(part.probabilities));
+    return "label" in part ? `${title}${part.label} (${Number(part.probability).toFixed(4)})` : title.replace(/: $/, "");
+  }
+  if (part && Array.isArray(part.steps) && part.steps.every((s) => s && s.probabilities)) {  // a class per step
+    const classes = Object.keys(part.steps[0] ? part.steps[0].probabilities : {});
+    if (part.steps.length) add(lines(name, classes.map((c) => part.steps.map((s) => s.probabilities[c])), classes));
+    return `${title}${part.steps.map((s) => s.label).filter((l) => l !== undefined).join(" ") || part.steps.length + " steps"}`;
+  }
+  const value = part && typeof part === "object" && "y" in part ? part.y : part;
+  const flat = [].concat(value).flat(Infinity);
+  if (!flat.every((v) => typeof v === "number")) return `${title || name + " = "}${JSON.stringify(value)}`;
+  const label = named ? name : "y";
+  if (flat.length <= 1) return flat.length ? `${label} = ${flat[0].toPrecision(6)}` : `${label}: no values`;
+  const [low, high] = [Math.min, Math.max].map((pick) => flat.reduce((a, b) => pick(a, b)).toPrecision(4));
+  add(lines(name, seriesOf(value)));
+  return `${label}: ${flat.length} values, ${low} to ${high}`;
+}
+
+// One series per output unit over the steps, or one over a forecast vector's values.
+function seriesOf(value) {
+  const rows = Array.isArray(value) ? value.map((v) => [].concat(v).flat(Infinity)) : [[value]];
+  return rows.length && rows[0].length > 1 ? rows[0].map((_, u) => rows.map((r) => r[u])) : [rows.map((r) => r[0])];
 }
 
 function caption(name) {
@@ -190,10 +201,8 @@ function bars(probabilities) {
   return svg;
 }
 
-// One line per output unit over the steps (or the values of a forecast vector).
-function lines(name, value) {
-  const rows = Array.isArray(value) ? value.map((v) => [].concat(v).flat(Infinity)) : [[value]];
-  const series = rows.length && rows[0].length > 1 ? rows[0].map((_, u) => rows.map((r) => r[u])) : [rows.map((r) => r[0])];
+// One line per series (an output unit, or a class's probability per step), named when `names` are given.
+function lines(name, series, names) {
   const all = series.flat();
   let low = all.reduce((a, b) => Math.min(a, b)), high = all.reduce((a, b) => Math.max(a, b));
   if (high === low) { high += 0.5; low -= 0.5; }
@@ -210,7 +219,8 @@ function lines(name, value) {
   svg.append(element("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "value" }, `step ${steps}`));
   series.forEach((values, unit) => {
     const colour = COLOURS[unit % COLOURS.length];
-    const g = element("g", { class: "unit", "data-unit": unit });
+    const g = element("g", { class: "unit", "data-unit": names ? names[unit] : unit });
+    if (names) g.append(element("text", { x: width - right - 4, y: top + 14 + 16 * unit, "text-anchor": "end", fill: colour, class: "legend" }, names[unit]));
     g.append(element("polyline", { class: "series", stroke: colour, points: values.map((v, t) => `${x(t)},${y(v)}`).join(" ") }));
     if (steps <= MAX_POINTS) values.forEach((v, t) => g.append(element("circle", { class: "point", cx: x(t), cy: y(v), r: 3, fill: colour, "data-step": t, "data-value": v })));
     svg.append(g);
