@@ -10,6 +10,7 @@ finishes those in flight, then exits 0. Bad arguments or models: one line, exit 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 from pathlib import Path
@@ -53,6 +54,17 @@ def _checked(args: argparse.Namespace) -> None:
             raise UsageError(f"{path}: no such file")
 
 
+def _log_access() -> None:
+    """rnnc.serve's access lines (JSON, one per request) on stderr, as they are."""
+    logger = logging.getLogger("rnnc.serve.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def run(args: argparse.Namespace) -> int:
     _checked(args)
     try:
@@ -75,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                              cors_origins=tuple(args.cors_origin), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     app = build_app(models, settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                            log_level="info", timeout_graceful_shutdown=30, lifespan="auto")
+                            log_level="info", access_log=False, timeout_graceful_shutdown=30, lifespan="auto")
+    _log_access()
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM/SIGINT, then raises the signal again for the handler it
     # found: that one only notes it, so a drained stop exits 0

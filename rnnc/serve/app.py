@@ -8,7 +8,8 @@ JSON or binary tensors; each also under `/versions/1`), `POST /v1/predict`
 404 for an unknown model or path, 405 for a wrong method, 401 without the token
 (`settings.token`; health checks and the page's assets need none), 413 for a body
 over `max_body_bytes`; an unexpected failure is logged and answered 500 with a line,
-never a traceback. CORS is off unless `cors_origins` names origins.
+never a traceback. CORS is off unless `cors_origins` names origins. Each request is
+one JSON line on the `rnnc.serve.access` logger.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -40,6 +43,7 @@ from .page import PUBLIC_PATHS, page_routes
 from .tensors import BadRequest, parse_json, read_request, write_response
 
 log = logging.getLogger("rnnc.serve")
+access = logging.getLogger("rnnc.serve.access")
 HEALTH = frozenset({"/v2/health/live", "/v2/health/ready"})
 Runner = Callable[[dict[str, np.ndarray]], Awaitable[dict[str, np.ndarray]]]
 
@@ -101,6 +105,32 @@ class Guard:
             return message
 
         await self.app(scope, counted, send)
+
+
+class AccessLog:
+    """ASGI middleware: one JSON line per request on the `rnnc.serve.access` logger
+    (time, client, method, path, status, milliseconds)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began, status = time.perf_counter(), [500]
+
+        async def noted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            client = scope.get("client") or ("", 0)
+            access.info(json.dumps({"time": round(time.time(), 3), "client": client[0], "method": scope["method"],
+                                    "path": scope["path"], "status": status[0],
+                                    "ms": round(1000 * (time.perf_counter() - began), 2)}))
 
 
 def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: dict[str, Runner] | None = None) -> Starlette:
@@ -176,9 +206,9 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         *page_routes(list(models)),
     ]
-    middleware = [Middleware(Guard, settings=settings)]
+    middleware = [Middleware(AccessLog), Middleware(Guard, settings=settings)]
     if settings.cors_origins:
-        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+        middleware.insert(1, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                         allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     handlers = {BadRequest: _refused, HTTPException: _http, Exception: _failed}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]

@@ -178,6 +178,16 @@ def test_unknown_model_path_and_method_and_big_bodies(client: TestClient) -> Non
     assert chunked.status_code == 413 and "4,096 bytes" in chunked.json()["error"]
 
 
+def test_each_request_is_one_json_access_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="rnnc.serve.access"):
+        client.get("/v2/health/live")
+        client.post("/v2/models/nope/infer", json={})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "rnnc.serve.access"]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == [
+        ("GET", "/v2/health/live", 200), ("POST", "/v2/models/nope/infer", 404)]
+    assert all(line["ms"] >= 0 and line["time"] > 0 for line in lines)
+
+
 def test_a_server_side_failure_is_a_json_line_and_logged_not_a_traceback(served: dict[str, ServedModel],
                                                                            caplog: pytest.LogCaptureFixture) -> None:
     async def broken(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
