@@ -174,14 +174,14 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
 
     async def infer(request: Request) -> Response:
         model = model_of(request)
-        feeds, asked = read_request(await request.body(), request.headers.get("inference-header-content-length"))
+        feeds, asked, all_binary = read_request(await request.body(), request.headers.get("inference-header-content-length"))
         for name, value in feeds.items():
             declared = model.input(name)
             if declared is None:
                 raise BadRequest(f"unknown input '{name}'; the model takes: {', '.join(t.name for t in model.inputs)}")
             feeds[name] = _typed(value, declared.datatype, name)
         outputs = await _run(runs[model.name], feeds)
-        body, headers = write_response(model.name, outputs, asked)
+        body, headers = write_response(model.name, outputs, asked, all_binary)
         return Response(body, headers=headers)
 
     async def predict(request: Request) -> Response:

@@ -3,10 +3,11 @@
 `read_request(body, header_length)` parses an infer request: JSON alone, or with the
 binary tensor extension (`Inference-Header-Content-Length`: the JSON's size, each
 binary input's bytes after it in order, `parameters.binary_data_size` giving their
-sizes). Each input becomes a numpy array of its datatype and shape; anything else is
-a `BadRequest` naming the field and what was expected. `write_response` gives the
-response body and headers: JSON tensors, or binary ones for the outputs a client asks
-as `binary_data` (as tritonclient does by default).
+sizes; `parameters.binary_data_output` asks every output in binary). Each input
+becomes a numpy array of its datatype and shape; anything else is a `BadRequest`
+naming the field and what was expected. `write_response` gives the response body and
+headers: JSON tensors, or binary ones for the outputs a client asks as `binary_data`
+(as tritonclient does by default).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def _no_constant(name: str) -> Any:
     raise BadRequest(f"the body holds {name}; NaN and infinities are not data")
 
 
-def read_request(body: bytes, header_length: str | None) -> tuple[dict[str, np.ndarray], list[dict[str, Any]] | None]:
-    """(arrays by input name, the `outputs` the client asked for or None)."""
+def read_request(body: bytes, header_length: str | None) -> tuple[dict[str, np.ndarray], list[dict[str, Any]] | None, bool]:
+    """(arrays by input name, the `outputs` the client asked for or None, whether it
+    asked every output in binary)."""
     if header_length is not None:
         try:
             size = int(header_length)
@@ -75,7 +77,9 @@ def read_request(body: bytes, header_length: str | None) -> tuple[dict[str, np.n
     outputs = request.get("outputs")
     if outputs is not None and (not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)):
         raise BadRequest("'outputs' must be a list of {name}")
-    return arrays, outputs
+    parameters = request.get("parameters")
+    all_binary = not outputs and isinstance(parameters, dict) and parameters.get("binary_data_output") is True
+    return arrays, outputs, all_binary
 
 
 def _tensor(entry: dict[str, Any], where: str, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
@@ -130,8 +134,12 @@ def _flatten(data: Any, where: str) -> list[Any]:
     return flat
 
 
-def write_response(model: str, arrays: dict[str, np.ndarray], asked: list[dict[str, Any]] | None) -> tuple[bytes, dict[str, str]]:
-    """(body, extra headers) for these output arrays, in `asked`'s order when given."""
+def write_response(model: str, arrays: dict[str, np.ndarray], asked: list[dict[str, Any]] | None,
+                   all_binary: bool = False) -> tuple[bytes, dict[str, str]]:
+    """(body, extra headers) for these output arrays, in `asked`'s order when given;
+    every one in binary with `all_binary`."""
+    if all_binary:
+        asked = [{"name": name, "parameters": {"binary_data": True}} for name in arrays]
     names = [o["name"] for o in asked] if asked else list(arrays)
     if unknown := [n for n in names if n not in arrays]:
         raise BadRequest(f"unknown output '{unknown[0]}'; the model gives: {', '.join(arrays)}")

@@ -86,7 +86,9 @@ def test_tritons_http_client_gets_the_runtimes_numbers(live: int, model_files: d
     inputs = [httpclient.InferInput("events", list(events.shape), "FP32"), httpclient.InferInput("profile", [2, 2], "FP32")]
     inputs[0].set_data_from_numpy(events)
     inputs[1].set_data_from_numpy(profile)
-    churn = client.infer("churn", inputs).as_numpy("churn")
+    answer = client.infer("churn", inputs)  # no outputs named: the client asks them all in binary
+    assert answer.get_output("churn")["parameters"]["binary_data_size"] == 2 * 2 * 4
+    churn = answer.as_numpy("churn")
     np.testing.assert_allclose(churn, runtime.load(model_files["churn"]).run({"events": events, "profile": profile})["churn"], atol=1e-6)
     with pytest.raises(httpclient.InferenceServerException, match="unknown model 'nope'"):
         client.infer("nope", inputs)
