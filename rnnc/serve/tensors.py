@@ -38,6 +38,8 @@ def parse_json(raw: bytes) -> Any:
         raise
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadRequest("the body nests lists or objects too deeply to be a tensor") from None
 
 
 def _no_constant(name: str) -> Any:

@@ -31,7 +31,7 @@ def served(model_files: dict[str, Path]) -> dict[str, ServedModel]:
 
 @pytest.fixture(scope="module")
 def client(served: dict[str, ServedModel]) -> TestClient:
-    return TestClient(build_app(list(served.values()), ServeSettings(max_body_bytes=4096)), raise_server_exceptions=False)
+    return TestClient(build_app(list(served.values()), ServeSettings(max_body_bytes=256 * 1024)), raise_server_exceptions=False)
 
 
 def softmax_check(p: dict[str, float]) -> None:
@@ -118,6 +118,7 @@ def test_v1_predict_texts_and_graph_instances(client: TestClient, model_files: d
 BAD_INFER = {
     "malformed JSON": (b'{"inputs": [', "not valid JSON"),
     "not an object": (b"[1, 2]", "JSON object"),
+    "nested too deeply": (b"[" * 100_000 + b"]" * 100_000, "nests lists or objects too deeply"),
     "no inputs": (b'{"outputs": []}', "'inputs'"),
     "wrong datatype name": (b'{"inputs": [{"name": "x", "shape": [1, 1, 3], "datatype": "FLOAT", "data": [1, 2, 3]}]}', "'datatype' must be one of"),
     "data count off": (b'{"inputs": [{"name": "x", "shape": [1, 2, 3], "datatype": "FP32", "data": [1, 2, 3]}]}', "holds 3 values, shape [1, 2, 3] needs 6"),
@@ -168,14 +169,14 @@ def test_unknown_model_path_and_method_and_big_bodies(client: TestClient) -> Non
     assert client.get("/v9/what").json() == {"error": "no such path: /v9/what"}
     wrong = client.get("/v2/models/moods/infer")
     assert wrong.status_code == 405 and wrong.json()["error"] == "GET is not allowed on /v2/models/moods/infer"
-    big = client.post("/v2/models/moods/infer", content=b" " * 5000, headers={"Content-Type": "application/json"})
-    assert big.status_code == 413 and "4,096 bytes" in big.json()["error"]
+    big = client.post("/v2/models/moods/infer", content=b" " * 300_000, headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and "262,144 bytes" in big.json()["error"]
 
     def streamed() -> object:  # no Content-Length: the limit is counted as the bytes come
-        for _ in range(10):
-            yield b" " * 1000
+        for _ in range(30):
+            yield b" " * 10_000
     chunked = client.post("/v2/models/moods/infer", content=streamed())
-    assert chunked.status_code == 413 and "4,096 bytes" in chunked.json()["error"]
+    assert chunked.status_code == 413 and "262,144 bytes" in chunked.json()["error"]
 
 
 def test_each_request_is_one_json_access_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
