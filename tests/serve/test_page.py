@@ -418,7 +418,10 @@ def test_on_rnnc_serve_a_per_step_classifier_draws_each_class_over_the_steps(bro
         _, points = charted(browser)
         legend = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.lines text.legend")]
         headline = browser.find_element(By.ID, "headline").text
+        predicted(browser, live.url + "/", "1, 2\n3, 4")
+        refused = browser.find_element(By.ID, "error").text
     want = predictor.predict(x[None])[0]  # [steps, classes]
     np.testing.assert_allclose(np.array(points).T, want, atol=1e-6)
     assert legend == ["n", "v", "x"]
     assert headline == " ".join(predictor.classes[i] for i in want.argmax(-1))
+    assert refused == f"instances[0]: [steps, {FEATURES}] features expected, got shape [2, 2]"  # the server's line, as sent
