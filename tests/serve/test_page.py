@@ -1,17 +1,12 @@
 """The page at `/` of `rnnc serve`: what `/v1/models` tells it, that it loads nothing from
-elsewhere, and, in headless Chromium against a live server, that it shows what
-`rnnc.runtime` predicts (a text classifier's bars, a per-step regression's line) and
-the server's error line."""
+elsewhere, and, in headless Chromium against a live server (page_routes and a stand-in
+/v1/predict), that it shows what `rnnc.runtime` predicts (a text classifier's bars, a
+per-step regression's line), reads uploads and token ids, asks for a token, and shows
+the server's error line. test_page_app.py runs the page on rnnc serve's own app."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,9 +15,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
-uvicorn = pytest.importorskip("uvicorn")
 rnnc_onnx = pytest.importorskip("rnnc_onnx")
 
+from page_browser import WAIT, LiveServer, browser, browser_test, predicted  # noqa: E402,F401  (browser: a fixture)
 from starlette.applications import Starlette  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.middleware.base import BaseHTTPMiddleware  # noqa: E402
@@ -39,7 +34,6 @@ from rnnc.spec import model_from_mapping  # noqa: E402
 from rnnc.text import Vocab  # noqa: E402
 
 FEATURES = 3
-WAIT = 30  # seconds for the browser to show something, on a loaded machine
 TEXT_LAYERS = [
     {"type": "embedding", "vocab_size": 12, "dim": 4, "mask_zero": True},
     {"type": "gru", "units": 4},
@@ -156,63 +150,6 @@ def test_nothing_in_the_page_points_outside_the_server() -> None:
 
 # --- in a browser ----------------------------------------------------------------------
 
-def browser_missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[dev]')"
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        return "Chromium is not installed (apt-get install chromium chromium-driver)"
-    return None
-
-
-browser_test = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
-
-
-class LiveServer:
-    """uvicorn on a free loopback port in a thread."""
-
-    def __init__(self, app: Starlette):
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % self.socket.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
-
-
-def chrome(width: int = 900, height: int = 700) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if why := browser_missing():
-        pytest.skip(why)
-    driver = chrome()
-    yield driver
-    driver.quit()
-
-
 def page_of(model: SimpleNamespace, token: str | None = None) -> Starlette:
     async def bearer(request: Request, call_next: Any) -> Any:  # as a server started with --token
         if token is None or request.url.path in PUBLIC_PATHS or request.headers.get("authorization") == f"Bearer {token}":
@@ -220,20 +157,6 @@ def page_of(model: SimpleNamespace, token: str | None = None) -> Starlette:
         return JSONResponse({"error": "Authorization: a bearer token is required"}, status_code=401)
 
     return Starlette(routes=[*page_routes([model]), predict_route(model)], middleware=[Middleware(BaseHTTPMiddleware, dispatch=bearer)])
-
-
-def predicted(driver: Any, url: str, typed: str) -> Any:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(url)
-    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
-    box = driver.find_element(By.ID, "input")
-    box.clear()
-    box.send_keys(typed)
-    driver.find_element(By.ID, "predict").click()
-    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "result").is_displayed() or d.find_element(By.ID, "error").is_displayed())
-    return driver
 
 
 @browser_test
@@ -360,68 +283,3 @@ def test_an_uploaded_csv_file_is_predicted_as_pasted(browser: Any, models: dict[
         shown = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
                  for u in browser.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")]
     np.testing.assert_allclose(np.array(shown).T, model.predictor.predict(x[None])[0], atol=1e-5)
-
-
-# --- the page on rnnc serve's own app ------------------------------------------------------
-
-def served_app(*paths: Path) -> Starlette:
-    from rnnc.serve.app import ServeSettings, build_app
-    from rnnc.serve.models import ServedModel
-
-    return build_app([ServedModel.open(p) for p in paths], ServeSettings())
-
-
-def charted(driver: Any) -> tuple[dict[str, float], list[list[float]]]:
-    """What the page drew: bars by label, and each line's points."""
-    from selenium.webdriver.common.by import By
-
-    bars = {e.get_attribute("data-label"): float(e.get_attribute("data-value")) for e in driver.find_elements(By.CSS_SELECTOR, "svg.bars g.entry")}
-    points = [[float(p.get_attribute("data-value")) for p in u.find_elements(By.CSS_SELECTOR, "circle.point")]
-              for u in driver.find_elements(By.CSS_SELECTOR, "svg.lines g.unit")]
-    return bars, points
-
-
-@browser_test
-def test_on_rnnc_serve_a_text_models_bars_are_the_runtimes(browser: Any, model_files: dict[str, Path]) -> None:
-    predictor = runtime.load(model_files["words"])
-    with LiveServer(served_app(model_files["words"])) as live:
-        predicted(browser, live.url + "/", "a test of")
-        bars, _ = charted(browser)
-    np.testing.assert_allclose([bars[c] for c in predictor.classes], predictor.predict_texts(["a test of"])[0], atol=1e-6)
-
-
-@browser_test
-def test_on_rnnc_serve_a_graphs_named_output_gets_its_own_bars(browser: Any, model_files: dict[str, Path]) -> None:
-    from selenium.webdriver.common.by import By
-
-    predictor = runtime.load(model_files["churn"])
-    events = [[0.5, -0.2, 0.1], [0.3, 0.9, -0.4]]
-    with LiveServer(served_app(model_files["churn"])) as live:
-        predicted(browser, live.url + "/", json.dumps({"events": events, "profile": [0.2, -0.7]}))
-        bars, _ = charted(browser)
-        headline = browser.find_element(By.ID, "headline").text
-    want = predictor.predict({"events": np.array([events], np.float32), "profile": np.array([[0.2, -0.7]], np.float32)})["churn"][0]
-    np.testing.assert_allclose([bars["stay"], bars["leave"]], want, atol=1e-6)
-    assert headline == f"{['stay', 'leave'][int(want.argmax())]} ({want.max():.4f})"
-
-
-@browser_test
-def test_on_rnnc_serve_a_per_step_classifier_draws_each_class_over_the_steps(browser: Any, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
-
-    path = export(tmp_path, "tagger", {"shape": [None, FEATURES]}, [{"type": "gru", "units": 4, "return_sequences": True},
-                  {"type": "dense", "units": 3, "activation": "softmax"}], "sparse_categorical_crossentropy", ["n", "v", "x"])
-    predictor = runtime.load(path)
-    x = np.round(np.random.default_rng(2).uniform(-1, 1, (5, FEATURES)), 3).astype(np.float32)
-    with LiveServer(served_app(path)) as live:
-        predicted(browser, live.url + "/", "\n".join(",".join(f"{v:g}" for v in row) for row in x))
-        _, points = charted(browser)
-        legend = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.lines text.legend")]
-        headline = browser.find_element(By.ID, "headline").text
-        predicted(browser, live.url + "/", "1, 2\n3, 4")
-        refused = browser.find_element(By.ID, "error").text
-    want = predictor.predict(x[None])[0]  # [steps, classes]
-    np.testing.assert_allclose(np.array(points).T, want, atol=1e-6)
-    assert legend == ["n", "v", "x"]
-    assert headline == " ".join(predictor.classes[i] for i in want.argmax(-1))
-    assert refused == f"instances[0]: [steps, {FEATURES}] features expected, got shape [2, 2]"  # the server's line, as sent
