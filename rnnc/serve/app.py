@@ -187,9 +187,14 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
     async def predict(request: Request) -> Response:
         model = model_of(request)
         feeds = plain.instance_feeds(model, parse_json(await request.body()))
-        run = runs[model.name]
-        outputs = await asyncio.gather(*(_run(run, feed, f"instances[{i}]: ") for i, feed in enumerate(feeds)))
-        said = [plain.predictions(model, out, plain.steps_of(model, feed)) for out, feed in zip(outputs, feeds, strict=True)]
+        run, rows = runs[model.name], []
+        try:
+            batches = [await _run(run, batch) for batch in plain.merged(model, feeds)]
+        except BadRequest:  # say which instance: run them one by one
+            batches = list(await asyncio.gather(*(_run(run, feed, f"instances[{i}]: ") for i, feed in enumerate(feeds))))
+        for outputs in batches:
+            rows += [{n: v[i : i + 1] for n, v in outputs.items()} for i in range(len(next(iter(outputs.values()))))]
+        said = [plain.predictions(model, out, plain.steps_of(model, feed)) for out, feed in zip(rows, feeds, strict=True)]
         return JSONResponse({"model_name": model.name, "predictions": said})
 
     routes = [

@@ -3,7 +3,8 @@
 A request is `{"instances": [...]}` (a v1 chain: one sequence each, `[[f, ...], ...]`
 steps of features or `[id, ...]` token ids, lengths free to differ; a v2 graph: one
 object per instance keyed by input name) or `{"texts": ["..."]}` for a raw-text model.
-`instance_feeds` gives one feed per instance (its own steps: the batcher pads them);
+`instance_feeds` gives one feed per instance (its own steps), `merged` joins them into
+as few batches as the model allows (padded where it takes lengths);
 `predictions` turns each instance's outputs into what `rnnc predict` prints: a
 classifier's `label`, `probability` and `probabilities` by class name, a multi-label
 model's `probabilities`, a regression's values under `y` (per step for a sequence
@@ -105,6 +106,32 @@ def _graph_feed(model: ServedModel, item: Any, i: int) -> dict[str, np.ndarray]:
         if inp.takes_lengths and inp.lengths == "full":
             feed[f"{name}.lengths"] = np.array([feed[name].shape[1]], np.int64)
     return feed
+
+
+def merged(model: ServedModel, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The instances' feeds as few batches as the model allows: one, sequences padded
+    with zeros to the longest, where every sequence input takes lengths; else one per
+    run of instances of the same shapes."""
+    if len(feeds) > 1 and len({tuple(sorted(f)) for f in feeds}) == 1 and all(n in model.lengths_of for n in model.sequence_inputs):
+        longest = {n: max(f[n].shape[1] for f in feeds) for n in model.sequence_inputs if n in feeds[0]}
+        padded = [{n: _padded(v, longest.get(n)) for n, v in f.items()} for f in feeds]
+        return [{n: np.concatenate([f[n] for f in padded]) for n in feeds[0]}]
+    groups: list[list[dict[str, np.ndarray]]] = []
+    for feed in feeds:
+        shapes = {n: v.shape for n, v in feed.items()}
+        if groups and {n: v.shape for n, v in groups[-1][0].items()} == shapes:
+            groups[-1].append(feed)
+        else:
+            groups.append([feed])
+    return [{n: np.concatenate([f[n] for f in group]) for n in group[0]} for group in groups]
+
+
+def _padded(value: np.ndarray, steps: int | None) -> np.ndarray:
+    if steps is None or value.shape[1] == steps:
+        return value
+    pad = [(0, 0)] * value.ndim
+    pad[1] = (0, steps - value.shape[1])
+    return np.pad(value, pad)
 
 
 def steps_of(model: ServedModel, feed: dict[str, np.ndarray]) -> int | None:

@@ -108,11 +108,14 @@ def test_v1_predict_texts_and_graph_instances(client: TestClient, model_files: d
     answer = client.post("/v1/models/words/predict", json={"texts": texts}).json()["predictions"]
     expected = runtime.load(model_files["words"]).predict_texts(texts)
     np.testing.assert_allclose([list(p["probabilities"].values()) for p in answer], expected, atol=1e-6)
-    instance = {"events": [[0.5, -1.0, 2.0], [0.0, 0.1, 0.2]], "profile": [1.0, -1.0]}
-    said = client.post("/v1/models/churn/predict", json={"instances": [instance]}).json()["predictions"][0]["churn"]
-    p = runtime.load(model_files["churn"]).run({k: np.asarray([v], np.float32) for k, v in instance.items()})["churn"][0]
-    assert said["label"] == ["stay", "leave"][int(p.argmax())]
-    np.testing.assert_allclose(list(said["probabilities"].values()), p, atol=1e-6)
+    instances = [{"events": [[0.5, -1.0, 2.0], [0.0, 0.1, 0.2]], "profile": [1.0, -1.0]},
+                 {"events": RNG.normal(size=(5, 3)).tolist(), "profile": [0.0, 2.0]}]  # padded to 5 steps with the first
+    answer = client.post("/v1/models/churn/predict", json={"instances": instances}).json()["predictions"]
+    graph = runtime.load(model_files["churn"])
+    for instance, said in zip(instances, answer, strict=True):
+        p = graph.run({k: np.asarray([v], np.float32) for k, v in instance.items()})["churn"][0]
+        assert said["churn"]["label"] == ["stay", "leave"][int(p.argmax())]
+        np.testing.assert_allclose(list(said["churn"]["probabilities"].values()), p, atol=1e-6)
 
 
 BAD_INFER = {
@@ -152,6 +155,7 @@ BAD_PREDICT = {
     "wrong features": ({"instances": [[[1, 2]]]}, "instances[0]: [steps, 3] features expected, got shape [1, 2]"),
     "no steps": ({"instances": [[]]}, "instances[0]"),
     "texts for a feature model": ({"texts": ["hi"]}, "'texts' is for a model trained on raw text"),
+    "NaN in the second of two": ({"instances": [[[1, 2, 3]], [[1, None, 3], [1, 2, 3]]]}, "instances[1]: x holds NaN"),
 }
 
 
