@@ -5,7 +5,9 @@ flight finish before exiting 0, and bad arguments refused in one line with statu
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -33,15 +35,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(*args: str) -> tuple[subprocess.Popen[str], int]:
+def start(*args: str, scheme: str = "http") -> tuple[subprocess.Popen[str], int]:
     port = free_port()
+    unverified = ssl._create_unverified_context() if scheme == "https" else None  # a self-signed test certificate
     server = subprocess.Popen([*RNNC, "serve", *args, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise AssertionError(f"rnnc serve exited {server.returncode}: {server.stdout.read() if server.stdout else ''}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as answer:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/v2/health/ready", timeout=2, context=unverified) as answer:
                 if answer.status == 200:
                     return server, port
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -119,6 +122,22 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(model_files: dic
     assert len(answers) == 1 and answers[0]["outputs"][0]["shape"] == [64, 3]
     log = server.stdout.read() if server.stdout else ""
     assert "Shutting down" in log and "Traceback" not in log
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+def test_tls_with_a_certificate_and_key(model_files: dict[str, Path], tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    server, port = start(str(model_files["moods"]), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), scheme="https")
+    try:
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/v1/predict", data=b'{"instances": [[[1, 2, 3]]]}')
+        with urllib.request.urlopen(request, timeout=30, context=ssl._create_unverified_context()) as answer:
+            assert json.loads(answer.read())["predictions"][0]["label"] in ("calm", "glad", "sad")
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP is not spoken on a TLS port
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/live", timeout=5)
+    finally:
+        stop(server)
 
 
 @pytest.mark.parametrize("args, expected", [
