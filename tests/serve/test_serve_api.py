@@ -38,6 +38,14 @@ def softmax_check(p: dict[str, float]) -> None:
     assert abs(sum(p.values()) - 1) < 1e-5
 
 
+def test_a_run_directory_is_served_under_its_spec_name(model_files: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "some-run"
+    run.mkdir()
+    (run / "model.onnx").write_bytes(model_files["moods"].read_bytes())
+    model = ServedModel.open(run)
+    assert model.name == "moods" and model.predictor.classes == ["calm", "glad", "sad"]
+
+
 def test_health_server_and_model_metadata(client: TestClient) -> None:
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}

@@ -146,12 +146,16 @@ def test_tls_with_a_certificate_and_key(model_files: dict[str, Path], tmp_path: 
     (["MODEL", "--max-batch", "0"], "--max-batch must be at least 1, got 0"),
     (["MODEL", "--ssl-certfile", "cert.pem"], "--ssl-certfile and --ssl-keyfile go together"),
     (["NOT_A_MODEL"], "not_a_model.onnx"),
+    (["EMPTY_DIR"], "a directory without model.onnx"),
+    (["MODEL", "MODEL"], "two models are named 'moods'"),
 ])
 def test_bad_arguments_and_models_are_one_line_and_exit_2(args: list[str], expected: str, model_files: dict[str, Path],
                                                          tmp_path: Path) -> None:
     junk = tmp_path / "not_a_model.onnx"
     junk.write_bytes(b"not onnx")
-    args = [str(model_files["moods"]) if a == "MODEL" else str(junk) if a == "NOT_A_MODEL" else a for a in args]
+    (tmp_path / "empty").mkdir()
+    named = {"MODEL": str(model_files["moods"]), "NOT_A_MODEL": str(junk), "EMPTY_DIR": str(tmp_path / "empty")}
+    args = [named.get(a, a) for a in args]
     done = subprocess.run([*RNNC, "serve", *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
