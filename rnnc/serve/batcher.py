@@ -7,7 +7,8 @@ sequence_inputs=(), lengths_of=None, sequence_outputs=None)`:
   called in a worker thread, never on the event loop.
 - `max_batch` rows at most per run (1: no batching); a batch closes `max_delay_ms` after
   its first request arrived, or sooner when full.
-- `max_queue` requests may wait; `submit` past that raises `Overloaded` (HTTP 503).
+- `max_queue` requests may be in flight (waiting or running); `submit` past that raises
+  `Overloaded` (HTTP 503).
 - `sequence_inputs` are inputs with a time axis (axis 1); `lengths_of` maps one to its
   lengths input where the model takes lengths: requests of different steps are then
   padded with zeros to the batch's longest and given their own lengths. Without lengths,
@@ -16,8 +17,10 @@ sequence_inputs=(), lengths_of=None, sequence_outputs=None)`:
   each request gets it cut back to its own steps.
 
 `Batcher.for_model(model, ...)` takes these from a `ServedModel`. `await submit(feeds)`
-gives one request's outputs (its rows only); `await start()` starts the background task,
-`await close()` refuses new requests, runs what is queued and stops. A request cancelled
+gives one request's outputs (its rows only). The background task that forms batches runs
+while requests wait and ends when none do (so the batcher follows whichever event loop
+calls it); `await start()` accepts requests again after `close()`, which refuses new ones
+and waits until every queued one has run. A request cancelled
 while queued is dropped before its batch runs. A batch whose run fails is rerun one
 request at a time, so a result (or refusal) never depends on which requests shared a run.
 """
@@ -70,9 +73,10 @@ class Batcher:
         self.lengths_of = dict(lengths_of or {})
         self.sequence_outputs = dict(sequence_outputs or {})
         self._queue: collections.deque[_Request] = collections.deque()
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._inflight = 0
         self.runs = 0  # how many batches have run
 
     @classmethod
@@ -84,17 +88,23 @@ class Batcher:
                    lengths_of=model.lengths_of, sequence_outputs=outputs, **settings)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._closing = False
-            self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._closing = False
 
     async def close(self) -> None:
         """Refuse new requests, run every queued one, then stop."""
         self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        if self._wake is not None:
+            self._wake.set()
+        task = self._task
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await task
+
+    def _ensure_task(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop or self._wake is None:
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._serve(self._wake))
+        return self._wake
 
     @property
     def depth(self) -> int:
@@ -104,17 +114,16 @@ class Batcher:
         """`feeds`' outputs (one request's rows), run with whatever else is queued."""
         if self._closing:
             raise Overloaded("the server is shutting down; retry on another")
-        if len(self._queue) >= self.max_queue:
+        if self._inflight >= self.max_queue:
             raise Overloaded(f"the server is busy ({self.max_queue} requests waiting); retry shortly")
-        if self._task is None:
-            await self.start()
         feeds = {n: np.asarray(v) for n, v in feeds.items()}
         rows = len(next(iter(feeds.values()))) if feeds else 0
         steps = {n: v.shape[1] for n, v in feeds.items() if n in self.sequence_inputs and v.ndim >= 2}
         request = _Request(feeds, rows, self._key(feeds), asyncio.get_running_loop().create_future(), steps)
         self._queue.append(request)
+        self._inflight += 1
         self._gauge()
-        self._wake.set()
+        self._ensure_task().set()
         try:
             return await asyncio.shield(request.future)
         except asyncio.CancelledError:
@@ -122,6 +131,8 @@ class Batcher:
                 self._queue.remove(request)
                 self._gauge()
             raise
+        finally:
+            self._inflight -= 1
 
     def _key(self, feeds: Feeds) -> tuple[Any, ...]:
         """What must match for requests to share a run: names, dtypes, shapes past the
@@ -137,21 +148,16 @@ class Batcher:
         if self.metrics is not None:
             self.metrics.queue_depth.labels(model=self.model).set(len(self._queue))
 
-    async def _serve(self) -> None:
-        while True:
-            while not self._queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
+    async def _serve(self, wake: asyncio.Event) -> None:
+        while self._queue:
             first_at = time.monotonic()
             while not self._closing and self._rows() < self.max_batch:
                 left = first_at + self.max_delay - time.monotonic()
                 if left <= 0:
                     break
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), left)
+                    await asyncio.wait_for(wake.wait(), left)
                 except asyncio.TimeoutError:
                     break
             batch = self._take()

@@ -115,7 +115,7 @@ def test_full_queue_overloads_then_drains_on_close() -> None:
 
     async def scenario() -> list[dict[str, np.ndarray]]:
         rec.gate.clear()
-        batcher = Batcher(rec, max_batch=1, max_delay_ms=0, max_queue=2, metrics=metrics, model="m")
+        batcher = Batcher(rec, max_batch=1, max_delay_ms=0, max_queue=3, metrics=metrics, model="m")
         await batcher.start()
         running = asyncio.ensure_future(batcher.submit(_row(1)))
         await asyncio.sleep(0.05)  # taken: now running, held at the gate
@@ -123,7 +123,7 @@ def test_full_queue_overloads_then_drains_on_close() -> None:
         await asyncio.sleep(0.01)
         assert batcher.depth == 2
         assert metrics.queue_depth.labels(model="m")._value.get() == 2
-        with pytest.raises(Overloaded, match="2 requests waiting"):
+        with pytest.raises(Overloaded, match="3 requests waiting"):
             await batcher.submit(_row(4))
         closing = asyncio.ensure_future(batcher.close())
         await asyncio.sleep(0.01)
@@ -176,3 +176,11 @@ def test_a_failing_request_does_not_fail_its_batch() -> None:
     good, bad, other = asyncio.run(scenario())
     assert isinstance(bad, ValueError)
     assert float(good["y"][0, 0]) == 2.0 and float(other["y"][0, 0]) == 4.0  # type: ignore[index]
+
+
+def test_one_batcher_serves_one_event_loop_after_another() -> None:
+    rec = Recorder()
+    batcher = Batcher(rec, max_batch=4, max_delay_ms=10, max_queue=8)
+    for v in (1.0, 2.0):  # as Starlette's TestClient does: a fresh loop per request
+        assert float(asyncio.run(batcher.submit(_row(v)))["y"][0, 0]) == 2 * v
+    assert rec.rows == [1, 1]
