@@ -3,8 +3,9 @@
 Routes: the Open Inference Protocol v2 (`GET /v2/health/live`, `/v2/health/ready`,
 `/v2`, `/v2/models/NAME`, `/v2/models/NAME/ready`, `POST /v2/models/NAME/infer` with
 JSON or binary tensors; each also under `/versions/1`), `POST /v1/predict`
-(`/v1/models/NAME/predict` with several models), and the page's routes (`rnnc.serve.page`). Every refusal is JSON
-`{"error": "one line"}`: 400 for a malformed body or a wrong shape, dtype or value,
+(`/v1/models/NAME/predict` with several models), `GET /metrics` (Prometheus), and
+the page's routes (`rnnc.serve.page`). Requests reach each model through its
+`Batcher`. Every refusal is JSON `{"error": "one line"}`: 400 for a malformed body or a wrong shape, dtype or value,
 404 for an unknown model or path, 405 for a wrong method, 401 without the token
 (`settings.token`; health checks and the page's assets need none), 413 for a body
 over `max_body_bytes`; an unexpected failure is logged and answered 500 with a line,
@@ -15,6 +16,7 @@ one JSON line on the `rnnc.serve.access` logger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -25,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -38,6 +39,8 @@ from rnnc import __version__
 from rnnc.errors import DataError, RnncError
 
 from . import plain
+from .batcher import Batcher, Overloaded
+from .metrics import ServeMetrics
 from .models import ServedModel
 from .page import PUBLIC_PATHS, page_routes
 from .tensors import BadRequest, parse_json, read_request, write_response
@@ -111,8 +114,8 @@ class AccessLog:
     """ASGI middleware: one JSON line per request on the `rnnc.serve.access` logger
     (time, client, method, path, status, milliseconds)."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    def __init__(self, app: ASGIApp, metrics: ServeMetrics, models: Sequence[str]):
+        self.app, self.metrics, self.models = app, metrics, list(models)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,20 +131,37 @@ class AccessLog:
             await self.app(scope, receive, noted)
         finally:
             client = scope.get("client") or ("", 0)
+            model, endpoint = _endpoint(scope["path"], self.models)
+            if endpoint:
+                self.metrics.observe(model, endpoint, status[0], time.perf_counter() - began)
             access.info(json.dumps({"time": round(time.time(), 3), "client": client[0], "method": scope["method"],
                                     "path": scope["path"], "status": status[0],
                                     "ms": round(1000 * (time.perf_counter() - began), 2)}))
 
 
+def _endpoint(path: str, models: list[str]) -> tuple[str, str]:
+    """(model, endpoint) of a request path for the metrics; endpoint "" for the others."""
+    parts = path.strip("/").split("/")
+    if path == "/v1/predict" and len(models) == 1:
+        return models[0], "predict"
+    if len(parts) >= 4 and parts[:2] in (["v2", "models"], ["v1", "models"]) and parts[2] in models and parts[-1] in ("infer", "predict"):
+        return parts[2], parts[-1]
+    return "", ""
+
+
 def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: dict[str, Runner] | None = None) -> Starlette:
     """The app serving `models`; `runners` (model name -> async run on one request's
-    feeds) default to `ServedModel.run` in a worker thread."""
+    feeds) default to each model's `Batcher` (`rnnc.serve.batcher`: concurrent requests
+    joined into runs of `max_batch` rows within `max_delay_ms`, 503 past `max_queue`)."""
     by_name = {m.name: m for m in models}
     if len(by_name) != len(models):
         raise ValueError("two served models share a name")
     runs: dict[str, Runner] = dict(runners or {})
-    for m in models:
-        runs.setdefault(m.name, _threaded(m, settings.max_queue))
+    metrics = ServeMetrics()
+    batchers = {m.name: Batcher.for_model(m, max_batch=settings.max_batch, max_delay_ms=settings.max_delay_ms,
+                                          max_queue=settings.max_queue, metrics=metrics) for m in models if m.name not in runs}
+    for name, batcher in batchers.items():
+        runs[name] = batcher.submit
 
     def model_of(request: Request) -> ServedModel:
         name = request.path_params.get("name")
@@ -197,7 +217,17 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         said = [plain.predictions(model, out, plain.steps_of(model, feed)) for out, feed in zip(rows, feeds, strict=True)]
         return JSONResponse({"model_name": model.name, "predictions": said})
 
+    async def exposition(request: Request) -> Response:
+        return metrics.metrics_response()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        for batcher in batchers.values():  # drain: every queued request runs
+            await batcher.close()
+
     routes = [
+        Route("/metrics", exposition, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server, methods=["GET"]),
@@ -211,33 +241,21 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         *page_routes(list(models)),
     ]
-    middleware = [Middleware(AccessLog), Middleware(Guard, settings=settings)]
+    middleware = [Middleware(AccessLog, metrics=metrics, models=list(by_name)), Middleware(Guard, settings=settings)]
     if settings.cors_origins:
         middleware.insert(1, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                         allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     handlers = {BadRequest: _refused, HTTPException: _http, Exception: _failed}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
-
-
-def _threaded(model: ServedModel, max_queue: int) -> Runner:
-    """`model.run` in a worker thread, at most `max_queue` at once (503 past it)."""
-    busy = 0
-
-    async def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        nonlocal busy
-        if busy >= max_queue:
-            raise BadRequest(f"the server is busy ({max_queue} requests waiting); retry shortly", 503, {"Retry-After": "1"})
-        busy += 1
-        try:
-            return await run_in_threadpool(model.run, feeds)
-        finally:
-            busy -= 1
-    return run
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.metrics, app.state.batchers = metrics, batchers
+    return app
 
 
 async def _run(run: Runner, feeds: dict[str, np.ndarray], where: str = "") -> dict[str, np.ndarray]:
     try:
         return await run(feeds)
+    except Overloaded as err:
+        raise BadRequest(str(err), 503, {"Retry-After": str(err.retry_after)}) from None
     except RnncError as err:  # the model's own checks: a shape, dtype, length or value it refuses
         raise BadRequest(where + "; ".join(str(err).splitlines())) from None
 

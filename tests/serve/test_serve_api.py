@@ -265,3 +265,24 @@ def test_past_max_queue_requests_get_503_with_retry_after(served: dict[str, Serv
     third, *first = asyncio.run(crowd())
     assert third.status_code == 503 and third.headers["retry-after"] == "1" and "busy" in third.json()["error"]
     assert [r.status_code for r in first] == [200, 200]
+
+
+def test_concurrent_requests_share_runs_give_their_own_answers_and_are_counted(served: dict[str, ServedModel],
+                                                                              model_files: dict[str, Path]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    app = build_app([served["moods"]], ServeSettings(max_batch=64, max_delay_ms=50))
+    sequences = [RNG.normal(size=(n, 3)).astype(np.float32) for n in (1, 4, 2, 7, 3, 5, 6, 2)]
+
+    async def crowd() -> tuple[list[httpx.Response], str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            answers = await asyncio.gather(*(client.post("/v1/predict", json={"instances": [s.tolist()]}) for s in sequences))
+            return list(answers), (await client.get("/metrics")).text
+    answers, exposition = asyncio.run(crowd())
+    predictor = runtime.load(model_files["moods"])
+    for answer, seq in zip(answers, sequences, strict=True):
+        said = answer.json()["predictions"][0]["probabilities"]
+        np.testing.assert_allclose(list(said.values()), predictor.run(seq[None])[0], atol=1e-6)
+    assert app.state.batchers["moods"].runs < len(sequences)  # joined: fewer runs than requests
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    counted = [s for s in families["rnnc_serve_requests"].samples if s.name == "rnnc_serve_requests_total"]
+    assert [(s.labels["model"], s.labels["endpoint"], s.labels["status"], s.value) for s in counted] == [("moods", "predict", "200", 8.0)]
