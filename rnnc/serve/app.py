@@ -162,6 +162,8 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
                                           max_queue=settings.max_queue, metrics=metrics) for m in models if m.name not in runs}
     for name, batcher in batchers.items():
         runs[name] = batcher.submit
+    for m in models:  # onnxruntime sessions open (one per thread count a batch size has needed)
+        metrics.sessions.labels(model=m.name).set_function(lambda p=m.predictor: len(getattr(p, "_sessions", {})))
 
     def model_of(request: Request) -> ServedModel:
         name = request.path_params.get("name")

@@ -286,3 +286,4 @@ def test_concurrent_requests_share_runs_give_their_own_answers_and_are_counted(s
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
     counted = [s for s in families["rnnc_serve_requests"].samples if s.name == "rnnc_serve_requests_total"]
     assert [(s.labels["model"], s.labels["endpoint"], s.labels["status"], s.value) for s in counted] == [("moods", "predict", "200", 8.0)]
+    assert [(s.labels["model"], s.value >= 1) for s in families["rnnc_serve_sessions"].samples] == [("moods", True)]
