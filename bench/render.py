@@ -276,9 +276,31 @@ def generate_table(result: dict) -> str:
     return "\n".join([head, "", *rows, "", claim])
 
 
+def serve_load_table(result: dict) -> str:
+    """bench/serve_load.py's table: requests/s and latency of HTTP servers at 1, 16 and 64 clients."""
+    m, settings, model = result["machine"], result["settings"], result["model"]
+    clients = [str(c) for c in settings["clients"]]
+    head = (f"{m['date']}; {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; load average "
+            f"{result['load_before']:.2f} before, {result['load_after']:.2f} after; {result['seconds']:.0f} s"
+            + (" (--quick: a short run)" if settings.get("quick") else "") + f". LSTM({model['lstm']}) over "
+            f"{model['steps']} steps of {model['features']} features, dense({model['classes']}) softmax, random weights; "
+            f"one-row JSON infer requests back to back, {settings['seconds']:g} s per cell; batched is --max-batch "
+            f"{settings['max_batch']} --max-delay-ms {settings['max_delay_ms']:g}. Cells: requests/s, then latency "
+            "median / 99th percentile in ms.")
+    rows = ["| server | " + " | ".join(f"{plural(int(c), 'client')}" for c in clients) + " |", "|---|" + "---|" * len(clients)]
+    for name, by in result["results"].items():
+        cells = [f"{by[c]['per_second']:.0f} ({by[c]['p50_ms']:.1f} / {by[c]['p99_ms']:.1f})"
+                 + (f", {by[c]['failed']} failed" if by[c]["failed"] else "") for c in clients]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([head, "", *rows])
+
+
 def renderer(name: str) -> Callable[[dict], str]:
     """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table,
-    graph_model*.json -> graph_model_table, generate*.json -> generate_table."""
+    graph_model*.json -> graph_model_table, generate*.json -> generate_table,
+    serve_load*.json -> serve_load_table."""
+    if name.startswith("serve_load"):
+        return serve_load_table
     if name.startswith("generate"):
         return generate_table
     if name.startswith("graph_model"):
