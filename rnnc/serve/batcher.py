@@ -130,6 +130,8 @@ class Batcher:
             if request in self._queue:  # still waiting: drop it
                 self._queue.remove(request)
                 self._gauge()
+            else:  # running: its outcome goes unread, a failure unlogged
+                request.future.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         finally:
             self._inflight -= 1
