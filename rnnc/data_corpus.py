@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ir
-from .data_text import read_rows
+from .data_text import read_rows, read_splits
 from .dataset import TrainingData, check_readable, split_at
 from .errors import DataError, JsonPath, Problem, SpecError, format_path
 from .graph_data import GraphDataset, graph_dataset
@@ -152,12 +152,8 @@ def load_corpus_data(model: ir.Model) -> TrainingData:
     """The spec's train, validation and test text, encoded with the vocabulary of the
     training text, all read and checked before any is used."""
     settings = model.data.text
-    assert settings is not None and model.data.train is not None
-    train = read_corpus(model.data.train, settings)
-    validation = read_corpus(model.data.validation, settings) if model.data.validation else None
-    if validation is None and model.training.validation_split > 0:
-        train, validation = train.split(model.training.validation_split)
-    test = read_corpus(model.data.test, settings) if model.data.test else None
+    assert settings is not None
+    train, validation, test = read_splits(model, lambda path: read_corpus(path, settings))
     vocab = Vocab.build(train.texts, settings)
     check_vocab(model, vocab, train.origin)
     encode = lambda corpus: None if corpus is None else encode_corpus(model, corpus, vocab)  # noqa: E731

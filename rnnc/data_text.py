@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -190,16 +190,31 @@ def _labels(model: ir.Model, rows: TextRows, classes: Sequence[str] | None) -> n
     return index if model.loss.type == "sparse_categorical_crossentropy" else index.astype(np.float32)
 
 
+class Splittable(Protocol):
+    def split(self, fraction: float) -> tuple[Any, Any]: ...
+
+
+Rows = TypeVar("Rows", bound=Splittable)  # TextRows, or a next-token model's Corpus
+
+
+def read_splits(model: ir.Model, read: Callable[[str], Rows]) -> tuple[Rows, Rows | None, Rows | None]:
+    """The spec's train, validation and test files, each read by `read`: validation is
+    `data.validation`, else `validation_split`'s last share of train (its `split`)."""
+    data = model.data
+    assert data.train is not None
+    train = read(data.train)
+    validation = read(data.validation) if data.validation else None
+    if validation is None and model.training.validation_split > 0:
+        train, validation = train.split(model.training.validation_split)
+    return train, validation, read(data.test) if data.test else None
+
+
 def load_text_data(model: ir.Model) -> TrainingData:
     """The spec's train, validation and test text files, with the vocabulary built from
     the training rows."""
     settings = model.data.text
-    assert settings is not None and model.data.train is not None
-    train = read_rows(model.data.train, settings)
-    validation = read_rows(model.data.validation, settings) if model.data.validation else None
-    if validation is None and model.training.validation_split > 0:
-        train, validation = train.split(model.training.validation_split)
-    test = read_rows(model.data.test, settings) if model.data.test else None
+    assert settings is not None
+    train, validation, test = read_splits(model, lambda path: read_rows(path, settings))
     vocab = Vocab.build(train.texts, settings)
     classes = training_classes(model, train)
     encode = lambda rows: None if rows is None else encode_rows(model, rows, vocab, classes)  # noqa: E731
