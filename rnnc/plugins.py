@@ -13,7 +13,7 @@ See docs/plugins.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -25,6 +25,9 @@ from . import ir
 from .errors import Problem, UsageError
 
 GROUP = "rnnc.backends"
+# Called with each epoch's logs (`epoch`, `loss`, metrics, `val_` ones, `lr`, `time`) once
+# the epoch is saved in the run directory; in a data-parallel run, by the writing worker only.
+EpochCallback = Callable[[dict[str, Any]], None]
 CAPABILITIES = ("train", "infer", "export")
 
 
@@ -42,7 +45,7 @@ class TrainingBackend(Backend, Protocol):
 
     def train(
         self, model: ir.Model, run_dir: Path, *, spec: Mapping[str, Any] | None, resume: bool,
-        device: str, progress: bool, threads: int | None = None,
+        device: str, progress: bool, threads: int | None = None, on_epoch: EpochCallback | None = None,
     ) -> Any: ...
 
     def writes_run_dir(self) -> bool: ...

@@ -13,7 +13,7 @@ activations, initialisation) and docs/deploy.md for the `.pt2`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,14 +69,15 @@ class TorchBackend:
 
     def train(
         self, model: ir.Model, run_dir: Path, *, spec: Mapping[str, Any] | None, resume: bool,
-        device: str, progress: bool, threads: int | None = None,
+        device: str, progress: bool, threads: int | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
     ) -> History:
         """Train `model` into the run directory `run_dir` (`rnnc train`), which then holds
         what `rnnc.run_dir` names; see `rnnc_torch.train.train_run`. Imported here, so
         that compiling a model never imports the training code."""
         from .train import train_run
 
-        return train_run(model, run_dir, spec=spec, resume=resume, device=device, progress=progress, threads=threads)
+        return train_run(model, run_dir, spec=spec, resume=resume, device=device, progress=progress, threads=threads,
+                         on_epoch=on_epoch)
 
     def writes_run_dir(self) -> bool:
         """False in a torchrun worker other than rank 0, which trains but leaves the run

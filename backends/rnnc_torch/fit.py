@@ -40,12 +40,14 @@ Callback = Callable[[dict[str, Any]], None]
 class History(list):  # type: ignore[type-arg]
     """The per-epoch logs of a run (a list of dicts: `epoch`, `loss`, the metrics, the
     `val_` ones, `lr`, `time`), with the trained `module` and why training stopped early
-    (`stop_reason`, empty when it ran every epoch)."""
+    (`stop_reason`, empty when it ran every epoch) and, from `rnnc train`, the test
+    set's logs (`test`, None without test data)."""
 
     def __init__(self, epochs: Sequence[dict[str, Any]], module: SpecModule, stop_reason: str = ""):
         super().__init__(epochs)
         self.module = module
         self.stop_reason = stop_reason
+        self.test: dict[str, Any] | None = None
 
     def weights(self) -> dict[str, np.ndarray]:
         """The trained parameters under their IR names (what `save_weights` writes)."""

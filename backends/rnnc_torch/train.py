@@ -23,7 +23,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +81,23 @@ def train_run(
     device: str = "auto",
     progress: bool = True,
     threads: int | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     """Train `model` into `run_dir`; `spec` is the resolved spec data written as
-    `spec.yaml` (default: none written). Returns the history of the whole run. In a
-    torchrun worker (docs/distributed.md) the run is data-parallel: every rank trains,
-    rank 0 alone reads the checkpoint and writes the run directory. `threads` sets
-    torch's intra-op threads for the run (default: as they are)."""
+    `spec.yaml` (default: none written). Returns the history of the whole run, with the
+    test set's logs as `history.test` when the data has one. In a torchrun worker
+    (docs/distributed.md) the run is data-parallel: every rank trains, rank 0 alone
+    reads the checkpoint and writes the run directory. `threads` sets torch's intra-op
+    threads for the run (default: as they are). `on_epoch` is called with a copy of
+    each epoch's logs once the epoch is saved (checkpoint, metrics.jsonl, weights), on
+    rank 0 only; what it raises ends the run there, that epoch kept."""
     with set_to(threads), session(device) as (world, target):
-        return _train_run(model, Path(run_dir), spec, resume, target, progress, world)
+        return _train_run(model, Path(run_dir), spec, resume, target, progress, world, on_epoch)
 
 
 def _train_run(
-    model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None
+    model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     main = world is None or world.is_main
     data = load_training_data(model)
@@ -128,6 +133,8 @@ def _train_run(
         with atomic_open(run / METRICS, "w") as handle:
             handle.writelines(_json_logs(entry) + "\n" for entry in trainer.history)
         save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
+        if on_epoch is not None:
+            on_epoch(dict(logs))
 
     try:
         trainer.run(data.train, data.validation, progress=progress, hooks=[save_epoch])
@@ -143,7 +150,9 @@ def _train_run(
     save_weights(run / WEIGHTS, trainer.module.ir_state(), _weights_metadata(model, trainer, data))
     if test is not None:
         print("test  " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()), flush=True)
-    return History(trainer.history, trainer.module, trainer.stop_reason)
+    history = History(trainer.history, trainer.module, trainer.stop_reason)
+    history.test = test
+    return history
 
 
 def _resume_state(run: Path, mark: str) -> dict[str, Any] | None:
