@@ -34,17 +34,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
     parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     parser.add_argument("--threads", type=int, help="onnxruntime threads per model")
+    parser.add_argument("--max-sessions", type=int, default=1000, help="streaming sessions open at once (default 1000)")
+    parser.add_argument("--session-idle-s", type=float, default=300.0, help="close a session unused this many seconds (default 300)")
+    parser.add_argument("--max-tokens", type=int, default=4096, help="most tokens one generate request may ask for (default 4096)")
     parser.set_defaults(run=run)
 
 
 def _checked(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must lie in [0, 65535], got {args.port}")
-    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue)):
+    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue),
+                        ("--max-sessions", args.max_sessions), ("--max-tokens", args.max_tokens)):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     if not 0 <= args.max_delay_ms <= 10_000:
         raise UsageError(f"--max-delay-ms must lie in [0, 10000], got {args.max_delay_ms}")
+    if not 0 < args.session_idle_s <= 86_400:
+        raise UsageError(f"--session-idle-s must lie in (0, 86400], got {args.session_idle_s}")
     if not 0 < args.max_body_mb <= 4096:
         raise UsageError(f"--max-body-mb must lie in (0, 4096], got {args.max_body_mb}")
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
@@ -84,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"two models are named '{twice[0]}'; serve them from separate servers")
     settings = ServeSettings(host=args.host, port=args.port, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                              max_queue=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024), token=token,
-                             cors_origins=tuple(args.cors_origin), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                             cors_origins=tuple(args.cors_origin), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                             max_sessions=args.max_sessions, session_idle_s=args.session_idle_s, max_tokens=args.max_tokens)
     app = build_app(models, settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                             log_level="info", access_log=False, timeout_graceful_shutdown=30, lifespan="auto")

@@ -65,6 +65,9 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    max_sessions: int = 1000  # streaming sessions open at once (rnnc.serve.sessions)
+    session_idle_s: float = 300.0  # a session unused this long is closed
+    max_tokens: int = 4096  # the most tokens one generate request may ask for
 
 
 def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
