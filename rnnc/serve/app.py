@@ -3,8 +3,9 @@
 Routes: the Open Inference Protocol v2 (`GET /v2/health/live`, `/v2/health/ready`,
 `/v2`, `/v2/models/NAME`, `/v2/models/NAME/ready`, `POST /v2/models/NAME/infer` with
 JSON or binary tensors; each also under `/versions/1`), `POST /v1/predict`
-(`/v1/models/NAME/predict` with several models), `GET /metrics` (Prometheus), and
-the page's routes (`rnnc.serve.page`). Requests reach each model through its
+(`/v1/models/NAME/predict` with several models), `GET /metrics` (Prometheus), streaming
+sessions over HTTP and WebSocket (`rnnc.serve.stream`), `POST /v1/models/NAME/generate`
+(`rnnc.serve.generate`), and the page's routes (`rnnc.serve.page`). Requests reach each model through its
 `Batcher`. Every refusal is JSON `{"error": "one line"}`: 400 for a malformed body or a wrong shape, dtype or value,
 404 for an unknown model or path, 405 for a wrong method, 401 without the token
 (`settings.token`; health checks and the page's assets need none), 413 for a body
@@ -40,9 +41,12 @@ from rnnc.errors import DataError, RnncError
 
 from . import plain
 from .batcher import Batcher, Overloaded
+from .generate import generate_routes
 from .metrics import ServeMetrics
 from .models import ServedModel
 from .page import PUBLIC_PATHS, page_routes
+from .sessions import SessionStore
+from .stream import session_routes
 from .tensors import BadRequest, parse_json, read_request, write_response
 
 log = logging.getLogger("rnnc.serve")
@@ -168,6 +172,9 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
     for m in models:  # onnxruntime sessions open (one per thread count a batch size has needed)
         metrics.sessions.labels(model=m.name).set_function(lambda p=m.predictor: len(getattr(p, "_sessions", {})))
 
+    store = SessionStore(settings.max_sessions, settings.session_idle_s)  # streaming sessions (rnnc.serve.stream)
+    store.watch(metrics, by_name)
+
     def model_of(request: Request) -> ServedModel:
         name = request.path_params.get("name")
         if request.path_params.get("version", "1") != "1":
@@ -244,6 +251,8 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v1/predict", predict, methods=["POST"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        *session_routes(list(models), store, settings),
+        *generate_routes(list(models), settings, metrics),
         *page_routes(list(models)),
     ]
     middleware = [Middleware(AccessLog, metrics=metrics, models=list(by_name)), Middleware(Guard, settings=settings)]
@@ -252,7 +261,7 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
                                         allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     handlers = {BadRequest: _refused, HTTPException: _http, Exception: _failed}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
-    app.state.metrics, app.state.batchers = metrics, batchers
+    app.state.metrics, app.state.batchers, app.state.sessions = metrics, batchers, store
     return app
 
 

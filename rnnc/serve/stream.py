@@ -1,0 +1,122 @@
+"""`rnnc serve`'s streaming-session routes, over HTTP and over a WebSocket.
+
+HTTP (`session_routes(models, store, settings)`):
+
+- `POST /v1/models/NAME/sessions` (`/v1/sessions` with one model) opens a session:
+  `{"session": ID, "model_name": NAME, "idle_s": S}`.
+- `POST /v1/sessions/ID` with `{"instances": [chunk]}` (or `{"texts": ["..."]}`) runs
+  the sequence's next chunk: `{"model_name", "session", "steps" (real steps so far),
+  "predictions": [one]}`, the prediction worded as `/v1/predict` words it.
+- `DELETE /v1/sessions/ID` closes it: `{"session": ID, "closed": true, "steps": N}`.
+
+WebSocket `/v1/models/NAME/sessions/ws` (`/v1/sessions/ws` with one model): a session
+for as long as the connection lasts. Each text (or binary) message is one chunk's JSON,
+as `POST /v1/sessions/ID` takes it; each reply is what that route answers, or
+`{"error": "one line", "status": 4xx}` for a chunk refused, the connection kept open.
+The server closes it (code 1000) after `session_idle_s` without a message. A refused
+connection gets its error message, then close code 1008 (unknown model, no streaming
+state) or 1013 (the session limit: try again later); without the token (`--token`:
+`Authorization: Bearer` on the upgrade request) the upgrade itself is refused, 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .models import ServedModel
+from .sessions import Session, SessionStore
+from .tensors import BadRequest, parse_json
+
+
+def session_routes(models: Sequence[ServedModel], store: SessionStore, settings: Any) -> list[BaseRoute]:
+    """The session routes on `store` for `models` (see the module)."""
+    by_name = {m.name: m for m in models}
+
+    def model_named(name: str | None) -> ServedModel:
+        if name is None:
+            if len(models) != 1:
+                raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/sessions", 404)
+            return models[0]
+        if name not in by_name:
+            raise BadRequest(f"unknown model '{name}'; served: {', '.join(by_name)}", 404)
+        return by_name[name]
+
+    async def open_session(request: Request) -> Response:
+        model = model_named(request.path_params.get("name"))
+        session = store.open(model)
+        return JSONResponse({"session": session.id, "model_name": model.name, "idle_s": store.idle_s})
+
+    async def chunk(request: Request) -> Response:
+        session = store.get(request.path_params["id"])
+        body = parse_json(await request.body())
+        return JSONResponse(await _answer(session, body, store))
+
+    async def close_session(request: Request) -> Response:
+        session = store.close(request.path_params["id"])
+        return JSONResponse({"session": session.id, "closed": True, "steps": session.steps})
+
+    async def socket(websocket: WebSocket) -> None:
+        token = settings.token
+        given = websocket.headers.get("authorization", "")
+        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            await websocket.close(code=1008)  # before accepting: the upgrade is answered 403
+            return
+        await websocket.accept()
+        try:
+            session = store.open(model_named(websocket.path_params.get("name")), pinned=True)
+        except BadRequest as err:
+            await websocket.send_json({"error": str(err), "status": err.status})
+            await websocket.close(code=1013 if err.status == 503 else 1008)
+            return
+        try:
+            await _converse(websocket, session, store, settings)
+        finally:
+            store.discard(session)
+
+    return [
+        Route("/v1/sessions", open_session, methods=["POST"]),
+        Route("/v1/models/{name}/sessions", open_session, methods=["POST"]),
+        Route("/v1/sessions/{id}", chunk, methods=["POST"]),
+        Route("/v1/sessions/{id}", close_session, methods=["DELETE"]),
+        WebSocketRoute("/v1/sessions/ws", socket),
+        WebSocketRoute("/v1/models/{name}/sessions/ws", socket),
+    ]
+
+
+async def _answer(session: Session, body: Any, store: SessionStore) -> dict[str, Any]:
+    predictions, steps = await session.step(body, store.touch)
+    return {"model_name": session.model.name, "session": session.id, "steps": steps, "predictions": [predictions]}
+
+
+async def _converse(websocket: WebSocket, session: Session, store: SessionStore, settings: Any) -> None:
+    """Chunks in, predictions out, until the client leaves or stays quiet `session_idle_s`."""
+    limit = settings.max_body_bytes
+    while True:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), store.idle_s)
+        except asyncio.TimeoutError:
+            await websocket.send_json({"error": f"no message for {store.idle_s:g} s: the session is closed", "status": 408})
+            await websocket.close(code=1000)
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        raw = message.get("bytes") or (message.get("text") or "").encode()
+        try:
+            if len(raw) > limit:
+                raise BadRequest(f"the message is larger than the server's limit of {limit:,} bytes", 413)
+            reply = await _answer(session, parse_json(raw), store)
+        except BadRequest as err:
+            reply = {"error": " ".join(str(err).split()), "status": err.status}
+        try:
+            await websocket.send_text(json.dumps(reply, separators=(",", ":")))
+        except (WebSocketDisconnect, RuntimeError):  # gone while its chunk ran
+            return
