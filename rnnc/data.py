@@ -23,6 +23,7 @@ import numpy as np
 from . import ir
 from .data_corpus import load_corpus_data, load_corpus_file
 from .data_csv import read_windows
+from .data_parquet import is_parquet, parquet_dataset
 from .data_text import encode_rows, load_text_data, read_rows
 from .dataset import (
     Dataset,
@@ -84,6 +85,8 @@ def load_file(
     `data.text`) as a `Dataset`. Raw text needs the training data's `vocab` and, for a
     classification loss, its `classes` (a run directory keeps both)."""
     path = Path(path)
+    if is_parquet(path):  # a .parquet file or a directory of them, v1 or v2 (rnnc.data_parquet)
+        return parquet_dataset(model, path)
     check_readable(path)
     if model.graph is not None:  # spec version 2: a GraphDataset, its arrays by name
         if model.data.text is not None and path.suffix != ".npz":  # a next-token model's raw text

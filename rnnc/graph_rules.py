@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ir
+from .data_parquet import is_parquet
 from .decoding import decoding_issues
 from .errors import Problem, did_you_mean
 from .layers.base import show
@@ -193,6 +194,8 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
             continue
         if "\0" in path:
             problems.append(parts.doc.problem(("data", role), "a file name cannot contain a NUL character"))
+        elif Path(path).exists() and is_parquet(path):  # a .parquet file or a directory of them
+            continue
         elif Path(path).is_dir():
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
         elif not Path(path).exists():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ir
+from .data_parquet import is_parquet
 from .errors import Problem, did_you_mean
 from .loader import Document
 from .shapes import show, show_dims
@@ -131,6 +132,8 @@ def data_files_exist(parts: Parts) -> list[Problem]:
             continue
         if "\0" in path:  # the OS cannot even be asked about such a name
             problems.append(parts.doc.problem(("data", role), "a file name cannot contain a NUL character"))
+        elif Path(path).exists() and is_parquet(path):  # a .parquet file or a directory of them
+            continue
         elif Path(path).is_dir():
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))
         elif not Path(path).exists():
