@@ -86,6 +86,8 @@ def build_training(section: dict[str, Any]) -> ir.Training:
         settings["early_stopping"] = ir.EarlyStopping(**_int_fields(ir.EarlyStopping, stop))
     if (schedule := settings.get("lr_schedule")) is not None:
         settings["lr_schedule"] = ir.LRSchedule(**_int_fields(ir.LRSchedule, schedule))
+    if "log" in settings:
+        settings["log"] = tuple(settings["log"])
     return ir.Training(**_int_fields(ir.Training, settings))
 
 

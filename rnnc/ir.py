@@ -118,6 +118,7 @@ LOSSES: tuple[str, ...] = LossName.__args__  # type: ignore[attr-defined]
 CLASSIFICATION_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
 METRICS = ("accuracy", "mae", "mse", "rmse", "precision", "recall", "f1", "auc")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+LOGGERS = ("tensorboard", "mlflow")  # training.log / rnnc train --log: experiment trackers (rnnc.tracking)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class Training:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
     kernels: Literal["auto", "torch"] = "auto"  # torch: no CPU training path of rnnc's own (rnnc_torch.cpu)
     tbptt: int | None = None  # truncated backpropagation: chunks of this many steps, state carried across
+    log: tuple[str, ...] = ()  # trackers of LOGGERS that record the run; they change nothing in it
 
 
 @dataclass(frozen=True)

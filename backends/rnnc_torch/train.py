@@ -47,13 +47,15 @@ CHECKPOINT = "checkpoint.pt"  # this backend's own file; the shared ones are rnn
 
 def fingerprint(model: ir.Model, spec: Mapping[str, Any] | None) -> str:
     """What must not change between a run and its resumption: the spec, except for
-    `training.epochs` (resuming may extend a run) and the description."""
+    `training.epochs` (resuming may extend a run), `training.log` (what records the
+    run) and the description."""
     if spec is None:
         return model.spec_hash
     data = json.loads(json.dumps(spec, default=str))
     data.pop("description", None)
     if isinstance(data.get("training"), dict):
         data["training"].pop("epochs", None)
+        data["training"].pop("log", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -176,6 +176,9 @@ TRAINING = {
                         "description": "auto: on a CPU, rnnc's own recurrent loop, thread count and sharded steps where "
                                        "they measured faster; torch: torch's own kernels only, as a plain PyTorch loop "
                                        "(the same function; supports higher-order gradients)."},
+            "log": {"type": "array", "uniqueItems": True, "items": {"enum": list(ir.LOGGERS)},
+                    "description": "Experiment trackers that record the run (none by default; rnnc train --log adds to them): tensorboard "
+                                   "event files in the run directory, an MLflow run (docs/tracking.md)."},
         },
     },
     "lrSchedule": {
