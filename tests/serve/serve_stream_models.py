@@ -86,7 +86,7 @@ def generative_models(folder: Path) -> dict[str, Path]:
         bias = np.random.default_rng(2).normal(0, 1.0, weights[f"layers.{node.index}.bias"].shape).astype(np.float32)
         bias[: 2 if vocab is not None else 1] = -30.0  # padding (and unknown) unlikely, as training makes them
         if end is not None:
-            bias[end] = 1.5
+            bias[end] = -1.0
         weights[f"layers.{node.index}.bias"] = bias
         runs[name] = folder / name
         runs[name].mkdir()
