@@ -8,6 +8,7 @@ ids, bad chunks (which leave the state as it was), concurrent chunks to one sess
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,21 @@ def test_concurrent_chunks_to_one_session_run_one_at_a_time(served: list[ServedM
     for answer in answers:
         k = answer["steps"] // 3
         np.testing.assert_allclose(np.array(answer["predictions"][0]["y"]), whole[3 * (k - 1) : 3 * k], atol=1e-5)
+
+
+def test_every_route_in_the_docs_examples_exists(served: list[ServedModel]) -> None:
+    """Each curl command (and WebSocket URL) in docs/serve.md names a route the app has."""
+    from starlette.routing import Match
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serve.md").read_text()
+    calls = []
+    for line in docs.splitlines():
+        if line.startswith("curl ") and (url := re.search(r"https?://[^/\s]+(/[^\s'\"]*)", line)):
+            method = m.group(1) if (m := re.search(r" -X (\w+)", line)) else "POST" if " -d " in line else "GET"
+            calls.append(("http", method, url.group(1)))
+        calls += [("websocket", "GET", path) for path in re.findall(r"ws://[^/\s]+(/[^\s'\"]*)", line)]
+    assert len(calls) >= 20 and {c[1] for c in calls} == {"GET", "POST", "DELETE"} and any(c[0] == "websocket" for c in calls)
+    routes = build_app(served, ServeSettings()).routes
+    for kind, method, path in calls:
+        scope = {"type": kind, "path": path.replace("$S2", "x").replace("$S", "x"), "method": method}
+        assert any(route.matches(scope)[0] == Match.FULL for route in routes), (kind, method, path)
