@@ -14,6 +14,9 @@ export the weights later. The core imports no torch: the backends are found thro
 the `rnnc.backends` entry points. `--nproc N` checks the spec here, then has the
 backend start N workers on this machine, each running this same command
 (docs/distributed.md); only the worker that writes the run directory exports.
+`--log tensorboard|mlflow` (and the spec's `training.log`) records the run through
+`rnnc.tracking`, fed by the backend's `on_epoch` in the worker that writes the run
+directory; the run's end (finished, failed, interrupted) closes the record.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from rnnc.cli.check import add_overrides_argument
 from rnnc.cli.progress import add_progress_argument, shows_progress
 from rnnc.errors import DiskFullError, Problem, RnncError, SpecError, TrainingError, UsageError
 from rnnc.run_dir import MODEL, WEIGHTS, export_command, export_inputs, saved_epoch
+from rnnc.tracking import parse_names
 
 if TYPE_CHECKING:
     from rnnc import ir
@@ -53,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="torch's intra-op threads (default: torch's own, the cores); pin it to repeat a run bit for bit on another machine")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel worker processes on this machine, started by torchrun (default 1; see docs/distributed.md)")
+    parser.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                        help="record the run: tensorboard (event files in RUN_DIR/tensorboard) or mlflow; "
+                             "repeat or comma-separate for both (adds to training.log; docs/tracking.md)")
     parser.add_argument("--backend", default=TRAINER, help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
@@ -60,7 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rnnc.plugins import get_backend
     from rnnc.spec import load_model, resolved_spec
+    from rnnc.tracking import Tracking, require
 
+    logged = parse_names(args.log)
     model = load_model(args.spec, args.overrides)
     spec = resolved_spec(args.spec, args.overrides)
     # Data paths as the run saw them, so the saved spec trains again from anywhere.
@@ -74,22 +83,35 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
     if args.nproc != 1 and model.graph is not None:
         raise UsageError(f"--nproc {args.nproc}: a graph (spec version 2) trains in one process for now; drop --nproc")
+    trackers = tuple(dict.fromkeys(model.training.log + logged))
     if args.nproc != 1:
         _exporter(args, model, run_dir, announce=False)  # bad export settings: said once, here
+        require(trackers)
         return _launch(args, trainer, run_dir)
     writes = trainer.writes_run_dir()
     exporter = _exporter(args, model, run_dir, announce=writes)
+    tracking = Tracking(trackers if writes else (), run_dir, spec)
+    listens = {"on_epoch": tracking.on_epoch} if tracking else {}  # a backend without on_epoch still trains
     try:
         try:
-            trainer.train(model, run_dir, spec=spec, resume=args.resume, device=args.device,
-                          progress=shows_progress(args), threads=args.threads)
+            result = trainer.train(model, run_dir, spec=spec, resume=args.resume, device=args.device,
+                                   progress=shows_progress(args), threads=args.threads, **listens)
         except KeyboardInterrupt:
             if writes:
                 _export_interrupted(exporter, model, run_dir)
+            tracking.finish("KILLED")
+            raise
+        except BaseException:
+            tracking.finish("FAILED")
             raise
         if writes:
             if exporter is not None:
-                _export(exporter, model, run_dir)
+                try:
+                    _export(exporter, model, run_dir)
+                except TrainingError:
+                    tracking.finish("FAILED", getattr(result, "test", None))
+                    raise
+            tracking.finish("FINISHED", getattr(result, "test", None))
             print(f"run saved in {run_dir}", file=sys.stderr)
     except TrainingError as err:
         print(f"rnnc train: {err}", file=sys.stderr)
@@ -169,6 +191,7 @@ def _launch(args: argparse.Namespace, trainer: TrainingBackend, run_dir: Path) -
     worker += [item for override in args.overrides for item in ("--set", override)]
     worker += ["--resume"] * args.resume + ["--no-progress"] * (not shows_progress(args))
     worker += [] if args.threads is None else ["--threads", str(args.threads)]
+    worker += [item for name in parse_names(args.log) for item in ("--log", name)]
     return trainer.launch(args.nproc, worker)
 
 
@@ -180,6 +203,7 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     words += [item for override in args.overrides for item in ("--set", override)]
     words += [] if args.threads is None else ["--threads", str(args.threads)]
     words += [] if args.device == "auto" else ["--device", args.device]
+    words += [item for name in parse_names(getattr(args, "log", ())) for item in ("--log", name)]
     words += [] if args.backend == TRAINER else ["--backend", args.backend]
     return shlex.join(words)
 
