@@ -63,7 +63,7 @@ def require(names: Iterable[str]) -> None:
         try:
             importlib.import_module(_NEEDS[name])
         except ImportError:
-            raise UsageError(f"--log {name}: {name} is not installed; install the track extra: {EXTRA}") from None
+            raise UsageError(f"logging to {name} needs the track extra: {EXTRA} ({name} is not installed)") from None
 
 
 class Tracking:

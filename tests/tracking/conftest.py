@@ -1,33 +1,8 @@
-"""Tracking tests train the tiny models of tests/train through `rnnc train`."""
+"""Tracking tests log to stores in their own temporary folders only."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 import pytest
-from tiny_models import binary_data, write_spec
-
-from rnnc.cli import main
-
-
-def train(*args: str | Path) -> int:
-    return main(["train", *map(str, args), "--device", "cpu", "--no-progress"])
-
-
-def saved(run: Path) -> list[dict[str, Any]]:
-    """The run's metrics.jsonl, one dict per epoch."""
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def spec_with_test(folder: Path, epochs: int = 3) -> Path:
-    """The tiny spec of tests/train with a test file, trained for `epochs`."""
-    x, y = binary_data(n=40, seed=5)
-    np.savez(folder / "test.npz", x=x, y=y)
-    return write_spec(folder, training={"epochs": epochs, "batch_size": 16, "seed": 3},
-                      data={"train": "train.npz", "validation": "val.npz", "test": "test.npz"})
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import saved, spec_with_test, train
+from tracked_runs import saved, spec_with_test, train
 from tiny_models import write_spec
 
 pytest.importorskip("torch")
