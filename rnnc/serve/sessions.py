@@ -4,8 +4,9 @@ A model exported with `export.streaming: true` takes its recurrent layers' state
 inputs and gives them back (`rnnc.runtime.Stream`, `GraphStream`). A `Session` holds
 one sequence's stream: `await session.step(body)` reads one chunk from a request body
 as `/v1/predict` reads an instance (`{"instances": [chunk]}`, or `{"texts": ["..."]}`
-for a raw-text model), runs it from the state the earlier chunks left (in a worker
-thread; chunks of one session run one at a time, in the order they came) and gives the
+for a raw-text model), runs it from the state the earlier chunks left (chunks of one
+session one at a time, in the order they came; `stepper(model)` runs a batch of them,
+each row with its own state in and out, for a `Batcher` that joins sessions' chunks) and gives the
 chunk's predictions as `/v1/predict` words them: per step for a per-step output, the
 prediction after the chunk's last step otherwise. A chunk the model refuses leaves the
 state as it was.
@@ -25,9 +26,8 @@ import asyncio
 import collections
 import math
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -41,53 +41,84 @@ from .models import ServedModel
 from .tensors import BadRequest
 
 ID_BYTES = 18  # 24 URL-safe characters, 144 random bits
+Feeds = dict[str, np.ndarray]
+Runner = Callable[[Feeds], Awaitable[Feeds]]
 
 
 class Session:
-    """One sequence's stream on one model: `id`, `model`, `steps` (real steps so far),
-    `chunks` (chunks run), `last_used` (the store's clock)."""
+    """One sequence's state on one model: `id`, `model`, `state` (each recurrent layer's,
+    one row), `steps` (real steps so far), `chunks` (chunks run), `last_used` (the
+    store's clock)."""
 
     def __init__(self, id: str, model: ServedModel, now: float, pinned: bool = False):
         self.id, self.model, self.last_used, self.pinned = id, model, now, pinned
-        self.stream = model.predictor.stream()
+        self.state = {name: np.zeros((1, size), np.float32) for name, size in model.predictor.states.items()}
         self.steps = self.chunks = 0
-        self.lock = asyncio.Lock()  # chunks in the order they came
-        self._running = threading.Lock()  # a chunk whose client left still finishes before the next runs
+        self.lock = asyncio.Lock()  # chunks in the order they came, one at a time
 
     def feed_of(self, body: Any) -> dict[str, np.ndarray]:
-        """The one chunk in a request body, as the model's feeds (a `BadRequest` otherwise)."""
+        """The one chunk in a request body as the model's feeds, its lengths filled in by
+        the model's rule (a `BadRequest` otherwise)."""
         feeds = plain.instance_feeds(self.model, body)
         if len(feeds) != 1:
             raise BadRequest(f"a session carries one sequence: send its next chunk alone, as {{\"instances\": [chunk]}}; "
                              f"got {len(feeds)} instances")
-        return feeds[0]
+        model, feed = self.model, feeds[0]
+        try:
+            if model.graph:
+                inputs = {n: v for n, v in feed.items() if n in model.predictor.inputs}
+                arrays, fed = model.predictor.checked(inputs, {n: feed[ln] for n, ln in model.lengths_of.items() if ln in feed},
+                                                      whole=False)
+                return {**arrays, **{model.lengths_of[n]: v for n, v in fed.items()}}
+            x, lengths = model.predictor.checked(feed["x"], feed.get("lengths"), whole=False)
+        except RnncError as err:
+            raise BadRequest("; ".join(str(err).splitlines())) from None
+        return {"x": x} if lengths is None else {"x": x, "lengths": lengths}
 
-    async def step(self, body: Any, touch: Callable[[Session], None]) -> tuple[dict[str, Any], int]:
-        """The predictions for the chunk in `body`, run after every earlier chunk, and
-        the real steps the session has seen with it."""
+    async def step(self, body: Any, touch: Callable[[Session], None], run: Runner | None = None) -> tuple[dict[str, Any], int]:
+        """The predictions for the chunk in `body`, run from the state every earlier chunk
+        left, and the real steps the session has seen with it. `run` takes the feeds and
+        the state (`stepper`'s, through a `Batcher` that joins sessions' chunks); without
+        it, the chunk runs alone in a worker thread."""
         feed = self.feed_of(body)
+        steps = plain.steps_of(self.model, feed) or 0
         async with self.lock:
             touch(self)
             try:
-                outputs, steps = await asyncio.get_running_loop().run_in_executor(None, self._run, feed)
+                fed = {**feed, **self.state}
+                if run is None:
+                    outputs = await asyncio.get_running_loop().run_in_executor(None, stepper(self.model), fed)
+                else:
+                    outputs = await run(fed)
             except RnncError as err:  # the model's own checks: a shape, dtype or value it refuses
                 raise BadRequest("; ".join(str(err).splitlines())) from None
             finally:
                 touch(self)
-        return plain.predictions(self.model, outputs, plain.steps_of(self.model, feed)), steps
-
-    def _run(self, feed: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
-        with self._running:
-            model = self.model
-            if model.graph:
-                inputs = {n: v for n, v in feed.items() if n in model.predictor.inputs}
-                lengths = {n: feed[ln] for n, ln in model.lengths_of.items() if ln in feed}
-                outputs = dict(self.stream.step(inputs, lengths))
-            else:
-                outputs = {"y": self.stream.step(feed["x"], feed.get("lengths"))}
+            self.state = {name: outputs.pop(f"{name}.next") for name in self.state}
             self.chunks += 1
-            self.steps += plain.steps_of(model, feed) or 0
-            return outputs, self.steps
+            self.steps += steps
+            total = self.steps
+        return plain.predictions(self.model, outputs, steps or None), total
+
+
+def stepper(model: ServedModel) -> Callable[[Feeds], Feeds]:
+    """The synchronous run of a batch of chunks on `model`: the feeds with each row's
+    state (`state.*`) in, the outputs with each row's next state (`state.*.next`) out."""
+    predictor = model.predictor
+
+    def run(feeds: Feeds) -> Feeds:
+        stream = predictor.stream()
+        stream.state = {name: feeds[name] for name in predictor.states}
+        if model.graph:
+            inputs = {n: v for n, v in feeds.items() if n in predictor.inputs}
+            lengths = {n: feeds[ln] for n, ln in model.lengths_of.items() if ln in feeds}
+            outputs = dict(stream.step(inputs, lengths))
+        else:
+            outputs = {"y": stream.step(feeds["x"], feeds.get("lengths"))}
+        assert stream.state is not None
+        return {**outputs, **{f"{name}.next": value for name, value in stream.state.items()}}
+
+    return run
 
 
 class SessionStore:
@@ -99,6 +130,7 @@ class SessionStore:
         self.max_sessions, self.idle_s, self.clock = max_sessions, idle_s, clock
         self._open: collections.OrderedDict[str, Session] = collections.OrderedDict()  # least recently used first
         self.expired = 0  # sessions the sweep has closed
+        self.batchers: dict[str, Any] = {}  # model name -> the Batcher joining its sessions' chunks (rnnc.serve.stream)
 
     def __len__(self) -> int:
         self.sweep()

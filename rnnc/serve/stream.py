@@ -9,6 +9,11 @@ HTTP (`session_routes(models, store, settings)`):
   "predictions": [one]}`, the prediction worded as `/v1/predict` words it.
 - `DELETE /v1/sessions/ID` closes it: `{"session": ID, "closed": true, "steps": N}`.
 
+Chunks of different sessions of one model that wait at the same time run as one
+onnxruntime call of at most `max_batch` rows (`rnnc.serve.batcher`, padded by length
+where the model takes lengths); a chunk never waits for others to arrive
+(`max_delay_ms` 0), so a lone session pays nothing for it. `--max-batch 1` turns it off.
+
 WebSocket `/v1/models/NAME/sessions/ws` (`/v1/sessions/ws` with one model): a session
 for as long as the connection lasts. Each text (or binary) message is one chunk's JSON,
 as `POST /v1/sessions/ID` takes it; each reply is what that route answers, or
@@ -32,14 +37,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .batcher import Batcher, Overloaded
 from .models import ServedModel
-from .sessions import Session, SessionStore
+from .sessions import Runner, Session, SessionStore, stepper
 from .tensors import BadRequest, parse_json
 
 
 def session_routes(models: Sequence[ServedModel], store: SessionStore, settings: Any) -> list[BaseRoute]:
     """The session routes on `store` for `models` (see the module)."""
     by_name = {m.name: m for m in models}
+    store.batchers.update({m.name: _batcher(m, settings) for m in models if getattr(m.predictor, "states", None)})
+    runs = {name: batcher.submit for name, batcher in store.batchers.items()}
 
     def model_named(name: str | None) -> ServedModel:
         if name is None:
@@ -58,7 +66,7 @@ def session_routes(models: Sequence[ServedModel], store: SessionStore, settings:
     async def chunk(request: Request) -> Response:
         session = store.get(request.path_params["id"])
         body = parse_json(await request.body())
-        return JSONResponse(await _answer(session, body, store))
+        return JSONResponse(await _answer(session, body, store, runs[session.model.name]))
 
     async def close_session(request: Request) -> Response:
         session = store.close(request.path_params["id"])
@@ -78,7 +86,7 @@ def session_routes(models: Sequence[ServedModel], store: SessionStore, settings:
             await websocket.close(code=1013 if err.status == 503 else 1008)
             return
         try:
-            await _converse(websocket, session, store, settings)
+            await _converse(websocket, session, store, settings, runs[session.model.name])
         finally:
             store.discard(session)
 
@@ -92,12 +100,27 @@ def session_routes(models: Sequence[ServedModel], store: SessionStore, settings:
     ]
 
 
-async def _answer(session: Session, body: Any, store: SessionStore) -> dict[str, Any]:
-    predictions, steps = await session.step(body, store.touch)
+def _batcher(model: ServedModel, settings: Any) -> Batcher:
+    """Chunks of different sessions joined into one run, each row with its own state in
+    and out: padded by length where the model takes lengths, as `/v1/predict`'s are;
+    only the chunks already waiting (a lone session's chunk runs at once)."""
+    first = model.sequence_inputs[0] if model.sequence_inputs else None
+    per_step = {t.name: first for t in model.outputs if first and len(t.shape) >= 3 and t.shape[1] == -1}
+    lengths = model.lengths_of if getattr(model, "pads", True) else {}
+    return Batcher(stepper(model), max_batch=settings.max_batch, max_delay_ms=0,
+                   max_queue=settings.max_queue, model=model.name, sequence_inputs=model.sequence_inputs,
+                   lengths_of=lengths, sequence_outputs=getattr(model, "steps_of", per_step))
+
+
+async def _answer(session: Session, body: Any, store: SessionStore, run: Runner) -> dict[str, Any]:
+    try:
+        predictions, steps = await session.step(body, store.touch, run)
+    except Overloaded as err:
+        raise BadRequest(str(err), 503, {"Retry-After": str(err.retry_after)}) from None
     return {"model_name": session.model.name, "session": session.id, "steps": steps, "predictions": [predictions]}
 
 
-async def _converse(websocket: WebSocket, session: Session, store: SessionStore, settings: Any) -> None:
+async def _converse(websocket: WebSocket, session: Session, store: SessionStore, settings: Any, run: Runner) -> None:
     """Chunks in, predictions out, until the client leaves or stays quiet `session_idle_s`."""
     limit = settings.max_body_bytes
     while True:
@@ -113,7 +136,7 @@ async def _converse(websocket: WebSocket, session: Session, store: SessionStore,
         try:
             if len(raw) > limit:
                 raise BadRequest(f"the message is larger than the server's limit of {limit:,} bytes", 413)
-            reply = await _answer(session, parse_json(raw), store)
+            reply = await _answer(session, parse_json(raw), store, run)
         except BadRequest as err:
             reply = {"error": " ".join(str(err).split()), "status": err.status}
         try:

@@ -235,6 +235,45 @@ def test_concurrent_chunks_to_one_session_run_one_at_a_time(served: list[ServedM
         np.testing.assert_allclose(np.array(answer["predictions"][0]["y"]), whole[3 * (k - 1) : 3 * k], atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["steps", "churn"])
+def test_chunks_of_many_sessions_at_once_share_runs_and_equal_each_sequence_alone(
+        served: list[ServedModel], files: dict[str, Path], name: str) -> None:
+    """Six sessions send their chunks (of different lengths) at the same time, three
+    rounds: they are joined into one run a round, padded, each row with its own state."""
+    app = build_app(served, ServeSettings(max_delay_ms=200))
+    reference = runtime.load(files[name])
+    sequences = [RNG.normal(size=(int(RNG.integers(6, 12)), FEATURES)).astype(np.float32) for _ in range(6)]
+    plans = [[(0, 1), (1, 4), (4, len(x))] if i % 2 else [(0, 3), (3, 5), (5, len(x))] for i, x in enumerate(sequences)]
+    profile = [0.25, -0.5]
+
+    def chunk(x: np.ndarray) -> dict:
+        return {"instances": [{"events": x.tolist(), "profile": profile} if name == "churn" else x.tolist()]}
+
+    async def go() -> list[list[dict]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rnnc") as http:
+            sessions = [(await http.post(f"/v1/models/{name}/sessions")).json()["session"] for _ in sequences]
+            rounds = []
+            for r in range(3):
+                answers = await asyncio.gather(*(http.post(f"/v1/sessions/{s}", json=chunk(x[plan[r][0] : plan[r][1]]))
+                                                 for s, x, plan in zip(sessions, sequences, plans, strict=True)))
+                rounds.append([a.json() for a in answers])
+        return rounds
+
+    rounds = asyncio.run(go())
+    assert app.state.sessions.batchers[name].runs == 3  # type: ignore[attr-defined]  # one run a round, not 18
+    for i, x in enumerate(sequences):
+        if name == "steps":
+            got = np.concatenate([np.array(rounds[r][i]["predictions"][0]["y"]) for r in range(3)])
+            np.testing.assert_allclose(got, reference.run(x[None])[0], atol=1e-5)
+            continue
+        for r in range(3):
+            b = plans[i][r][1]
+            want = reference.run({"events": x[None, :b], "profile": np.array([profile], np.float32)})["churn"][0]
+            said = rounds[r][i]["predictions"][0]["churn"]["probabilities"]
+            np.testing.assert_allclose([said["stay"], said["leave"]], want, atol=1e-5)
+
+
 def test_every_route_in_the_docs_examples_exists(served: list[ServedModel]) -> None:
     """Each curl command (and WebSocket URL) in docs/serve.md names a route the app has."""
     from starlette.routing import Match
