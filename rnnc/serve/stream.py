@@ -31,6 +31,7 @@ import hmac
 import json
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -75,7 +76,7 @@ def session_routes(models: Sequence[ServedModel], store: SessionStore, settings:
     async def socket(websocket: WebSocket) -> None:
         token = settings.token
         given = websocket.headers.get("authorization", "")
-        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if (token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode())) or not _same_origin(websocket, settings):
             await websocket.close(code=1008)  # before accepting: the upgrade is answered 403
             return
         await websocket.accept()
@@ -110,6 +111,16 @@ def _batcher(model: ServedModel, settings: Any) -> Batcher:
     return Batcher(stepper(model), max_batch=settings.max_batch, max_delay_ms=0,
                    max_queue=settings.max_queue, model=model.name, sequence_inputs=model.sequence_inputs,
                    lengths_of=lengths, sequence_outputs=getattr(model, "steps_of", per_step))
+
+
+def _same_origin(websocket: WebSocket, settings: Any) -> bool:
+    """Whether a browser's page may open this socket: no Origin (not a browser), this
+    server's own, or one of `cors_origins` (a browser lets any page open a WebSocket
+    anywhere and read its replies: CORS does not apply)."""
+    origin = websocket.headers.get("origin")
+    if origin is None or origin in settings.cors_origins:
+        return True
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
 
 
 async def _answer(session: Session, body: Any, store: SessionStore, run: Runner) -> dict[str, Any]:

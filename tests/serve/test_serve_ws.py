@@ -122,6 +122,19 @@ def test_the_token_is_asked_on_the_upgrade(served: list[ServedModel]) -> None:
         assert ws.receive_json()["steps"] == 1
 
 
+def test_a_page_of_another_origin_may_not_open_a_session(served: list[ServedModel]) -> None:
+    client = TestClient(build_app(served, ServeSettings(cors_origins=("http://tool.example",))))
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/v1/models/steps/sessions/ws", headers={"Origin": "http://evil.example"}):
+            pass
+    assert refused.value.code == 1008
+    for origin in ("http://testserver", "http://tool.example", None):  # its own (the test client's host), one allowed, none
+        headers = {} if origin is None else {"Origin": origin}
+        with client.websocket_connect("/v1/models/steps/sessions/ws", headers=headers) as ws:
+            ws.send_text(json.dumps({"instances": [[[0.1, 0.2, 0.3]]]}))
+            assert ws.receive_json()["steps"] == 1, origin
+
+
 def test_a_quiet_connection_is_closed_after_the_idle_time(served: list[ServedModel]) -> None:
     client = TestClient(build_app(served, ServeSettings(session_idle_s=0.3)))
     with client.websocket_connect("/v1/models/steps/sessions/ws") as ws:
