@@ -290,3 +290,17 @@ def test_every_route_in_the_docs_examples_exists(served: list[ServedModel]) -> N
     for kind, method, path in calls:
         scope = {"type": kind, "path": path.replace("$S2", "x").replace("$S", "x"), "method": method}
         assert any(route.matches(scope)[0] == Match.FULL for route in routes), (kind, method, path)
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--max-sessions", "0", "--max-sessions must be at least 1, got 0"),
+    ("--session-idle-s", "0", "--session-idle-s must lie in (0, 86400], got 0.0"),
+    ("--max-tokens", "-3", "--max-tokens must be at least 1, got -3"),
+])
+def test_bad_session_and_generate_flags_are_one_line_and_exit_2(files: dict[str, Path], flag: str, value: str, expected: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from rnnc.cli import main
+
+    assert main(["serve", str(files["moods"]), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(expected) and len(err.splitlines()) == 1 and "Traceback" not in err
