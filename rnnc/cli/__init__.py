@@ -20,7 +20,8 @@ from collections.abc import Iterator, Sequence
 from rnnc import __version__
 from rnnc.errors import NO_ROOM, DiskFullError, RnncError
 
-COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "generate", "plot", "serve")
+COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "generate", "plot", "serve", "import")
+MODULES = {"import": "import_keras"}  # a subcommand whose name is a Python keyword
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnc {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f"rnnc.cli.{name}")
+        module = importlib.import_module(f"rnnc.cli.{MODULES.get(name, name)}")
         module.add_parser(subparsers)
     return parser
 
