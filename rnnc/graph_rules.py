@@ -247,6 +247,15 @@ def graph_can_stream(parts: GraphParts) -> list[Problem]:
     return problems
 
 
+def graph_settings_apply(parts: GraphParts) -> list[Problem]:
+    """Each kind's own rule on settings that do not apply together (`setting_problems`)."""
+    return [
+        parts.doc.problem(("layers", node.index, setting), why)
+        for node in parts.nodes or ()
+        for setting, why in node.layer.setting_problems()
+    ]
+
+
 def normalization_reads_an_input(parts: GraphParts) -> list[Problem]:
     """normalization adapts to the training data, so it reads an input of the graph."""
     if parts.inputs is None:
@@ -337,6 +346,7 @@ GRAPH_RULES = (
     data_array_names_are_unique,
     graph_data_is_npz,
     graph_can_stream,
+    graph_settings_apply,
     graph_fits_tbptt,
     normalization_reads_an_input,
     feedback_fits,

@@ -232,6 +232,15 @@ def streaming_is_possible(parts: Parts) -> list[Problem]:
     ]
 
 
+def settings_apply(parts: Parts) -> list[Problem]:
+    """Each kind's own rule on settings that do not apply together (`setting_problems`)."""
+    return [
+        parts.doc.problem(("layers", i, setting), why)
+        for i, layer in enumerate(parts.layers or ())
+        for setting, why in layer.setting_problems()
+    ]
+
+
 MAX_PARAMS = 2**31 - 1  # past this a float32 model is 8 GiB and torch's indexing breaks down
 
 
@@ -257,6 +266,7 @@ RULES: tuple[Rule, ...] = (
     csv_targets_fit_output,
     text_fits_embedding,
     streaming_is_possible,
+    settings_apply,
     chain_fits_tbptt,
 )
 

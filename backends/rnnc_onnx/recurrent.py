@@ -4,6 +4,11 @@ The weights file holds PyTorch's layout; ONNX wants other gate orders: LSTM i, f
 becomes i, o, f, c, GRU r, z, n becomes z, r, h (torch applies the reset gate after the
 recurrent matmul, ONNX's `linear_before_reset=1`), and one bias `B = [Wb, Rb]` per
 direction. The gates are reordered here, in numpy, so the graph carries them ready.
+The Keras options are the operators' own attributes: `recurrent_activation:
+hard_sigmoid` is `HardSigmoid` (alpha 1/6, beta 0.5) as the gates' activation, GRU's
+`reset_after: false` is `linear_before_reset=0` with its one bias as `Wb` (`Rb` zero).
+A bidirectional `merge_mode` other than concat joins the two directions of `Y` (or
+`Y_h`) with Add, Mul or their mean.
 
 Variable length rides on `sequence_lens`: onnxruntime stops each sequence at its
 length, zero-fills `Y` past it, and `Y_h` is the forward direction's state at the last
@@ -61,12 +66,11 @@ def onnx_weights(node: ir.Node, weights: Mapping[str, np.ndarray]) -> tuple[np.n
     r = np.stack([_reorder(weights[f"{prefix}.weight_hh{s}"], order) for s in suffixes])
     if not layer.use_bias:
         return w, r, None
-    b = np.stack(
-        [
-            np.concatenate([_reorder(weights[f"{prefix}.bias_ih{s}"], order), _reorder(weights[f"{prefix}.bias_hh{s}"], order)])
-            for s in suffixes
-        ]
-    )
+    def recurrent_bias(s: str) -> np.ndarray:
+        name = f"{prefix}.bias_hh{s}"  # absent for a GRU with reset_after false: Keras's one bias
+        return _reorder(weights[name], order) if name in weights else np.zeros(r.shape[1], np.float32)
+
+    b = np.stack([np.concatenate([_reorder(weights[f"{prefix}.bias_ih{s}"], order), recurrent_bias(s)]) for s in suffixes])
     return w, r, b
 
 
@@ -110,9 +114,11 @@ def lower_stateful(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndar
             attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"] * layer.directions
         case ir.LSTM():
             op_type = "LSTM"
+            attrs.update(_gate_activations(layer.recurrent_activation, ["Tanh", "Tanh"], layer.directions))
         case ir.GRU():
             op_type = "GRU"
-            attrs["linear_before_reset"] = 1
+            attrs["linear_before_reset"] = 1 if layer.reset_after else 0
+            attrs.update(_gate_activations(layer.recurrent_activation, ["Tanh"], layer.directions))
         case _:
             assert_never(layer)
 
@@ -134,8 +140,11 @@ def lower_stateful(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndar
         for state, produced in zip(states_in, (y_h, y_c), strict=False):
             last_state = _state_output(g, state, produced, x.lengths, layer.units)
             last = last or last_state  # h comes first: the layer's output after the chunk
+    merged = layer.bidirectional and layer.merge_mode != "concat"
     if layer.return_sequences:
-        if layer.bidirectional:  # [T, 2, B, H] -> [T, B, 2, H] -> [T, B, 2H]
+        if merged:  # [T, 2, B, H] -> [T, B, H]
+            seq = _merge(g, y, 1, layer.merge_mode, f"{hint}.out")
+        elif layer.bidirectional:  # [T, 2, B, H] -> [T, B, 2, H] -> [T, B, 2H]
             swapped = g.op("Transpose", [y], f"{hint}.Y.swapped", perm=[0, 2, 1, 3])
             seq = g.op("Reshape", [swapped, g.const([0, 0, -1])], f"{hint}.out")
         else:
@@ -143,10 +152,34 @@ def lower_stateful(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndar
         return Flow(seq, 3, time_major=True, lengths=x.lengths, zero_padded=x.lengths is not None), states
     if last:
         return Flow(last, 2), states
+    if merged:  # [2, B, H] -> [B, H]
+        return Flow(_merge(g, y_h, 0, layer.merge_mode, f"{hint}.out"), 2), states
     if layer.bidirectional:  # [2, B, H] -> [B, 2, H] -> [B, 2H]: forward, then backward
         swapped = g.op("Transpose", [y_h], f"{hint}.Y_h.swapped", perm=[1, 0, 2])
         return Flow(g.op("Reshape", [swapped, g.const([0, -1])], f"{hint}.out"), 2), states
     return Flow(g.op("Squeeze", [y_h, g.const([0])], f"{hint}.out"), 2), states
+
+
+HARD_SIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # Keras 3's hard_sigmoid, relu6(x + 3) / 6
+
+
+def _gate_activations(gates: str, others: list[str], directions: int) -> dict[str, object]:
+    """The `activations` attributes for `gates` (the operators' default is sigmoid, so
+    none then); onnxruntime reads one alpha and one beta per HardSigmoid, in order."""
+    if gates == "sigmoid":
+        return {}
+    return {"activations": ["HardSigmoid", *others] * directions,
+            "activation_alpha": [HARD_SIGMOID["alpha"]] * directions,
+            "activation_beta": [HARD_SIGMOID["beta"]] * directions}
+
+
+def _merge(g: GraphBuilder, y: str, axis: int, mode: str, name: str) -> str:
+    """The two directions on `axis` of `y` joined by a merge_mode: sum, mul or ave."""
+    forward, backward = (g.op("Gather", [y, g.const(d, scalar=True)], f"{name}.direction{d}", axis=axis) for d in (0, 1))
+    if mode == "mul":
+        return g.op("Mul", [forward, backward], name)
+    total = g.op("Add", [forward, backward], name if mode == "sum" else f"{name}.sum")
+    return total if mode == "sum" else g.op("Mul", [total, g.const(0.5, dtype="float32", scalar=True)], name)
 
 
 def _or_initial(g: GraphBuilder, final: tuple[str, str], initial: tuple[str, ...], lengths: str, hint: str) -> tuple[str, str]:

@@ -135,6 +135,12 @@ def export_problems(model: ir.Model) -> list[Problem]:
             "true is for the ONNX graph (state carried between chunks); the torch backend's .pt2 takes whole "
             "sequences: use --backend onnx, or --set export.streaming=false", ("export", "streaming"),
         ))
+    problems += [
+        Problem(origin, None, None, f"layers[{node.index}] ({node.layer.kind})",
+                "its cell (recurrent_activation, reset_after false or recurrent_dropout) runs as a Python time loop, "
+                "which a .pt2 cannot trace over a dynamic time axis: use --backend onnx", ("layers", node.index))
+        for node in model.nodes if isinstance(node.layer, ir.Recurrent) and node.layer.keras_cell
+    ]
     if model.export.quantize != "none":
         problems.append(Problem(
             origin, None, None, "export.quantize",

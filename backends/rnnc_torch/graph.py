@@ -34,6 +34,7 @@ from rnnc.metadata import lengths_rules
 
 from .block import lengths_from_ids, zero_padding
 from .layers import lower
+from .keras_cells import KerasCellBlock
 from .recurrent import RecurrentBlock, State
 
 LOGIT_ACTIVATIONS = ("sigmoid", "softmax")  # what logits=True skips (SpecModule's too)
@@ -146,7 +147,7 @@ class GraphModule(nn.Module):
         for node, block in zip(self.model.nodes, self.blocks):
             if logits and node.index in self._on_path:
                 self._run_on_logits(node, block, env, logit_env)
-            elif carry[1] is not None and isinstance(block, RecurrentBlock):
+            elif carry[1] is not None and isinstance(block, RecurrentBlock | KerasCellBlock):
                 x, x_lengths = env[node.sources[0]]
                 y, y_lengths, carry[1][node.key] = block.forward_state(x, x_lengths, (carry[0] or {}).get(node.key))
                 env[node.key] = (y, y_lengths)
@@ -166,7 +167,7 @@ class GraphModule(nn.Module):
     def _run(self, node: ir.Node, block: nn.Module, env: dict[str, Value], states: dict[str, State]) -> Value:
         x, x_lengths = env[node.sources[0]]
         if node.key in self._stateful:
-            assert isinstance(block, RecurrentBlock)
+            assert isinstance(block, RecurrentBlock | KerasCellBlock)
             initial = states.get(node.state_from) if node.state_from else None
             y, y_lengths, states[node.key] = block.forward_state(x, x_lengths, initial)
             return y, y_lengths

@@ -20,6 +20,7 @@ from .activations import Activation
 from .block import Block, exporting, lengths_from_ids, step_mask, zero_padding
 from .cpu import Dropout
 from .graph_blocks import lower_graph_kind
+from .keras_cells import KerasCellBlock
 from .recurrent import RecurrentBlock
 
 
@@ -31,7 +32,7 @@ def lower(group: list[ir.Node], kernels: str = "auto") -> Block:
     layer = node.layer
     match layer:
         case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
-            return RecurrentBlock(group, kernels)
+            return KerasCellBlock(node) if layer.keras_cell else RecurrentBlock(group, kernels)
         case ir.Embedding():
             return EmbeddingBlock(node)
         case ir.Dense():

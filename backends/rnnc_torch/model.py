@@ -28,6 +28,7 @@ from rnnc.errors import DataError
 from .block import zero_padding
 from .graph import LOGIT_ACTIVATIONS, GraphModule, _extremes
 from .layers import lower
+from .keras_cells import KerasCellBlock
 from .recurrent import RecurrentBlock, State, fusable
 
 
@@ -102,7 +103,7 @@ class SpecModule(nn.Module):
         for i, block in enumerate(self.blocks):
             if i == skip:
                 x, lengths = block(x, lengths, logits=True)
-            elif state is not None and isinstance(block, RecurrentBlock):
+            elif state is not None and isinstance(block, RecurrentBlock | KerasCellBlock):
                 x, lengths, final[i] = block.forward_state(x, lengths, state.get(i))
             else:
                 x, lengths = block(x, lengths)

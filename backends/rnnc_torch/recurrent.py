@@ -7,7 +7,9 @@ unsorted); a forward-only layer runs unpacked, since its real steps cannot see t
 padding after them (see `RecurrentBlock.packs`). `return_sequences: false` yields the
 forward direction's output at each sequence's last real step and, when bidirectional,
 the backward direction's output at step 0 (`h_n`), as Keras and ONNX do. A sequence of
-length 0 yields zeros (its initial state). A layer's `dropout` drops its inputs while
+length 0 yields zeros (its initial state). A bidirectional `merge_mode` other than
+concat joins the directions of the output (`keras_cells.merge_directions`); a layer
+whose cell torch lacks (`Recurrent.keras_cell`) is `keras_cells.KerasCellBlock`. A layer's `dropout` drops its inputs while
 training (Keras's meaning; PyTorch's own `dropout` argument is exactly this between
 fused layers). While training on a CPU the block usually computes its torch module with
 `cpu.run` instead, the same function without packing, faster (see cpu/stepwise.py);
@@ -35,6 +37,7 @@ from rnnc import ir
 
 from . import cpu, export_loop
 from .block import Block, exporting, zero_padding
+from .keras_cells import merge_directions
 
 RecurrentLayer = ir.SimpleRNN | ir.LSTM | ir.GRU
 State = Tensor | tuple[Tensor, Tensor]  # h, or (h, c) for LSTM: [directions, batch, units] each
@@ -51,6 +54,8 @@ def fusable(group: Sequence[ir.Node], node: ir.Node) -> bool:
     if not isinstance(layer, ir.Recurrent) or type(first) is not type(layer):
         return False
     assert isinstance(first, ir.Recurrent) and isinstance(prev, ir.Recurrent)
+    if first.keras_cell or layer.keras_cell or prev.merge_mode != "concat":
+        return False  # a cell torch lacks runs alone (keras_cells); torch feeds a fused layer both directions
     same_shape = (
         layer.units == first.units
         and layer.bidirectional == first.bidirectional
@@ -75,6 +80,7 @@ class RecurrentBlock(Block):
         self.directions = first.directions
         self.use_bias = first.use_bias
         self.return_sequences = last.return_sequences
+        self.merge_mode = last.merge_mode
         self.is_lstm = isinstance(first, ir.LSTM)
         # A forward-only layer is causal: its real steps never see the padding after
         # them, so it runs unpacked (several times faster than packed, on CPU and GPU)
@@ -133,6 +139,10 @@ class RecurrentBlock(Block):
                         param[self.units : 2 * self.units] = 1.0
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        y, lengths = self._forward(x, lengths)
+        return (merge_directions(y, self.merge_mode, self.units) if self.directions == 2 else y), lengths
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.input_dropout is not None:
             x = self.input_dropout(x)
         if exporting() and not self.training:
@@ -159,6 +169,11 @@ class RecurrentBlock(Block):
 
     def forward_state(self, x: Tensor, lengths: Tensor | None, initial: State | None = None
                       ) -> tuple[Tensor, Tensor | None, State]:
+        y, lengths, state = self._forward_state(x, lengths, initial)
+        return (merge_directions(y, self.merge_mode, self.units) if self.directions == 2 else y), lengths, state
+
+    def _forward_state(self, x: Tensor, lengths: Tensor | None, initial: State | None = None
+                       ) -> tuple[Tensor, Tensor | None, State]:
         """`forward` started from `initial` (None: zeros), with the final state as well.
 
         A sequence of length 0 has no step to run: its final state (and, without

@@ -134,5 +134,10 @@ class LayerKind:
     def streaming_problem(self) -> str:
         return ""
 
+    def setting_problems(self) -> list[tuple[str, str]]:
+        """Settings that do not apply together, as `(setting, why)`: what the schema,
+        which checks each setting alone, cannot see."""
+        return []
+
     def describe(self) -> str:
         return self.kind

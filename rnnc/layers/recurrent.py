@@ -1,7 +1,10 @@
 """The recurrent layer kinds: simple_rnn, lstm and gru, and the settings they share.
 
 Their weights are PyTorch's layout: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` with
-the gates stacked on the first axis, and a `_reverse` copy for the backward direction.
+the gates stacked on the first axis, and a `_reverse` copy for the backward direction
+(a GRU with `reset_after: false` has Keras's one bias, `bias_ih`). The Keras options
+(`recurrent_activation`, `reset_after`, `recurrent_dropout`, `merge_mode`) mean what
+they mean in Keras 3; docs/spec.md has the equations.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ class Recurrent(LayerKind):
     bidirectional: bool = setting(False)
     dropout: float = setting(0.0, shared="rate", description="Drops the layer's inputs while training.")
     use_bias: bool = setting(True)
+    recurrent_dropout: float = setting(
+        0.0, shared="rate",
+        description="Drops the recurrent state while training: one mask per sequence, reused at every step (Keras's).")
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = setting(
+        "concat", description="How a bidirectional layer joins its two directions (Keras's Bidirectional merge_mode).")
     gates: ClassVar[int] = 1
     input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "zeros"
     takes_sequences: ClassVar[bool] = True
@@ -31,7 +39,14 @@ class Recurrent(LayerKind):
 
     @property
     def output_size(self) -> int:
-        return self.units * self.directions
+        return self.units * self.directions if self.merge_mode == "concat" else self.units
+
+    @property
+    def keras_cell(self) -> bool:
+        """Whether the cell differs from torch's own (its recurrent activation, GRU's
+        reset gate or recurrent dropout): then no fused torch kernel computes it."""
+        return self.recurrent_dropout > 0 or getattr(self, "recurrent_activation", "sigmoid") != "sigmoid" \
+            or not getattr(self, "reset_after", True)
 
     def output_shape(self, shape: Shape) -> Shape:
         sequence_features(shape)
@@ -46,14 +61,25 @@ class Recurrent(LayerKind):
             params.append(Param(f"{prefix}.weight_hh{suffix}", (rows, self.units), "orthogonal"))
             if self.use_bias:
                 params.append(Param(f"{prefix}.bias_ih{suffix}", (rows,), self.input_bias))
-                params.append(Param(f"{prefix}.bias_hh{suffix}", (rows,)))
+                if getattr(self, "reset_after", True):
+                    params.append(Param(f"{prefix}.bias_hh{suffix}", (rows,)))
         return params
+
+    def setting_problems(self) -> list[tuple[str, str]]:
+        if self.merge_mode != "concat" and not self.bidirectional:
+            return [("merge_mode", f"{self.merge_mode} joins the two directions of a bidirectional layer; "
+                                   "set bidirectional: true, or remove merge_mode")]
+        return []
 
     def streaming_problem(self) -> str:
         return "a bidirectional layer needs the whole sequence, so it cannot stream" if self.bidirectional else ""
 
     def describe(self) -> str:
         flags = [f for f, on in (("bidirectional", self.bidirectional), ("sequences", self.return_sequences)) if on]
+        flags += [f"merge {self.merge_mode}"] if self.merge_mode != "concat" else []
+        gates = getattr(self, "recurrent_activation", "sigmoid")
+        flags += [f"recurrent {gates}"] if gates != "sigmoid" else []
+        flags += ["reset before"] if not getattr(self, "reset_after", True) else []
         return f"{self.kind}({self.units}{''.join(', ' + f for f in flags)})"
 
 
@@ -69,6 +95,8 @@ class SimpleRNN(Recurrent):
 class LSTM(Recurrent):
     """Long short-term memory; gate order in the weights: i, f, g, o (PyTorch's)."""
 
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid"] = setting(
+        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, relu6(x + 3) / 6.")
     gates: ClassVar[int] = 4
     input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "forget_bias"  # Keras's unit_forget_bias
     kind: ClassVar[str] = "lstm"
@@ -77,8 +105,14 @@ class LSTM(Recurrent):
 @dataclass(frozen=True)
 class GRU(Recurrent):
     """Gated recurrent unit; gate order in the weights: r, z, n (PyTorch's). The reset
-    gate applies after the recurrent matmul (ONNX's linear_before_reset=1)."""
+    gate applies after the recurrent matmul (ONNX's linear_before_reset=1), or with
+    `reset_after: false` before it, with one bias (Keras 2's and TensorFlow 1's GRU)."""
 
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid"] = setting(
+        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, relu6(x + 3) / 6.")
+    reset_after: bool = setting(
+        True, description="false: the reset gate applies before the recurrent matmul and the layer has one bias, "
+                          "bias_ih (Keras 2, TensorFlow 1).")
     gates: ClassVar[int] = 3
     kind: ClassVar[str] = "gru"
 

@@ -154,10 +154,10 @@ _LAYER_TYPE_HINTS = {
     "globalmaxpooling1d": " (use 'pool' with mode: max)",
     "masking": " (padding is masked by mask_zero: true on an embedding, or by lengths with input.shape [null, features])",
 }
-_GATES = " (lstm and gru use tanh, and sigmoid for their gates, as Keras's defaults; only simple_rnn takes an activation)"
+_GATES = (" (lstm and gru use tanh, as Keras's default; their gates take recurrent_activation: sigmoid or "
+          "hard_sigmoid; only simple_rnn takes an activation)")
 _SETTING_HINTS = {
-    (None, "recurrentdropout"): " (recurrent dropout is not supported yet; 'dropout' drops the layer's inputs while training)",
-    (None, "recurrentactivation"): _GATES,
+    (None, "recurrentactivation"): " (a simple_rnn has no gates: recurrent_activation is lstm's and gru's)",
     ("lstm", "activation"): _GATES,
     ("gru", "activation"): _GATES,
     (None, "stateful"): " (to carry state between calls at inference, set export.streaming: true)",
