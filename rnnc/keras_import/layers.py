@@ -64,8 +64,8 @@ class Layer:
         if value not in (allowed if isinstance(allowed, tuple) else (allowed,)):
             self.refuse(key, f"{value!r}: {reason}")
 
-    def activation(self, key: str = "activation") -> str:
-        value = self.config.get(key, "linear")
+    def activation(self, key: str = "activation", default: str = "linear") -> str:
+        value = self.config.get(key, default)
         if isinstance(value, dict):  # a serialised function: {"class_name": "function", "config": "relu"}
             value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
         if value == "hard_sigmoid" and self.keras_version.startswith("2"):
@@ -122,15 +122,15 @@ def recurrent(layer: Layer, inner: bool = False) -> Mapped:
     if not inner:
         layer.expect("go_backwards", (False, None), "rnnc reads a sequence backwards only inside a bidirectional layer")
     if kind == "simple_rnn":
-        activation = layer.activation()
+        activation = layer.activation(default="tanh")
         if activation not in ("tanh", "relu"):
             layer.refuse("activation", f"{activation!r}: rnnc's simple_rnn takes tanh or relu")
         elif activation != "tanh":
             settings["activation"] = activation
     else:
-        if layer.activation() != "tanh":
+        if layer.activation(default="tanh") != "tanh":
             layer.refuse("activation", f"{layer.get('activation')!r}: rnnc's {kind} uses tanh")
-        gates = layer.activation("recurrent_activation")
+        gates = layer.activation("recurrent_activation", "sigmoid")
         if gates != "sigmoid":
             if has_setting(kind, "recurrent_activation") and gates == "hard_sigmoid":
                 settings["recurrent_activation"] = gates
