@@ -57,8 +57,9 @@ def import_model(source: str | Path, out_dir: str | Path, force: bool = False) -
     converted = convert(keras, spec_name(source))
     if converted.refusals:
         raise SpecError([Problem(str(source), None, None, path, message, ()) for path, message in converted.refusals])
-    text = spec_text(converted, keras, out_dir)
     origin = str(out_dir / SPEC)
+    _mask_anywhere(converted, origin, out_dir)
+    text = spec_text(converted, keras, out_dir)
     try:
         model = model_from_text(text, origin=origin, base=out_dir)
     except SpecError as err:
@@ -73,6 +74,39 @@ def import_model(source: str | Path, out_dir: str | Path, force: bool = False) -
     _write(out_dir, text, converted.weights, metadata, save_weights)
     return Imported(out_dir / SPEC, out_dir / WEIGHTS, int(converted.spec["rnnc"]), len(converted.spec["layers"]),
                     sum(int(np.prod(a.shape)) for a in converted.weights.values()), converted.notes)
+
+
+def _mask_anywhere(converted: Converted, origin: str, out_dir: Path) -> None:
+    """Keras's mask_zero skips a 0 wherever it is; rnnc's `mask_zero: anywhere` does the
+    same where the model allows it (one vector per sequence out, no convolution after
+    it). Elsewhere `true` stays, the zeros after the last real id, and a note says so."""
+    from rnnc.spec import model_from_mapping
+
+    embeddings = [layer for layer in converted.spec.get("layers", [])
+                  if layer.get("type") == "embedding" and layer.get("mask_zero") is True]
+    if not embeddings or not _declares_anywhere():
+        return
+    for layer in embeddings:
+        layer["mask_zero"] = "anywhere"
+    try:
+        model_from_mapping(converted.spec, origin, out_dir)
+    except SpecError:
+        for layer in embeddings:
+            layer["mask_zero"] = True
+        converted.notes.append("mask_zero: true takes the zeros after each sequence's last real id as padding "
+                               "(Keras skips a 0 anywhere; this model's outputs rule out mask_zero: anywhere): "
+                               "pad at the end")
+
+
+def _declares_anywhere() -> bool:
+    import dataclasses
+    import typing
+
+    from rnnc.layers import Embedding
+
+    hints = typing.get_type_hints(Embedding)
+    field = next(f for f in dataclasses.fields(Embedding) if f.name == "mask_zero")
+    return "anywhere" in typing.get_args(hints.get(field.name))
 
 
 def _write(out_dir: Path, text: str, weights: dict[str, np.ndarray], metadata: dict[str, str], save: Any) -> None:

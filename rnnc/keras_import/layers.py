@@ -252,7 +252,7 @@ def embedding(layer: Layer) -> Mapped:
     settings: dict[str, Any] = {"type": "embedding", "vocab_size": int(layer.get("input_dim")),
                                 "dim": int(layer.get("output_dim"))}
     if layer.get("mask_zero"):
-        settings["mask_zero"] = True
+        settings["mask_zero"] = True  # rnnc.keras_import makes it `anywhere` (Keras's) where the model allows
     layer.note_training_only()
     if not layer.arrays_count(1):
         return Mapped(settings)
@@ -329,6 +329,10 @@ def normalization(layer: Layer) -> Mapped:
     return Mapped({"type": "normalization"}, {"mean": mean.reshape(-1).copy(), "variance": variance.reshape(-1).copy()})
 
 
+def masking(layer: Layer) -> Mapped:
+    return Mapped({"type": "masking", "mask_value": float(layer.get("mask_value", 0.0))})
+
+
 def dropout(layer: Layer) -> Mapped:
     return Mapped({"type": "dropout", "rate": float(layer.get("rate"))})
 
@@ -377,7 +381,7 @@ MAPPERS: dict[str, Callable[[Layer], Mapped]] = {
     "Activation": activation, "GlobalAveragePooling1D": pooling, "GlobalMaxPooling1D": pooling,
     "Concatenate": merge, "Add": merge, "Average": merge, "Multiply": merge, "RepeatVector": repeat_vector,
     "Attention": attention, "AdditiveAttention": attention,
-}
+} | ({"Masking": masking} if "masking" in ALL_KINDS else {})
 # Kinds rnnc lacks, and why, so that a refusal says more than "unknown".
 NOT_MAPPED = {
     "Masking": "rnnc has no masking layer; pad at the end and give lengths, or use an embedding with mask_zero",

@@ -121,6 +121,9 @@ CASES = {
                           "recurrent_dropout (inference unaffected)"),
     "merge_sum": (lambda: chain(seq(), L.Bidirectional(L.GRU(4), merge_mode="sum"), L.Dense(1)), False, "merge_mode sum"),
     "merge_mul": (lambda: chain(seq(), L.Bidirectional(L.LSTM(4), merge_mode="mul"), L.Dense(1)), False, "merge_mode mul"),
+    "mask_zero_anywhere": (lambda: chain(ids(), L.Embedding(VOCAB, 5, mask_zero=True), L.GRU(4), L.Dense(1)), "anywhere",
+                           "mask_zero with zeros at the start and inside (pad_sequences' default)"),
+    "masking": (lambda: chain(seq(), L.Masking(0.0), L.LSTM(4), L.Dense(1)), "steps", "Masking layer, zero steps anywhere"),
     "merge_ave": (lambda: chain(seq(), L.Bidirectional(L.SimpleRNN(4), merge_mode="ave"), L.Dense(1)), False,
                   "merge_mode ave"),
 }
@@ -130,7 +133,16 @@ def inputs_for(model: keras.Model, masked: bool, rng: np.random.Generator) -> di
     out: dict[str, np.ndarray] = {}
     for tensor in model.inputs:
         name = tensor.name
-        if masked:
+        if masked == "anywhere":
+            tokens = rng.integers(1, VOCAB, (BATCH, STEPS))
+            tokens[rng.random((BATCH, STEPS)) < 0.3] = 0
+            tokens[1:, :2] = 0  # padded at the start
+            out[name] = tokens.astype("int64")
+        elif masked == "steps":
+            x = rng.normal(0, 1, (BATCH, STEPS, FEATURES)).astype("float32")
+            x[rng.random((BATCH, STEPS)) < 0.3] = 0.0
+            out[name] = x
+        elif masked:
             lengths = rng.integers(1, STEPS + 1, BATCH)
             lengths[0] = STEPS
             tokens = rng.integers(1, VOCAB, (BATCH, STEPS))

@@ -64,6 +64,27 @@ def test_keras_option_maps_when_declared_else_is_refused(keras_cases, tmp_path, 
         assert not (tmp_path / "imported").exists()
 
 
+def test_mask_zero_skips_zeros_anywhere_as_keras(keras_cases, tmp_path):
+    import typing
+
+    from rnnc.layers import Embedding
+
+    if "anywhere" not in typing.get_args(typing.get_type_hints(Embedding)["mask_zero"]):
+        pytest.skip("rnnc's embedding has no mask_zero: anywhere yet; zeros at the start differ from Keras")
+    folder = built(keras_cases, "mask_zero_anywhere")
+    assert max_diff("mask_zero_anywhere", folder, folder / "mask_zero_anywhere.keras", tmp_path / "imported") < TOLERANCE
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_masking_layer_maps_when_rnnc_has_one_else_is_refused(keras_cases, tmp_path, fmt):
+    folder = built(keras_cases, "masking")
+    if "masking" in ALL_KINDS:
+        assert max_diff("masking", folder, folder / f"masking.{fmt}", tmp_path / "imported") < TOLERANCE
+    else:
+        status, err = rnnc("import", str(folder / f"masking.{fmt}"), "-o", str(tmp_path / "imported"))
+        assert status == 2 and "config.layers[1].class_name: 'Masking': rnnc has no masking layer" in err, err
+
+
 def test_gru_gates_in_keras_order_fail_the_comparison(keras_cases, tmp_path, monkeypatch):
     """The negative control: the import without the z,r,h -> r,z,n reordering differs."""
     from rnnc.keras_import import layers
