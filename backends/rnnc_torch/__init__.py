@@ -70,14 +70,16 @@ class TorchBackend:
     def train(
         self, model: ir.Model, run_dir: Path, *, spec: Mapping[str, Any] | None, resume: bool,
         device: str, progress: bool, threads: int | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        weights: Mapping[str, np.ndarray] | None = None,
     ) -> History:
         """Train `model` into the run directory `run_dir` (`rnnc train`), which then holds
         what `rnnc.run_dir` names; see `rnnc_torch.train.train_run`. Imported here, so
-        that compiling a model never imports the training code."""
+        that compiling a model never imports the training code. `weights` (IR names):
+        the initial weights of a fresh run (`rnnc train --weights`)."""
         from .train import train_run
 
         return train_run(model, run_dir, spec=spec, resume=resume, device=device, progress=progress, threads=threads,
-                         on_epoch=on_epoch)
+                         on_epoch=on_epoch, weights=weights)
 
     def writes_run_dir(self) -> bool:
         """False in a torchrun worker other than rank 0, which trains but leaves the run

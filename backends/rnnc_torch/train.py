@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rnnc import ir
@@ -84,6 +85,7 @@ def train_run(
     progress: bool = True,
     threads: int | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> History:
     """Train `model` into `run_dir`; `spec` is the resolved spec data written as
     `spec.yaml` (default: none written). Returns the history of the whole run, with the
@@ -92,14 +94,15 @@ def train_run(
     reads the checkpoint and writes the run directory. `threads` sets torch's intra-op
     threads for the run (default: as they are). `on_epoch` is called with a copy of
     each epoch's logs once the epoch is saved (checkpoint, metrics.jsonl, weights), on
-    rank 0 only; what it raises ends the run there, that epoch kept."""
+    rank 0 only; what it raises ends the run there, that epoch kept. `weights` start a
+    fresh run instead of initial weights drawn from `training.seed` (every rank loads them)."""
     with set_to(threads), session(device) as (world, target):
-        return _train_run(model, Path(run_dir), spec, resume, target, progress, world, on_epoch)
+        return _train_run(model, Path(run_dir), spec, resume, target, progress, world, on_epoch, weights)
 
 
 def _train_run(
     model: ir.Model, run: Path, spec: Mapping[str, Any] | None, resume: bool, target: Any, progress: bool, world: World | None,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None, weights: Mapping[str, np.ndarray] | None = None,
 ) -> History:
     main = world is None or world.is_main
     data = load_training_data(model)
@@ -108,6 +111,8 @@ def _train_run(
     if state is not None:
         _check_same_encoding(run, data)
     trainer = make_trainer(model, target, world)
+    if weights is not None and state is None:
+        trainer.module.load_ir_state(weights)
     if world is not None:
         trainer.adopt(state)  # type: ignore[attr-defined]  # collective: rank 0's checkpoint on every rank
     elif state is not None:

@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", dest="run_dir", metavar="RUN_DIR", help="run directory (default: runs/<name>)")
     add_overrides_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last completed epoch")
+    parser.add_argument("--weights", metavar="W",
+                        help="initial weights (a weights.safetensors: rnnc import's, another run's) instead of fresh ones")
     parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: cuda when available), cpu or cuda")
     add_progress_argument(parser, "no progress bar; the per-epoch lines stay")
     parser.add_argument("--threads", type=int, metavar="N",
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             if getattr(model.data, role):
                 spec["data"][role] = getattr(model.data, role)
     trainer = get_backend(args.backend, "train")
+    initial = _initial_weights(args, model)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             result = trainer.train(model, run_dir, spec=spec, resume=args.resume, device=args.device,
-                                   progress=shows_progress(args), threads=args.threads, **listens)
+                                   progress=shows_progress(args), threads=args.threads, **listens, **initial)
         except KeyboardInterrupt:
             if writes:
                 _export_interrupted(exporter, model, run_dir)
@@ -122,6 +125,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"rnnc train: interrupted; continue the run with: {resume_command(args, run_dir)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _initial_weights(args: argparse.Namespace, model: ir.Model) -> dict:
+    """`{"weights": ...}` for the backend's `train` when `--weights` is given (checked
+    against the spec now), else nothing, so a backend without the option still trains."""
+    if not args.weights:
+        return {}
+    if args.resume:
+        raise UsageError("--weights starts a fresh run from those weights; --resume continues RUN_DIR: give one of them")
+    from rnnc.artifacts import load_weights
+
+    return {"weights": load_weights(args.weights, model)}
 
 
 def _exporter(args: argparse.Namespace, model: ir.Model, run: Path, announce: bool) -> ExportingBackend | None:
