@@ -23,7 +23,7 @@ import numpy as np
 from . import ir
 from .data_corpus import load_corpus_data, load_corpus_file
 from .data_csv import read_windows
-from .data_parquet import is_parquet, parquet_dataset
+from .data_parquet import is_parquet
 from .data_text import encode_rows, load_text_data, read_rows
 from .dataset import (
     Dataset,
@@ -42,6 +42,7 @@ from .dataset import (
 )
 from .errors import DataError
 from .graph_data import graph_dataset
+from .parquet_rows import parquet_dataset
 from .text import Vocab
 
 __all__ = [

@@ -24,18 +24,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import ir
-from .dataset import Dataset, from_arrays, output_steps
 from .errors import DataError
-from .graph_layout import flow, output_node
-from .metadata import lengths_rules
-
-if TYPE_CHECKING:
-    from .graph_data import GraphDataset
 
 SUFFIX = ".parquet"
 CLASSES_KEY = b"rnnc.classes"  # schema metadata: {"classes" | "<output>_classes": [names]}
@@ -113,16 +106,18 @@ class Column:
         sizes = np.diff(self.offsets)
         return sizes if index is None else sizes[index]
 
-    def take(self, index: np.ndarray, steps: int | None = None) -> np.ndarray:
+    def take(self, index: np.ndarray, steps: int | None = None, *, cut: bool = False) -> np.ndarray:
         """Rows `index`; a list column zero-padded at the end to `steps` (default: the
-        longest of these rows)."""
+        longest of these rows); a longer row is an error, or with `cut` cut short."""
         if self.offsets is None:
             return self.values[index]
         sizes = self.sizes(index)
         longest = int(sizes.max(initial=0))
         if steps is not None and longest > steps:
-            row = int(index[int(np.argmax(sizes))])
-            raise DataError(f"column '{self.name}': row {row} has {longest} steps, more than the {steps} its sequence has")
+            if not cut:
+                row = int(index[int(np.argmax(sizes))])
+                raise DataError(f"column '{self.name}': row {row} has {longest} steps, more than the {steps} its sequence has")
+            sizes = np.minimum(sizes, steps)
         steps = longest if steps is None else steps
         out = np.zeros((len(index), steps, *self.item), self.values.dtype)
         total = int(sizes.sum())
@@ -145,20 +140,23 @@ LAYOUTS = ("numbers, a fixed-size list of numbers, a list of numbers (ids or per
            "steps each a list of numbers")
 
 
+def describe(pa: Any, kind: Any) -> str:
+    """An arrow type in words: `float`, `a list of a fixed-size list of 3 float`."""
+    if pa.types.is_fixed_size_list(kind):
+        return f"a fixed-size list of {kind.list_size} {describe(pa, kind.value_type).removeprefix('a ')}"
+    if _is_list(pa, kind):
+        return f"a list of {describe(pa, kind.value_type).removeprefix('a ')}"
+    return str(kind)
+
+
 def type_problem(pa: Any, kind: Any) -> str | None:
     """Why a column of arrow type `kind` is no array rnnc reads, or None."""
-    if _numeric(pa, kind):
+    inner = kind.value_type if pa.types.is_fixed_size_list(kind) or _is_list(pa, kind) else None
+    if _numeric(pa, kind) or (inner is not None and _numeric(pa, inner)):
         return None
-    if pa.types.is_fixed_size_list(kind):
-        return None if _numeric(pa, kind.value_type) else f"is {kind}: a fixed-size list must hold numbers"
-    if _is_list(pa, kind):
-        inner = kind.value_type
-        if _numeric(pa, inner):
-            return None
-        if (pa.types.is_fixed_size_list(inner) or _is_list(pa, inner)) and _numeric(pa, inner.value_type):
-            return None
-        return f"is {kind}; rnnc reads {LAYOUTS}"
-    return f"is {kind}; rnnc reads {LAYOUTS}"
+    if _is_list(pa, kind) and (pa.types.is_fixed_size_list(inner) or _is_list(pa, inner)) and _numeric(pa, inner.value_type):
+        return None
+    return f"holds {describe(pa, kind)}; rnnc reads {LAYOUTS}"
 
 
 def _decode(pa: Any, origin: Path, name: str, array: Any) -> Column:
@@ -315,46 +313,3 @@ def padded_arrays(table: ParquetTable, steps: Mapping[str, int] | None = None,
 def list_lengths(table: ParquetTable, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The list lengths of each list column among `names`."""
     return {n: table.columns[n].sizes() for n in names if n in table.columns and table.columns[n].offsets is not None}
-
-
-# --- a data set checked against a model -------------------------------------------------
-
-
-def parquet_dataset(model: ir.Model, path: str | Path) -> Dataset | GraphDataset:
-    """The Parquet data set at `path` as `rnnc.data.load_file` gives a `.npz`: padded to
-    its longest sequence and checked (`from_arrays`, `graph_dataset`)."""
-    table, arrays = parquet_arrays(model, path)
-    if model.graph is not None:
-        from .graph_data import graph_dataset
-
-        return graph_dataset(model, arrays, table.origin)
-    return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=arrays.get("classes"), origin=table.origin)
-
-
-def parquet_arrays(model: ir.Model, path: str | Path) -> tuple[ParquetTable, dict[str, np.ndarray]]:
-    """(the table, its columns as a `.npz` of `model` names them): sequences padded to
-    their longest row, lengths from the lists where rows differ, per-step targets to
-    their output's steps."""
-    if model.graph is None:
-        table = read_table(path, ("x", "y", "lengths"))
-        for name in ("x", "y"):
-            if name not in table.columns:
-                have = ", ".join(column_names(path)) or "none"
-                raise DataError(f"{path}: no column '{name}' (columns: {have}); Parquet data needs x, y and optionally lengths")
-        x = table.columns["x"]
-        if x.offsets is None:
-            raise DataError(f"{path}: column 'x' holds one {list(x.item) or 'number'} per row; a sequence is a list of steps per row")
-        sequences, targets = {"x": "lengths"}, {"y": output_steps(model, int(x.sizes().max()))} if model.sequence_output else {}
-    else:
-        table = read_table(path)
-        rules = lengths_rules(model)
-        inputs = [inp for inp in model.inputs if inp.name in table.columns]
-        sequences = {inp.name: inp.lengths_name for inp in inputs if inp.name in rules}
-        steps = {inp.name: int(table.columns[inp.name].sizes().max()) for inp in inputs
-                 if inp.sequence and table.columns[inp.name].offsets is not None}
-        values = flow(model, steps, list_lengths(table, list(steps)))
-        targets = {out.name: s for out in model.outputs if (s := values[output_node(model, out).key][0]) is not None}
-    try:
-        return table, padded_arrays(table, targets, sequences)  # type: ignore[arg-type]
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None

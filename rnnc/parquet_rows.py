@@ -1,0 +1,136 @@
+"""A Parquet data set (`rnnc.data_parquet`) against a model: as padded arrays, or as a row source.
+
+`parquet_dataset` gives what `rnnc.data.load_file` gives for a `.npz`: every list
+column padded to its longest row (per-step targets to their output's steps, which
+`rnnc.graph_layout.flow` follows from the inputs), lengths from the lists where rows
+differ and the file has no lengths column, then the same checks (`from_arrays`,
+`graph_dataset`). `ParquetRows` is the same data as an `rnnc.rows.Rows` source for
+training from disk: `take(index)` pads the rows it is asked for only to the longest
+among them, a sequence's lengths column given by the file or made from its lists
+(`parquet_rows` pairs them as the model reads them). Needs numpy; pyarrow to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import ir
+from .data_parquet import Column, ParquetTable, column_names, list_lengths, padded_arrays, read_table
+from .dataset import Dataset, from_arrays, output_steps
+from .errors import DataError
+from .graph_layout import flow, output_node
+from .metadata import lengths_rules
+from .rows import Column as RowsColumn
+from .rows import longest
+
+if TYPE_CHECKING:
+    from .graph_data import GraphDataset
+
+
+def parquet_dataset(model: ir.Model, path: str | Path) -> Dataset | GraphDataset:
+    """The Parquet data set at `path` as `rnnc.data.load_file` gives a `.npz`: padded to
+    its longest sequence and checked (`from_arrays`, `graph_dataset`)."""
+    table, arrays = parquet_arrays(model, path)
+    if model.graph is not None:
+        from .graph_data import graph_dataset
+
+        return graph_dataset(model, arrays, table.origin)
+    return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=arrays.get("classes"), origin=table.origin)
+
+
+def parquet_arrays(model: ir.Model, path: str | Path) -> tuple[ParquetTable, dict[str, np.ndarray]]:
+    """(the table, its columns as a `.npz` of `model` names them): sequences padded to
+    their longest row, lengths from the lists where rows differ, per-step targets to
+    their output's steps."""
+    if model.graph is None:
+        table = read_table(path, ("x", "y", "lengths"))
+        for name in ("x", "y"):
+            if name not in table.columns:
+                have = ", ".join(column_names(path)) or "none"
+                raise DataError(f"{path}: no column '{name}' (columns: {have}); Parquet data needs x, y and optionally lengths")
+        x = table.columns["x"]
+        if x.offsets is None:
+            raise DataError(f"{path}: column 'x' holds one {list(x.item) or 'number'} per row; a sequence is a list of steps per row")
+        sequences, targets = {"x": "lengths"}, {"y": output_steps(model, int(x.sizes().max()))} if model.sequence_output else {}
+    else:
+        table = read_table(path)
+        rules = lengths_rules(model)
+        inputs = [inp for inp in model.inputs if inp.name in table.columns]
+        sequences = {inp.name: inp.lengths_name for inp in inputs if inp.name in rules}
+        steps = {inp.name: int(table.columns[inp.name].sizes().max()) for inp in inputs
+                 if inp.sequence and table.columns[inp.name].offsets is not None}
+        values = flow(model, steps, list_lengths(table, list(steps)))
+        targets = {out.name: s for out in model.outputs if (s := values[output_node(model, out).key][0]) is not None}
+    try:
+        return table, padded_arrays(table, targets, sequences)  # type: ignore[arg-type]
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
+
+
+def sequence_lengths(model: ir.Model) -> dict[str, str]:
+    """Which list columns are sequences and the name of their lengths: a chain's `x`
+    (and a per-step `y` with the same steps) by `lengths`, a graph's inputs that take
+    lengths by `<input>_lengths`."""
+    if model.graph is not None:
+        rules = lengths_rules(model)
+        return {inp.name: inp.lengths_name for inp in model.inputs if inp.name in rules and inp.sequence}
+    pairs = {"x": "lengths"}
+    if model.sequence_output and not any(isinstance(n.layer, ir.Conv1D) for n in model.nodes):
+        pairs["y"] = "lengths"
+    return pairs
+
+
+def parquet_rows(model: ir.Model, path: str | Path, origin: str | None = None) -> ParquetRows:
+    """The Parquet data set at `path` as a row source, its sequences paired with their
+    lengths as `model` reads them (`sequence_lengths`)."""
+    names = None if model.graph is not None else ("x", "y", "lengths")
+    return ParquetRows(read_table(path, names), sequence_lengths(model), origin)
+
+
+class ParquetRows:
+    """An `rnnc.rows.Rows` over decoded Parquet columns (flat values and offsets).
+
+    `lengths` maps a list column to the name of its lengths column: the file's, or,
+    where the file has none and the rows differ in length, one made from the lists (a
+    column of rows that all have the same length has no lengths: every step is real,
+    as a `.npz` without `lengths`). A list column's `shape` has its longest row's steps."""
+
+    def __init__(self, table: ParquetTable, lengths: Mapping[str, str], origin: str | None = None):
+        self.origin = origin or table.origin
+        self.data: dict[str, Column] = dict(table.columns)
+        for name, lengths_name in lengths.items():
+            column = self.data.get(name)
+            if column is None or column.offsets is None or lengths_name in self.data:
+                continue
+            sizes = column.sizes()
+            if sizes.size and (sizes != sizes[0]).any():
+                self.data[lengths_name] = Column(lengths_name, sizes.astype(np.int64))
+        self.pairs = {n: l for n, l in lengths.items() if n in self.data and self.data[n].offsets is not None and l in self.data}
+        self.columns = {name: RowsColumn(self._shape(column), column.values.dtype, self.pairs.get(name))
+                        for name, column in self.data.items()}
+        self.constants = {name: np.asarray(names, dtype=str) for name, names in table.classes.items()}
+        self._n = len(table)
+
+    def _shape(self, column: Column) -> tuple[int, ...]:
+        if column.offsets is None:
+            return tuple(column.values.shape)
+        return (len(column), int(column.sizes().max(initial=0)), *column.item)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        index = np.asarray(index, dtype=np.int64)
+        out = {name: c.take(index) for name, c in self.data.items() if c.offsets is None}
+        for name, column in self.data.items():
+            if column.offsets is not None:
+                steps = longest(self, out, name) if name in self.pairs else self.columns[name].shape[1]
+                try:
+                    out[name] = column.take(index, steps, cut=name in self.pairs)
+                except DataError as err:
+                    raise DataError(f"{self.origin}: {err}") from None
+        return out
