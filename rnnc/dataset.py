@@ -207,7 +207,7 @@ def _lengths(model: ir.Model, x: np.ndarray, lengths: np.ndarray | None, origin:
         if empty.size:
             raise DataError(f"{origin}: sample {empty[0]} has no tokens (every id is 0, the padding id of mask_zero)")
         padded, leading = (x == 0).any(axis=1), x[:, 0] == 0
-        if leading.any() and (padded == leading).all():
+        if leading.any() and (padded == leading).all() and model.nodes[0].layer.mask_zero is True:  # type: ignore[union-attr]
             # Keras's pad_sequences pads at the start by default (the longest sequence
             # alone unpadded): the zeros then count as steps, which can cost accuracy with no
             # error anywhere, so say it, once per file.

@@ -256,6 +256,16 @@ def graph_settings_apply(parts: GraphParts) -> list[Problem]:
     ]
 
 
+def graph_skips_no_steps(parts: GraphParts) -> list[Problem]:
+    """Skipping masked steps anywhere (rnnc.layers.masking) is for chains, for now."""
+    return [
+        parts.doc.problem(("layers", node.index, "mask_zero") if isinstance(node.layer, ir.Embedding) else ("layers", node.index),
+                          f"{'mask_zero: anywhere' if isinstance(node.layer, ir.Embedding) else 'masking'} skips steps "
+                          "anywhere in a sequence, which rnnc does in chains (spec version 1) only, for now")
+        for node in parts.nodes or () if ir.skips_steps(node.layer)
+    ]
+
+
 def normalization_reads_an_input(parts: GraphParts) -> list[Problem]:
     """normalization adapts to the training data, so it reads an input of the graph."""
     if parts.inputs is None:
@@ -347,6 +357,7 @@ GRAPH_RULES = (
     graph_data_is_npz,
     graph_can_stream,
     graph_settings_apply,
+    graph_skips_no_steps,
     graph_fits_tbptt,
     normalization_reads_an_input,
     feedback_fits,

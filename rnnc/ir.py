@@ -16,8 +16,8 @@ from typing import Literal, TypeAlias
 # names them here so that backends read one module.
 from .layers import (  # noqa: F401  (re-exported)
     ALL_KINDS, GRAPH_KINDS, GRU, LAYER_KINDS, LSTM, RECURRENT_KINDS, Activation, Add, Attention, Average, Concatenate,
-    Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Multiply, Normalization, Pool, Recurrent, RepeatVector,
-    SimpleRNN,
+    Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Masking, Multiply, Normalization, Pool, Recurrent, RepeatVector,
+    SimpleRNN, skips_steps,
 )
 from .layers.base import ACTIVATIONS, BATCH, TIME, ActivationName, Dim, Param, Shape  # noqa: F401
 

@@ -241,6 +241,30 @@ def settings_apply(parts: Parts) -> list[Problem]:
     ]
 
 
+def skipped_steps_fit(parts: Parts) -> list[Problem]:
+    """A layer that skips masked steps anywhere (rnnc.layers.masking) hands the rest of
+    the chain each sequence's kept steps, in order: a convolution, which mixes
+    neighbours, may not follow it, and the output is one vector per sequence."""
+    nodes = parts.nodes
+    if not nodes or len(nodes) != len(parts.layers or ()):
+        return []
+    first = next((n for n in nodes if ir.skips_steps(n.layer)), None)
+    if first is None:
+        return []
+    what = f"layers[{first.index}] ({first.layer.kind})"
+    problems = [
+        parts.doc.problem(("layers", n.index), f"conv1d mixes neighbouring steps, so it cannot follow {what}, which "
+                                               "skips masked steps anywhere in a sequence: put it before")
+        for n in nodes[first.index + 1:] if isinstance(n.layer, ir.Conv1D)
+    ]
+    if len(nodes[-1].output_shape) == 3:
+        where = ("layers", first.index, "mask_zero") if isinstance(first.layer, ir.Embedding) else ("layers", first.index)
+        problems.append(parts.doc.problem(
+            where, f"skipping masked steps anywhere needs one output per sequence (the model gives one per step, "
+                   f"{show(nodes[-1].output_shape)}): end with a recurrent layer without return_sequences, or a pool"))
+    return problems
+
+
 MAX_PARAMS = 2**31 - 1  # past this a float32 model is 8 GiB and torch's indexing breaks down
 
 
@@ -267,6 +291,7 @@ RULES: tuple[Rule, ...] = (
     text_fits_embedding,
     streaming_is_possible,
     settings_apply,
+    skipped_steps_fit,
     chain_fits_tbptt,
 )
 

@@ -22,6 +22,7 @@ from rnnc import ir
 from .activations import activation
 from .builder import GraphBuilder
 from .flow import Flow, state_names, state_size, zero_padding
+from .masking import keep_ids, lower_masking
 from .recurrent import lower_recurrent
 
 
@@ -47,6 +48,8 @@ def lower_node(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndarray]
             return lower_conv1d(g, node, weights, flow, time_major)
         case ir.Pool():
             return lower_pool(g, node, flow, streaming)
+        case ir.Masking():
+            return lower_masking(g, node, flow)
         case ir.Concatenate() | ir.Add() | ir.Multiply() | ir.Average() | ir.RepeatVector() | ir.Attention() | ir.Normalization():
             raise AssertionError(f"{layer.kind} is a kind of graphs: rnnc_onnx.graph lowers it")
         case _:
@@ -71,6 +74,9 @@ def lower_embedding(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.nda
     table = g.weight(f"layers.{node.index}.weight", weights[f"layers.{node.index}.weight"])
     if ids.rank == 1:
         return Flow(g.op("Gather", [table, ids.tensor], f"layers.{node.index}.out", axis=0), 2)
+    assert isinstance(node.layer, ir.Embedding)
+    if node.layer.mask_zero == "anywhere":
+        ids = keep_ids(g, ids, f"layers.{node.index}.mask")
     tokens = g.op("Transpose", [ids.tensor], "ids.time_major", perm=[1, 0]) if time_major else ids.tensor
     vectors = g.op("Gather", [table, tokens], f"layers.{node.index}.out", axis=0)
     return Flow(vectors, 3, time_major, ids.lengths)

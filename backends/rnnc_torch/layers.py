@@ -21,6 +21,7 @@ from .block import Block, exporting, lengths_from_ids, step_mask, zero_padding
 from .cpu import Dropout
 from .graph_blocks import lower_graph_kind
 from .keras_cells import KerasCellBlock
+from .masking import MaskingBlock, keep_first
 from .recurrent import RecurrentBlock
 
 
@@ -47,6 +48,8 @@ def lower(group: list[ir.Node], kernels: str = "auto") -> Block:
             return Conv1DBlock(node)
         case ir.Pool():
             return PoolBlock(node)
+        case ir.Masking():
+            return MaskingBlock(node)
         case ir.Concatenate() | ir.Add() | ir.Multiply() | ir.Average() | ir.RepeatVector() | ir.Attention() | ir.Normalization():
             return lower_graph_kind(node)  # a graph's kinds (spec version 2)
         case _:
@@ -72,6 +75,8 @@ class EmbeddingBlock(Block):
         # thing when the data is consistent, and the caller knows best when it is not.
         if x.dim() == 1:  # one id per sample (a graph's int64 [] input): no time axis, no lengths
             return self.embedding(x), None
+        if self.mask_zero == "anywhere":  # every id 0 skipped, wherever it is
+            x, lengths = keep_first(x, x != 0, lengths)
         if self.mask_zero and lengths is None:
             lengths = lengths_from_ids(x)
         return self.embedding(x), lengths

@@ -1,7 +1,7 @@
 """The closed set of layer kinds, each defined once: settings, shape rule, parameters.
 
 A kind lives in the module of its family (`embedding`, `recurrent`, `core`,
-`normalization`, `convolution`, `pooling`), as a frozen dataclass built on `base.LayerKind`; the
+`normalization`, `convolution`, `pooling`, `masking`), as a frozen dataclass built on `base.LayerKind`; the
 family's `Kind` union and `KINDS` tuple name it, and this module joins the families.
 Everything else reads the definitions: `rnnc.shapes` infers nodes with them, the JSON
 Schema's layer branches are generated from them (`python -m rnnc.schema --write`),
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from . import attention, convolution, core, embedding, merge, normalization, pooling, recurrent
+from . import attention, convolution, core, embedding, masking, merge, normalization, pooling, recurrent
 from .attention import Attention
 from .base import LayerKind
 from .convolution import Conv1D
 from .core import Activation, Dense, Dropout
 from .embedding import Embedding
+from .masking import Masking, skips_steps
 from .merge import Add, Average, Concatenate, Multiply, RepeatVector
 from .normalization import LayerNorm, Normalization
 from .pooling import Pool
@@ -26,10 +27,10 @@ from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
 
 Layer: TypeAlias = (
     embedding.Kind | recurrent.Kind | core.Kind | normalization.Kind | convolution.Kind | pooling.Kind
-    | merge.Kind | attention.Kind
+    | merge.Kind | attention.Kind | masking.Kind
 )
 # The families in the order the schema lists their kinds (and error messages with it).
-FAMILIES = (embedding, recurrent, core, normalization, convolution, pooling, merge, attention)
+FAMILIES = (embedding, recurrent, core, normalization, convolution, pooling, merge, attention, masking)
 # Every kind; the kinds of a v1 chain; the kinds spec version 2 (graphs) adds.
 ALL_KINDS: dict[str, type[LayerKind]] = {
     cls.kind: cls
@@ -42,6 +43,6 @@ RECURRENT_KINDS = tuple(kind for kind, cls in LAYER_KINDS.items() if issubclass(
 
 __all__ = [
     "ALL_KINDS", "GRAPH_KINDS", "GRU", "LAYER_KINDS", "LSTM", "RECURRENT_KINDS", "Activation", "Add", "Attention",
-    "Average", "Concatenate", "Conv1D", "Dense", "Dropout", "Embedding", "Layer", "LayerKind", "LayerNorm", "Multiply",
-    "Normalization", "Pool", "Recurrent", "RepeatVector", "SimpleRNN",
+    "Average", "Concatenate", "Conv1D", "Dense", "Dropout", "Embedding", "Layer", "LayerKind", "LayerNorm", "Masking", "Multiply",
+    "Normalization", "Pool", "Recurrent", "RepeatVector", "SimpleRNN", "skips_steps",
 ]

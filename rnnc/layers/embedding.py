@@ -1,20 +1,24 @@
-"""Token ids to vectors: embedding, whose `mask_zero` makes id 0 padding."""
+"""Token ids to vectors: embedding, whose `mask_zero` makes id 0 padding (trailing, or
+with `mask_zero: anywhere` wherever it occurs: see `masking`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
 from .base import LayerKind, Param, Shape, ShapeMismatch, setting, show
 
 
 @dataclass(frozen=True)
 class Embedding(LayerKind):
-    """Token ids [timesteps] -> vectors [timesteps, dim]. With mask_zero, id 0 is padding."""
+    """Token ids [timesteps] -> vectors [timesteps, dim]. With mask_zero, id 0 is padding:
+    `true` the zeros after the last non-zero id, `anywhere` every 0 (Keras's mask_zero)."""
 
     vocab_size: int = setting(shared="units")
     dim: int = setting(shared="units")
-    mask_zero: bool = setting(False)
+    mask_zero: Literal[False, True, "anywhere"] = setting(
+        False, description="true: the zeros after the last non-zero id are padding; anywhere: every id 0 is skipped "
+                           "(Keras's mask_zero, for sequences padded at the start too).")
     kind: ClassVar[str] = "embedding"
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -26,7 +30,8 @@ class Embedding(LayerKind):
         return [Param(f"{prefix}.weight", (self.vocab_size, self.dim), "uniform")]
 
     def describe(self) -> str:
-        return f"embedding({self.vocab_size}, {self.dim}{', mask_zero' if self.mask_zero else ''})"
+        mask = {False: "", True: ", mask_zero", "anywhere": ", mask_zero anywhere"}[self.mask_zero]
+        return f"embedding({self.vocab_size}, {self.dim}{mask})"
 
 
 Kind: TypeAlias = Embedding

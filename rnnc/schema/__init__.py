@@ -51,7 +51,7 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quote(values: list[Any]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
+    return ", ".join(_show(v) if isinstance(v, bool) else f"'{v}'" for v in values)
 
 
 def describe(schema: dict[str, Any]) -> str:
@@ -152,7 +152,6 @@ _LAYER_TYPE_HINTS = {
     "flatten": " (not needed: a recurrent layer without return_sequences gives a vector; pool reduces a sequence)",
     "globalaveragepooling1d": " (use 'pool' with mode: mean)",
     "globalmaxpooling1d": " (use 'pool' with mode: max)",
-    "masking": " (padding is masked by mask_zero: true on an embedding, or by lengths with input.shape [null, features])",
 }
 _GATES = (" (lstm and gru use tanh, as Keras's default; their gates take recurrent_activation: sigmoid or "
           "hard_sigmoid; only simple_rnn takes an activation)")

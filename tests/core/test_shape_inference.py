@@ -61,6 +61,7 @@ NODES = [
     ("pool_last", ir.Pool("last"), (B, 10, 6), (B, 6), {}),
     ("pool_mean", ir.Pool("mean"), (B, T, 6), (B, 6), {}),
     ("pool_max", ir.Pool("max"), (B, T, 6), (B, 6), {}),
+    ("masking", ir.Masking(-1.0), (B, T, 6), (B, T, 6), {}),
 ]
 
 
@@ -83,6 +84,7 @@ MISMATCHES = [
     ("recurrent_on_vector", ir.LSTM(4), (B, 32), "expects input [timesteps, features], got [32]"),
     ("conv1d_on_vector", ir.Conv1D(4, 3), (B, 32), "expects input [timesteps, features], got [32]"),
     ("pool_on_vector", ir.Pool("max"), (B, 32), "expects input [timesteps, features], got [32]"),
+    ("masking_on_vector", ir.Masking(), (B, 32), "expects input [timesteps, features], got [32]"),
     ("conv1d_valid_too_short", ir.Conv1D(4, 5, padding="valid"), (B, 4, 2),
      "with padding 'valid' needs at least kernel_size=5 timesteps, got [4, 2]"),
 ]

@@ -113,8 +113,8 @@ def _batch(rng: np.random.Generator, batch: int, steps: int) -> tuple[np.ndarray
     return x, rng.integers(1, steps + 1, size=batch).astype(np.int64)
 
 
-def _dense(weights: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
-    return y @ weights["layers.1.weight"].T + weights["layers.1.bias"]
+def _dense(weights: dict[str, np.ndarray], y: np.ndarray, index: int = 1) -> np.ndarray:
+    return y @ weights[f"layers.{index}.weight"].T + weights[f"layers.{index}.bias"]
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -191,3 +191,117 @@ def test_the_reference_tells_the_options_apart() -> None:
                                          if k in {p.name for p in _model(option).params}})
         y = sess.run(["y"], {"x": x, "lengths": lengths})[0]
         assert np.abs(y - _dense(weights, reference(other, weights, "layers.0", x, lengths))).max() > 1e-2
+
+
+def masked_reference(layer: ir.Recurrent, weights: dict[str, np.ndarray], prefix: str, x: np.ndarray,
+                     kept: np.ndarray) -> np.ndarray:
+    """Keras's masks: every step is visited, and at a skipped one (`kept` False) the state
+    stays as it was. Final states, or with return_sequences the outputs (zero where skipped)."""
+    batch, steps = kept.shape
+    outs, finals = [], []
+    for suffix in ("", "_reverse")[: layer.directions]:
+        w = {k[len(prefix) + 1:].removesuffix(suffix): v.astype(np.float64) for k, v in weights.items()
+             if k.startswith(prefix + ".") and k.endswith(suffix) and (suffix or not k.endswith("_reverse"))}
+        h, c = np.zeros((batch, layer.units)), np.zeros((batch, layer.units))
+        ys = np.zeros((batch, steps, layer.units))
+        for t in (range(steps - 1, -1, -1) if suffix else range(steps)):
+            new_h, new_c = cell_step(layer, w, x[:, t].astype(np.float64), h, c)
+            keep = kept[:, t : t + 1]
+            h, c = np.where(keep, new_h, h), np.where(keep, new_c, c)
+            ys[:, t] = np.where(keep, new_h, 0.0)
+        outs.append(ys)
+        finals.append(h)
+    y = np.concatenate(outs if layer.return_sequences else finals, axis=-1)
+    if layer.bidirectional and layer.merge_mode != "concat":
+        f, r = y[..., : layer.units], y[..., layer.units :]
+        y = {"sum": f + r, "mul": f * r, "ave": (f + r) / 2}[layer.merge_mode]
+    return y
+
+
+def _both(model: ir.Model, weights: dict[str, np.ndarray], feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """onnxruntime's and torch's outputs for `feed`."""
+    module = rnnc_torch.build_module(model)
+    module.load_ir_state(weights)
+    module.eval()
+    got = session(model, weights).run(["y"], feed)[0]
+    with torch.inference_mode():
+        lengths = torch.from_numpy(feed["lengths"]) if "lengths" in feed else None
+        return got, module(torch.from_numpy(feed["x"]), lengths).numpy()
+
+
+@pytest.mark.parametrize("shape", [(None, FEATURES), (9, FEATURES)], ids=["lengths", "fixed"])
+def test_masking_skips_steps_anywhere_as_keras_does(shape: tuple[int | None, int]) -> None:
+    lstm = ir.LSTM(units=4, bidirectional=True, merge_mode="sum", recurrent_activation="hard_sigmoid")
+    model = make_model([ir.Masking(mask_value=-1.0), lstm, ir.Dense(units=2)], shape=shape)
+    weights = random_weights(model, scale=0.6)
+    rng = np.random.default_rng(7)
+    x, lengths = _batch(rng, 6, 9)
+    skipped = rng.random((6, 9)) < 0.35
+    skipped[0] = True  # a sequence with no step at all
+    skipped[1, 0] = False
+    x[skipped] = -1.0
+    x[2, 3, 0] = -1.0  # one feature equal to the value does not skip the step
+    feed = {"x": x}
+    kept = ~skipped
+    if shape[0] is None:
+        feed["lengths"] = lengths
+        kept &= np.arange(9)[None, :] < lengths[:, None]
+    want = _dense(weights, masked_reference(lstm, weights, "layers.1", x, kept), 2)
+    got, torch_y = _both(model, weights, feed)
+    assert np.abs(got - want).max() <= TOLERANCE
+    assert np.abs(torch_y - want).max() <= TOLERANCE
+    # negative control: the same steps as padding after the last real one would differ
+    assert np.abs(want - _dense(weights, masked_reference(lstm, weights, "layers.1", x, np.ones_like(kept)), 2)).max() > 1e-2
+
+
+def test_mask_zero_anywhere_skips_every_zero_id_and_pools_over_the_rest() -> None:
+    gru = ir.GRU(units=5, return_sequences=True, reset_after=False)
+    layers = [ir.Embedding(vocab_size=9, dim=4, mask_zero="anywhere"), gru, ir.Pool(mode="mean"), ir.Dense(units=2)]
+    model = make_model(layers, shape=(None,), dtype="int64")
+    weights = random_weights(model, scale=0.6)
+    rng = np.random.default_rng(8)
+    ids = rng.integers(1, 9, size=(5, 11)).astype(np.int64)
+    ids[rng.random((5, 11)) < 0.3] = 0
+    ids[0, :6] = 0  # padded at the start, as Keras's pad_sequences does
+    ids[1, 8:] = 0  # and at the end
+    from rnnc.runtime import lengths_from_ids
+
+    feed = {"x": ids, "lengths": lengths_from_ids(ids)}
+    kept = ids != 0
+    vectors = weights["layers.0.weight"][ids]
+    seq = masked_reference(gru, weights, "layers.1", vectors, kept)
+    pooled = (seq * kept[:, :, None]).sum(axis=1) / kept.sum(axis=1, keepdims=True)
+    want = pooled @ weights["layers.3.weight"].T + weights["layers.3.bias"]
+    got, torch_y = _both(model, weights, feed)
+    assert np.abs(got - want).max() <= TOLERANCE
+    assert np.abs(torch_y - want).max() <= TOLERANCE
+
+
+def test_a_streamed_masked_sequence_equals_it_whole() -> None:
+    lstm = ir.LSTM(units=4)
+    model = make_model([ir.Masking(), lstm, ir.Dense(units=2)], streaming=True)
+    weights = random_weights(model, scale=0.6)
+    rng = np.random.default_rng(9)
+    x, _ = _batch(rng, 3, 10)
+    x[rng.random((3, 10)) < 0.4] = 0.0
+    x[1, 4:7] = 0.0  # a chunk with no kept step keeps the state
+    want = _dense(weights, masked_reference(lstm, weights, "layers.1", x, (x != 0).any(axis=-1)), 2)
+    sess = session(model, weights)
+    states = {i.name: np.zeros((3, 4), np.float32) for i in sess.get_inputs() if i.name.startswith("state.")}
+    for start, stop in ((0, 4), (4, 7), (7, 10)):
+        feed = {"x": x[:, start:stop], "lengths": np.full(3, stop - start, np.int64), **states}
+        y, *nexts = sess.run(["y", *(f"{s}.next" for s in states)], feed)
+        states = dict(zip(states, nexts, strict=True))
+    assert np.abs(y - want).max() <= TOLERANCE
+
+
+def test_layer_norm_keeps_its_epsilon_in_both_backends() -> None:
+    model = make_model([ir.LSTM(units=4, return_sequences=True), ir.LayerNorm(eps=0.5)])
+    weights = random_weights(model)
+    x, lengths = _batch(np.random.default_rng(2), 3, 5)
+    seq = reference(ir.LSTM(units=4, return_sequences=True), weights, "layers.0", x, lengths).astype(np.float64)
+    norm = (seq - seq.mean(-1, keepdims=True)) / np.sqrt(seq.var(-1, keepdims=True) + 0.5)
+    want = (norm * weights["layers.1.weight"] + weights["layers.1.bias"]) * (np.arange(5)[None, :, None] < lengths[:, None, None])
+    got, torch_y = _both(model, weights, {"x": x, "lengths": lengths})
+    assert np.abs(got - want).max() <= TOLERANCE
+    assert np.abs(torch_y - want).max() <= TOLERANCE

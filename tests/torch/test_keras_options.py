@@ -11,6 +11,7 @@ entering the recurrent product, reused at every step, while training only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from rnnc_torch.block import zero_padding
 from rnnc_torch.keras_cells import KerasCellBlock
 from rnnc_torch.recurrent import RecurrentBlock
 
-from conftest import MakeModel  # noqa: E402
+MakeModel = Callable[..., ir.Model]  # the make_model fixture (conftest.py)
 
 
 def _pair(make_model: MakeModel, layer: ir.Recurrent) -> tuple[RecurrentBlock, KerasCellBlock]:
