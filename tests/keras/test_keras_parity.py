@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import max_diff, rnnc
+from keras_steps import max_diff, rnnc
 from rnnc.layers import ALL_KINDS
 
 TOLERANCE = 1e-5

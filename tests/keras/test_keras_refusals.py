@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import rnnc
+from keras_steps import rnnc
 
 
 def layer(class_name: str, name: str, **config) -> dict:

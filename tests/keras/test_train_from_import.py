@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import rnnc
+from keras_steps import rnnc
 from rnnc.artifacts import read_weights
 from test_keras_refusals import layer, random, sequential, write_keras
 
