@@ -236,9 +236,8 @@ def _functional(keras: KerasFile, config: dict[str, Any], name: str, out: Conver
         _add_weights(out, len(layers), mapped)
         layers.append(layer)
         spec_names[keras_name] = layer["name"]
-        for embed in inputs.values():
-            if settings["type"] == "embedding" and reads[0] in inputs and inputs[reads[0]] is embed:
-                embed["dtype"] = "int64"
+        if settings["type"] == "embedding" and reads[0] in inputs:
+            inputs[reads[0]]["dtype"] = "int64"  # Keras embeds float inputs too
     _size_additive(out, layers, list(inputs))
     spec_outputs: dict[str, Any] = {}
     losses = (keras.compile or {}).get("loss")
