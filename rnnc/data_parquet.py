@@ -32,6 +32,7 @@ from .errors import DataError
 
 SUFFIX = ".parquet"
 CLASSES_KEY = b"rnnc.classes"  # schema metadata: {"classes" | "<output>_classes": [names]}
+STEPS_KEY = b"rnnc.steps"  # schema metadata: {column: the padded width it came from}, for a converter back to .npy
 INSTALL = "reading Parquet needs pyarrow: pip install 'rnnc[data]'"
 
 
@@ -159,7 +160,7 @@ def type_problem(pa: Any, kind: Any) -> str | None:
     return f"holds {describe(pa, kind)}; rnnc reads {LAYOUTS}"
 
 
-def _decode(pa: Any, origin: Path, name: str, array: Any) -> Column:
+def decode_column(pa: Any, origin: Path, name: str, array: Any) -> Column:
     """One column's values (a pyarrow array) as a `Column`."""
     if array.null_count:
         first = int(np.flatnonzero(np.asarray(array.is_null()))[0])
@@ -261,7 +262,7 @@ def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetT
         classes.update(_classes(file, handle.schema_arrow.metadata))
         rows += table.num_rows
         for name in chosen:
-            pieces.setdefault(name, []).append(_decode(pa, file, name, table.column(name).combine_chunks()))
+            pieces.setdefault(name, []).append(decode_column(pa, file, name, table.column(name).combine_chunks()))
         del table
     if rows == 0:
         raise DataError(f"{path}: holds no samples")
