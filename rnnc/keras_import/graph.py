@@ -22,6 +22,8 @@ from .compile_settings import Compiled, compiled
 from .layers import MAPPERS, NOT_MAPPED, Layer, Mapped
 from .reader import KerasFile
 
+Tensor = tuple[str, int, int]  # the layer that made it, that layer's call (node), which of its outputs
+
 
 @dataclass
 class Converted:
@@ -148,7 +150,7 @@ def _identifier(name: str) -> str:
     return cleaned if re.match(r"[A-Za-z_]", cleaned) else f"_{cleaned}"
 
 
-def _tensors(value: Any) -> list[tuple[str, int, int]]:
+def _tensors(value: Any) -> list[Tensor]:
     """The (layer, node, tensor) each Keras 3 keras tensor in `value` comes from, in order."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
@@ -160,18 +162,41 @@ def _tensors(value: Any) -> list[tuple[str, int, int]]:
     return []
 
 
-def _inbound(entry: dict[str, Any]) -> list[list[tuple[str, int, int]]]:
-    """Per call of the layer, the tensors of its positional arguments."""
+STATE_TENSORS = {"LSTM": 2, "GRU": 1, "SimpleRNN": 1}  # what return_state gives after the output: h (and c)
+
+
+def _calls(entry: dict[str, Any]) -> list[tuple[list[Tensor], list[Tensor]]]:
+    """Per call of the layer: the tensors of its positional arguments, and those of its
+    `initial_state` (Keras 2 lists them after the input of a recurrent layer)."""
     calls = []
     for node in entry.get("inbound_nodes") or []:
         if isinstance(node, dict):  # Keras 3
-            calls.append(_tensors(node.get("args", [])))
+            calls.append((_tensors(node.get("args", [])), _tensors((node.get("kwargs") or {}).get("initial_state"))))
         else:  # Keras 2: [[name, node, tensor, kwargs], ...]
-            calls.append([(str(t[0]), int(t[1]), int(t[2])) for t in node])
+            tensors = [(str(t[0]), int(t[1]), int(t[2])) for t in node]
+            split = 1 if entry.get("class_name") in STATE_TENSORS else len(tensors)
+            calls.append((tensors[:split], tensors[split:]))
     return calls
 
 
-def _endpoints(value: Any) -> list[tuple[str, int, int]]:
+def _inbound(entry: dict[str, Any]) -> list[list[Tensor]]:
+    """Per call of the layer, every tensor it reads."""
+    return [args + states for args, states in _calls(entry)]
+
+
+def _initial_state(entry: dict[str, Any], states: list[Tensor], by_name: dict[str, Any],
+                   spec_names: dict[str, str]) -> str:
+    """`NAME.state` for a recurrent layer started by another's return_state (Keras's
+    `initial_state=[h, c]`), or "" when the states are not one such layer's, in order."""
+    source = states[0][0]
+    kind = (by_name.get(source, (0, {}))[1]).get("class_name")
+    expected = [(source, 0, i + 1) for i in range(STATE_TENSORS.get(str(kind), 0))]
+    if kind != entry.get("class_name") or states != expected or source not in spec_names:
+        return ""
+    return f"{spec_names[source]}.state"
+
+
+def _endpoints(value: Any) -> list[Tensor]:
     """`input_layers` / `output_layers`: [name, node, tensor], or a list (or dict) of them."""
     if isinstance(value, dict):
         return [t for v in value.values() for t in _endpoints(v)]
@@ -195,6 +220,7 @@ def _functional(keras: KerasFile, config: dict[str, Any], name: str, out: Conver
         needed.add(current)
         for call in _inbound(by_name[current][1]):
             stack += [t[0] for t in call]
+    state_givers = {t[0] for n in needed for _, states in _calls(by_name[n][1])[:1] for t in states}
     inputs: dict[str, Any] = {}
     layers: list[dict[str, Any]] = []
     spec_names: dict[str, str] = {}
@@ -213,15 +239,25 @@ def _functional(keras: KerasFile, config: dict[str, Any], name: str, out: Conver
             out.refusals.append((f"{path}.inbound_nodes", f"layer '{keras_name}' is called {len(calls)} times; "
                                  "rnnc's layers own their weights (no sharing)"))
             continue
-        sources = calls[0]
+        sources, states = _calls(entry)[0]
         if any(node or tensor for _, node, tensor in sources):
             out.refusals.append((f"{path}.inbound_nodes", "reads a second output of a layer (return_state, a "
-                                 "shared layer); rnnc's layers have one output"))
+                                 "shared layer); rnnc's layers have one output (a state starts another recurrent "
+                                 "layer only: initial_state)"))
             continue
+        initial = _initial_state(entry, states, by_name, spec_names) if states else ""
+        if states and not initial:
+            out.refusals.append((f"{path}.inbound_nodes", "initial_state must be the whole state (h, and c for an "
+                                 "LSTM) of one earlier layer of the same kind, in order"))
+            continue
+        if keras_name in state_givers and (entry.get("config") or {}).get("return_state"):
+            entry = {**entry, "config": {**entry["config"], "return_state": False}}  # read as NAME.state
         mapped = _map(keras, entry, path, out)
         if mapped is None or not mapped.settings:
             continue
         settings = dict(mapped.settings)
+        if initial:
+            settings["initial_state"] = initial
         reads = [spec_names.get(s[0], _identifier(s[0])) for s in sources]
         if settings["type"] == "attention":
             if len(reads) == 3 and reads[2] != reads[1]:

@@ -70,6 +70,16 @@ def _two_outputs() -> keras.Model:
     return keras.Model(x, [L.Dense(1, name="level")(last), per_step])
 
 
+def _seq2seq(cell: type) -> keras.Model:
+    """An encoder whose final state (return_state) starts a decoder (initial_state)."""
+    question, answer_in = ids("question"), ids("answer_in")
+    encoded = L.Embedding(VOCAB, 6, mask_zero=True, name="q_emb")(question)
+    _, *state = cell(5, return_state=True, name="encoder")(encoded)
+    decoded = L.Embedding(VOCAB, 6, mask_zero=True, name="a_emb")(answer_in)
+    decoded = cell(5, return_sequences=True, name="decoder")(decoded, initial_state=state)
+    return keras.Model([question, answer_in], L.Dense(VOCAB, activation="softmax", name="answer")(decoded))
+
+
 def _normalization() -> keras.Model:
     norm = L.Normalization(name="norm")
     norm.adapt(np.random.default_rng(1).normal(3.0, 2.0, (40, STEPS, FEATURES)).astype("float32"))
@@ -113,6 +123,8 @@ CASES = {
     "attention": (lambda: _attention(L.Attention), True, "Attention dot over a masked value"),
     "additive_attention": (lambda: _attention(L.AdditiveAttention), True, "AdditiveAttention (identity projections)"),
     "two_outputs": (_two_outputs, False, "functional, two outputs"),
+    "seq2seq_lstm": (lambda: _seq2seq(L.LSTM), True, "LSTM encoder's return_state as the decoder's initial_state"),
+    "seq2seq_gru": (lambda: _seq2seq(L.GRU), True, "GRU encoder's return_state as the decoder's initial_state"),
     # the Keras options of rnnc's layers (issue 18): refused until the layers declare them
     "lstm_hard_sigmoid": (lambda: chain(seq(), L.LSTM(5, recurrent_activation="hard_sigmoid"), L.Dense(1)), False,
                           "recurrent_activation hard_sigmoid"),

@@ -42,9 +42,10 @@ def rnnc_predict(model_file: Path, out_dir: Path, inputs: dict[str, np.ndarray])
 def real_steps(keras_out: np.ndarray, ours: np.ndarray, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Both outputs at the real steps only (per-step outputs of a masked input: what
     Keras and rnnc give at padded steps is no one's prediction)."""
-    lengths = next((v for k, v in inputs.items() if k.endswith("_lengths")), None)
-    if lengths is None or keras_out.ndim < 3:
+    given = [v for k, v in inputs.items() if k.endswith("_lengths")]
+    if not given or keras_out.ndim < 3:
         return keras_out, ours
+    lengths = np.min(given, axis=0)  # several masked inputs: the steps real in every one
     keep = np.arange(keras_out.shape[1])[None, :] < lengths[:, None]
     return keras_out[keep], ours[keep]
 

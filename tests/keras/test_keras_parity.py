@@ -21,7 +21,7 @@ PARITY = [
     "simple_rnn", "simple_rnn_relu_seq", "lstm", "lstm_stack_dropout", "gru", "gru_no_bias", "bidirectional",
     "embedding_mask", "embedding_bidir_steps", "conv1d_same", "conv1d_valid_stride", "layer_norm_pool", "max_pool",
     "activations", "repeat_vector", "normalization", "concatenate", "add", "average", "multiply", "attention",
-    "additive_attention", "two_outputs",
+    "additive_attention", "two_outputs", "seq2seq_lstm", "seq2seq_gru",
 ]
 # case -> (rnnc kind, setting it needs, the Keras config key refused without it)
 OPTIONS = {
