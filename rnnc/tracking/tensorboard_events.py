@@ -4,9 +4,10 @@ RUN_DIR/tensorboard/train holds the training logs per epoch (`loss`, each metric
 `time`) and the spec as text, RUN_DIR/tensorboard/validation the `val_` ones under the
 same names (so TensorBoard draws the two curves on one chart), RUN_DIR/tensorboard/test
 the test result at the last epoch. `tensorboard --logdir runs/` shows every run. Written
-with tensorboard's own event file writer and summary protos, which need no TensorFlow;
-values are float64, exactly as metrics.jsonl has them. The writer is flushed after each
-epoch, so a TensorBoard watching the run sees it live.
+with tensorboard's own event file writer and summary protos, which need no TensorFlow.
+Values are float32, metrics.jsonl's rounded to the nearest: TensorBoard's data server
+shows no float64 scalar. The writer is flushed after each epoch, so a TensorBoard
+watching the run sees it live.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -96,12 +97,14 @@ class TensorBoardTracker:
     def _scalar(self, run: str, tag: str, value: float, step: int) -> None:
         event = event_pb2.Event(wall_time=time.time(), step=step)
         metadata = scalar_metadata.create_summary_metadata(display_name=tag, description="")
-        event.summary.value.add(tag=tag, tensor=tensor_util.make_tensor_proto(np.float64(value)), metadata=metadata)
+        metadata.data_class = summary_pb2.DataClass.DATA_CLASS_SCALAR  # as tensorboard.summary.Writer marks it
+        event.summary.value.add(tag=tag, tensor=tensor_util.make_tensor_proto(np.float32(value)), metadata=metadata)
         self._writer(run).add_event(event)
 
     def _text(self, run: str, tag: str, text: str) -> None:
         event = event_pb2.Event(wall_time=time.time(), step=0)
         metadata = text_metadata.create_summary_metadata(display_name=tag, description="")
+        metadata.data_class = summary_pb2.DataClass.DATA_CLASS_TENSOR
         event.summary.value.add(tag=tag, tensor=tensor_util.make_tensor_proto(np.array(text.encode())), metadata=metadata)
         self._writer(run).add_event(event)
 
