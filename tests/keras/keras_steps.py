@@ -21,13 +21,16 @@ def rnnc(*args: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
-def rnnc_predict(model_file: Path, out_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def rnnc_predict(model_file: Path, out_dir: Path, inputs: dict[str, np.ndarray], edit=None) -> dict[str, np.ndarray]:
     """Import, compile to ONNX, predict with rnnc.runtime: one array per output name
-    (`y` for a version 1 chain)."""
+    (`y` for a version 1 chain). `edit` rewrites the imported spec's text first."""
     from rnnc import runtime
 
     status, err = rnnc("import", str(model_file), "-o", str(out_dir))
     assert status == 0, err
+    if edit is not None:
+        spec = out_dir / "spec.yaml"
+        spec.write_text(edit(spec.read_text()))
     onnx = out_dir / "model.onnx"
     status, err = rnnc("compile", str(out_dir / "spec.yaml"), "--backend", "onnx", "--weights",
                        str(out_dir / "weights.safetensors"), "-o", str(onnx))
@@ -50,11 +53,11 @@ def real_steps(keras_out: np.ndarray, ours: np.ndarray, inputs: dict[str, np.nda
     return keras_out[keep], ours[keep]
 
 
-def max_diff(case: str, folder: Path, model_file: Path, out_dir: Path) -> float:
+def max_diff(case: str, folder: Path, model_file: Path, out_dir: Path, edit=None) -> float:
     """rnnc's predictions against Keras's on the case's inputs: the largest absolute difference."""
     inputs = dict(np.load(folder / f"{case}.inputs.npz"))
     expected = dict(np.load(folder / f"{case}.keras_out.npz"))
-    ours = rnnc_predict(model_file, out_dir, inputs)
+    ours = rnnc_predict(model_file, out_dir, inputs, edit)
     if set(ours) == {"y"}:
         (only,) = expected.values()
         expected = {"y": only}

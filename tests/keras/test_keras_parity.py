@@ -94,6 +94,16 @@ def test_gru_gates_in_keras_order_fail_the_comparison(keras_cases, tmp_path, mon
     assert max_diff("gru", folder, folder / "gru.keras", tmp_path / "wrong") > 1e-3
 
 
+def test_a_decoder_without_the_encoders_state_fails_the_comparison(keras_cases, tmp_path):
+    folder = built(keras_cases, "seq2seq_lstm")
+
+    def drop_state(spec: str) -> str:
+        assert ", initial_state: encoder.state" in spec
+        return spec.replace(", initial_state: encoder.state", "")
+
+    assert max_diff("seq2seq_lstm", folder, folder / "seq2seq_lstm.keras", tmp_path / "wrong", drop_state) > 1e-3
+
+
 def test_untransposed_conv_kernel_fails_the_comparison(keras_cases, tmp_path, monkeypatch):
     """A second control: conv1d's kernel [k, in, filters] read in the wrong axis order."""
     import numpy as np
