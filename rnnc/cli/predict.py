@@ -33,17 +33,18 @@ if TYPE_CHECKING:
 
     from rnnc import ir
     from rnnc.cli.predict_output import ArrayWriter, CsvWriter
+    from rnnc.cli.predict_parquet import ParquetWriter
     from rnnc.cli.predict_sources import Input
     from rnnc.runtime import GraphPredictor, Predictor
 
-OUTPUT_SUFFIXES = (".csv", ".npy", ".npz")
+OUTPUT_SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="run an exported model.onnx on a data file (onnxruntime)")
     parser.add_argument("model", metavar="MODEL|RUN_DIR", help="model.onnx written by rnnc train or rnnc compile, or a run directory")
-    parser.add_argument("input", metavar="INPUT", help="what rnnc train reads (.npz; .csv and .jsonl as the spec says), .npy, .txt (raw text, one per line)")
-    parser.add_argument("-o", "--output", metavar="OUT", help="write .csv, .npy or .npz here (default: CSV on stdout)")
+    parser.add_argument("input", metavar="INPUT", help="what rnnc train reads (.npz, .parquet, a directory of .npy or .parquet files; .csv and .jsonl as the spec says), .npy, .txt (raw text, one per line)")
+    parser.add_argument("-o", "--output", metavar="OUT", help="write .csv, .npy, .npz or .parquet here (default: CSV on stdout)")
     parser.add_argument("--spec", metavar="SPEC", help="the spec the model was trained from (default: spec.yaml of the run, or beside the model)")
     parser.add_argument("--format", choices=("wide", "long"), default="wide",
                         help="CSV of a per-step output: one row per input (wide, default) or per real step (long)")
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for x, lengths in inp.source.batches(args.batch_size):
                 y, lengths = given.run(predictor, x, lengths)
-                writer.write(y, given.output_lengths(y, x, lengths) if suffix == ".csv" else lengths)
+                writer.write(y, given.output_lengths(y, x, lengths) if suffix in (".csv", ".parquet") else lengths)
                 bar.update(len(x))
             writer.finish()
         except RnncError as err:
@@ -122,6 +123,8 @@ def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: 
     names = ", ".join(predictor.outputs)
     if args.format == "long":
         raise UsageError(f"--format long is for a chain's per-step output; {model_path} is a graph, whose CSV has one row per sample")
+    if suffix == ".parquet":
+        raise UsageError(f"-o {args.output}: Parquet output is for a chain (spec version 1); {model_path} is a graph: write .npz or .csv")
     if suffix == ".npy" and len(predictor.outputs) != 1:
         raise UsageError(f"-o {args.output}: a .npy holds one array, and {model_path} has {len(predictor.outputs)} outputs "
                          f"({names}); write .npz or .csv")
@@ -181,10 +184,15 @@ def _graph_spec(spec_path: Path, input: str, predictor: GraphPredictor, model_pa
     return model
 
 
-def _writer(suffix: str, handle: IO, predictor: Predictor, inp: Input, targets: tuple[str, ...] | None, long: bool) -> CsvWriter | ArrayWriter:
+def _writer(suffix: str, handle: IO, predictor: Predictor, inp: Input, targets: tuple[str, ...] | None,
+            long: bool) -> CsvWriter | ArrayWriter | ParquetWriter:
     from rnnc.cli.predict_output import ArrayWriter, CsvWriter, columns_for
 
     count, model = inp.source.count, predictor.path
+    if suffix == ".parquet":
+        from rnnc.cli.predict_parquet import ParquetWriter
+
+        return ParquetWriter(handle, count, model)
     if suffix != ".csv":
         return ArrayWriter(handle, count, model, npz=suffix == ".npz", lengths=predictor.takes_lengths)
     keys = (inp.keys.names, inp.keys.rows) if inp.keys is not None else None

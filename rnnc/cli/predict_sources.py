@@ -104,6 +104,10 @@ def open_source(path: str, predictor: Predictor, model: ir.Model | None, *, head
 
         rows = read_rows(path, data.text, labelled=False)
         return text_input(path, rows.texts, predictor, data.text.column)
+    from rnnc.cli.predict_disk import is_on_disk, open_disk
+
+    if is_on_disk(path):  # a directory of .npy files, Parquet
+        return Input(open_disk(path, predictor))
     if suffix == ".jsonl":
         raise DataError(f"{path}: a .jsonl input holds raw text, read with the spec's data.text (which field holds it): {SPEC_HINT}")
     try:

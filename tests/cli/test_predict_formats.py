@@ -115,7 +115,7 @@ def test_npz_and_npy_keep_the_raw_arrays(tmp_path: Path) -> None:
 USAGE = [
     ("long of one output per sequence", False, ["--format", "long"], "--format long is for per-step outputs"),
     ("long into an array file", True, ["--format", "long", "-o", "out.npz"], "--format long is for CSV output"),
-    ("unknown output", True, ["-o", "out.json"], "-o out.json: unknown output format (use a name ending in .csv, .npy, .npz)"),
+    ("unknown output", True, ["-o", "out.json"], "-o out.json: unknown output format (use a name ending in .csv, .npy, .npz, .parquet)"),
 ]
 
 

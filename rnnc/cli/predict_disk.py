@@ -1,0 +1,118 @@
+"""Data sets on disk as `rnnc predict` input: a directory of `.npy` files, Parquet (a file or a directory).
+
+A `.npy` directory's `x.npy` is read as a `.npy` input is (`predict_arrays.read_npy`:
+header against the file's size, every value checked in one pass, then memory-mapped
+batch by batch), with `lengths.npy` beside it when there is one. Parquet is read one
+batch of rows at a time (`ParquetFile.iter_batches`, file after file in name order),
+twice: once to check every value and find the longest sequence, once to run. Every
+batch is padded to that longest sequence (or to the width the file says it came from,
+`rnnc.steps`, written by `rnnc data convert`), so the model sees what it sees from the
+padded `.npz` and a per-step output has one time axis throughout. A sequence's length
+is the `lengths` column, else its list's where the rows differ. Only the columns
+`x` and `lengths` are read; a chain (spec version 1) only. Needs numpy and pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnc.cli.predict_arrays import _check_values, read_npy
+from rnnc.cli.predict_io import Batch, Source, rows_for
+from rnnc.data_parquet import STEPS_KEY, Column, decode_column, is_parquet, open_file, parquet_files, pyarrow
+from rnnc.errors import DataError
+from rnnc.runtime import Predictor
+
+PASS_ROWS = 4096  # rows decoded at a time by the checking pass
+
+
+def is_on_disk(path: str) -> bool:
+    """A Parquet file or directory, or a directory (of `.npy` files)."""
+    return is_parquet(path) or Path(path).is_dir()
+
+
+def open_disk(path: str, predictor: Predictor) -> Source:
+    if is_parquet(path):
+        return _parquet(path, predictor)
+    folder = Path(path)
+    if not (folder / "x.npy").is_file():
+        raise DataError(f"{path}: a directory input holds x.npy (and optionally lengths.npy), or .parquet files")
+    count, batches = read_npy(str(folder / "x.npy"), predictor, rows_for)
+    lengths = _npy_lengths(folder / "lengths.npy", count) if (folder / "lengths.npy").is_file() else None
+    if lengths is None or not predictor.takes_lengths:
+        return Source(path, count, batches)
+
+    def with_lengths(size: int) -> Iterator[Batch]:
+        start = 0
+        for x, _ in batches(size):
+            yield x, lengths[start : start + len(x)]
+            start += len(x)
+
+    return Source(path, count, with_lengths)
+
+
+def _npy_lengths(file: Path, count: int) -> np.ndarray:
+    try:
+        lengths = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{file}: not a readable .npy array ({err})") from None
+    if lengths.shape != (count,) or lengths.dtype.kind not in "iu":
+        raise DataError(f"{file}: has shape {list(lengths.shape)} of {lengths.dtype}; it needs {count} integers, one per row of x.npy")
+    return lengths.astype(np.int64)
+
+
+def _columns(pa: Any, file: Path, handle: Any, size: int) -> Iterator[tuple[Column, np.ndarray | None]]:
+    """(x, lengths or None) of each batch of `size` rows of one file."""
+    names = handle.schema_arrow.names
+    if "x" not in names:
+        raise DataError(f"{file}: no column 'x' (columns: {', '.join(names) or 'none'})")
+    wanted = ["x", *(["lengths"] if "lengths" in names else [])]
+    try:
+        for batch in handle.iter_batches(batch_size=size, columns=wanted):
+            x = decode_column(pa, file, "x", batch.column("x"))
+            if x.offsets is None:
+                raise DataError(f"{file}: column 'x' holds one {list(x.item) or 'number'} per row; a sequence is a list of steps per row")
+            lengths = decode_column(pa, file, "lengths", batch.column("lengths")).values if "lengths" in wanted else None
+            yield x, lengths
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({' '.join(str(err).split())})") from None
+
+
+def _parquet(path: str, predictor: Predictor) -> Source:
+    pa, _ = pyarrow()
+    files = parquet_files(path)
+    handles = [open_file(f) for f in files]
+    declared = json.loads((handles[0].schema_arrow.metadata or {}).get(STEPS_KEY, b"{}")).get("x", 0)
+    count, longest, ragged = 0, 0, False
+    first_size = None
+    for file, handle in zip(files, handles, strict=True):
+        for x, lengths in _columns(pa, file, handle, PASS_ROWS):
+            sizes = x.sizes()
+            if lengths is not None and (lengths.dtype.kind not in "iu" or ((lengths < 1) | (lengths > sizes)).any()):
+                bad = int(np.flatnonzero((lengths < 1) | (lengths > sizes))[0]) if lengths.dtype.kind in "iu" else 0
+                raise DataError(f"{file}: lengths must be integers in [1, the row's steps]; row {count + bad} has "
+                                f"{lengths[bad]} for {sizes[bad]} steps")
+            first_size = int(sizes[0]) if first_size is None and sizes.size else first_size
+            ragged = ragged or bool(sizes.size and (sizes != first_size).any())
+            longest = max(longest, int(sizes.max(initial=0)))
+            _check_values(str(file), predictor, iter([(count, x.take(np.arange(len(x))))]), lengths_given=lengths is not None)
+            count += len(x)
+    if count == 0:
+        raise DataError(f"{path}: no sequences")
+    steps = max(longest, int(declared))
+    per_step = int(np.prod(x.item)) if x.item else 1
+
+    def batches(size: int) -> Iterator[Batch]:
+        rows = rows_for(size, steps * per_step)
+        for file, handle in zip(files, handles, strict=True):
+            for x, lengths in _columns(pa, file, handle, rows):
+                padded = x.take(np.arange(len(x)), steps)
+                if lengths is None and ragged:
+                    lengths = x.sizes()
+                yield padded, lengths if predictor.takes_lengths else None
+
+    return Source(path, count, batches)
