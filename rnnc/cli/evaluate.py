@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="the spec's loss and metrics of a trained model on a data file (onnxruntime)")
     parser.add_argument("target", metavar="RUN_DIR|MODEL", help="a run directory of rnnc train, or a model.onnx")
-    parser.add_argument("data", metavar="DATA", help="labelled data in the spec's format (.npz, .csv, .jsonl)")
+    parser.add_argument("data", metavar="DATA", help="labelled data in the spec's format (.npz, .parquet, a directory of .npy or .parquet files, .csv, .jsonl)")
     parser.add_argument("--spec", metavar="SPEC", help="the spec the model was trained from (default: spec.yaml of the run)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sequences per run (default: 256)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -133,8 +133,11 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
                               sequence_scores, single_label)
     from rnnc.runtime import Predictor
 
+    from rnnc.cli.evaluate_disk import on_disk, predict_rows
+
     try:
-        check_readable(Path(data))
+        if not on_disk(data):  # a directory of .npy or .parquet files is data too
+            check_readable(Path(data))
     except DataError as err:
         raise DataError(_about_data(data, str(err))) from None
     model = _spec_for(spec_path, data)
@@ -147,14 +150,20 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
         except DataError as err:  # every problem of the file, each on its line
             raise InputErrors([_about_data(data, line) for line in str(err).splitlines()]) from None
     predictor = Predictor(model_path)
-    try:
-        dataset = load_file(model, data, vocab=predictor.vocab, classes=predictor.classes)
-    except DataError as err:
-        raise DataError(_about_data(data, str(err))) from None
-    try:
-        outputs = predictor.predict(dataset.x, dataset.lengths, batch_size)
-    except DataError as err:
-        raise DataError(f"{_about_data(data, str(err))} (is {model_path} the model of {spec_path}?)") from None
+    if on_disk(data):  # Parquet, a .npy directory: batch by batch, never whole (evaluate_disk)
+        try:
+            dataset, outputs = predict_rows(model, predictor, data, batch_size)
+        except DataError as err:
+            raise DataError(_about_data(data, str(err))) from None
+    else:
+        try:
+            dataset = load_file(model, data, vocab=predictor.vocab, classes=predictor.classes)
+        except DataError as err:
+            raise DataError(_about_data(data, str(err))) from None
+        try:
+            outputs = predictor.predict(dataset.x, dataset.lengths, batch_size)
+        except DataError as err:
+            raise DataError(f"{_about_data(data, str(err))} (is {model_path} the model of {spec_path}?)") from None
     mask = lengths = None
     if dataset.lengths is not None and model.sequence_output:
         steps = output_steps(model, dataset.x.shape[1])
