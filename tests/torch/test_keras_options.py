@@ -160,3 +160,26 @@ def test_recurrent_dropout_trains(make_model: MakeModel) -> None:
         optimizer.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def test_merge_mode_is_the_same_on_the_cpu_training_path_and_off_it(make_model: MakeModel) -> None:
+    """While training on a CPU a bidirectional layer runs rnnc's own loop (cpu.run); the
+    merge applies to its output alike."""
+    from rnnc_torch import cpu
+
+    layer = ir.GRU(units=6, bidirectional=True, merge_mode="mul", return_sequences=True)
+    block = RecurrentBlock([make_model([layer]).nodes[0]]).train()
+    x, lengths = torch.randn(4, 7, 3, requires_grad=True), torch.tensor([7, 5, 1, 3])
+    assert cpu.applies(block.rnn, x, lengths)
+    fast, _ = block(x, lengths)
+    with torch.no_grad():
+        plain, _ = block(x, lengths)  # no gradients: torch's own module
+    assert fast.shape == (4, 7, 6)
+    torch.testing.assert_close(zero_padding(fast, lengths), zero_padding(plain, lengths), atol=1e-5, rtol=0)
+
+
+def test_a_keras_cell_counts_as_a_time_loop_for_sharding(make_model: MakeModel) -> None:
+    from rnnc_torch.cpu.policy import runs_a_time_loop
+
+    assert not runs_a_time_loop(make_model([ir.GRU(units=4)]), 16)
+    assert runs_a_time_loop(make_model([ir.GRU(units=4, reset_after=False)]), 16)

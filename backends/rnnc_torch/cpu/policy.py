@@ -89,14 +89,18 @@ def applies(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, kernels: 
 
 def runs_a_time_loop(model: ir.Model, rows: int) -> bool:
     """Whether a recurrent layer of `model` would train in rnnc's loop on batches of
-    `rows`: `loop_pays` of each, the question `applies` asks of each call. A relu
+    `rows`: `loop_pays` of each, the question `applies` asks of each call, or in
+    keras_cells' time loop (a cell torch lacks), which is one as well. A relu
     simple RNN counts even though torch runs it where there are lengths: the answer
     must hold for every batch."""
     if model.training.kernels == "torch":
         return False
     for node in model.nodes:
         layer = node.layer
-        if isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU) and loop_pays(_mode(layer), layer.bidirectional, layer.units, rows):
+        if isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU) and (
+            layer.keras_cell  # keras_cells' time loop: as many small operations per step, and in Python
+            or loop_pays(_mode(layer), layer.bidirectional, layer.units, rows)
+        ):
             return True
     return False
 
