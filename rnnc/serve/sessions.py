@@ -2,14 +2,14 @@
 
 A model exported with `export.streaming: true` takes its recurrent layers' states as
 inputs and gives them back (`rnnc.runtime.Stream`, `GraphStream`). A `Session` holds
-one sequence's stream: `await session.step(body)` reads one chunk from a request body
-as `/v1/predict` reads an instance (`{"instances": [chunk]}`, or `{"texts": ["..."]}`
-for a raw-text model), runs it from the state the earlier chunks left (chunks of one
-session one at a time, in the order they came; `stepper(model)` runs a batch of them,
-each row with its own state in and out, for a `Batcher` that joins sessions' chunks) and gives the
-chunk's predictions as `/v1/predict` words them: per step for a per-step output, the
-prediction after the chunk's last step otherwise. A chunk the model refuses leaves the
-state as it was.
+one sequence's state: `await session.step(body, touch, run)` reads one chunk from a
+request body as `/v1/predict` reads an instance (`{"instances": [chunk]}`, or
+`{"texts": ["..."]}` for a raw-text model), runs it from the state the earlier chunks
+left (one chunk of a session at a time, in the order they came) and gives the chunk's
+predictions as `/v1/predict` words them: per step for a per-step output, the prediction
+after the chunk's last step otherwise. A chunk the model refuses leaves the state as it
+was. `stepper(model)` runs a batch of chunks of different sessions, each row with its
+own state in and out, for the `Batcher` that joins them (`rnnc.serve.stream`).
 
 `SessionStore(max_sessions, idle_s, clock=time.monotonic)` holds the open sessions:
 `open(model)` starts one under an id from `secrets.token_urlsafe` (a 400 with the export
