@@ -41,11 +41,13 @@ from .data import (
 )
 from .data_corpus import corpus_problems
 from .data_csv import _columns, parse_table
+from .data_parquet import is_parquet
 from .errors import DataError, JsonPath, Problem
 from .graph_layout import layout_problems
 from .loader import Document
 from .next_token import next_token_input
 from .npy_header import Header, read_header
+from .parquet_peek import peek_headers
 
 PEEK_BYTES = 1 << 16  # a header and a first row or record fit many times over
 ROLES = ("train", "validation", "test")
@@ -90,6 +92,9 @@ def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
                 checks.problems += corpus_problems(model, checks.doc, Path(path), role, checks.origin)
             elif model.data.text is not None:
                 _text(model, checks, Path(path))
+            elif is_parquet(path):  # its footers, as the headers a padded .npz would have (rnnc.parquet_peek)
+                headers = peek_headers(model, Path(path), checks.origin)
+                (_graph_npz if model.graph is not None else _npz)(model, checks, Path(path), role, headers)
             elif path.endswith(".npz") and model.graph is not None:
                 _graph_npz(model, checks, Path(path), role)
             elif path.endswith(".npz"):
@@ -120,8 +125,8 @@ class _Checks:
             self.problems.append(self.doc.problem(where, str(err)))
 
 
-def _npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
-    arrays = npz_headers(path, checks.origin)
+def _npz(model: ir.Model, checks: _Checks, path: Path, role: str, arrays: dict[str, Header] | None = None) -> None:
+    arrays = npz_headers(path, checks.origin) if arrays is None else arrays
     if missing := [name for name in ("x", "y") if name not in arrays]:
         have = ", ".join(sorted(arrays)) or "none"
         raise DataError(f"{checks.origin}: no array '{missing[0]}' (arrays: {have}); a .npz needs x, y and optionally lengths, classes")
@@ -142,10 +147,10 @@ def _npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
         checks.at(("training", "validation_split"), lambda: split_at(x.shape[0], split, origin))
 
 
-def _graph_npz(model: ir.Model, checks: _Checks, path: Path, role: str) -> None:
+def _graph_npz(model: ir.Model, checks: _Checks, path: Path, role: str, arrays: dict[str, Header] | None = None) -> None:
     """A graph's arrays (spec version 2): `rnnc.graph_layout`'s rules on the headers,
     each problem at the input or output the array belongs to, else at the file."""
-    arrays = npz_headers(path, checks.origin)
+    arrays = npz_headers(path, checks.origin) if arrays is None else arrays
     for problem in layout_problems(model, {name: (h.shape, h.dtype) for name, h in arrays.items()}, checks.origin):
         checks.problems.append(checks.doc.problem(problem.where or checks.file, problem.message, key=len(problem.where) == 2))
     split = model.training.validation_split
