@@ -9,7 +9,8 @@ decoder step graph beside the model (`rnnc.runtime_decode`), one step a token, e
 chosen in a worker thread. With `Accept: text/event-stream` each new token is one
 server-sent event as soon as it is chosen, `data: {"token": "text", "id": N}` (the end
 id writes no text and sends none), then `event: end` with
-`{"tokens", "finish": "end"|"length", "seconds", "first_token_s", "tokens_per_s"}`;
+`{"tokens", "finish": "end"|"length", "seconds", "first_token_s", "tokens_per_s",
+"unknown_tokens"}` (the prompt's tokens the vocabulary lacks, each read as the unknown id);
 otherwise one JSON answer `{"model_name", "text" (the prompt and its continuation, as
 `rnnc generate` prints it), "completion", "ids", "finish", "stats"}`. A client that
 disconnects stops the generation before its next token. A model that cannot generate
@@ -107,6 +108,7 @@ class _Run:
         self.tokens = decoder.generate(prompt, n, sample=sample)
         self.going, self.finish, self.chosen = True, "length", 0
         self.after = bool(prompt)
+        self.unknown = decoder.unknown_tokens(prompt) if isinstance(prompt, str) else []  # each read as the unknown id
         self.began = time.perf_counter()
         self.first_at: float | None = None
 
@@ -149,7 +151,7 @@ class _Run:
         rate = later / (ended - self.first_at) if self.first_at is not None and later > 0 and ended > self.first_at else None
         return {"tokens": self.chosen, "seconds": round(ended - self.began, 4),
                 "first_token_s": None if self.first_at is None else round(self.first_at - self.began, 4),
-                "tokens_per_s": None if rate is None else round(rate, 1)}
+                "tokens_per_s": None if rate is None else round(rate, 1), "unknown_tokens": self.unknown}
 
 
 async def _events(run: _Run, first: list[int], request: Request) -> AsyncIterator[str]:

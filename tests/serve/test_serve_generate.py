@@ -93,6 +93,9 @@ def test_greedy_is_the_decoders_greedy_and_an_end_id_stops_early(client: TestCli
     finishes = {client.post("/v1/models/ids/generate", json={"prompt": "1 2", "max_tokens": 20, "seed": s}).json()["finish"]
                 for s in range(8)}
     assert finishes == {"end", "length"}
+    unknown = client.post("/v1/models/chars/generate", json={"prompt": "Bad?!", "max_tokens": 3, "greedy": True}).json()
+    assert unknown["stats"]["unknown_tokens"] == ["?", "!"] and unknown["text"].startswith("Bad?!")  # lowercased: b is known
+    assert client.post("/v1/models/chars/generate", json={"prompt": "bad", "max_tokens": 3}).json()["stats"]["unknown_tokens"] == []
     given_ids = client.post("/v1/models/ids/generate", json={"prompt": [1, 2], "max_tokens": 20, "seed": 4}).json()
     assert given_ids == client.post("/v1/models/ids/generate", json={"prompt": "1 2", "max_tokens": 20, "seed": 4}).json() | {
         "stats": given_ids["stats"]}
