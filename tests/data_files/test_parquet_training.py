@@ -11,7 +11,7 @@ from parquet_cases import ragged, sequences, step_type, write_parquet, write_spe
 
 torch = pytest.importorskip("torch")
 
-from rnnc.artifacts import load_weights  # noqa: E402
+from rnnc.artifacts import load_weights, load_weights_metadata  # noqa: E402
 from rnnc.cli import main  # noqa: E402
 
 
@@ -60,3 +60,51 @@ def test_sequence_labelling_from_a_directory(tmp_path: Path) -> None:
     from_npz = train(write_spec(tmp_path, "train.npz", **sections), tmp_path / "npz")
     from_parquet = train(write_spec(tmp_path, "train", **sections), tmp_path / "parquet")
     assert_same_weights(from_npz, from_parquet)
+
+
+GRAPH = """
+rnnc: 2
+name: churn
+inputs:
+  events: {shape: [null, 3]}
+  profile: {shape: [2]}
+layers:
+  - {name: enc, type: lstm, units: 5, input: events}
+  - {name: both, type: concatenate, input: [enc, profile]}
+  - {name: churn, type: dense, units: 1, activation: sigmoid}
+outputs:
+  churn: {loss: binary_crossentropy, metrics: [accuracy]}
+optimizer: {type: adam, lr: 0.02}
+training: {epochs: 2, batch_size: 8, seed: 2}
+data: {train: TRAIN}
+"""
+
+
+def test_graph_inputs_by_name(tmp_path: Path) -> None:
+    data = ragged(n=30)
+    profile = np.random.default_rng(4).normal(size=(30, 2)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", events=data["x"], events_lengths=data["lengths"], profile=profile,
+             churn=data["y"], churn_classes=np.array(["stay", "leave"]))
+    write_parquet(tmp_path / "train.parquet", {
+        "events": pa.array(sequences(data["x"], data["lengths"]), step_type(3)),
+        "profile": pa.array(profile.tolist(), pa.list_(pa.float32(), 2)),
+        "churn": pa.array(data["y"]),
+    }, **{"rnnc.classes": b'{"churn_classes": ["stay", "leave"]}'})
+    runs = {}
+    for name in ("train.npz", "train.parquet"):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(GRAPH.replace("TRAIN", name))
+        runs[name] = train(spec, tmp_path / f"run-{name}")
+    assert_same_weights(runs["train.npz"], runs["train.parquet"])
+    assert load_weights_metadata(tmp_path / "run-train.parquet" / "weights.safetensors")["output_classes"] == '{"churn": ["stay", "leave"]}'
+
+
+def test_a_truncated_file_stops_training_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ragged(n=20)
+    path = write_parquet(tmp_path / "train.parquet", {"x": pa.array(sequences(data["x"], data["lengths"]), step_type(3)),
+                                                      "y": pa.array(data["y"])})
+    path.write_bytes(path.read_bytes()[:-200])
+    status = main(["train", str(write_spec(tmp_path, "train.parquet")), "-o", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and str(path) in err and "not a readable Parquet file" in err
+    assert not (tmp_path / "run").exists()
