@@ -72,10 +72,29 @@ optimizer: adam
 """
 
 
+SEQ2SEQ = """
+rnnc: 2
+name: s2s
+inputs:
+  question: {shape: [null], dtype: int64}
+  answer_in: {shape: [null], dtype: int64}
+layers:
+  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 5, mask_zero: true}
+  - {name: encoder, type: gru, units: 8}
+  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 5}
+  - {name: decoder, type: gru, units: 8, return_sequences: true, initial_state: encoder.state}
+  - {name: answer, type: dense, units: 14, activation: softmax}
+outputs:
+  answer: {loss: sparse_categorical_crossentropy, feedback: {input: answer_in, start: 12, end: 13, max_length: 5}}
+optimizer: adam
+"""
+
+
 def generative_models(folder: Path) -> dict[str, Path]:
     """name -> run directory with model.onnx and model.step.onnx: `chars` (a character
     vocabulary, no end id: always max_tokens), `ids` (no vocabulary, end id 8, likely
-    enough to end some texts early)."""
+    enough to end some texts early), `s2s` (a sequence-to-sequence model, which answers
+    questions rather than continuing a prompt)."""
     import rnnc_onnx
 
     runs = {}
@@ -91,4 +110,8 @@ def generative_models(folder: Path) -> dict[str, Path]:
         runs[name] = folder / name
         runs[name].mkdir()
         rnnc_onnx.export(model, weights, runs[name] / "model.onnx", vocab=vocab)
+    model = model_from_text(SEQ2SEQ)
+    runs["s2s"] = folder / "s2s"
+    runs["s2s"].mkdir()
+    rnnc_onnx.export(model, initial_weights(model, seed=1), runs["s2s"] / "model.onnx")
     return runs

@@ -104,6 +104,7 @@ def test_greedy_is_the_decoders_greedy_and_an_end_id_stops_early(client: TestCli
 def test_models_that_cannot_generate_and_bad_fields_are_400s(client: TestClient) -> None:
     bad = {
         ("moods", '{"prompt": "a"}'): "model 'moods' cannot generate: the model has no feedback output (spec `feedback:`)",
+        ("s2s", '{"prompt": "1 2"}'): "model 's2s' answers questions (question) rather than continuing a prompt",
         ("chars", '{"prompt": "a", "max_tokens": 501}'): "'max_tokens' must be a whole number in [1, 500] (the server's limit), got 501",
         ("chars", '{"prompt": "a", "max_tokens": 0}'): "'max_tokens' must be a whole number in [1, 500]",
         ("chars", '{"prompt": "a", "greedy": true, "seed": 3}'): "'greedy' takes the likeliest token and samples nothing: drop seed",
