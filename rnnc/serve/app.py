@@ -149,9 +149,10 @@ class AccessLog:
 def _endpoint(path: str, models: list[str]) -> tuple[str, str]:
     """(model, endpoint) of a request path for the metrics; endpoint "" for the others."""
     parts = path.strip("/").split("/")
-    if path == "/v1/predict" and len(models) == 1:
-        return models[0], "predict"
-    if len(parts) >= 4 and parts[:2] in (["v2", "models"], ["v1", "models"]) and parts[2] in models and parts[-1] in ("infer", "predict"):
+    if path in ("/v1/predict", "/v1/generate", "/v1/sessions") and len(models) == 1:
+        return models[0], parts[-1]
+    if len(parts) >= 4 and parts[:2] in (["v2", "models"], ["v1", "models"]) and parts[2] in models \
+            and parts[-1] in ("infer", "predict", "generate", "sessions"):
         return parts[2], parts[-1]
     return "", ""
 

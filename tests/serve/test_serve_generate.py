@@ -122,6 +122,9 @@ def test_models_that_cannot_generate_and_bad_fields_are_400s(client: TestClient)
             answer = client.post(f"/v1/models/{model}/generate", content=body.encode(), headers=headers)
             assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.text)
     assert client.post("/v1/models/lstm/generate", json={"prompt": "a"}).status_code == 404
+    counted = [ln for ln in client.get("/metrics").text.splitlines()
+               if ln.startswith('rnnc_serve_requests_total{endpoint="generate",model="chars",status="400"}')]
+    assert counted and float(counted[0].split()[-1]) == 2 * sum(model == "chars" for model, _ in bad)  # with and without SSE
     answer = client.post("/v1/generate", json={"prompt": "a"})
     assert answer.status_code == 404 and "several models are served" in answer.json()["error"]
 
