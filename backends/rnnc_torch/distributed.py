@@ -289,8 +289,10 @@ def launch(nproc: int, worker_args: Sequence[str]) -> int:
     from torch.distributed.run import get_args_parser, run
 
     config = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "rnnc", *worker_args]
+        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.2", "-m", "rnnc"]
     )
+    # Set, not parsed: torchrun's parser takes a worker's `--log` for an abbreviation of its own `--log-dir`.
+    config.training_script_args = list(worker_args)
     try:
         run(config)
     except ChildFailedError as err:

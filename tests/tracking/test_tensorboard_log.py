@@ -6,39 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
-from tracked_runs import saved, spec_with_test, train
+from tracked_runs import f32, read, saved, spec_with_test, train
 from tiny_models import write_spec
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorboard")
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
-
 from rnnc.cli import main  # noqa: E402
-
-
-def read(folder: Path) -> dict[str, list[tuple[int, Any]]]:
-    """Every tensor tag of the event files in `folder`: (step, value) in the order written."""
-    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
-    events.Reload()
-    return {
-        tag: [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(tag)]
-        for tag in events.Tags()["tensors"]
-    }
 
 
 def expected(history: list[dict[str, Any]], prefix: str) -> dict[str, list[tuple[int, Any]]]:
     keys = [k for k in history[0] if k != "epoch" and k.startswith("val_") == (prefix == "val_")]
     return {k.removeprefix(prefix): [(logs["epoch"], f32(logs[k])) for logs in history] for k in keys}
-
-
-def f32(value: float) -> float:
-    """What TensorBoard holds of a logged value: the nearest float32 (its data server shows no float64)."""
-    return float(np.float32(value))
 
 
 def test_each_epoch_as_in_metrics_jsonl(tmp_path: Path) -> None:

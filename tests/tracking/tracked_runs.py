@@ -27,3 +27,22 @@ def spec_with_test(folder: Path, epochs: int = 3) -> Path:
     np.savez(folder / "test.npz", x=x, y=y)
     return write_spec(folder, training={"epochs": epochs, "batch_size": 16, "seed": 3},
                       data={"train": "train.npz", "validation": "val.npz", "test": "test.npz"})
+
+
+def read(folder: Path) -> dict[str, list[tuple[int, Any]]]:
+    """Every tensor tag of the event files in `folder`: (step, value) in the order written,
+    read by TensorBoard's own EventAccumulator."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+    }
+
+
+def f32(value: float) -> float:
+    """What TensorBoard holds of a logged value: the nearest float32 (its data server shows no float64)."""
+    return float(np.float32(value))
