@@ -113,3 +113,17 @@ def test_an_interrupted_run_is_killed(tmp_path: Path, monkeypatch: pytest.Monkey
     client, run_id = client_of(tmp_path / "run")
     assert client.get_run(run_id).info.status == "KILLED"
     assert [step for step, _ in history_of(client, run_id, "loss")] == [1, 2]
+
+
+def test_a_diverged_run_failed(tmp_path: Path) -> None:
+    # Epoch 1 trains at lr 0.01; from epoch 2 the step schedule makes it 1e10 (as in tests/train).
+    spec = write_spec(
+        tmp_path,
+        layers=[{"type": "simple_rnn", "units": 4, "activation": "relu"}, {"type": "dense", "units": 1}],
+        loss="mse", metrics=[], optimizer={"type": "sgd", "lr": 0.01},
+        training={"epochs": 4, "batch_size": 16, "lr_schedule": {"type": "step", "step_size": 1, "gamma": 1e12}},
+    )
+    assert train(spec, "-o", tmp_path / "run", "--log", "mlflow") == 1
+    client, run_id = client_of(tmp_path / "run")
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert [step for step, _ in history_of(client, run_id, "loss")] == [1]
