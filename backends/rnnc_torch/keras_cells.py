@@ -81,72 +81,73 @@ class KerasCellBlock(Block):
 
     def forward_state(self, x: Tensor, lengths: Tensor | None, initial: State | None = None
                       ) -> tuple[Tensor, Tensor | None, State]:
-        """The output and the final state (torch's layout), started from `initial`."""
+        """The output and the final state (torch's layout), started from `initial`.
+        Both directions advance in one loop, stacked on a leading axis, the backward one
+        over the time axis flipped (its padding then comes first, and keeps its state at
+        zero until its sequence's last real step)."""
         if self.input_dropout is not None:
             x = self.input_dropout(x)
-        layer, batch, steps = self.layer, x.shape[0], x.shape[1]
-        real = step_mask(lengths, steps) if lengths is not None else None
-        lstm = isinstance(layer, ir.LSTM)
-        outputs, finals_h, finals_c = [], [], []
-        for d, suffix in enumerate(("", "_reverse")[: layer.directions]):
-            h0 = c0 = None
-            if initial is not None:
-                h0 = (initial[0] if isinstance(initial, tuple) else initial)[d]
-                c0 = initial[1][d] if isinstance(initial, tuple) else None
-            seq, h, c = self._direction(x, real, suffix, h0, c0, reverse=d == 1)
-            outputs.append(seq)
-            finals_h.append(h)
-            finals_c.append(c)
-        if layer.return_sequences:
-            y = torch.cat(outputs, dim=-1)
-        else:  # forward: the last real step's; backward: step 0's (its final state)
-            y = torch.cat(finals_h, dim=-1)
-        y = merge_directions(y, layer.merge_mode, layer.units) if layer.bidirectional else y
-        state: State = torch.stack(finals_h)
-        if lstm:
-            state = (state, torch.stack(finals_c))  # type: ignore[arg-type]
-        return y, lengths, state
-
-    def _direction(self, x: Tensor, real: Tensor | None, suffix: str, h0: Tensor | None, c0: Tensor | None,
-                   reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-        """One direction over `x` `[batch, time, features]`: outputs `[batch, time, units]`
-        (zero at padded steps) and the final `h` (and `c`)."""
-        layer, units, batch, steps = self.layer, self.layer.units, x.shape[0], x.shape[1]
+        layer, units = self.layer, self.layer.units
+        batch, steps, directions = x.shape[0], x.shape[1], layer.directions
+        suffixes = ("", "_reverse")[:directions]
         w = self.weights
-        bias_ih = w.get(f"bias_ih{suffix}")
-        bias_hh = w.get(f"bias_hh{suffix}")
-        w_hh = w[f"weight_hh{suffix}"]
-        projected = F.linear(x, w[f"weight_ih{suffix}"], bias_ih)  # every step's input product at once
-        h = x.new_zeros(batch, units) if h0 is None else h0
-        c = (x.new_zeros(batch, units) if c0 is None else c0) if isinstance(layer, ir.LSTM) else None
-        masks = None
+        # every step's input product at once; the backward direction's in its own time order
+        projected = torch.stack([F.linear(x if d == 0 else x.flip(1), w[f"weight_ih{s}"], w.get(f"bias_ih{s}"))
+                                 for d, s in enumerate(suffixes)])  # [D, B, T, G]
+        w_hh_t = torch.stack([w[f"weight_hh{s}"] for s in suffixes]).transpose(1, 2)  # [D, U, G]
+        b_hh = torch.stack([w[f"bias_hh{s}"] for s in suffixes])[:, None, :] if "bias_hh" in w else None
+        h = x.new_zeros(directions, batch, units)
+        c = x.new_zeros(directions, batch, units) if isinstance(layer, ir.LSTM) else None
+        if isinstance(initial, tuple):
+            h, c = initial
+        elif initial is not None:
+            h = initial
+        masks = None  # [D, gate blocks, B, U]
         if self.training and layer.recurrent_dropout > 0:
-            gates = 1 if isinstance(layer, ir.SimpleRNN) else layer.gates
-            masks = self.recurrent_dropout(x.new_ones(gates, batch, units))
-        outputs: list[Tensor] = [x.new_zeros(())] * steps
-        for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            new_h, new_c = self._step(projected[:, t], h, c, w_hh, bias_hh, masks)
+            masks = self.recurrent_dropout(x.new_ones(directions, layer.gates, batch, units))
+        real = None
+        if lengths is not None:
+            forward = step_mask(lengths, steps)
+            real = torch.stack([forward, forward.flip(1)][:directions])[..., None]  # [D, B, T, 1]
+        if directions == 1:  # 2-D products on [B, ...]: cheaper per call than batched ones
+            projected, w_hh_t, h = projected[0], w_hh_t[0], h[0]
+            b_hh, c = (None if b_hh is None else b_hh[0]), (None if c is None else c[0])
+            masks, real = (None if masks is None else masks[0]), (None if real is None else real[0])
+        outputs = []
+        for i in range(steps):
+            new_h, new_c = self._step(projected[..., i, :], h, c, w_hh_t, b_hh, masks)
             if real is None:
                 h, c = new_h, new_c
-                outputs[t] = h
-            else:
-                keep = real[:, t : t + 1]
-                h = torch.where(keep, new_h, h)
-                c = torch.where(keep, new_c, c) if c is not None and new_c is not None else c
-                outputs[t] = new_h.masked_fill(~keep, 0.0)
-        seq = torch.stack(outputs, dim=1) if steps else x.new_zeros(batch, 0, units)
-        return seq, h, c
+                outputs.append(h)
+                continue
+            keep = real[..., i, :]
+            h = torch.where(keep, new_h, h)
+            c = torch.where(keep, new_c, c) if c is not None and new_c is not None else c
+            outputs.append(new_h.masked_fill(~keep, 0.0))
+        if directions == 1:
+            h, c = h[None], (None if c is None else c[None])
+        if layer.return_sequences:
+            seq = torch.stack(outputs, dim=-2) if steps else x.new_zeros(batch, 0, units)  # [D, B, T, U] or [B, T, U]
+            y = seq if directions == 1 else torch.cat([seq[0], seq[1].flip(1)], dim=-1)
+        else:  # forward: the last real step's; backward: step 0's (its final state)
+            y = torch.cat(list(h), dim=-1)
+        y = merge_directions(y, layer.merge_mode, units) if layer.bidirectional else y
+        state: State = h if c is None else (h, c)
+        return y, lengths, state
 
-    def _step(self, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, bias_hh: Tensor | None,
+    def _step(self, gx: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor | None,
               masks: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """One step of the cell: Keras 3's equations in torch's gate order."""
+        """One step of the cell for every direction at once (`[D, B, ...]`, or `[B, ...]`
+        for one direction): Keras 3's equations in torch's gate order."""
         layer, units = self.layer, self.layer.units
         gate = F.hardsigmoid if getattr(layer, "recurrent_activation", "sigmoid") == "hard_sigmoid" else torch.sigmoid
 
         def recurrent(rows: slice, block: int, state: Tensor) -> Tensor:
             """`state` (dropped by gate `block`'s mask) times the recurrent rows `rows`."""
-            dropped = state if masks is None else state * masks[block]
-            return F.linear(dropped, w_hh[rows], None if bias_hh is None else bias_hh[rows])
+            dropped = state if masks is None else state * masks[..., block, :, :]
+            if b_hh is None:
+                return dropped @ w_hh_t[..., rows]
+            return (torch.addmm if state.dim() == 2 else torch.baddbmm)(b_hh[..., rows], dropped, w_hh_t[..., rows])
 
         match layer:
             case ir.SimpleRNN():
@@ -157,18 +158,22 @@ class KerasCellBlock(Block):
                 if masks is None:
                     i, f, g, o = (gx + recurrent(slice(None), 0, h)).chunk(4, dim=-1)
                 else:
-                    i, f, g, o = (gx[:, k * units:(k + 1) * units] + recurrent(slice(k * units, (k + 1) * units), k, h)
+                    i, f, g, o = (gx[..., k * units:(k + 1) * units] + recurrent(slice(k * units, (k + 1) * units), k, h)
                                   for k in range(4))
                 c = gate(f) * c + gate(i) * torch.tanh(g)
                 return gate(o) * torch.tanh(c), c
             case ir.GRU():
                 xr, xz, xn = gx.chunk(3, dim=-1)
-                r = gate(xr + recurrent(slice(0, units), 0, h))
-                z = gate(xz + recurrent(slice(units, 2 * units), 1, h))
+                if masks is None and layer.reset_after:
+                    hr, hz, hn = recurrent(slice(None), 0, h).chunk(3, dim=-1)
+                else:
+                    hr, hz = recurrent(slice(0, units), 0, h), recurrent(slice(units, 2 * units), 1, h)
+                    hn = recurrent(slice(2 * units, None), 2, h) if layer.reset_after else h.new_zeros(())
+                r, z = gate(xr + hr), gate(xz + hz)
                 if layer.reset_after:
-                    n = torch.tanh(xn + r * recurrent(slice(2 * units, None), 2, h))
+                    n = torch.tanh(xn + r * hn)
                 else:  # the reset gate scales the (dropped) state before its product
-                    dropped = h if masks is None else h * masks[2]
-                    n = torch.tanh(xn + F.linear(r * dropped, w_hh[2 * units :]))
+                    dropped = h if masks is None else h * masks[..., 2, :, :]
+                    n = torch.tanh(xn + (r * dropped) @ w_hh_t[..., 2 * units :])
                 return (1 - z) * n + z * h, None
         raise AssertionError(layer)
