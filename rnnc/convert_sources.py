@@ -224,7 +224,7 @@ def _parquet(path: Path) -> Source:
     def batches() -> Iterator[dict[str, Chunk]]:
         for file, handle in zip(files, handles):
             try:
-                for batch in handle.iter_batches(batch_size=4096):
+                for batch in handle.iter_batches(batch_size=1024, use_threads=False):
                     yield {name: _as_chunk(decode_column(pa, file, name, batch.column(name))) for name in schema.names}
             except (pa.ArrowException, OSError) as err:
                 raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({err})") from None

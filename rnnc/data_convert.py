@@ -3,7 +3,7 @@
 The source (`rnnc.convert_sources`) hands out `CHUNK_BYTES` worth of rows at a time;
 a `.npy` directory gets one file per array, written into `np.lib.format.open_memmap`
 files chunk by chunk (sequences padded to their widest row, or to the width the source
-declares); Parquet gets one row group per chunk through `pyarrow.parquet.ParquetWriter`,
+declares); Parquet gets row groups of about 16 MB (what a reader decodes at once) through `ParquetWriter`,
 each sequence cut at its row's real steps (a list per row, nothing padded on disk), a
 static array as a scalar or fixed-size list column, class names and padded widths in
 the schema's metadata (`rnnc.classes`, `rnnc.steps`), so converting back gives the
@@ -28,7 +28,8 @@ from .data_parquet import CLASSES_KEY, STEPS_KEY, SUFFIX, pyarrow
 from .errors import DataError, UsageError
 from .npy_header import product
 
-CHUNK_BYTES = 64 << 20  # what one chunk of every array holds, about
+CHUNK_BYTES = 16 << 20  # what one chunk of every array holds, about
+ROW_GROUP_BYTES = 16 << 20  # a Parquet row group, about: a reader decodes one whole
 FORMATS = ("npy", "parquet")
 
 
@@ -133,10 +134,11 @@ def _parquet(source: Source, path: Path, progress: Callable[[int], None] | None)
     if steps:
         metadata[STEPS_KEY] = json.dumps(steps).encode()
     schema = pa.schema([pa.field(name, _arrow_type(pa, f), nullable=False) for name, f in source.fields.items()], metadata=metadata)
+    group = max(1, chunk_rows(source) * ROW_GROUP_BYTES // CHUNK_BYTES)
     with pq.ParquetWriter(path, schema) as writer:
         for _, chunk in _chunks(source):
             columns = [_column(pa, chunk[name], f, schema.field(name).type) for name, f in source.fields.items()]
-            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=len(chunk[next(iter(chunk))].values))
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=group)
             if progress:
                 progress(len(next(iter(chunk.values())).values))
     _sync(path)

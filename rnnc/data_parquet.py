@@ -76,7 +76,7 @@ def open_file(path: Path) -> Any:
     """A `pyarrow.parquet.ParquetFile`, its footer read; a damaged file is one line naming it."""
     pa, pq = pyarrow()
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)  # read a page at a time, not whole column chunks
     except (pa.ArrowException, OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None
 
@@ -255,15 +255,16 @@ def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetT
         elif sorted(chosen) != sorted(first):
             raise DataError(f"{file}: has columns {', '.join(chosen) or 'none'}, but {files[0]} has {', '.join(first) or 'none'}"
                             " (the files of a directory are one data set: give them the same columns)")
-        try:
-            table = handle.read(columns=chosen)
-        except (pa.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None
         classes.update(_classes(file, handle.schema_arrow.metadata))
-        rows += table.num_rows
-        for name in chosen:
-            pieces.setdefault(name, []).append(decode_column(pa, file, name, table.column(name).combine_chunks()))
-        del table
+        for group in range(handle.metadata.num_row_groups):  # one row group's arrow buffers at a time
+            try:
+                table = handle.read_row_group(group, columns=chosen, use_threads=False)
+            except (pa.ArrowException, OSError, ValueError) as err:
+                raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None
+            rows += table.num_rows
+            for name in chosen:
+                pieces.setdefault(name, []).append(decode_column(pa, file, name, table.column(name).combine_chunks()))
+            del table
     if rows == 0:
         raise DataError(f"{path}: holds no samples")
     try:

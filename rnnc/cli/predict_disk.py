@@ -1,8 +1,8 @@
 """Data sets on disk as `rnnc predict` input: a directory of `.npy` files, Parquet (a file or a directory).
 
-A `.npy` directory's `x.npy` is read as a `.npy` input is (`predict_arrays.read_npy`:
-header against the file's size, every value checked in one pass, then memory-mapped
-batch by batch), with `lengths.npy` beside it when there is one. Parquet is read one
+A `.npy` directory's `x.npy` is checked as a `.npy` input is (`predict_arrays`: header
+against the file's size, every value in one pass) and read a block of rows at a time
+with plain reads, not a memory map, with `lengths.npy` beside it when there is one. Parquet is read one
 batch of rows at a time (`ParquetFile.iter_batches`, file after file in name order),
 twice: once to check every value and find the longest sequence, once to run. Every
 batch is padded to that longest sequence (or to the width the file says it came from,
@@ -15,19 +15,21 @@ is the `lengths` column, else its list's where the rows differ. Only the columns
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnc.cli.predict_arrays import _check_values, read_npy
+from rnnc.cli.predict_arrays import CHECK_BYTES, _check_values, _check_x
 from rnnc.cli.predict_io import Batch, Source, rows_for
 from rnnc.data_parquet import STEPS_KEY, Column, decode_column, is_parquet, open_file, parquet_files, pyarrow
 from rnnc.errors import DataError
+from rnnc.npy_header import product, read_header
 from rnnc.runtime import Predictor
 
-PASS_ROWS = 4096  # rows decoded at a time by the checking pass
+PASS_ROWS = 1024  # rows decoded at a time by the checking pass (4096: +100 MB peak at 100 x 16 per row)
 
 
 def is_on_disk(path: str) -> bool:
@@ -41,27 +43,53 @@ def open_disk(path: str, predictor: Predictor) -> Source:
     folder = Path(path)
     if not (folder / "x.npy").is_file():
         raise DataError(f"{path}: a directory input holds x.npy (and optionally lengths.npy), or .parquet files")
-    count, batches = read_npy(str(folder / "x.npy"), predictor, rows_for)
-    lengths = _npy_lengths(folder / "lengths.npy", count) if (folder / "lengths.npy").is_file() else None
-    if lengths is None or not predictor.takes_lengths:
-        return Source(path, count, batches)
-
-    def with_lengths(size: int) -> Iterator[Batch]:
-        start = 0
-        for x, _ in batches(size):
-            yield x, lengths[start : start + len(x)]
-            start += len(x)
-
-    return Source(path, count, with_lengths)
+    return _npy_dir(path, folder / "x.npy", predictor)
 
 
-def _npy_lengths(file: Path, count: int) -> np.ndarray:
+def _npy_dir(path: str, file: Path, predictor: Predictor) -> Source:
+    """`x.npy` read a block of rows at a time with plain reads (`np.fromfile` at an
+    offset): unlike a memory map, pages read stay in the kernel's cache, not in this
+    process's resident memory, however large the file."""
+    with file.open("rb") as handle:
+        header = read_header(handle, str(file), "x")
+        size = os.fstat(handle.fileno()).st_size
+    _check_x(str(file), header, size - header.offset)
+    if header.fortran and len(header.shape) > 1:
+        raise DataError(f"{file}: 'x' is stored in Fortran order; save it with np.save(path, np.ascontiguousarray(x))")
+    count, row_values = header.shape[0], product(header.shape[1:])
+    lengths_file = file.parent / "lengths.npy"
+    lengths = _npy_lengths(lengths_file, count, header.shape[1], predictor) if lengths_file.is_file() else None
+
+    def read(start: int, n: int) -> np.ndarray:
+        values = np.fromfile(file, dtype=header.dtype, count=n * row_values, offset=header.offset + start * header.row_bytes)
+        if values.size != n * row_values:
+            raise DataError(f"{file}: 'x' ends early (the file changed or is truncated)")
+        return values.reshape(n, *header.shape[1:])
+
+    rows = max(1, CHECK_BYTES // max(1, header.row_bytes))
+    chunks = ((start, read(start, min(rows, count - start))) for start in range(0, count, rows))
+    _check_values(str(file), predictor, chunks, lengths_given=lengths is not None)
+
+    def batches(size: int) -> Iterator[Batch]:
+        step = rows_for(size, row_values)
+        for start in range(0, count, step):
+            n = min(step, count - start)
+            yield read(start, n), None if lengths is None or not predictor.takes_lengths else lengths[start : start + n]
+
+    return Source(path, count, batches)
+
+
+def _npy_lengths(file: Path, count: int, steps: int, predictor: Predictor) -> np.ndarray:
     try:
         lengths = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{file}: not a readable .npy array ({err})") from None
     if lengths.shape != (count,) or lengths.dtype.kind not in "iu":
         raise DataError(f"{file}: has shape {list(lengths.shape)} of {lengths.dtype}; it needs {count} integers, one per row of x.npy")
+    outside = np.flatnonzero((lengths < 1) | (lengths > steps))
+    if predictor.takes_lengths and outside.size:
+        i = int(outside[0])
+        raise DataError(f"{file}: lengths must lie in [1, {steps}] (the time axis of x.npy); lengths[{i}] is {lengths[i]}")
     return lengths.astype(np.int64)
 
 
@@ -72,7 +100,7 @@ def _columns(pa: Any, file: Path, handle: Any, size: int) -> Iterator[tuple[Colu
         raise DataError(f"{file}: no column 'x' (columns: {', '.join(names) or 'none'})")
     wanted = ["x", *(["lengths"] if "lengths" in names else [])]
     try:
-        for batch in handle.iter_batches(batch_size=size, columns=wanted):
+        for batch in handle.iter_batches(batch_size=size, columns=wanted, use_threads=False):
             x = decode_column(pa, file, "x", batch.column("x"))
             if x.offsets is None:
                 raise DataError(f"{file}: column 'x' holds one {list(x.item) or 'number'} per row; a sequence is a list of steps per row")

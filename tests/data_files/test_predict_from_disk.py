@@ -108,3 +108,19 @@ def test_damaged_parquet_is_one_line_and_no_output(run: tuple[Path, dict[str, np
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"{path}: not a readable Parquet file, truncated or corrupt (") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet"]
+
+
+def test_truncated_npy_directory_is_one_line(run: tuple[Path, dict[str, np.ndarray]], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    folder, arrays = run
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / "x.npy", arrays["x"])
+    np.save(tmp_path / "d" / "lengths.npy", arrays["lengths"])
+    raw = (tmp_path / "d" / "x.npy").read_bytes()
+    (tmp_path / "d" / "x.npy").write_bytes(raw[:-12])
+    capsys.readouterr()
+    assert main(["predict", str(folder / "run"), str(tmp_path / "d"), "-o", str(tmp_path / "out.npz")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"{tmp_path / 'd' / 'x.npy'}: 'x' has a damaged header or is truncated: its shape [60, 7, 3] "
+                                 f"needs 5,040 bytes of float32, the file holds 5,028\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
