@@ -4,8 +4,9 @@ The weights file holds PyTorch's layout; ONNX wants other gate orders: LSTM i, f
 becomes i, o, f, c, GRU r, z, n becomes z, r, h (torch applies the reset gate after the
 recurrent matmul, ONNX's `linear_before_reset=1`), and one bias `B = [Wb, Rb]` per
 direction. The gates are reordered here, in numpy, so the graph carries them ready.
-The Keras options are the operators' own attributes: `recurrent_activation:
-hard_sigmoid` is `HardSigmoid` (alpha 1/6, beta 0.5) as the gates' activation, GRU's
+The Keras options are the operators' own attributes: a hard sigmoid
+`recurrent_activation` is `HardSigmoid` as the gates' activation (alpha 1/6 for
+Keras 3's, 0.2 for Keras 2's; beta 0.5), GRU's
 `reset_after: false` is `linear_before_reset=0` with its one bias as `Wb` (`Rb` zero).
 A bidirectional `merge_mode` other than concat joins the two directions of `Y` (or
 `Y_h`) with Add, Mul or their mean.
@@ -33,6 +34,7 @@ import numpy as np
 from onnx import TensorProto
 
 from rnnc import ir
+from rnnc.layers.recurrent import HARD_SIGMOIDS
 
 from .builder import GraphBuilder
 from .flow import Flow, in_layout, state_names
@@ -160,17 +162,15 @@ def lower_stateful(g: GraphBuilder, node: ir.Node, weights: Mapping[str, np.ndar
     return Flow(g.op("Squeeze", [y_h, g.const([0])], f"{hint}.out"), 2), states
 
 
-HARD_SIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # Keras 3's hard_sigmoid, relu6(x + 3) / 6
-
-
 def _gate_activations(gates: str, others: list[str], directions: int) -> dict[str, object]:
     """The `activations` attributes for `gates` (the operators' default is sigmoid, so
-    none then); onnxruntime reads one alpha and one beta per HardSigmoid, in order."""
+    none then): HardSigmoid with its slope and offset as alpha and beta (onnxruntime
+    reads one of each per HardSigmoid, in order)."""
     if gates == "sigmoid":
         return {}
+    slope, offset = HARD_SIGMOIDS[gates]
     return {"activations": ["HardSigmoid", *others] * directions,
-            "activation_alpha": [HARD_SIGMOID["alpha"]] * directions,
-            "activation_beta": [HARD_SIGMOID["beta"]] * directions}
+            "activation_alpha": [slope] * directions, "activation_beta": [offset] * directions}
 
 
 def _merge(g: GraphBuilder, y: str, axis: int, mode: str, name: str) -> str:

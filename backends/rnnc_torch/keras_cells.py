@@ -1,6 +1,6 @@
 """Recurrent layers whose cell torch's modules lack, run as a time loop of Keras 3's equations.
 
-A layer with `recurrent_activation: hard_sigmoid`, a GRU with `reset_after: false`, or
+A layer with a hard sigmoid `recurrent_activation`, a GRU with `reset_after: false`, or
 `recurrent_dropout` (`Recurrent.keras_cell`) cannot run in `nn.LSTM`/`nn.GRU` nor in
 rnnc's CPU loop (cpu/stepwise.py), whose cells are torch's: `KerasCellBlock` computes it
 here instead, step by step, with autograd. Its parameters keep the IR's names and
@@ -17,11 +17,14 @@ A bidirectional `merge_mode` joins the directions here as in `RecurrentBlock`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnc import ir
+from rnnc.layers.recurrent import HARD_SIGMOIDS
 
 from .block import Block, step_mask
 from .cpu import Dropout
@@ -40,6 +43,14 @@ def merge_directions(y: Tensor, mode: str, units: int) -> Tensor:
         case "ave":
             return (forward + backward) * 0.5
     return y
+
+
+def _gate(name: str) -> Callable[[Tensor], Tensor]:
+    """The gates' activation: sigmoid, or a hard sigmoid clip(slope * x + offset, 0, 1)."""
+    if name == "sigmoid":
+        return torch.sigmoid
+    slope, offset = HARD_SIGMOIDS[name]
+    return lambda v: torch.clamp(v * slope + offset, 0.0, 1.0)
 
 
 class KerasCellBlock(Block):
@@ -140,7 +151,7 @@ class KerasCellBlock(Block):
         """One step of the cell for every direction at once (`[D, B, ...]`, or `[B, ...]`
         for one direction): Keras 3's equations in torch's gate order."""
         layer, units = self.layer, self.layer.units
-        gate = F.hardsigmoid if getattr(layer, "recurrent_activation", "sigmoid") == "hard_sigmoid" else torch.sigmoid
+        gate = _gate(getattr(layer, "recurrent_activation", "sigmoid"))
 
         def recurrent(rows: slice, block: int, state: Tensor) -> Tensor:
             """`state` (dropped by gate `block`'s mask) times the recurrent rows `rows`."""

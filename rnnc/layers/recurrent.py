@@ -15,6 +15,12 @@ from typing import ClassVar, Literal, TypeAlias
 from .base import BATCH, LayerKind, Param, Shape, sequence_features, setting
 
 
+GateActivation: TypeAlias = Literal["sigmoid", "hard_sigmoid", "keras2_hard_sigmoid"]
+# The hard sigmoids as clip(slope * x + offset, 0, 1): Keras 3's is relu6(x + 3) / 6, Keras
+# 2's (and TensorFlow 1's, the gates' default in Keras up to 2.2) was steeper.
+HARD_SIGMOIDS: dict[str, tuple[float, float]] = {"hard_sigmoid": (1.0 / 6.0, 0.5), "keras2_hard_sigmoid": (0.2, 0.5)}
+
+
 @dataclass(frozen=True)
 class Recurrent(LayerKind):
     """Settings shared by the three recurrent kinds."""
@@ -95,8 +101,9 @@ class SimpleRNN(Recurrent):
 class LSTM(Recurrent):
     """Long short-term memory; gate order in the weights: i, f, g, o (PyTorch's)."""
 
-    recurrent_activation: Literal["sigmoid", "hard_sigmoid"] = setting(
-        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, relu6(x + 3) / 6.")
+    recurrent_activation: GateActivation = setting(
+        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, clip(x / 6 + 0.5, 0, 1); "
+                               "keras2_hard_sigmoid is Keras 2's and TensorFlow 1's, clip(0.2 x + 0.5, 0, 1).")
     gates: ClassVar[int] = 4
     input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "forget_bias"  # Keras's unit_forget_bias
     kind: ClassVar[str] = "lstm"
@@ -108,8 +115,9 @@ class GRU(Recurrent):
     gate applies after the recurrent matmul (ONNX's linear_before_reset=1), or with
     `reset_after: false` before it, with one bias (Keras 2's and TensorFlow 1's GRU)."""
 
-    recurrent_activation: Literal["sigmoid", "hard_sigmoid"] = setting(
-        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, relu6(x + 3) / 6.")
+    recurrent_activation: GateActivation = setting(
+        "sigmoid", description="The gates' activation; hard_sigmoid is Keras 3's, clip(x / 6 + 0.5, 0, 1); "
+                               "keras2_hard_sigmoid is Keras 2's and TensorFlow 1's, clip(0.2 x + 0.5, 0, 1).")
     reset_after: bool = setting(
         True, description="false: the reset gate applies before the recurrent matmul and the layer has one bias, "
                           "bias_ih (Keras 2, TensorFlow 1).")

@@ -31,6 +31,10 @@ def hard_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
 
 
+def keras2_hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -38,7 +42,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def cell_step(layer: ir.Recurrent, w: dict[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """One step of Keras 3's cell, on weights in torch's gate order (LSTM i,f,g,o; GRU r,z,n)."""
-    gate = hard_sigmoid if getattr(layer, "recurrent_activation", "sigmoid") == "hard_sigmoid" else sigmoid
+    gate = {"sigmoid": sigmoid, "hard_sigmoid": hard_sigmoid,
+            "keras2_hard_sigmoid": keras2_hard_sigmoid}[getattr(layer, "recurrent_activation", "sigmoid")]
     u = layer.units
     b_ih = w.get("bias_ih", np.zeros(w["weight_ih"].shape[0]))
     b_hh = w.get("bias_hh", np.zeros(w["weight_hh"].shape[0]))
@@ -93,6 +98,9 @@ LAYERS = {
     "lstm-hard-sigmoid": ir.LSTM(units=5, recurrent_activation="hard_sigmoid", return_sequences=True),
     "lstm-hard-sigmoid-bi": ir.LSTM(units=4, recurrent_activation="hard_sigmoid", bidirectional=True),
     "gru-hard-sigmoid": ir.GRU(units=5, recurrent_activation="hard_sigmoid"),
+    "gru-keras2-reset-before": ir.GRU(units=5, recurrent_activation="keras2_hard_sigmoid", reset_after=False),
+    "lstm-keras2-bi": ir.LSTM(units=4, recurrent_activation="keras2_hard_sigmoid", bidirectional=True,
+                              return_sequences=True),
     "gru-reset-before": ir.GRU(units=5, reset_after=False, return_sequences=True),
     "gru-reset-before-bi-hard": ir.GRU(units=4, reset_after=False, recurrent_activation="hard_sigmoid",
                                        bidirectional=True, return_sequences=True),
@@ -180,6 +188,7 @@ def test_the_reference_tells_the_options_apart() -> None:
     pairs = [
         (ir.GRU(units=4, reset_after=False), ir.GRU(units=4)),
         (ir.LSTM(units=4, recurrent_activation="hard_sigmoid"), ir.LSTM(units=4)),
+        (ir.LSTM(units=4, recurrent_activation="hard_sigmoid"), ir.LSTM(units=4, recurrent_activation="keras2_hard_sigmoid")),
         (ir.LSTM(units=4, bidirectional=True, merge_mode="sum"), ir.LSTM(units=4, bidirectional=True, merge_mode="ave")),
     ]
     for option, other in pairs:
