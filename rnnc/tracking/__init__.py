@@ -81,17 +81,28 @@ class Tracking:
         return bool(self.names)
 
     def on_epoch(self, logs: dict[str, Any]) -> None:
-        if self._trackers is None:
-            self._trackers = [self._make(name) for name in self.names]
-            history = [entry for entry in saved_history(self.run_dir) if entry["epoch"] <= logs["epoch"]]
-            self._each("start", history or [logs])
+        if self._trackers is not None:
+            self._each("epoch", logs)
             return
-        self._each("epoch", logs)
+        self._trackers = []
+        try:
+            history = [entry for entry in saved_history(self.run_dir) if entry["epoch"] <= logs["epoch"]]
+        except (OSError, ValueError, KeyError, TypeError):  # a backend's metrics.jsonl that is not rnnc's
+            history = []
+        for name in self.names:
+            try:
+                tracker = self._make(name)
+                tracker.start(history or [logs])
+            except Exception as err:  # a tracker's failure must not end a training run
+                self._stopped(name, err)
+            else:
+                self._trackers.append(tracker)
 
     def finish(self, status: str, test: Mapping[str, Any] | None = None) -> None:
         """End each tracker's record: `status` one of STATUSES; `test` the test set's logs."""
         if self._trackers is not None:
             self._each("finish", status, test)
+            self._trackers = []
 
     def _make(self, name: str) -> Tracker:
         if name == "tensorboard":
@@ -107,6 +118,10 @@ class Tracking:
             try:
                 getattr(tracker, method)(*args)
             except Exception as err:  # a tracker's failure must not end a training run
-                print(f"rnnc train: --log {tracker.name}: {type(err).__name__}: {err}; no longer logging to {tracker.name}",
-                      file=sys.stderr)
+                self._stopped(tracker.name, err)
                 self._trackers.remove(tracker)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _stopped(name: str, err: Exception) -> None:
+        said = " ".join(str(err).split())  # one line, whatever the library's message holds
+        print(f"rnnc train: --log {name}: {type(err).__name__}: {said}; no longer logging to {name}", file=sys.stderr)

@@ -80,15 +80,17 @@ class MlflowTracker:
         self._last = step
 
     def finish(self, status: str, test: Mapping[str, Any] | None) -> None:
-        if test:
-            stamp = int(time.time() * 1000)
-            metrics = [Metric(f"test_{key}", value, stamp, self._last) for key, value in numbers(test).items()]
-            self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
-        for name in (SPEC, METRICS, MODEL):
-            if (self.run_dir / name).is_file():
-                self.client.log_artifact(self.run_id, str(self.run_dir / name))
-        self._log_plot()
-        self.client.set_terminated(self.run_id, status)
+        try:
+            if test:
+                stamp = int(time.time() * 1000)
+                metrics = [Metric(f"test_{key}", value, stamp, self._last) for key, value in numbers(test).items()]
+                self.client.log_batch(self.run_id, metrics=metrics, synchronous=True)
+            for name in (SPEC, METRICS, MODEL):
+                if (self.run_dir / name).is_file():
+                    self.client.log_artifact(self.run_id, str(self.run_dir / name))
+            self._log_plot()
+        finally:  # what was logged is kept, and the run says how it ended
+            self.client.set_terminated(self.run_id, status)
 
     def _continued(self, history: Sequence[dict[str, Any]]) -> int | None:
         """How many epochs the MLflow run in RUN_FILE holds when it is this run's to continue."""

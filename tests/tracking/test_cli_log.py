@@ -84,3 +84,18 @@ def test_the_spec_alone_can_ask(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, training={"epochs": 2, "batch_size": 16, "seed": 3, "log": ["tensorboard"]})
     assert train(spec, "-o", tmp_path / "run") == 0
     assert [p.name for p in sorted((tmp_path / "run" / "tensorboard").iterdir())] == ["train", "validation"]
+
+
+def test_a_tracker_that_cannot_start_leaves_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere")
+    spec = write_spec(tmp_path, training={"epochs": 2, "batch_size": 16, "seed": 3})
+    assert train(spec, "-o", tmp_path / "run", "--log", "mlflow,tensorboard") == 0
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "--log" in line]
+    assert line.startswith("rnnc train: --log mlflow: ") and line.endswith("; no longer logging to mlflow")
+    assert not (tmp_path / "run" / "mlflow.json").exists()
+    assert (tmp_path / "run" / "tensorboard" / "validation").is_dir()
