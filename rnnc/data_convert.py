@@ -1,9 +1,9 @@
 """`rnnc data convert`'s work: a data file rewritten as a `.npy` directory or as Parquet, in bounded memory.
 
 The source (`rnnc.convert_sources`) hands out `CHUNK_BYTES` worth of rows at a time;
-a `.npy` directory gets one file per array, written into `np.lib.format.open_memmap`
-files chunk by chunk (sequences padded to their widest row, or to the width the source
-declares); Parquet gets row groups of about 16 MB (what a reader decodes at once) through `ParquetWriter`,
+a `.npy` directory gets one file per array, its header for the whole array and then
+its rows chunk by chunk, with plain writes (sequences padded to their widest row, or to
+the width the source declares); Parquet gets row groups of about 16 MB (what a reader decodes at once) through `ParquetWriter`,
 each sequence cut at its row's real steps (a list per row, nothing padded on disk), a
 static array as a scalar or fixed-size list column, class names and padded widths in
 the schema's metadata (`rnnc.classes`, `rnnc.steps`), so converting back gives the
@@ -86,28 +86,41 @@ def _chunks(source: Source) -> Iterator[tuple[int, dict[str, Chunk]]]:
 
 
 def _npy_dir(source: Source, folder: Path, progress: Callable[[int], None] | None) -> None:
-    arrays = {}
-    for name, f in source.fields.items():
-        shape = (source.count, *(() if f.steps is None else (f.steps,)), *f.item)
-        arrays[name] = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=f.dtype, shape=shape)
-    for name, values in source.constants.items():
-        np.save(folder / f"{name}.npy", values, allow_pickle=False)
-    for start, chunk in _chunks(source):
-        for name, part in chunk.items():
-            target = arrays[name][start : start + len(part.values)]
-            if part.sizes is None:
-                target[...] = part.values
-            else:
-                width = part.values.shape[1]
-                target[:, :width] = part.values
-                target[:, width:] = 0
-        if progress:
-            progress(len(next(iter(chunk.values())).values))
-    for array in arrays.values():
-        array.flush()
-    del arrays
-    for file in folder.iterdir():
-        _sync(file)
+    files = {}
+    try:
+        for name, f in source.fields.items():
+            shape = (source.count, *(() if f.steps is None else (f.steps,)), *f.item)
+            files[name] = (folder / f"{name}.npy").open("wb")
+            _header(files[name], f.dtype, shape)
+        for name, values in source.constants.items():
+            np.save(folder / f"{name}.npy", values, allow_pickle=False)
+        for _, chunk in _chunks(source):
+            for name, part in chunk.items():
+                f = source.fields[name]
+                values = np.ascontiguousarray(part.values, dtype=f.dtype)
+                if part.sizes is not None and values.shape[1] < (f.steps or 0):  # zeros to the widest row
+                    full = np.zeros((len(values), f.steps, *f.item), f.dtype)  # type: ignore[misc]
+                    full[:, : values.shape[1]] = values
+                    values = full
+                files[name].write(values.tobytes())
+            if progress:
+                progress(len(next(iter(chunk.values())).values))
+        for handle in files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        for handle in files.values():
+            handle.close()
+
+
+def _header(handle: Any, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """The `.npy` header of the whole array; its data follows chunk by chunk (plain
+    writes: the pages of a memory map being filled would count in resident memory)."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    try:
+        np.lib.format.write_array_header_1_0(handle, header)
+    except ValueError:  # a header past 64 KiB
+        np.lib.format.write_array_header_2_0(handle, header)
 
 
 def _sync(file: Path) -> None:
