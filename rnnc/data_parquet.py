@@ -21,7 +21,7 @@ pyarrow is imported lazily; without it, one line says to install `rnnc[data]`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,3 +315,19 @@ def padded_arrays(table: ParquetTable, steps: Mapping[str, int] | None = None,
 def list_lengths(table: ParquetTable, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The list lengths of each list column among `names`."""
     return {n: table.columns[n].sizes() for n in names if n in table.columns and table.columns[n].offsets is not None}
+
+
+def iter_columns(path: str | Path, names: Sequence[str], rows: int) -> Iterator[tuple[dict[str, Column], list[str] | None]]:
+    """The columns `names` of the data set at `path`, `rows` at a time, file after file
+    (each batch's columns, and the `classes` of the file's metadata)."""
+    pa, _ = pyarrow()
+    for file in parquet_files(path):
+        handle = open_file(file)
+        classes = _classes(file, handle.schema_arrow.metadata).get("classes")
+        if missing := [n for n in names if n not in handle.schema_arrow.names]:
+            raise DataError(f"{file}: no column '{missing[0]}' (the files of a directory are one data set: give them the same columns)")
+        try:
+            for batch in handle.iter_batches(batch_size=rows, columns=list(names), use_threads=False):
+                yield {name: decode_column(pa, file, name, batch.column(name)) for name in names}, classes
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None

@@ -1,22 +1,24 @@
 """`rnnc evaluate` of a chain over a data set on disk (Parquet, a `.npy` directory), batch by batch.
 
-The rows come from a row source (`rnnc.rows`: `rnnc.parquet_rows.parquet_rows`, or
-`NpyDirRows`), `--batch-size` at a time, each batch padded back to the source's full
-time axis and checked as a whole file is (`rnnc.dataset.from_arrays`), then run: the
-model sees exactly what it sees from the padded `.npz`, so the scores are the same.
+Parquet is read twice a batch of rows at a time (`rnnc.data_parquet.iter_columns`: once
+for each list column's widest row, once to run); a `.npy` directory through its row
+source (`rnnc.rows.NpyDirRows`). Each batch is padded to the full width, checked as a
+whole file is (`rnnc.dataset.from_arrays`), then run: the model sees exactly what it
+sees from the padded `.npz`, so the scores are the same.
 Only the outputs and the labels (what the metrics need whole) are kept; the inputs are
 never held whole (a `Dataset` is returned with a zero-stride `x` of the right shape).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from rnnc import ir
 from rnnc.data_parquet import is_parquet
-from rnnc.dataset import Dataset, from_arrays
+from rnnc.dataset import Dataset, from_arrays, output_steps
 from rnnc.errors import DataError
 from rnnc.rows import NpyDirRows, Rows
 from rnnc.runtime import Predictor
@@ -35,15 +37,39 @@ def source_rows(model: ir.Model, data: str) -> Rows:
 
 def predict_rows(model: ir.Model, predictor: Predictor, data: str, batch_size: int) -> tuple[Dataset, np.ndarray]:
     """(the data set, its `x` a zero-stride stand-in; the model's outputs) of `data`."""
-    rows = source_rows(model, data)
-    if missing := [name for name in ("x", "y") if name not in rows.columns]:
-        have = ", ".join(sorted(rows.columns)) or "none"
-        raise DataError(f"{data}: no array '{missing[0]}' (arrays: {have}); it needs x, y and optionally lengths")
-    if len(rows) == 0:
-        raise DataError(f"{data}: holds no samples")
+    batches = _parquet_batches(model, data, batch_size) if is_parquet(data) else _row_batches(model, data, batch_size)
     targets, lengths, outputs = [], [], []
+    first, count, several = None, 0, False
+    for start, arrays, total, classes in batches:
+        n = len(arrays["x"])
+        several = several or n < total
+        where = f"{data} (rows {start}-{start + n - 1})" if several else data
+        batch = from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=classes, origin=where)
+        outputs.append(predictor.run(batch.x, batch.lengths))
+        targets.append(batch.y)
+        if batch.lengths is not None:
+            lengths.append(batch.lengths)
+        first, count = first or batch, count + n
+    if first is None:
+        raise DataError(f"{data}: holds no samples")
+    x = np.broadcast_to(np.zeros((), first.x.dtype), (count, *first.x.shape[1:]))
+    dataset = Dataset(x, np.concatenate(targets), np.concatenate(lengths) if lengths else None, data, first.classes)
+    return dataset, np.concatenate(outputs)
+
+
+Batches = Iterator[tuple[int, dict[str, np.ndarray], int, np.ndarray | None]]  # (first row, arrays, rows in all, classes)
+
+
+def _missing(data: str, have: list[str]) -> None:
+    if missing := [name for name in ("x", "y") if name not in have]:
+        raise DataError(f"{data}: no array '{missing[0]}' (arrays: {', '.join(sorted(have)) or 'none'}); it needs x, y and optionally lengths")
+
+
+def _row_batches(model: ir.Model, data: str, batch_size: int) -> Batches:
+    """A `.npy` directory's rows, each batch padded back to the full width."""
+    rows = source_rows(model, data)
+    _missing(data, list(rows.columns))
     classes = rows.constants.get("classes")
-    first = None
     for start in range(0, len(rows), batch_size):
         index = np.arange(start, min(len(rows), start + batch_size), dtype=np.int64)
         arrays = rows.take(index)
@@ -53,18 +79,44 @@ def predict_rows(model: ir.Model, predictor: Predictor, data: str, batch_size: i
                 full = np.zeros((len(have), *column.shape[1:]), have.dtype)
                 full[:, : have.shape[1]] = have
                 arrays[name] = full
-        where = f"{data} (rows {start}-{index[-1]})" if len(rows) > batch_size else data
-        batch = from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=classes, origin=where)
-        outputs.append(predictor.run(batch.x, batch.lengths))
-        targets.append(batch.y)
-        if batch.lengths is not None:
-            lengths.append(batch.lengths)
-        first = first or batch
-    assert first is not None
-    shape = (len(rows), *first.x.shape[1:])
-    x = np.broadcast_to(np.zeros((), first.x.dtype), shape)
-    dataset = Dataset(x, np.concatenate(targets), np.concatenate(lengths) if lengths else None, data, first.classes)
-    return dataset, np.concatenate(outputs)
+        yield start, arrays, len(rows), classes
+
+
+def _parquet_batches(model: ir.Model, data: str, batch_size: int) -> Batches:
+    """Parquet read twice, `batch_size` rows at a time (`iter_columns`): once for the
+    widest row of each list column, once to hand out batches padded to it, as
+    `rnnc.parquet_rows.parquet_dataset` pads the whole set."""
+    from rnnc.data_parquet import column_names, iter_columns
+
+    have = column_names(data)
+    _missing(data, have)
+    names = [n for n in ("x", "y", "lengths") if n in have]
+    widest: dict[str, int] = {}
+    count, ragged, first = 0, False, None
+    for columns, _ in iter_columns(data, names, 1024):
+        for name, column in columns.items():
+            if column.offsets is not None:
+                sizes = column.sizes()
+                widest[name] = max(widest.get(name, 0), int(sizes.max(initial=0)))
+                if name == "x" and sizes.size:
+                    first = int(sizes[0]) if first is None else first
+                    ragged = ragged or bool((sizes != first).any())
+        count += len(columns["x"])
+    if "x" not in widest:
+        raise DataError(f"{data}: column 'x' holds one value per row; a sequence is a list of steps per row")
+    if "y" in widest and model.sequence_output:
+        widest["y"] = max(widest["y"], int(output_steps(model, widest["x"])))
+    start = 0
+    for columns, classes in iter_columns(data, names, batch_size):
+        index = np.arange(len(columns["x"]))
+        try:
+            arrays = {name: column.take(index, widest.get(name)) for name, column in columns.items()}
+        except DataError as err:
+            raise DataError(f"{data}: {err}") from None
+        if "lengths" not in arrays and ragged:  # as training reads it: a fixed-length spec refuses them
+            arrays["lengths"] = columns["x"].sizes()
+        yield start, arrays, count, None if classes is None else np.asarray(classes, dtype=str)
+        start += len(index)
 
 
 def on_disk(data: str) -> bool:
