@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import shlex
 import sys
@@ -94,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     writes = trainer.writes_run_dir()
     exporter = _exporter(args, model, run_dir, announce=writes)
     tracking = Tracking(trackers if writes else (), run_dir, spec)
+    if tracking and not _takes_on_epoch(trainer):
+        raise UsageError(f"--log {','.join(trackers)}: the '{args.backend}' training backend takes no on_epoch callback, "
+                         "so nothing could be recorded; drop --log and training.log, or train with the torch backend")
     listens = {"on_epoch": tracking.on_epoch} if tracking else {}  # a backend without on_epoch still trains
     try:
         try:
@@ -137,6 +141,13 @@ def _initial_weights(args: argparse.Namespace, model: ir.Model) -> dict:
     from rnnc.artifacts import load_weights
 
     return {"weights": load_weights(args.weights, model)}
+
+
+def _takes_on_epoch(trainer: TrainingBackend) -> bool:
+    """Whether the backend's `train` takes `on_epoch` (added to the protocol after some
+    third-party backends were written; those train on, without tracking)."""
+    parameters = inspect.signature(trainer.train).parameters.values()
+    return any(p.name == "on_epoch" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _exporter(args: argparse.Namespace, model: ir.Model, run: Path, announce: bool) -> ExportingBackend | None:

@@ -99,3 +99,35 @@ def test_a_tracker_that_cannot_start_leaves_the_others(
     assert line.startswith("rnnc train: --log mlflow: ") and line.endswith("; no longer logging to mlflow")
     assert not (tmp_path / "run" / "mlflow.json").exists()
     assert (tmp_path / "run" / "tensorboard" / "validation").is_dir()
+
+
+def test_a_backend_without_on_epoch_is_told_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tensorboard")
+
+    class OlderBackend:  # a third party's, written before on_epoch
+        name, capabilities = "older", frozenset({"train"})
+        trained = False
+
+        def train(self, model: Any, run_dir: Path, *, spec: Any, resume: bool, device: str, progress: bool,
+                  threads: int | None = None) -> None:
+            OlderBackend.trained = True
+
+        def writes_run_dir(self) -> bool:
+            return True
+
+    from rnnc import plugins
+    from rnnc.cli.train import _takes_on_epoch
+
+    real = plugins.get_backend
+    monkeypatch.setattr(plugins, "get_backend", lambda name, capability=None: OlderBackend() if name == "torch" else real(name, capability))
+    spec = write_spec(tmp_path)
+    assert train(spec, "-o", tmp_path / "run", "--log", "tensorboard") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "--log tensorboard: the 'torch' training backend takes no on_epoch callback, so nothing could be recorded; "
+        "drop --log and training.log, or train with the torch backend"
+    ]
+    assert not OlderBackend.trained and not (tmp_path / "run").exists()
+    assert not _takes_on_epoch(OlderBackend())  # type: ignore[arg-type]
+    assert _takes_on_epoch(real("torch", "train"))
