@@ -144,3 +144,58 @@ def _parquet(path: str, predictor: Predictor) -> Source:
                 yield padded, lengths if predictor.takes_lengths else None
 
     return Source(path, count, batches)
+
+
+# --- a graph's inputs (spec version 2) from Parquet -----------------------------------
+
+
+def graph_parquet(path: str, predictor: Any, ignored: tuple[str, ...] = ()) -> Any:
+    """A graph's Parquet input (`predict_graph_io.GraphSource`): a column per input and
+    optionally `<input>_lengths`, output columns ignored; sequences padded to the widest
+    row of the whole file, lengths from the lists where rows differ. Read twice, a batch
+    of rows at a time: once to check names, layouts and widths, once to run."""
+    from rnnc.cli.predict_graph_io import GraphSource, _check_values, _name_problems, _wanted
+    from rnnc.data_parquet import column_names, iter_columns
+    from rnnc.runtime_graph import InputErrors
+
+    wanted = _wanted(predictor, ignored)
+    names = column_names(path)
+    if problems := _name_problems(path, predictor, wanted, names):
+        raise InputErrors(problems)
+    read = [n for n in names if wanted.get(n) in ("input", "lengths")]
+    widest: dict[str, int] = {}
+    ragged: set[str] = set()
+    layout: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    count = 0
+    for columns, _ in iter_columns(path, read, PASS_ROWS):
+        for name, column in columns.items():
+            if column.offsets is not None:
+                sizes = column.sizes()
+                if sizes.size and ((sizes != sizes[0]).any() or (name in widest and widest[name] != sizes[0])):
+                    ragged.add(name)
+                widest[name] = max(widest.get(name, 0), int(sizes.max(initial=0)))
+            layout[name] = (column.item, column.values.dtype)
+        count += len(next(iter(columns.values())))
+    problems = []
+    for name, inp in predictor.inputs.items():
+        item, dtype = layout[name]
+        shape = (count, widest[name], *item) if name in widest else (count, *item)
+        if problem := inp.problem(shape, dtype):
+            problems.append(f"{path}: {problem}")
+    if problems:
+        raise InputErrors(problems)
+    row_values = sum(int(np.prod((widest.get(n, 1), *layout[n][0]))) for n in predictor.inputs)
+
+    def batches(size: int) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        for columns, _ in iter_columns(path, read, rows_for(size, row_values)):
+            index = np.arange(len(next(iter(columns.values()))))
+            inputs = {n: columns[n].take(index, widest.get(n)) for n in predictor.inputs}
+            lengths = {n: columns[f"{n}_lengths"].values.astype(np.int64) for n in predictor.inputs if f"{n}_lengths" in columns}
+            for name, inp in predictor.inputs.items():
+                if name not in lengths and name in ragged and inp.takes_lengths:
+                    lengths[name] = columns[name].sizes()
+            yield inputs, lengths
+
+    source = GraphSource(path, count, batches)
+    _check_values(source, predictor)
+    return source

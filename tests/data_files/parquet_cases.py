@@ -57,3 +57,22 @@ def write_spec(folder: Path, train: str, **sections: Any) -> Path:
     path = folder / f"spec-{Path(train).stem}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+# a graph: a sequence input with lengths, static features, one binary output
+GRAPH = """
+rnnc: 2
+name: churn
+inputs:
+  events: {shape: [null, 3]}
+  profile: {shape: [2]}
+layers:
+  - {name: enc, type: lstm, units: 5, input: events}
+  - {name: both, type: concatenate, input: [enc, profile]}
+  - {name: churn, type: dense, units: 1, activation: sigmoid}
+outputs:
+  churn: {loss: binary_crossentropy, metrics: [accuracy]}
+optimizer: {type: adam, lr: 0.02}
+training: {epochs: 2, batch_size: 8, seed: 2}
+data: {train: TRAIN}
+"""

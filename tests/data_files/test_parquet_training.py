@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from parquet_cases import ragged, sequences, step_type, write_parquet, write_spec
+from parquet_cases import GRAPH, ragged, sequences, step_type, write_parquet, write_spec
 
 torch = pytest.importorskip("torch")
 
@@ -60,24 +60,6 @@ def test_sequence_labelling_from_a_directory(tmp_path: Path) -> None:
     from_npz = train(write_spec(tmp_path, "train.npz", **sections), tmp_path / "npz")
     from_parquet = train(write_spec(tmp_path, "train", **sections), tmp_path / "parquet")
     assert_same_weights(from_npz, from_parquet)
-
-
-GRAPH = """
-rnnc: 2
-name: churn
-inputs:
-  events: {shape: [null, 3]}
-  profile: {shape: [2]}
-layers:
-  - {name: enc, type: lstm, units: 5, input: events}
-  - {name: both, type: concatenate, input: [enc, profile]}
-  - {name: churn, type: dense, units: 1, activation: sigmoid}
-outputs:
-  churn: {loss: binary_crossentropy, metrics: [accuracy]}
-optimizer: {type: adam, lr: 0.02}
-training: {epochs: 2, batch_size: 8, seed: 2}
-data: {train: TRAIN}
-"""
 
 
 def test_graph_inputs_by_name(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from parquet_cases import ragged, sequences, step_type, write_parquet, write_spec
+from parquet_cases import GRAPH, ragged, sequences, step_type, write_parquet, write_spec
 
 pytest.importorskip("torch")
 pytest.importorskip("rnnc_onnx")
@@ -124,3 +124,28 @@ def test_truncated_npy_directory_is_one_line(run: tuple[Path, dict[str, np.ndarr
     assert out == "" and err == (f"{tmp_path / 'd' / 'x.npy'}: 'x' has a damaged header or is truncated: its shape [60, 7, 3] "
                                  f"needs 5,040 bytes of float32, the file holds 5,028\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_graph_predict_from_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    data = ragged(n=30, seed=7)
+    profile = np.random.default_rng(4).normal(size=(30, 2)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", events=data["x"], events_lengths=data["lengths"], profile=profile, churn=data["y"])
+    (tmp_path / "spec.yaml").write_text(GRAPH.replace("TRAIN", "train.npz").replace("epochs: 2", "epochs: 1"))
+    torch.set_num_threads(1)
+    assert main(["train", str(tmp_path / "spec.yaml"), "-o", str(tmp_path / "run"), "--device", "cpu", "--no-progress"]) == 0
+    write_parquet(tmp_path / "in.parquet", {
+        "events": pa.array(sequences(data["x"], data["lengths"]), step_type(3)),
+        "profile": pa.array(profile.tolist(), pa.list_(pa.float32(), 2)),
+        "churn": pa.array(data["y"]),  # an output's targets: ignored
+    }, row_group_size=7)
+    capsys.readouterr()
+    want = predict(capsys, tmp_path / "run", tmp_path / "train.npz")
+    assert predict(capsys, tmp_path / "run", tmp_path / "in.parquet") == want
+    predict(capsys, tmp_path / "run", tmp_path / "train.npz", "-o", tmp_path / "a.npz")
+    predict(capsys, tmp_path / "run", tmp_path / "in.parquet", "-o", tmp_path / "b.npz")
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a.files == b.files
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name])
