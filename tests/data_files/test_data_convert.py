@@ -127,3 +127,13 @@ def test_out_must_be_new(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     (tmp_path / "out").mkdir()
     assert convert(capsys, tmp_path / "in.npz", "-o", tmp_path / "out") == (
         2, "", f"-o {tmp_path / 'out'}: already exists; remove it or choose another name\n")
+
+
+def test_without_pyarrow_one_line_names_the_extra(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    np.savez(tmp_path / "in.npz", **arrays_v1())
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # import pyarrow raises ImportError
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow.parquet", None)
+    assert convert(capsys, tmp_path / "in.npz", "-o", tmp_path / "out.parquet") == (
+        2, "", "reading Parquet needs pyarrow: pip install 'rnnc[data]'\n")
+    assert convert(capsys, tmp_path / "in.npz", "-o", tmp_path / "out")[0] == 0  # a .npy directory needs no pyarrow
