@@ -17,7 +17,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,54 @@ def params(spec: Mapping[str, Any]) -> dict[str, str]:
     """The spec's settings as MLflow parameters; the description is the run's note instead."""
     flat = flatten({k: v for k, v in spec.items() if k != "description"})
     return {key: (value if isinstance(value, str) else json.dumps(value))[:_MAX_VALUE] for key, value in flat.items()}
+
+
+@contextmanager
+def parent_run(folder: Path, name: str, params: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """An MLflow run over the runs made in `folder` while it is open (`rnnc tune`'s study):
+    in the store and experiment their own runs use (a run directory `folder/NAME` logs to
+    `folder/mlruns` by default), its id in RNNC_MLFLOW_PARENT_RUN_ID meanwhile, so each
+    of them, in this process or one it starts, is nested under it. Ends FINISHED, FAILED
+    on an exception, KILLED on Ctrl-C."""
+    client = MlflowClient(tracking_uri=tracking_uri(Path(folder) / name))
+    experiment = _experiment(client, name)
+    run_id = client.create_run(experiment, run_name=name).info.run_id
+    if params:
+        items = [Param(key, value) for key, value in {k: str(v)[:_MAX_VALUE] for k, v in params.items()}.items()]
+        for start in range(0, len(items), _BATCH):
+            client.log_batch(run_id, params=items[start : start + _BATCH], synchronous=True)
+    before = os.environ.get(PARENT)
+    os.environ[PARENT] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if before is None:
+            os.environ.pop(PARENT, None)
+        else:
+            os.environ[PARENT] = before
+        client.set_terminated(run_id, status)
+
+
+def _experiment(client: MlflowClient, name: str) -> str:
+    """`MLFLOW_EXPERIMENT_ID`, or the experiment `MLFLOW_EXPERIMENT_NAME` or `name` (made if new)."""
+    if given := os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return given
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or name
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # another process created it meanwhile (parallel trials)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 class MlflowTracker:
@@ -118,23 +167,8 @@ class MlflowTracker:
             tags[MLFLOW_PARENT_RUN_ID] = parent
             experiment = self.client.get_run(parent).info.experiment_id
         else:
-            experiment = self._experiment()
+            experiment = _experiment(self.client, str(self.spec.get("name", "rnnc")))
         return self.client.create_run(experiment, tags=tags, run_name=self.run_dir.name).info.run_id
-
-    def _experiment(self) -> str:
-        if given := os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            return given
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or str(self.spec.get("name", "rnnc"))
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self.client.create_experiment(name)
-        except Exception:  # another process created it meanwhile (parallel trials)
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
 
     def _log_params(self) -> None:
         """The spec's parameters the MLflow run lacks: a resumed run may have extended

@@ -127,3 +127,21 @@ def test_a_diverged_run_failed(tmp_path: Path) -> None:
     client, run_id = client_of(tmp_path / "run")
     assert client.get_run(run_id).info.status == "FAILED"
     assert [step for step, _ in history_of(client, run_id, "loss")] == [1]
+
+
+def test_runs_made_in_a_parent_run_are_nested_under_it(tmp_path: Path) -> None:
+    import os
+
+    from rnnc.tracking.mlflow_run import PARENT, parent_run
+
+    spec = write_spec(tmp_path)
+    with parent_run(tmp_path / "study", "study", {"trials": 2}) as parent:
+        assert os.environ[PARENT] == parent
+        for trial in ("trial-0", "trial-1"):
+            assert train(spec, "-o", tmp_path / "study" / trial, "--log", "mlflow") == 0
+    assert PARENT not in os.environ
+    client = MlflowClient(tracking_uri=(tmp_path / "study" / "mlruns").as_uri())
+    study = client.get_run(parent)
+    assert study.info.status == "FINISHED" and study.data.params == {"trials": "2"}
+    children = client.search_runs([study.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(run.info.run_name for run in children) == ["trial-0", "trial-1"]
