@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: Path, spec_path: Path, suffix: str) -> int:
     """A v2 graph's predictions: a `.npz` of named arrays in (`predict_graph_io`), one
     table or array per output out (`predict_graph_output`)."""
-    from rnnc.cli.predict_graph_io import open_graph_input
+    from rnnc.cli.predict_graph_input import open_graph_input
     from rnnc.cli.predict_graph_output import GraphArrayWriter, GraphCsvWriter, OutputSteps, graph_columns
     from rnnc.cli.predict_sources import SPEC_HINT
     from rnnc.runtime_graph import InputErrors

@@ -17,7 +17,8 @@ import os
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from rnnc.cli.predict_graph_io import GraphSource, open_graph_input
+from rnnc.cli.predict_graph_input import open_graph_input
+from rnnc.cli.predict_graph_io import GraphSource
 from rnnc.errors import DataError, RnncError, UsageError
 
 if TYPE_CHECKING:

@@ -47,17 +47,11 @@ class GraphSource:
     batches: Callable[[int], Iterator[GraphBatch]] = field(repr=False)
 
 
-def open_graph_input(path: str, predictor: GraphPredictor, ignored: tuple[str, ...] = ()) -> GraphSource:
+def open_graph_npz(path: str, predictor: GraphPredictor, ignored: tuple[str, ...] = ()) -> GraphSource:
     """The `.npz` at `path`, every array's header checked against `predictor`'s inputs
     and every value by the runtime's checks; a `DataError` with one line per problem.
     `predictor` is anything with `inputs`, `outputs` and `checked` as a `GraphPredictor`
     has them (a decoder's questions); arrays named in `ignored` are passed over."""
-    from rnnc.data_parquet import is_parquet
-
-    if is_parquet(path):  # a .parquet file or a directory of them (predict_disk)
-        from rnnc.cli.predict_disk import graph_parquet
-
-        return graph_parquet(path, predictor, ignored)  # type: ignore[no-any-return]
     suffix = path[path.rfind(".") :].lower() if "." in path else ""
     if suffix != ".npz":
         raise DataError(f"{path}: a graph model reads a .npz input, one array per input ({', '.join(predictor.inputs)}); "
