@@ -9,7 +9,10 @@ is the Parquet file four times over in a directory (symlinks), to show that the 
 does not grow with the input. The CSV outputs and the evaluations' JSON are compared
 byte for byte. One run each unless --runs says; medians with min-max.
 
-    python bench/predict_from_disk.py [--rows 40000] [--runs 1] [--json bench/results/predict_from_disk.json]
+    python bench/predict_from_disk.py [--rows 40000] [--runs 1] [--json OUT.json]
+
+Not in bench/results/ (whose files each render a bench/README.md table): the figures
+are quoted in docs/deploy.md, "Predicting large files".
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 RNNC = [sys.executable, "-m", "rnnc"]
 SPEC = """rnnc: 1
 name: bench
@@ -77,7 +79,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=40000)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "predict_from_disk.json"))
+    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -105,8 +107,8 @@ def main() -> int:
                  "parquet_mb": round((folder / "data.parquet").stat().st_size / 2**20, 1)}
     report = {"rows": args.rows, "steps": 100, "features": 16, "runs": args.runs, **sizes, "csv_outputs_equal": same_csv,
               "results": results}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{args.rows} x 100 x 16 ({sizes['npz_mb']} MB .npz, {sizes['parquet_mb']} MB Parquet); CSV outputs equal: {same_csv}")
     print("| command | seconds | peak MB |\n|---|---|---|")
     for name, r in results.items():
