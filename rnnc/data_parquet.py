@@ -10,12 +10,13 @@ a static one a scalar or a fixed-size list. Without a lengths column a sequence'
 length is its list's, so nothing is padded on disk. Class names live in the schema's
 metadata (`rnnc.classes`: a JSON object of `classes` or `<output>_classes` to names).
 
-Each column is decoded once into flat values `[steps of every row, *item]` and
-offsets `[rows + 1]` (`Column`); `ParquetTable.take(index)` pads the chosen rows only
-to the longest among them. `arrays` pads every row to the longest of the whole set,
-what a `.npz` holds, for the readers that check arrays (`rnnc.dataset.from_arrays`,
-`rnnc.graph_data`). `read_schema` reads the footers alone: row counts and column types.
-pyarrow is imported lazily; without it, one line says to install `rnnc[data]`.
+Each column is decoded once, a row group at a time, into flat values `[steps of every
+row, *item]` and offsets `[rows + 1]` (`Column`, `read_table`); `ParquetTable.take(index)`
+pads the chosen rows only to the longest among them, `padded_arrays` every row to the
+longest of the whole set, what a `.npz` holds (`rnnc.parquet_rows` checks them against
+a model). `iter_columns` hands out a batch of rows at a time instead, for the readers
+that stream (`rnnc predict`, `rnnc evaluate`); `rnnc.parquet_peek` reads the footers
+alone. pyarrow is imported lazily; without it, one line says to install `rnnc[data]`.
 """
 
 from __future__ import annotations
