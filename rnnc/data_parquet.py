@@ -294,20 +294,26 @@ def column_names(path: str | Path) -> list[str]:
 
 
 def padded_arrays(table: ParquetTable, steps: Mapping[str, int] | None = None,
-                  lengths: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+                  lengths: Mapping[str, str] | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
     """Every column as a `.npz` would hold it: list columns padded to `steps[name]`
     (default: the column's longest row); for each `lengths` entry (sequence column ->
     its lengths' name) absent from the table, the list lengths, where rows differ in
-    length. Class names join as `<name>` arrays of strings."""
-    index = np.arange(len(table))
-    arrays = table.take(index, steps)
+    length. Class names join as `<name>` arrays of strings. `consume`: each column
+    leaves the table once padded, so its flat values and the padded array are not both
+    held for every column at once."""
+    arrays = {}
     for name, lengths_name in (lengths or {}).items():
         column = table.columns.get(name)
-        if column is None or column.offsets is None or lengths_name in arrays:
+        if column is None or column.offsets is None or lengths_name in table.columns:
             continue
         sizes = column.sizes()
         if sizes.size and (sizes != sizes[0]).any():
             arrays[lengths_name] = sizes.astype(np.int64)
+    index = np.arange(len(table))
+    for name in list(table.columns):
+        column = table.columns.pop(name) if consume else table.columns[name]
+        arrays[name] = column.take(index, (steps or {}).get(name))
+        del column
     for name, names in table.classes.items():
         arrays[name] = np.asarray(names, dtype=str)
     return arrays

@@ -34,18 +34,18 @@ if TYPE_CHECKING:
 def parquet_dataset(model: ir.Model, path: str | Path) -> Dataset | GraphDataset:
     """The Parquet data set at `path` as `rnnc.data.load_file` gives a `.npz`: padded to
     its longest sequence and checked (`from_arrays`, `graph_dataset`)."""
-    table, arrays = parquet_arrays(model, path)
+    arrays = parquet_arrays(model, path)
     if model.graph is not None:
         from .graph_data import graph_dataset
 
-        return graph_dataset(model, arrays, table.origin)
-    return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=arrays.get("classes"), origin=table.origin)
+        return graph_dataset(model, arrays, str(path))
+    return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=arrays.get("classes"), origin=str(path))
 
 
-def parquet_arrays(model: ir.Model, path: str | Path) -> tuple[ParquetTable, dict[str, np.ndarray]]:
-    """(the table, its columns as a `.npz` of `model` names them): sequences padded to
+def parquet_arrays(model: ir.Model, path: str | Path) -> dict[str, np.ndarray]:
+    """The data set's columns as a `.npz` of `model` names them: sequences padded to
     their longest row, lengths from the lists where rows differ, per-step targets to
-    their output's steps."""
+    their output's steps (each column's decoded values let go of once padded)."""
     if model.graph is None:
         table = read_table(path, ("x", "y", "lengths"))
         for name in ("x", "y"):
@@ -66,7 +66,7 @@ def parquet_arrays(model: ir.Model, path: str | Path) -> tuple[ParquetTable, dic
         values = flow(model, steps, list_lengths(table, list(steps)))
         targets = {out.name: s for out in model.outputs if (s := values[output_node(model, out).key][0]) is not None}
     try:
-        return table, padded_arrays(table, targets, sequences)  # type: ignore[arg-type]
+        return padded_arrays(table, targets, sequences, consume=True)  # type: ignore[arg-type]
     except DataError as err:
         raise DataError(f"{path}: {err}") from None
 
