@@ -1,7 +1,7 @@
 """Dynamic batching for `rnnc serve`: concurrent requests for one model joined into one run.
 
 `Batcher(run, *, max_batch, max_delay_ms, max_queue, metrics=None, model="",
-sequence_inputs=(), lengths_of=None, sequence_outputs=None)`:
+sequence_inputs=(), lengths_of=None, sequence_outputs=None, pad=True)`:
 
 - `run(feeds) -> outputs` is the synchronous model call on one batch (`ServedModel.run`),
   called in a worker thread, never on the event loop.
@@ -14,7 +14,8 @@ sequence_inputs=(), lengths_of=None, sequence_outputs=None)`:
   padded with zeros to the batch's longest and given their own lengths. Without lengths,
   only requests of equal shapes share a run.
 - `sequence_outputs` maps an output with a time axis to the input whose steps it has:
-  each request gets it cut back to its own steps.
+  each request gets it cut back to its own steps. `pad=False` (an output whose steps
+  follow no input one for one) keeps requests of different steps apart.
 
 `Batcher.for_model(model, ...)` takes these from a `ServedModel`. `await submit(feeds)`
 gives one request's outputs (its rows only). The background task that forms batches runs
@@ -49,7 +50,7 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # by identity: the queue removes requests, and arrays have no truth value
 class _Request:
     feeds: Feeds
     rows: int
@@ -64,13 +65,13 @@ class Batcher:
     def __init__(self, run: Callable[[Feeds], Mapping[str, np.ndarray]], *, max_batch: int, max_delay_ms: float,
                  max_queue: int, metrics: ServeMetrics | None = None, model: str = "",
                  sequence_inputs: Iterable[str] = (), lengths_of: Mapping[str, str] | None = None,
-                 sequence_outputs: Mapping[str, str] | None = None):
+                 sequence_outputs: Mapping[str, str] | None = None, pad: bool = True):
         if max_batch < 1 or max_queue < 1 or max_delay_ms < 0:
             raise ValueError("max_batch and max_queue must be at least 1, max_delay_ms at least 0")
         self._run, self.max_batch, self.max_delay = run, max_batch, max_delay_ms / 1000
         self.max_queue, self.metrics, self.model = max_queue, metrics, model
         self.sequence_inputs = set(sequence_inputs)
-        self.lengths_of = dict(lengths_of or {})
+        self.lengths_of = dict(lengths_of or {}) if pad else {}
         self.sequence_outputs = dict(sequence_outputs or {})
         self._queue: collections.deque[_Request] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -82,10 +83,8 @@ class Batcher:
     @classmethod
     def for_model(cls, model: Any, **settings: Any) -> Batcher:
         """A batcher on a `ServedModel`: its `run`, sequence inputs, lengths and per-step outputs."""
-        first = model.sequence_inputs[0] if model.sequence_inputs else None
-        outputs = {t.name: first for t in model.outputs if first and len(t.shape) >= 3 and t.shape[1] == -1}
-        return cls(model.run, model=model.name, sequence_inputs=model.sequence_inputs,
-                   lengths_of=model.lengths_of, sequence_outputs=outputs, **settings)
+        return cls(model.run, model=model.name, sequence_inputs=model.sequence_inputs, lengths_of=model.lengths_of,
+                   sequence_outputs=getattr(model, "steps_of", {}), pad=getattr(model, "pads", True), **settings)
 
     async def start(self) -> None:
         self._closing = False

@@ -9,6 +9,12 @@ and `outputs` are `Tensor`s (name, datatype `FP32`/`INT64`, shape with -1 for a
 dynamic axis); lengths are listed as optional inputs. `run(feeds)` takes arrays keyed
 by ONNX input names and returns arrays keyed by output names; bad feeds raise
 `DataError` (one line per problem), as `rnnc.runtime` checks them.
+
+`steps_of` says, from the ONNX graph's own axis names, which input's steps each
+per-step output has (`time` or `<input>.time`), so that a batcher can cut a padded
+output back to a request's steps; `pads` is false when an output's steps follow no
+input one for one (a convolution that changes them: `steps`, `<layer>.steps`), and
+requests of different lengths then never share a run.
 """
 
 from __future__ import annotations
@@ -43,6 +49,22 @@ def _dims(shape: Any) -> list[int]:
     return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
 
 
+def _time_axes(outputs: Any, sequence_inputs: list[str]) -> tuple[dict[str, str], bool]:
+    """(per-step output -> the input whose steps it has, whether padding along time
+    leaves each request's own steps as they were), read from the outputs' axis names."""
+    follows = {"time": sequence_inputs[0]} if len(sequence_inputs) == 1 else {}
+    follows.update({f"{name}.time": name for name in sequence_inputs})
+    steps_of, pads = {}, True
+    for out in outputs:
+        axis = out.shape[1] if len(out.shape) >= 3 else None
+        if isinstance(axis, str):
+            if axis in follows:
+                steps_of[out.name] = follows[axis]
+            else:
+                pads = False
+    return steps_of, pads
+
+
 class ServedModel:
     """A loaded model: `name`, `predictor`, `inputs` and `outputs` (`Tensor`s),
     `sequence_inputs` (inputs with a time axis: padded along it when batched),
@@ -71,6 +93,7 @@ class ServedModel:
                 self.lengths_of["x"] = "lengths"
             self.outputs = [Tensor("y", "FP32", _dims(predictor.output_shape))]
         self.inputs += [Tensor(name, "INT64", [-1], optional=True) for name in self.lengths_of.values()]
+        self.steps_of, self.pads = _time_axes(predictor.session.get_outputs(), self.sequence_inputs)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], threads: int | None = None) -> ServedModel:

@@ -184,3 +184,53 @@ def test_one_batcher_serves_one_event_loop_after_another() -> None:
     for v in (1.0, 2.0):  # as Starlette's TestClient does: a fresh loop per request
         assert float(asyncio.run(batcher.submit(_row(v)))["y"][0, 0]) == 2 * v
     assert rec.rows == [1, 1]
+
+
+def _exported(tmp_path: Path, mapping: dict) -> ServedModel:
+    from rnnc.initial import initial_weights
+    from rnnc.spec import model_from_mapping
+
+    rnnc_onnx = pytest.importorskip("rnnc_onnx")
+    model = model_from_mapping(mapping)
+    path = tmp_path / f"{mapping['name']}.onnx"
+    rnnc_onnx.export(model, initial_weights(model, seed=5), path)
+    return ServedModel.open(path)
+
+
+def _joined_equal_alone(model: ServedModel, feeds: list[dict[str, np.ndarray]]) -> Batcher:
+    alone = [model.run(f) for f in feeds]
+    batcher = Batcher.for_model(model, max_batch=16, max_delay_ms=50, max_queue=16)
+    got = asyncio.run(_all(batcher, feeds))
+    for out, want in zip(got, alone, strict=True):
+        assert set(out) == set(want)
+        for n in want:
+            assert out[n].shape == want[n].shape, n
+            np.testing.assert_allclose(out[n], want[n], atol=1e-6, rtol=0)
+    return batcher
+
+
+def test_per_step_outputs_of_two_sequence_inputs_are_cut_to_their_own_steps(tmp_path: Path) -> None:
+    model = _exported(tmp_path, {
+        "rnnc": 2, "name": "pair", "optimizer": "adam",
+        "inputs": {"a": {"shape": [None, FEATURES]}, "b": {"shape": [None, FEATURES]}},
+        "layers": [{"name": "ha", "type": "gru", "units": 4, "return_sequences": True, "input": "a"},
+                   {"name": "hb", "type": "lstm", "units": 3, "return_sequences": True, "input": "b"},
+                   {"name": "ya", "type": "dense", "units": 2, "input": "ha"},
+                   {"name": "yb", "type": "dense", "units": 2, "input": "hb"}],
+        "outputs": {"ya": {"loss": "mse"}, "yb": {"loss": "mse"}}})
+    assert model.steps_of == {"ya": "a", "yb": "b"} and model.pads
+    rng = np.random.default_rng(2)
+    feeds = [{"a": rng.standard_normal((1, ta, FEATURES)).astype(np.float32),
+              "b": rng.standard_normal((1, tb, FEATURES)).astype(np.float32)} for ta, tb in ((2, 7), (6, 1), (4, 4))]
+    assert _joined_equal_alone(model, feeds).runs == 1
+
+
+def test_a_convolution_that_changes_steps_keeps_lengths_apart(tmp_path: Path) -> None:
+    model = _exported(tmp_path, {
+        "rnnc": 1, "name": "conv", "optimizer": "adam", "loss": "mse", "input": {"shape": [None, FEATURES]},
+        "layers": [{"type": "conv1d", "filters": 4, "kernel_size": 3, "padding": "valid"},
+                   {"type": "gru", "units": 3, "return_sequences": True}, {"type": "dense", "units": 1}]})
+    assert not model.pads
+    rng = np.random.default_rng(3)
+    feeds = [{"x": rng.standard_normal((1, t, FEATURES)).astype(np.float32)} for t in (5, 9, 5, 7)]
+    assert _joined_equal_alone(model, feeds).runs == 3  # only the two of 5 steps share a run
