@@ -270,6 +270,7 @@ def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetT
             for name in chosen:
                 pieces.setdefault(name, []).append(decode_column(pa, file, name, table.column(name).combine_chunks()))
             del table
+    pa.default_memory_pool().release_unused()  # the row groups' buffers, which its allocator would otherwise keep
     if rows == 0:
         raise DataError(f"{path}: holds no samples")
     try:
