@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from rnnc.errors import UsageError
 
@@ -25,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("models", nargs="+", metavar="RUN_DIR|MODEL.onnx", help="one or more models, each served under its spec name")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, default=1, help="processes serving, each with its own models and batchers (default 1)")
     parser.add_argument("--max-batch", type=int, default=32, help="rows gathered into one onnxruntime call (1: no batching)")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="how long a batch waits to fill (default 2 ms)")
     parser.add_argument("--max-queue", type=int, default=1024, help="requests waiting before the server answers 503")
@@ -43,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _checked(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must lie in [0, 65535], got {args.port}")
-    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue),
+    for flag, value in (("--workers", args.workers), ("--max-batch", args.max_batch), ("--max-queue", args.max_queue),
                         ("--max-sessions", args.max_sessions), ("--max-tokens", args.max_tokens)):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
@@ -91,11 +93,18 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(host=args.host, port=args.port, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                              max_queue=args.max_queue, max_body_bytes=int(args.max_body_mb * 1024 * 1024), token=token,
                              cors_origins=tuple(args.cors_origin), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                             max_sessions=args.max_sessions, session_idle_s=args.session_idle_s, max_tokens=args.max_tokens)
-    app = build_app(models, settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                            log_level="info", access_log=False, timeout_graceful_shutdown=30, lifespan="auto")
+                             max_sessions=args.max_sessions, session_idle_s=args.session_idle_s, max_tokens=args.max_tokens,
+                             workers=args.workers)
+    options = dict(host=args.host, port=args.port, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                   log_level="info", access_log=False, timeout_graceful_shutdown=30, lifespan="auto")
     _log_access()
+    if args.workers > 1:  # every worker loads the models again: these were opened to check them
+        models.clear()
+        from rnnc.serve import workers
+
+        os.environ[workers.CONFIG_VARIABLE] = workers.config(args.models, args.threads, settings)
+        return _supervise(options, args)
+    config = uvicorn.Config(build_app(models, settings), **options)
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM/SIGINT, then raises the signal again for the handler it
     # found: that one only notes it, so a drained stop exits 0
@@ -109,4 +118,19 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if not server.started:
         raise UsageError(f"could not serve on {args.host}:{args.port} (see the lines above: in use, or not this machine's address?)")
+    return 0
+
+
+def _supervise(options: dict[str, Any], args: argparse.Namespace) -> int:
+    """Run `--workers` processes under uvicorn's supervisor, which passes SIGTERM on to
+    each (each drains, then exits) and exits when they have."""
+    import uvicorn
+
+    from rnnc.serve.workers import FACTORY
+
+    try:
+        uvicorn.run(FACTORY, factory=True, workers=args.workers, **options)
+    except SystemExit as stop:  # uvicorn could not bind; it logged why
+        if stop.code:
+            raise UsageError(f"could not serve on {args.host}:{args.port} (see the lines above: in use, or not this machine's address?)") from None
     return 0

@@ -72,6 +72,7 @@ class ServeSettings:
     max_sessions: int = 1000  # streaming sessions open at once (rnnc.serve.sessions)
     session_idle_s: float = 300.0  # a session unused this long is closed
     max_tokens: int = 4096  # the most tokens one generate request may ask for
+    workers: int = 1  # processes serving (rnnc.serve.workers); each holds its own sessions
 
 
 def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -173,7 +174,7 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
     for m in models:  # onnxruntime sessions open (one per thread count a batch size has needed)
         metrics.sessions.labels(model=m.name).set_function(lambda p=m.predictor: len(getattr(p, "_sessions", {})))
 
-    store = SessionStore(settings.max_sessions, settings.session_idle_s)  # streaming sessions (rnnc.serve.stream)
+    store = SessionStore(settings.max_sessions, settings.session_idle_s, workers=settings.workers)  # streaming sessions (rnnc.serve.stream)
     store.watch(metrics, by_name)
 
     def model_of(request: Request) -> ServedModel:

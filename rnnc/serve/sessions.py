@@ -124,10 +124,11 @@ def stepper(model: ServedModel) -> Callable[[Feeds], Feeds]:
 class SessionStore:
     """The open sessions of one server (see the module)."""
 
-    def __init__(self, max_sessions: int, idle_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_sessions: int, idle_s: float, clock: Callable[[], float] = time.monotonic, workers: int = 1):
         if max_sessions < 1 or idle_s <= 0:
             raise ValueError("max_sessions must be at least 1 and idle_s above 0")
         self.max_sessions, self.idle_s, self.clock = max_sessions, idle_s, clock
+        self.workers = workers  # processes serving: a session lives in the one that opened it
         self._open: collections.OrderedDict[str, Session] = collections.OrderedDict()  # least recently used first
         self.expired = 0  # sessions the sweep has closed
         self.batchers: dict[str, Any] = {}  # model name -> the Batcher joining its sessions' chunks (rnnc.serve.stream)
@@ -160,8 +161,11 @@ class SessionStore:
         session = self._open.get(id)
         if session is None:
             shown = id if len(id) <= 64 else id[:61] + "..."
+            elsewhere = "" if self.workers == 1 else (
+                f"; this server runs {self.workers} worker processes and a session lives in the one that opened it: "
+                "send its chunks over one kept-alive connection, or use the WebSocket endpoint")
             raise BadRequest(f"session '{shown}' is expired or unknown (a session closes after {self.idle_s:g} s unused); "
-                             "open another with POST /v1/models/NAME/sessions", 404)
+                             f"open another with POST /v1/models/NAME/sessions{elsewhere}", 404)
         return session
 
     def touch(self, session: Session) -> None:

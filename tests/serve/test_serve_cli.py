@@ -166,3 +166,39 @@ def test_the_rest_of_the_cli_never_imports_the_server() -> None:
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'prometheus_client') or m.startswith('rnnc.serve')))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes under `pid` (multiprocessing's resource tracker left out)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        pids = [int(p) for p in handle.read().split()]
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts worker processes through /proc")
+def test_workers_serve_from_several_processes_and_stop_on_sigterm(model_files: dict[str, Path]) -> None:
+    server, port = start(str(model_files["moods"]), "--workers", "2")
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        x = np.random.default_rng(4).normal(size=(2, 5, 3)).astype(np.float32)
+        want = runtime.load(model_files["moods"]).run(x)
+        body = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]})
+        for _ in range(8):  # a new connection each: either worker may answer
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/moods/infer", data=body.encode())
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                got = np.array(json.loads(answer.read())["outputs"][0]["data"], np.float32).reshape(want.shape)
+            np.testing.assert_allclose(got, want, atol=1e-6)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        assert not any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text() for w in workers)
+    finally:
+        stop(server)
+
+
+def test_bad_worker_count_is_one_line(model_files: dict[str, Path]) -> None:
+    done = subprocess.run([*RNNC, "serve", str(model_files["moods"]), "--workers", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().endswith("--workers must be at least 1, got 0"), done.stderr
