@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from starlette.applications import Starlette
@@ -214,7 +214,7 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
             if declared is None:
                 raise BadRequest(f"unknown input '{name}'; the model takes: {', '.join(t.name for t in model.inputs)}")
             feeds[name] = _typed(value, declared.datatype, name)
-        outputs = await _run(runs[model.name], feeds)
+        outputs = await while_connected(request, _run(runs[model.name], feeds))
         body, headers = write_response(model.name, outputs, asked, all_binary)
         return Response(body, headers=headers)
 
@@ -222,10 +222,14 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         model = model_of(request)
         feeds = plain.instance_feeds(model, parse_json(await request.body()))
         run, rows = runs[model.name], []
-        try:
-            batches = [await _run(run, batch) for batch in plain.merged(model, feeds)]
-        except BadRequest:  # say which instance: run them one by one
-            batches = list(await asyncio.gather(*(_run(run, feed, f"instances[{i}]: ") for i, feed in enumerate(feeds))))
+
+        async def answers() -> list[dict[str, np.ndarray]]:
+            try:
+                return [await _run(run, batch) for batch in plain.merged(model, feeds)]
+            except BadRequest:  # say which instance: run them one by one
+                return list(await asyncio.gather(*(_run(run, feed, f"instances[{i}]: ") for i, feed in enumerate(feeds))))
+
+        batches = await while_connected(request, answers())
         for outputs in batches:
             rows += [{n: v[i : i + 1] for n, v in outputs.items()} for i in range(len(next(iter(outputs.values()))))]
         said = [plain.predictions(model, out, plain.steps_of(model, feed)) for out, feed in zip(rows, feeds, strict=True)]
@@ -261,10 +265,47 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
     if settings.cors_origins:
         middleware.insert(1, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                         allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
-    handlers = {BadRequest: _refused, HTTPException: _http, Exception: _failed}
+    handlers = {BadRequest: _refused, ClientGone: _gone, HTTPException: _http, Exception: _failed}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.metrics, app.state.batchers, app.state.sessions = metrics, batchers, store
     return app
+
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def while_connected(request: Request, work: Awaitable[T]) -> T:
+    """`work`'s result, unless the client disconnects first: then `work` is cancelled (a
+    request still queued in a batcher never runs) and `ClientGone` raised. Call it once
+    the body has been read: what the connection says next is only its disconnect."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone()
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _gone(request: Request, exc: Exception) -> Response:
+    return error("the client closed the connection before its answer was ready", 499)
 
 
 async def _run(run: Runner, feeds: dict[str, np.ndarray], where: str = "") -> dict[str, np.ndarray]:

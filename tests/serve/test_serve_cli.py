@@ -202,3 +202,30 @@ def test_workers_serve_from_several_processes_and_stop_on_sigterm(model_files: d
 def test_bad_worker_count_is_one_line(model_files: dict[str, Path]) -> None:
     done = subprocess.run([*RNNC, "serve", str(model_files["moods"]), "--workers", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.strip().endswith("--workers must be at least 1, got 0"), done.stderr
+
+
+def test_a_client_that_disconnects_while_queued_costs_no_run(model_files: dict[str, Path]) -> None:
+    server, port = start(str(model_files["moods"]), "--max-batch", "1", "--max-body-mb", "64")
+    try:
+        x = np.random.default_rng(5).normal(size=(64, 40_000, 3)).astype(np.float32)  # about half a second of LSTM
+        header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                         "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+        slow = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/moods/infer", data=header + x.tobytes(),
+                                      headers={"Inference-Header-Content-Length": str(len(header))})
+        sender = threading.Thread(target=lambda: urllib.request.urlopen(slow, timeout=60).read())
+        sender.start()
+        time.sleep(0.3)  # the slow one runs; the next waits behind it, then its client leaves
+        body = json.dumps({"instances": [[[0.1, 0.2, 0.3]] * 4]}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.05)
+        sender.join(60)
+        time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            scraped = answer.read().decode()
+        runs = [line for line in scraped.splitlines() if line.startswith('rnnc_serve_batch_rows_count{model="moods"}')]
+        assert runs == ['rnnc_serve_batch_rows_count{model="moods"} 1.0'], runs  # the slow request alone ran
+        assert 'status="499"' in scraped
+    finally:
+        stop(server)
