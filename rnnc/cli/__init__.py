@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from rnnc import __version__
 from rnnc.errors import NO_ROOM, DiskFullError, RnncError
 
-COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "generate", "plot", "serve", "import", "data")
+COMMANDS = ("check", "backends", "schema", "init", "train", "compile", "predict", "evaluate", "generate", "plot", "serve", "import", "data", "tune")
 MODULES = {"import": "import_keras"}  # a subcommand whose name is a Python keyword
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
