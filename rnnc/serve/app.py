@@ -43,7 +43,7 @@ from . import plain
 from .batcher import Batcher, Overloaded
 from .generate import generate_routes
 from .metrics import ServeMetrics
-from .models import ServedModel
+from .models import ServedModel, model_named
 from .page import PUBLIC_PATHS, page_routes
 from .sessions import SessionStore
 from .stream import session_routes
@@ -181,13 +181,7 @@ def build_app(models: Sequence[ServedModel], settings: ServeSettings, runners: d
         name = request.path_params.get("name")
         if request.path_params.get("version", "1") != "1":
             raise BadRequest(f"model '{name}' has one version, 1; got version '{request.path_params['version']}'", 404)
-        if name is None:
-            if len(models) != 1:
-                raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/predict", 404)
-            return models[0]
-        if name not in by_name:
-            raise BadRequest(f"unknown model '{name}'; served: {', '.join(by_name)}", 404)
-        return by_name[name]
+        return model_named(models, name, "predict")
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})

@@ -36,7 +36,7 @@ from rnnc.runtime_decode import Decoder
 from rnnc.sampling import Sampling
 
 from .metrics import ServeMetrics
-from .models import ServedModel
+from .models import ServedModel, model_named
 from .tensors import BadRequest, parse_json
 
 DEFAULT_TOKENS = 200  # as rnnc generate's -n
@@ -46,7 +46,6 @@ JSON_CHUNK = 16  # tokens per worker call without streaming: a disconnect is see
 
 def generate_routes(models: Sequence[ServedModel], settings: Any, metrics: ServeMetrics) -> list[BaseRoute]:
     """The generate routes for `models` (see the module)."""
-    by_name = {m.name: m for m in models}
     decoders: dict[str, Decoder | str] = {}  # name -> its decoder, or why it has none
     counted = Counter("rnnc_serve_generated_tokens", "Tokens chosen by generate requests", ["model"], registry=metrics.registry)
 
@@ -66,12 +65,7 @@ def generate_routes(models: Sequence[ServedModel], settings: Any, metrics: Serve
         return found
 
     async def generate(request: Request) -> Response:
-        name = request.path_params.get("name")
-        if name is None and len(models) != 1:
-            raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/generate", 404)
-        if name is not None and name not in by_name:
-            raise BadRequest(f"unknown model '{name}'; served: {', '.join(by_name)}", 404)
-        model = by_name[name] if name is not None else models[0]
+        model = model_named(models, request.path_params.get("name"), "generate")
         decoder = decoder_of(model)
         prompt, n, sample = _asked(parse_json(await request.body()), settings.max_tokens)
         prompt_of = prompt if isinstance(prompt, str) else " ".join(map(str, prompt))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ import numpy as np
 from rnnc import runtime
 from rnnc.errors import DataError, UsageError
 from rnnc.run_dir import MODEL
+
+from .tensors import BadRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,3 +123,17 @@ class ServedModel:
         if "x" not in feeds:
             raise DataError(f"missing input 'x' ({self.inputs[0].datatype} {self.inputs[0].shape})")
         return {"y": self.predictor.run(feeds["x"], feeds.get("lengths"))}
+
+
+def model_named(models: Sequence[ServedModel], name: str | None, action: str) -> ServedModel:
+    """The served model `name` (None: the only one), else a 404 that names the served
+    ones; `action` is the route's last part (`predict`, `sessions`, ...) for the hint."""
+    if name is None:
+        if len(models) != 1:
+            served = ", ".join(m.name for m in models)
+            raise BadRequest(f"several models are served ({served}); POST to /v1/models/NAME/{action}", 404)
+        return models[0]
+    found = next((m for m in models if m.name == name), None)
+    if found is None:
+        raise BadRequest(f"unknown model '{name}'; served: {', '.join(m.name for m in models)}", 404)
+    return found

@@ -39,28 +39,18 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .batcher import Batcher, Overloaded
-from .models import ServedModel
+from .models import ServedModel, model_named
 from .sessions import Runner, Session, SessionStore, stepper
 from .tensors import BadRequest, parse_json
 
 
 def session_routes(models: Sequence[ServedModel], store: SessionStore, settings: Any) -> list[BaseRoute]:
     """The session routes on `store` for `models` (see the module)."""
-    by_name = {m.name: m for m in models}
     store.batchers.update({m.name: _batcher(m, settings) for m in models if getattr(m.predictor, "states", None)})
     runs = {name: batcher.submit for name, batcher in store.batchers.items()}
 
-    def model_named(name: str | None) -> ServedModel:
-        if name is None:
-            if len(models) != 1:
-                raise BadRequest(f"several models are served ({', '.join(by_name)}); POST to /v1/models/NAME/sessions", 404)
-            return models[0]
-        if name not in by_name:
-            raise BadRequest(f"unknown model '{name}'; served: {', '.join(by_name)}", 404)
-        return by_name[name]
-
     async def open_session(request: Request) -> Response:
-        model = model_named(request.path_params.get("name"))
+        model = model_named(models, request.path_params.get("name"), "sessions")
         session = store.open(model)
         return JSONResponse({"session": session.id, "model_name": model.name, "idle_s": store.idle_s})
 
@@ -81,7 +71,7 @@ def session_routes(models: Sequence[ServedModel], store: SessionStore, settings:
             return
         await websocket.accept()
         try:
-            session = store.open(model_named(websocket.path_params.get("name")), pinned=True)
+            session = store.open(model_named(models, websocket.path_params.get("name"), "sessions"), pinned=True)
         except BadRequest as err:
             await websocket.send_json({"error": str(err), "status": err.status})
             await websocket.close(code=1013 if err.status == 503 else 1008)
