@@ -1,8 +1,8 @@
 """`rnnc serve` under load: 1, 16 and 64 concurrent clients, with dynamic batching, without,
 and a plain Starlette + onnxruntime server written here.
 
-One model with random weights (LSTM(64) over 20 steps of 16 features, dense(4) softmax),
-exported by rnnc_onnx. Each server runs in a process of its own (uvicorn, one worker):
+One model with random weights (LSTM(64) over 20 steps of 16 features, dense(4) softmax;
+`--units 128 --steps 100` is the LSTM workload of the other benchmarks), exported by rnnc_onnx. Each server runs in a process of its own (uvicorn, one worker):
 `rnnc serve --max-batch 32 --max-delay-ms 2` ("rnnc, batched"), `rnnc serve --max-batch 1`
 ("rnnc, unbatched"), each with onnxruntime's default threads and with `--threads 1`, and `plain`: one Starlette route that parses the same Open Inference
 Protocol JSON and runs one onnxruntime session in the thread pool per request. Clients are
@@ -11,6 +11,7 @@ for `--seconds` per cell; requests/s, latency median and 99th percentile, and an
 The answers of every server are checked equal (to 1e-5) before anything is timed.
 
     python bench/serve_load.py --json bench/results/serve_load.json && python bench/render.py
+    python bench/serve_load.py --units 128 --steps 100 --json bench/results/serve_load_lstm128.json
     python bench/serve_load.py --quick            # a smoke test: 1 s per cell
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS, FEATURES, UNITS, CLASSES = 20, 16, 64, 4
+FEATURES, CLASSES = 16, 4
 CLIENTS = (1, 16, 64)
 PLAIN = "plain"
 CONTENDERS = {"rnnc, batched": ["--max-batch", "32"], "rnnc, batched, --threads 1": ["--max-batch", "32", "--threads", "1"],
@@ -38,14 +39,14 @@ CONTENDERS = {"rnnc, batched": ["--max-batch", "32"], "rnnc, batched, --threads 
               PLAIN: []}
 
 
-def export(folder: Path) -> Path:
+def export(folder: Path, steps: int, units: int) -> Path:
     import rnnc_onnx
 
     from rnnc.initial import initial_weights
     from rnnc.spec import model_from_mapping
 
-    model = model_from_mapping({"rnnc": 1, "name": "load", "input": {"shape": [STEPS, FEATURES]},
-                                "layers": [{"type": "lstm", "units": UNITS}, {"type": "dense", "units": CLASSES, "activation": "softmax"}],
+    model = model_from_mapping({"rnnc": 1, "name": "load", "input": {"shape": [steps, FEATURES]},
+                                "layers": [{"type": "lstm", "units": units}, {"type": "dense", "units": CLASSES, "activation": "softmax"}],
                                 "loss": "sparse_categorical_crossentropy", "optimizer": "adam"})
     path = folder / "load.onnx"
     rnnc_onnx.export(model, initial_weights(model, seed=0), path)
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed load per cell (default 3)")
     parser.add_argument("--quick", action="store_true", help="1 s per cell")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--steps", type=int, default=20, help="steps a request (default 20)")
+    parser.add_argument("--units", type=int, default=64, help="the LSTM's units (default 64)")
     parser.add_argument("--plain-server", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -160,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     seconds = 1.0 if args.quick else args.seconds
     rng = np.random.default_rng(0)
-    rows = [rng.standard_normal((1, STEPS, FEATURES)).astype(np.float32) for _ in range(64)]
+    rows = [rng.standard_normal((1, args.steps, FEATURES)).astype(np.float32) for _ in range(64)]
     payloads = [body(x) for x in rows]
     load_before, began = os.getloadavg()[0], time.perf_counter()
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model = export(Path(tmp))
+        model = export(Path(tmp), args.steps, args.units)
         reference = None
         for name in CONTENDERS:
             proc, url = start(name, model)
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"machine": {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": platform.processor() or platform.machine(),
                        "cores": os.cpu_count(), "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
            "settings": {"seconds": seconds, "quick": args.quick, "clients": list(CLIENTS), "max_batch": 32, "max_delay_ms": 2},
-           "model": {"steps": STEPS, "features": FEATURES, "lstm": UNITS, "classes": CLASSES},
+           "model": {"steps": args.steps, "features": FEATURES, "lstm": args.units, "classes": CLASSES},
            "load_before": load_before, "load_after": os.getloadavg()[0], "seconds": time.perf_counter() - began,
            "results": results}
     text = json.dumps(out, indent=1)

@@ -106,12 +106,8 @@ def _tensor(entry: dict[str, Any], where: str, binary: bytes, offset: int) -> tu
     flat = _flatten(entry["data"], where)
     if len(flat) != count:
         raise BadRequest(f"{where}: 'data' holds {len(flat)} values, shape {shape} needs {count}")
-    if datatype == "BOOL":
-        bad = next((v for v in flat if not isinstance(v, bool)), None)
-    elif dtype.kind in "iu":
-        bad = next((v for v in flat if isinstance(v, bool) or not isinstance(v, int)), None)
-    else:
-        bad = next((v for v in flat if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    allowed = ALLOWED["BOOL" if datatype == "BOOL" else dtype.kind]
+    bad = None if set(map(type, flat)) <= allowed else next(v for v in flat if type(v) not in allowed)
     if bad is not None:
         raise BadRequest(f"{where}: 'data' holds {json.dumps(bad)}, not a {datatype} value")
     try:
@@ -120,19 +116,24 @@ def _tensor(entry: dict[str, Any], where: str, binary: bytes, offset: int) -> tu
         raise BadRequest(f"{where}: 'data' holds a value outside {datatype}'s range") from None
 
 
+# the JSON types a tensor's values may have, by datatype kind (bool is no number here)
+ALLOWED: dict[str, set[type]] = {"BOOL": {bool}, "i": {int}, "u": {int}, "f": {int, float}}
+
+
 def _flatten(data: Any, where: str) -> list[Any]:
+    """The values of a nested list in order (a list of plain values is copied whole)."""
     if not isinstance(data, list):
         raise BadRequest(f"{where}: 'data' must be a list of numbers, got {type(data).__name__}")
     flat: list[Any] = []
-    stack = [iter(data)]
+    stack: list[Any] = [data]
     while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
+        item = stack.pop()
+        if type(item) is not list:
             flat.append(item)
+        elif list in set(map(type, item)):
+            stack.extend(reversed(item))
         else:
-            stack.pop()
+            flat.extend(item)
     return flat
 
 
