@@ -43,6 +43,8 @@ from .dataset import (
 from .errors import DataError
 from .graph_data import graph_dataset
 from .parquet_rows import parquet_dataset
+from .rows import is_npy_dir
+from .rows_dataset import npy_dir_dataset
 from .text import Vocab
 
 __all__ = [
@@ -88,6 +90,8 @@ def load_file(
     path = Path(path)
     if is_parquet(path):  # a .parquet file or a directory of them, v1 or v2 (rnnc.data_parquet)
         return parquet_dataset(model, path)
+    if is_npy_dir(path):  # a directory of .npy arrays, read by row, never whole (rnnc.rows_dataset)
+        return npy_dir_dataset(model, path)  # type: ignore[return-value]
     check_readable(path)
     if model.graph is not None:  # spec version 2: a GraphDataset, its arrays by name
         if model.data.text is not None and path.suffix != ".npz":  # a next-token model's raw text

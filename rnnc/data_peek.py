@@ -47,6 +47,7 @@ from .graph_layout import layout_problems
 from .loader import Document
 from .next_token import next_token_input
 from .npy_header import Header, read_header
+from .rows import is_npy_dir, read_npy_dir
 from .parquet_peek import peek_headers
 
 PEEK_BYTES = 1 << 16  # a header and a first row or record fit many times over
@@ -94,6 +95,9 @@ def data_problems(model: ir.Model, doc: Document) -> list[Problem]:
                 _text(model, checks, Path(path))
             elif is_parquet(path):  # its footers, as the headers a padded .npz would have (rnnc.parquet_peek)
                 headers = peek_headers(model, Path(path), checks.origin)
+                (_graph_npz if model.graph is not None else _npz)(model, checks, Path(path), role, headers)
+            elif is_npy_dir(path):  # a directory of .npy arrays: the same rules on their headers
+                headers = {name: f.header for name, f in read_npy_dir(Path(path), checks.origin).items()}
                 (_graph_npz if model.graph is not None else _npz)(model, checks, Path(path), role, headers)
             elif path.endswith(".npz") and model.graph is not None:
                 _graph_npz(model, checks, Path(path), role)

@@ -17,6 +17,7 @@ from .decoding import decoding_issues
 from .errors import Problem, did_you_mean
 from .layers.base import show
 from .next_token import CORPUS_SUFFIXES, fed_back_input
+from .rows import is_npy_dir
 from .tbptt_rules import graph_fits_tbptt
 from .validate import _PROBABILITIES, Parts, model_size_is_trainable, one_validation_source
 
@@ -195,6 +196,8 @@ def graph_data_is_npz(parts: GraphParts) -> list[Problem]:
         if "\0" in path:
             problems.append(parts.doc.problem(("data", role), "a file name cannot contain a NUL character"))
         elif Path(path).exists() and is_parquet(path):  # a .parquet file or a directory of them
+            continue
+        elif is_npy_dir(path):  # a directory of .npy arrays (rnnc.rows)
             continue
         elif Path(path).is_dir():
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))

@@ -210,6 +210,12 @@ class NpyDirRows:
         return out
 
 
+def is_npy_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a directory of `.npy` arrays (a data set in the npy-directory layout)."""
+    path = Path(path)
+    return path.is_dir() and any(path.glob("*.npy"))
+
+
 def read_npy_dir(path: Path, origin: str) -> dict[str, _File]:
     """Every `.npy` in the directory `path` by its name, its header checked against the
     file's size: a truncated or damaged file is a `DataError` naming it; several are

@@ -15,6 +15,7 @@ from . import ir
 from .data_parquet import is_parquet
 from .errors import Problem, did_you_mean
 from .loader import Document
+from .rows import is_npy_dir
 from .shapes import show, show_dims
 from .tbptt_rules import chain_fits_tbptt
 
@@ -133,6 +134,8 @@ def data_files_exist(parts: Parts) -> list[Problem]:
         if "\0" in path:  # the OS cannot even be asked about such a name
             problems.append(parts.doc.problem(("data", role), "a file name cannot contain a NUL character"))
         elif Path(path).exists() and is_parquet(path):  # a .parquet file or a directory of them
+            continue
+        elif is_npy_dir(path):  # a directory of .npy arrays (rnnc.rows)
             continue
         elif Path(path).is_dir():
             problems.append(parts.doc.problem(("data", role), f"{path} is a directory, not a data file"))

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from rnnc import ir
 from rnnc.errors import DataError, TrainingError
 from rnnc.graph_data import GraphDataset, adapt_normalization
+from rnnc.rows_dataset import RowsDataset
 
 from .cpu import at_most
 from .losses import Objective, make_objective
@@ -84,6 +85,16 @@ def _activated(objectives: dict[str, Objective], activations: dict[str, str | No
     return all(objectives[name].fused for name, act in activations.items() if act is not None)
 
 
+def _in_memory(data: GraphDataset | RowsDataset) -> GraphDataset:
+    """A graph's loop trains on data in memory: a data set left on disk is read whole
+    (through the same checks and arrays as its `.npz`; the chain's loop streams it)."""
+    if isinstance(data, RowsDataset):
+        whole = data.batch(np.arange(len(data)))
+        assert isinstance(whole, GraphDataset)
+        return whole
+    return data
+
+
 class GraphTrainer(Trainer):
     """One training run of a graph; see the module docstring."""
 
@@ -120,11 +131,11 @@ class GraphTrainer(Trainer):
         return make_objective(first.loss, self.module.final_activations[first.name])  # type: ignore[union-attr]
 
     def on_device(self, data: GraphDataset) -> GraphDeviceData:  # type: ignore[override]
-        return GraphDeviceData.of(data, self.device)
+        return GraphDeviceData.of(_in_memory(data), self.device)
 
     def adapt(self, train: GraphDataset) -> None:  # type: ignore[override]
         """Normalization's mean and variance from the training set (`adapt_normalization`)."""
-        stats = adapt_normalization(self.model, train)
+        stats = adapt_normalization(self.model, _in_memory(train))
         params = self.module.ir_parameters()  # type: ignore[operator]
         with torch.no_grad():
             for name, value in stats.items():

@@ -32,6 +32,7 @@ from rnnc import ir
 from rnnc.dataset import Dataset, output_steps
 from rnnc.errors import TrainingError, UsageError
 from rnnc.graph_rules import monitor_names
+from rnnc.rows_dataset import RowsDataset
 
 from .losses import Objective, make_objective
 from .metrics import compute_metrics
@@ -41,6 +42,7 @@ from .precision import Precision
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 from .cpu import ShardedStep, at_most, shard_count, training_threads
+from .stream import StreamData
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
@@ -66,6 +68,11 @@ class DeviceData:
         pick = lambda t: None if t is None else t[order]  # noqa: E731
         return DeviceData(self.x[order], self.y[order], pick(self.lengths), pick(self.mask))
 
+    def rows(self, rows: slice) -> DeviceData:
+        """A batch: views of `rows` of every tensor."""
+        pick = lambda t: None if t is None else t[rows]  # noqa: E731
+        return DeviceData(self.x[rows], self.y[rows], pick(self.lengths), pick(self.mask))
+
     @classmethod
     def of(cls, model: ir.Model, data: Dataset, device: torch.device) -> DeviceData:
         lengths = mask = None
@@ -76,6 +83,14 @@ class DeviceData:
                 steps = output_steps(model, data.x.shape[1])
                 mask = torch.arange(steps, device=device)[None, :] < out_lengths[:, None]
         return cls(torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device), lengths, mask)
+
+
+def _steps(data: DeviceData | StreamData) -> int:
+    return data.steps if isinstance(data, StreamData) else int(data.x.shape[1])
+
+
+def _masked(data: DeviceData | StreamData) -> bool:
+    return data.masked if isinstance(data, StreamData) else data.mask is not None
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -111,7 +126,10 @@ class Trainer:
         return make_objective(self.model.loss, self.module.final_activation)
 
     def on_device(self, data: Dataset) -> DeviceData:
-        """`data` as the tensors `train_epoch` and `evaluate` take."""
+        """`data` as the tensors `train_epoch` and `evaluate` take; data left on disk
+        (a `RowsDataset`) as a `StreamData`, read a batch at a time."""
+        if isinstance(data, RowsDataset):
+            return StreamData.of(self.model, data, self.device, partial(DeviceData.of, self.model, device=self.device))  # type: ignore[return-value]
         return DeviceData.of(self.model, data, self.device)
 
     def adapt(self, train: Dataset) -> None:
@@ -179,7 +197,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
         """One pass over `data` in this epoch's order; the mean loss and the metrics."""
-        sharded = self.shards > 1 and data.mask is None and not self._chunked(data)
+        sharded = self.shards > 1 and not _masked(data) and not self._chunked(data)
         with at_most(1 if sharded else self.threads):
             return self._train_epoch(epoch, data, lr, progress, ShardedStep(self.module, self.shards) if sharded else None)
 
@@ -189,7 +207,7 @@ class Trainer:
 
     def _chunked(self, data: DeviceData) -> bool:
         """Whether `training.tbptt` cuts this data's sequences into several chunks."""
-        return self.settings.tbptt is not None and self.settings.tbptt < data.x.shape[1]
+        return self.settings.tbptt is not None and self.settings.tbptt < _steps(data)
 
     def _train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool, shards: ShardedStep | None) -> dict[str, float]:
         module, optimizer = self.module, self.optimizer
@@ -202,7 +220,7 @@ class Trainer:
             generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
             data = data.take(torch.randperm(n, generator=generator).to(self.device))
         objective = self.objective
-        fast = objective.fast() if data.mask is None else None
+        fast = objective.fast() if not _masked(data) else None
         logits = objective.fused
         clip = self.settings.gradient_clip
         params = [p for p in module.parameters() if p.requires_grad]
@@ -212,7 +230,12 @@ class Trainer:
         steps = -(-n // batch)
         every = max(1, steps // PROGRESS_UPDATES)
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
-        x, y, all_lengths, mask = data.x, data.y, data.lengths, data.mask
+        streamed = isinstance(data, StreamData)  # then each batch is gathered, its rows from 0
+        batches = data.batches(batch) if isinstance(data, StreamData) else None
+        targets: list[Tensor] = []
+        masks: list[Tensor] = []
+        x, y, all_lengths, mask = (None, None, data.lengths, None) if streamed else (data.x, data.y, data.lengths, data.mask)
+        steps_in = _steps(data)
         amp = self.precision
 
         def forward(rows: slice) -> tuple[Tensor, Tensor]:
@@ -240,20 +263,27 @@ class Trainer:
                 loss.backward()
             return {"y": output}, loss, (loss,), (float(end - begin) if counted is None else counted.sum(),), state
 
-        chunks = Chunks(self.settings.tbptt, x.shape[1], all_lengths, batch, self.agree_longest) if self._chunked(data) else None  # type: ignore[arg-type]
+        chunks = Chunks(self.settings.tbptt, steps_in, all_lengths, batch, self.agree_longest) if self._chunked(data) else None  # type: ignore[arg-type]
         for step, start in enumerate(range(0, n, batch), 1):
             stop = min(n, start + batch)
+            base = 0
+            if batches is not None:  # this batch alone, gathered on the prefetch thread
+                part = next(batches)
+                x, y, all_lengths, mask, base = part.x, part.y, part.lengths, part.mask, start
+                targets.append(y)
+                if mask is not None:
+                    masks.append(mask)
             spans = chunks.spans(start, stop) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
-                chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start, stop)), update, x.shape[1])
+                chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start - base, stop - base)), update, steps_in)
                 output = chunked["y"]
             else:
                 if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
-                    output, loss = shards(forward, start, stop)
+                    output, loss = shards(forward, start - base, stop - base)
                 else:
                     optimizer.zero_grad(set_to_none=True)
                     with amp.autocast():  # a no-op for fp32
-                        output, loss = forward(slice(start, stop))
+                        output, loss = forward(slice(start - base, stop - base))
                     if amp.plain:
                         loss.backward()
                 update(loss)
@@ -271,6 +301,8 @@ class Trainer:
             raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
         logs = {"loss": mean}
         if keep:
+            if streamed:
+                y, mask = torch.cat(targets), torch.cat(masks) if masks else None
             logs.update(self._metrics(torch.cat(outputs), y, mask))
         return logs
 
@@ -297,18 +329,20 @@ class Trainer:
         self.module.eval()
         batch = self.settings.batch_size
         total = torch.zeros((), device=self.device, dtype=torch.float64)
-        outputs = []
-        for start in range(0, data.size, batch):
-            rows = slice(start, start + batch)
-            lengths = None if data.lengths is None else data.lengths[rows]
+        outputs, targets, masks = [], [], []
+        parts = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
+        for part in parts:
             with self.precision.autocast():
-                output = self.module(data.x[rows], lengths, logits=self.objective.fused, trusted=True)
-                loss = self.objective(output, data.y[rows], None if data.mask is None else data.mask[rows])
+                output = self.module(part.x, part.lengths, logits=self.objective.fused, trusted=True)
+                loss = self.objective(output, part.y, part.mask)
             total += loss.double() * output.shape[0]
             outputs.append(output)
+            targets.append(part.y)
+            if part.mask is not None:
+                masks.append(part.mask)
         logs = {"loss": float(total / data.size)}
         if self.model.metrics:
-            logs.update(self._metrics(torch.cat(outputs), data.y, data.mask))
+            logs.update(self._metrics(torch.cat(outputs), torch.cat(targets), torch.cat(masks) if masks else None))
         return logs
 
     def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:

@@ -1,0 +1,192 @@
+"""A data set left in its row source (`rnnc.rows`): checked chunk by chunk, gathered batch by batch.
+
+`rows_dataset` checks every row of a `Rows` against the model as a whole file is checked
+(`rnnc.dataset.from_arrays` for a v1 chain, `rnnc.graph_data.graph_dataset` for a v2
+graph), one chunk of about 64 MB at a time, so a source larger than memory is checked
+in bounded memory; a problem names the file and the rows of the chunk it is in. It
+keeps only what is small and needed whole: each row's lengths (training's `tbptt` cuts
+by them, and a `mask_zero` input's are computed once here) and the class names.
+`RowsDataset.batch` then gathers rows by index and returns them as the in-memory data
+set's own type (`Dataset`, `GraphDataset`), every sequence padded back with zeros to
+the source's full time axis: the batch is the same arrays that slicing the whole file
+loaded in memory gives, so training from disk takes exactly the steps that training
+in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way.
+Needs numpy only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import ir
+from .dataset import Dataset, from_arrays, split_at
+from .errors import DataError
+from .graph_data import GraphDataset, graph_dataset
+from .graph_layout import layout_problems
+from .metadata import lengths_rules
+from .rows import NpyDirRows, Rows, chunk_rows, chunks
+
+
+@dataclass(frozen=True)
+class RowsDataset:
+    """Rows `start:stop` of a checked source. `lengths`: a chain's per-row lengths
+    (None: every step is real) or a graph's by input, for the whole source."""
+
+    model: ir.Model
+    rows: Rows
+    origin: str
+    start: int
+    stop: int
+    lengths: np.ndarray | dict[str, np.ndarray] | None
+    classes: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def steps(self) -> int:
+        """The source's full time axis of the chain's `x` (0 when it has none)."""
+        shape = self.rows.columns["x"].shape
+        return shape[1] if len(shape) > 1 else 0
+
+    def row_lengths(self) -> np.ndarray | dict[str, np.ndarray] | None:
+        """This part's lengths (a chain's array, or a graph's by input)."""
+        if isinstance(self.lengths, dict):
+            return {k: v[self.start : self.stop] for k, v in self.lengths.items()}
+        return None if self.lengths is None else self.lengths[self.start : self.stop]
+
+    def select(self, rows: slice) -> RowsDataset:
+        start, stop, _ = rows.indices(len(self))
+        return replace(self, start=self.start + start, stop=self.start + max(start, stop))
+
+    def split(self, fraction: float) -> tuple[RowsDataset, RowsDataset]:
+        """(first part, last `fraction`), as Keras's `validation_split`: no shuffling."""
+        at = split_at(len(self), fraction, self.origin)
+        return self.select(slice(0, at)), replace(self.select(slice(at, None)), origin=f"{self.origin} (last {fraction:g})")
+
+    def batch(self, index: np.ndarray) -> Dataset | GraphDataset:
+        """Rows `index` (of this part) as the in-memory data set's type, full width."""
+        at = self.start + np.asarray(index, dtype=np.int64)
+        arrays = _full_width(self.rows, self.rows.take(at))
+        if self.model.graph is not None:
+            assert isinstance(self.lengths, dict)
+            arrays.update(self.rows.constants)
+            for name, lengths in self.lengths.items():  # given lengths win: ids are not read again
+                arrays[_input(self.model, name).lengths_name] = lengths[at]
+            return graph_dataset(self.model, arrays, self.origin)
+        assert not isinstance(self.lengths, dict)
+        lengths = None if self.lengths is None else self.lengths[at]
+        return from_arrays(self.model, arrays["x"], arrays["y"], lengths, origin=self.origin)
+
+    def batches(self, size: int) -> Iterator[Dataset | GraphDataset]:
+        """The part in order, `size` rows at a time (evaluation, normalization)."""
+        for begin in range(0, len(self), size):
+            yield self.batch(np.arange(begin, min(len(self), begin + size)))
+
+
+def _input(model: ir.Model, name: str) -> ir.Input:
+    return next(i for i in model.inputs if i.name == name)
+
+
+def _full_width(rows: Rows, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`take`'s arrays with every cut sequence padded back with zeros to the source's
+    full time axis, as a padded file holds it."""
+    out = dict(arrays)
+    for name, column in rows.columns.items():
+        have = out[name]
+        if column.lengths is not None and have.shape[1] < column.shape[1]:
+            full = np.zeros((have.shape[0], *column.shape[1:]), dtype=have.dtype)
+            full[:, : have.shape[1]] = have
+            out[name] = full
+    return out
+
+
+# --- opening and checking a source --------------------------------------------------
+
+
+def rows_dataset(model: ir.Model, rows: Rows) -> RowsDataset:
+    """`rows` checked against `model` in chunks: a `DataError` for the first problem,
+    naming the file and the chunk's rows; a graph's layout problems all at once first."""
+    if len(rows) == 0:
+        raise DataError(f"{rows.origin}: holds no samples")
+    if model.graph is not None:
+        return _graph_rows(model, rows)
+    if missing := [name for name in ("x", "y") if name not in rows.columns]:
+        have = ", ".join(sorted(rows.columns)) or "none"
+        raise DataError(f"{rows.origin}: no array '{missing[0]}' (arrays: {have}); it needs x, y and optionally lengths, classes")
+    size = chunk_rows(rows)
+    kept: list[np.ndarray] = []
+    classes = rows.constants.get("classes")
+    dataset = None
+    for start, arrays in chunks(rows, size):
+        arrays = _full_width(rows, arrays)
+        where = f"{rows.origin} (rows {start}-{start + len(arrays['x']) - 1})" if len(rows) > size else rows.origin
+        with _quiet(start > 0):  # mask_zero's warning about leading zeros: once, not per chunk
+            dataset = from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=classes if start == 0 else None,
+                                  origin=where)
+        if dataset.lengths is not None:
+            kept.append(dataset.lengths)
+        if start == 0:
+            classes = dataset.classes
+    assert dataset is not None
+    lengths = np.concatenate(kept) if kept else None
+    return RowsDataset(model, rows, rows.origin, 0, len(rows), lengths, classes if isinstance(classes, tuple) else None)
+
+
+def _graph_rows(model: ir.Model, rows: Rows) -> RowsDataset:
+    headers = {name: (c.shape, c.dtype) for name, c in rows.columns.items()}
+    headers.update({name: (a.shape, a.dtype) for name, a in rows.constants.items()})
+    if problems := layout_problems(model, headers, rows.origin):
+        raise DataError("\n".join(p.message for p in problems))
+    size = chunk_rows(rows)
+    kept: dict[str, list[np.ndarray]] = {}
+    classes: dict[str, tuple[str, ...]] = {}
+    for start, arrays in chunks(rows, size):
+        arrays = _full_width(rows, arrays)
+        count = len(next(iter(arrays.values())))
+        where = f"{rows.origin} (rows {start}-{start + count - 1})" if len(rows) > size else rows.origin
+        with _quiet(start > 0):
+            dataset = graph_dataset(model, {**arrays, **rows.constants}, where)
+        for name, lengths in dataset.lengths.items():
+            kept.setdefault(name, []).append(lengths)
+        classes = dataset.classes
+    return RowsDataset(model, rows, rows.origin, 0, len(rows), {k: np.concatenate(v) for k, v in kept.items()}, classes)
+
+
+@contextlib.contextmanager
+def _quiet(on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def sequence_pairs(model: ir.Model, names: set[str]) -> dict[str, str]:
+    """Which arrays of a padded data file are sequences cut by which lengths array: a
+    chain's `x` (and a per-step `y`, when no conv1d changes the time axis) by `lengths`;
+    a graph's sequence inputs by `<input>_lengths`, where the file has them."""
+    if model.graph is not None:
+        rules = lengths_rules(model)
+        return {i.name: i.lengths_name for i in model.inputs if i.name in rules and i.lengths_name in names and i.sequence}
+    if "lengths" not in names or not model.variable_length:
+        return {}
+    pairs = {"x": "lengths"}
+    if model.sequence_output and not any(isinstance(n.layer, ir.Conv1D) for n in model.nodes):
+        pairs["y"] = "lengths"
+    return pairs
+
+
+def npy_dir_dataset(model: ir.Model, path: str | Path, origin: str | None = None) -> RowsDataset:
+    """A directory of `.npy` files (`x.npy`, `y.npy`, `lengths.npy`, `classes.npy`; a
+    graph's arrays by name) as a checked `RowsDataset`, read by offset, never whole."""
+    plain = NpyDirRows(path, origin=origin)
+    rows = NpyDirRows(path, sequence_pairs(model, set(plain.columns)), origin=origin)
+    plain.close()
+    return rows_dataset(model, rows)
