@@ -1,0 +1,198 @@
+"""Training from disk in bounded memory: peak resident memory and samples/s, by data layout.
+
+Generates an LSTM workload (sequences of 100 steps x 16 float32 features, lengths 50-100,
+one binary label) in bounded memory (`open_memmap`, written in chunks) at 1 GB and,
+with `--large`, 8 GB, in the npy-directory layout, and at 1 GB as an in-memory `.npz`.
+Each case runs in a fresh child process that does what `rnnc train` does up to its
+first epoch (`rnnc.data.load_file`: every row checked; the torch `Trainer`), then trains
+`--batches` batches of the epoch's shuffled order (a fixed number of batches, not whole
+epochs: the time budget is ~15 minutes on two shared cores), and reports its own peak
+resident memory (VmHWM from /proc/self/status) and samples/s over those batches. Beside
+them, a hand-written PyTorch loop over a memory-mapped `x.npy` (`np.load(mmap_mode="r")`,
+the same model, batch and order). Medians and spreads of `--runs` runs; JSON in
+bench/results/data_scale.json. Not a test.
+
+    .venv/bin/python bench/data_scale.py [--runs 3] [--batches 60] [--large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "data_scale.json"
+STEPS, FEATURES, BATCH = 100, 16, 256
+ROW_BYTES = STEPS * FEATURES * 4
+SPEC = """rnnc: 1
+name: data-scale
+input: {{shape: [null, {features}]}}
+layers:
+  - {{type: lstm, units: 64}}
+  - {{type: dense, units: 1, activation: sigmoid}}
+loss: binary_crossentropy
+optimizer: {{type: adam, lr: 0.001}}
+training: {{epochs: 1, batch_size: {batch}, seed: 0}}
+data: {{train: {train}}}
+"""
+
+
+def generate(folder: Path, rows: int, chunk: int = 20_000) -> Path:
+    """x.npy, y.npy, lengths.npy of `rows` sequences, written a chunk at a time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x = np.lib.format.open_memmap(folder / "x.npy", "w+", np.float32, (rows, STEPS, FEATURES))
+    y = np.lib.format.open_memmap(folder / "y.npy", "w+", np.float32, (rows,))
+    lengths = np.lib.format.open_memmap(folder / "lengths.npy", "w+", np.int64, (rows,))
+    rng = np.random.default_rng(0)
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        part = rng.normal(size=(n, STEPS, FEATURES)).astype(np.float32)
+        real = rng.integers(STEPS // 2, STEPS + 1, n)
+        part[np.arange(STEPS)[None, :] >= real[:, None]] = 0.0
+        x[start : start + n] = part
+        y[start : start + n] = (part[:, :, 0].sum(1) > 0).astype(np.float32)
+        lengths[start : start + n] = real
+        x.flush()
+    del x, y, lengths
+    return folder
+
+
+def to_npz(folder: Path, path: Path) -> Path:
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("x", "y", "lengths")}
+    np.savez(path, **arrays)  # numpy writes a memmap member in buffered pieces
+    return path
+
+
+# --- the child processes ------------------------------------------------------------
+
+
+def peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child_rnnc(spec: str, batches: int) -> dict:
+    import torch
+
+    from rnnc.data import load_file
+    from rnnc.spec import load_model
+    from rnnc_torch.trainer import Trainer, epoch_seed
+
+    torch.set_num_threads(2)
+    model = load_model(spec)
+    started = time.perf_counter()
+    data = load_file(model, model.data.train)  # every row checked, as rnnc train does
+    loaded = time.perf_counter() - started
+    trainer = Trainer(model)
+    on_device = trainer.on_device(data)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch_seed(0, 1)))[: batches * BATCH]
+    part = on_device.take(order)  # the epoch's first `batches` batches, in its order
+    trainer.settings = dataclasses.replace(trainer.settings, shuffle=False)  # `part` is already in the epoch's order
+    started = time.perf_counter()
+    trainer.train_epoch(1, part, 1e-3)
+    seconds = time.perf_counter() - started
+    return {"samples_per_s": batches * BATCH / seconds, "load_s": loaded, "peak_mib": peak_mib()}
+
+
+def child_torch(folder: str, batches: int) -> dict:
+    """A hand-written PyTorch loop over a memory-mapped x.npy: same model, batch, order."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    x = np.load(Path(folder) / "x.npy", mmap_mode="r")
+    y = np.load(Path(folder) / "y.npy", mmap_mode="r")
+    lengths = np.load(Path(folder) / "lengths.npy", mmap_mode="r")
+    lstm, head = nn.LSTM(FEATURES, 64, batch_first=True), nn.Linear(64, 1)
+    params = [*lstm.parameters(), *head.parameters()]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    order = np.random.default_rng(0).permutation(len(x))[: batches * BATCH]
+    started = time.perf_counter()
+    for start in range(0, len(order), BATCH):
+        index = np.sort(order[start : start + BATCH])
+        xb, yb, lb = torch.from_numpy(x[index]), torch.from_numpy(y[index]), torch.from_numpy(lengths[index])
+        out, _ = lstm(xb)
+        last = out[torch.arange(len(index)), lb - 1]
+        loss = loss_fn(head(last)[:, 0], yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    seconds = time.perf_counter() - started
+    return {"samples_per_s": batches * BATCH / seconds, "load_s": 0.0, "peak_mib": peak_mib()}
+
+
+def run_child(kind: str, target: str, batches: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{HERE.parent}:{HERE.parent / 'backends'}"}
+    out = subprocess.run([sys.executable, __file__, "--child", kind, target, str(batches)], capture_output=True,
+                         text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} {target}: child failed\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summary(runs: list[dict]) -> dict:
+    out = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs]
+        out[key] = {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--large", action="store_true", help="also 8 GB in the npy-directory layout")
+    parser.add_argument("--gb", type=float, default=1.0, help="the small size (1 GB; less for a quick try)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, target, batches = args.child
+        result = child_rnnc(target, int(batches)) if kind == "rnnc" else child_torch(target, int(batches))
+        print(json.dumps(result))
+        return
+    sizes = {f"{args.gb:g}GB": int(args.gb * (1 << 30))} | ({"8GB": 8 << 30} if args.large else {})
+    cases: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="rnnc-data-scale-") as tmp:
+        root = Path(tmp)
+        for label, size in sizes.items():
+            rows = size // ROW_BYTES
+            started = time.perf_counter()
+            folder = generate(root / label, rows)
+            print(f"generated {label}: {rows} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            targets = {f"npy-dir {label}": ("rnnc", folder)}
+            if label != "8GB":
+                npz = to_npz(folder, root / "train.npz")
+                targets[f"npz in memory {label}"] = ("rnnc", npz)
+                targets[f"hand-written torch, memmap {label}"] = ("torch", folder)
+            for name, (kind, path) in targets.items():
+                if kind == "rnnc":
+                    spec = root / f"{name.replace(' ', '_')}.yaml"
+                    spec.write_text(SPEC.format(features=FEATURES, batch=BATCH, train=path))
+                    path = spec
+                runs = [run_child(kind, str(path), args.batches) for _ in range(args.runs)]
+                cases[name] = {"data_bytes": rows * ROW_BYTES, "rows": rows, **summary(runs)}
+                print(f"{name}: {cases[name]}", file=sys.stderr)
+    result = {"workload": f"LSTM(64) on [{STEPS}, {FEATURES}] float32, lengths 50-100, batch {BATCH}",
+              "batches_per_run": args.batches, "runs": args.runs, "cpu_threads": 2, "cases": cases}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
