@@ -13,6 +13,7 @@ done, 2 bad input, 130 interrupted (with the command that resumes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -39,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the study in the storage, or join it from another worker")
     parser.add_argument("--dry-run", action="store_true", help="check the spec and the space, print the space, run nothing")
     parser.add_argument("-o", "--output", dest="out", metavar="DIR", help="the study's directory (default: runs/tune-<name>)")
+    parser.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                        help="each trial's rnnc train --log (tensorboard, mlflow); with mlflow the trials nest under one run of the study")
     add_progress_argument(parser, "no progress bar over trials; the per-trial lines stay")
     parser.set_defaults(run=run)
 
@@ -106,7 +109,11 @@ def _search(args, space, name, settings, monitor, maximize, keeps_best, n_trials
     study = open_study(storage, study_name, settings, space, args.resume)
     if args.resume and (queued := requeue_interrupted(study, storage)):
         print(f"resuming: {queued} interrupted trial{'s' * (queued > 1)} queued again", file=sys.stderr)
-    trainer = Trainer(args.spec, list(args.overrides), monitor, maximize, keeps_best, threads)
+    from rnnc.tracking import parse_names
+
+    trackers = parse_names(args.log)
+    extra = [word for tracker in trackers for word in ("--log", tracker)]
+    trainer = Trainer(args.spec, list(args.overrides), monitor, maximize, keeps_best, threads, extra)
     bar = tqdm(total=n_trials, initial=min(counted(study), n_trials or 0), unit="trial", desc="trials",
                disable=not shows_progress(args), file=sys.stderr, dynamic_ncols=True)
 
@@ -116,7 +123,8 @@ def _search(args, space, name, settings, monitor, maximize, keeps_best, n_trials
         bar.update(1)
 
     try:
-        run_trials(study, storage, space, trainer, out, n_trials, args.jobs, args.timeout, done)
+        with _study_run(trackers, out, study_name, settings):
+            run_trials(study, storage, space, trainer, out, n_trials, args.jobs, args.timeout, done)
     except KeyboardInterrupt:
         bar.close()
         print(f"rnnc tune: interrupted; continue the study with: {_resume_command(args, out)}", file=sys.stderr)
@@ -139,10 +147,24 @@ def _search(args, space, name, settings, monitor, maximize, keeps_best, n_trials
     return 0
 
 
+def _study_run(trackers: tuple[str, ...], out: Path, name: str, settings: dict):  # type: ignore[no-untyped-def]
+    """With `--log mlflow`, the study's MLflow run, which each trial's run is nested under
+    (in the store its trials use: DIR/trials/mlruns unless MLFLOW_TRACKING_URI says)."""
+    if "mlflow" not in trackers:
+        return contextlib.nullcontext()
+    try:
+        from rnnc.tracking.mlflow_run import parent_run
+    except ImportError:
+        raise UsageError("--log mlflow needs MLflow: pip install 'rnnc[track]'") from None
+    return parent_run(out / "trials", name, {"monitor": settings["monitor"], "direction": settings["direction"],
+                                             "sampler": settings["sampler"], "pruner": settings["pruner"], **settings["space"]})
+
+
 def _resume_command(args: argparse.Namespace, out: Path) -> str:
     words = ["rnnc", "tune", args.spec, "--space", args.space, "-o", str(out), "--resume"]
     words += [w for o in args.overrides for w in ("--set", o)]
     for flag, value in (("--trials", args.trials), ("--jobs", args.jobs if args.jobs != 1 else None), ("--storage", args.storage),
                         ("--study", args.study), ("--monitor", args.monitor)):
         words += [] if value is None else [flag, str(value)]
+    words += [w for tracker in args.log for w in ("--log", tracker)]
     return shlex.join(words)
