@@ -189,6 +189,10 @@ def _inputs(model: ir.Model, x: np.ndarray, origin: str) -> np.ndarray:
 
 
 def _finite(values: np.ndarray, name: str, origin: str) -> None:
+    # in chunks of rows: a whole-array isfinite would be a temporary as large as a quarter of x
+    rows = max(1, (16 << 20) // max(1, values[:1].nbytes)) if values.ndim else 1
+    if values.ndim and all(np.isfinite(values[i : i + rows]).all() for i in range(0, len(values), rows)):
+        return
     bad = ~np.isfinite(values)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])

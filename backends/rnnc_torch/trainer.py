@@ -3,9 +3,10 @@
 `Trainer` owns the module, objective, optimizer, schedule and early stopping of one run
 and runs whole epochs. The inner loop is kept lean, since it is what the throughput
 benchmark holds against a hand-written PyTorch loop: the data is tensorised once and
-permuted once per epoch, so a batch is a contiguous slice (a view); the loss stays on
-the device and is read once per epoch (and every few steps for the progress bar), and
-metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
+each batch gathers its rows of the epoch's order (no copy of the whole data per
+epoch; data left on disk, `stream.StreamData`, is gathered the same way on a prefetch
+thread); the loss stays on the device and is read once per epoch (and every few
+steps for the progress bar), and metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
 sequence outputs are masked out of the loss and the metrics. With `training.tbptt`
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -215,10 +216,13 @@ class Trainer:
             group["lr"] = lr
         module.train()
         n, batch = data.size, self.settings.batch_size
+        order = None
         if self.settings.shuffle:
-            # One gather per epoch; every batch is then a contiguous slice (a view).
+            # Each batch gathers its rows of this order: no copy of the whole data per epoch.
             generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
-            data = data.take(torch.randperm(n, generator=generator).to(self.device))
+            order = torch.randperm(n, generator=generator).to(self.device)
+            if isinstance(data, StreamData):
+                data, order = data.take(order), None
         objective = self.objective
         fast = objective.fast() if not _masked(data) else None
         logits = objective.fused
@@ -230,11 +234,16 @@ class Trainer:
         steps = -(-n // batch)
         every = max(1, steps // PROGRESS_UPDATES)
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
-        streamed = isinstance(data, StreamData)  # then each batch is gathered, its rows from 0
-        batches = data.batches(batch) if isinstance(data, StreamData) else None
+        streamed = isinstance(data, StreamData) or order is not None  # then each batch is gathered, its rows from 0
+        batches: Iterator[DeviceData] | None = None
+        if isinstance(data, StreamData):
+            batches = data.batches(batch)
+        elif order is not None:
+            batches = (data.take(order[start : start + batch]) for start in range(0, n, batch))
         targets: list[Tensor] = []
         masks: list[Tensor] = []
-        x, y, all_lengths, mask = (None, None, data.lengths, None) if streamed else (data.x, data.y, data.lengths, data.mask)
+        in_order = data.lengths if order is None or data.lengths is None else data.lengths[order]
+        x, y, all_lengths, mask = (None, None, in_order, None) if streamed else (data.x, data.y, data.lengths, data.mask)
         steps_in = _steps(data)
         amp = self.precision
 
