@@ -27,6 +27,8 @@ from .space import Space
 from .trial import Interrupted, Trainer, TrialFailed, TrialPruned
 
 INTERRUPTED, REQUEUED, WORKER = "interrupted", "requeued", "worker"
+# beside the storage; not `.lock`, the name Optuna's journal file gives its own lock
+LOCK = ".rnnc-tune-lock"
 
 
 def optuna_module() -> Any:
@@ -49,14 +51,14 @@ def open_storage(given: str | None, out: Path) -> Storage:
     optuna = optuna_module()
     if given is None:
         path = out / "study.db"
-        return Storage(f"sqlite:///{path}", optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}"), path.with_suffix(".db.lock"))
+        return Storage(f"sqlite:///{path}", optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}"), path.with_name(path.name + LOCK))
     if "://" in given:
         local = Path(given.split(":///", 1)[1]) if given.startswith("sqlite:///") else None
         try:
             storage = optuna.storages.RDBStorage(given)
         except Exception as err:  # noqa: BLE001 - SQLAlchemy's many errors: a bad URL or an unreachable server
             raise UsageError(f"--storage {given}: cannot open: {str(err).splitlines()[0]}") from None
-        return Storage(given, storage, local.with_name(local.name + ".lock") if local else None)
+        return Storage(given, storage, local.with_name(local.name + LOCK) if local else None)
     path = Path(given)
     if path.suffix in (".db", ".sqlite", ".sqlite3"):
         return open_storage(f"sqlite:///{path.resolve()}", out)
@@ -66,7 +68,7 @@ def open_storage(given: str | None, out: Path) -> Storage:
         backend = JournalFileBackend(str(path))
     except OSError as err:
         raise UsageError(f"--storage {given}: cannot open the journal file: {err.strerror or err}") from None
-    return Storage(given, optuna.storages.JournalStorage(backend), path.with_name(path.name + ".lock"))
+    return Storage(given, optuna.storages.JournalStorage(backend), path.with_name(path.name + LOCK))
 
 
 def make_sampler(space: Space) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -64,25 +63,6 @@ def test_resume_holds_the_study_to_its_settings(tmp_path: Path, capsys: pytest.C
     space.write_text(SPACE)
     assert main([*args, "--trials", "2", "--resume"]) == 0  # one more trial: two in all
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}").trials) == 2
-
-
-def test_two_workers_share_one_journal(tmp_path: Path) -> None:
-    spec, space = _setup(tmp_path, epochs=1)
-    journal = tmp_path / "study.journal"
-    command = [sys.executable, "-m", "rnnc", "tune", str(spec), "--space", str(space), "--trials", "4",
-               "--storage", str(journal), "--resume", "--no-progress"]
-    workers = [subprocess.Popen([*command, "-o", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for i in range(2)]
-    for worker in workers:
-        _, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err.decode()
-    from optuna.storages.journal import JournalFileBackend
-
-    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
-    trials = study.get_trials()
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3] and all(t.state.name == "COMPLETE" for t in trials)
-    ran = sorted(run.name for run in tmp_path.glob("w*/trials/*") if (run / "metrics.jsonl").exists())
-    assert ran == ["0000", "0001", "0002", "0003"]  # each trial trained once, by one worker or the other
 
 
 def test_pruning_ends_the_training_process(tmp_path: Path) -> None:
