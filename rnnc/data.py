@@ -42,9 +42,9 @@ from .dataset import (
 )
 from .errors import DataError
 from .graph_data import graph_dataset
-from .parquet_rows import parquet_dataset
+from .parquet_rows import parquet_dataset, parquet_rows
 from .rows import is_npy_dir
-from .rows_dataset import npy_dir_dataset
+from .rows_dataset import npy_dir_dataset, rows_dataset
 from .text import Vocab
 
 __all__ = [
@@ -88,7 +88,9 @@ def load_file(
     `data.text`) as a `Dataset`. Raw text needs the training data's `vocab` and, for a
     classification loss, its `classes` (a run directory keeps both)."""
     path = Path(path)
-    if is_parquet(path):  # a .parquet file or a directory of them, v1 or v2 (rnnc.data_parquet)
+    if is_parquet(path):  # a .parquet file or a directory of them (rnnc.data_parquet): a chain's batches are
+        if model.graph is None:  # padded as they are taken, a graph's whole set at once
+            return rows_dataset(model, parquet_rows(model, path))  # type: ignore[return-value]
         return parquet_dataset(model, path)
     if is_npy_dir(path):  # a directory of .npy arrays, read by row, never whole (rnnc.rows_dataset)
         return npy_dir_dataset(model, path)  # type: ignore[return-value]
