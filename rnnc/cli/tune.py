@@ -129,6 +129,10 @@ def _search(args, space, name, settings, monitor, maximize, keeps_best, n_trials
         bar.close()
         print(f"rnnc tune: interrupted; continue the study with: {_resume_command(args, out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit:  # SIGTERM, SIGHUP: the trials are stopped and marked as for Ctrl-C
+        bar.close()
+        print(f"rnnc tune: stopped; continue the study with: {_resume_command(args, out)}", file=sys.stderr)
+        raise
     bar.close()
     trials = study.get_trials(deepcopy=False)
     print(table(trials, [p.path for p in space.params], monitor, maximize))

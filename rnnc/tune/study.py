@@ -71,11 +71,14 @@ def open_storage(given: str | None, out: Path) -> Storage:
     return Storage(given, optuna.storages.JournalStorage(backend), path.with_name(path.name + LOCK))
 
 
-def make_sampler(space: Space) -> Any:
+def make_sampler(space: Space, offset: int = 0) -> Any:
+    """The space's sampler; `offset` (the trials a resumed study has) moves its seed on,
+    so a resumed study does not draw its first points again."""
     optuna = optuna_module()
+    seed = None if space.seed is None else space.seed + offset
     if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=space.seed)
-    return optuna.samplers.TPESampler(seed=space.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def make_pruner(space: Space) -> Any:
@@ -92,7 +95,8 @@ def open_study(storage: Storage, name: str, settings: dict[str, Any], space: Spa
     optuna = optuna_module()
     names = {s.study_name for s in storage.storage.get_all_studies()}
     if name in names:
-        study = optuna.load_study(study_name=name, storage=storage.storage, sampler=make_sampler(space), pruner=make_pruner(space))
+        trials = len(storage.storage.get_all_trials(storage.storage.get_study_id_from_name(name), deepcopy=False))
+        study = optuna.load_study(study_name=name, storage=storage.storage, sampler=make_sampler(space, trials), pruner=make_pruner(space))
         kept = study.user_attrs.get("rnnc")
         if kept is None:
             raise UsageError(f"--study {name}: the study in {storage.url} was not made by rnnc tune; choose another --study")
@@ -128,7 +132,9 @@ def _states() -> Any:
 def requeue_interrupted(study: Any, storage: Storage) -> int:
     """Mark the trials an interrupted worker of this machine left running as failed
     (interrupted) and queue their points again; how many were queued."""
-    states, host, queued = _states(), socket.gethostname(), 0
+    states, host = _states(), socket.gethostname()
+    done = set(study.user_attrs.get(REQUEUED, []))  # finished trials take no more attributes: the study keeps the list
+    queued = []
     for t in study.get_trials(deepcopy=False):
         worker = t.user_attrs.get(WORKER, "")
         if t.state == states.RUNNING and worker.rpartition(":")[0] == host and not _alive(int(worker.rpartition(":")[2])):
@@ -136,12 +142,13 @@ def requeue_interrupted(study: Any, storage: Storage) -> int:
             storage.storage.set_trial_state_values(t._trial_id, states.FAIL)
         elif not (t.state == states.FAIL and t.user_attrs.get(INTERRUPTED)):
             continue
-        if t.user_attrs.get(REQUEUED):
+        if t.number in done:
             continue
-        storage.storage.set_trial_user_attr(t._trial_id, REQUEUED, True)
         study.enqueue_trial(t.params, skip_if_exists=False)
-        queued += 1
-    return queued
+        queued.append(t.number)
+    if queued:
+        study.set_user_attr(REQUEUED, sorted(done | set(queued)))
+    return len(queued)
 
 
 def _alive(pid: int) -> bool:
