@@ -295,10 +295,30 @@ def serve_load_table(result: dict) -> str:
     return "\n".join([head, "", *rows])
 
 
+DATA_LAYOUTS = {"npy-dir": "`.npy` directory", "npz in memory": "`.npz` in memory",
+                "hand-written torch, memmap": "hand-written PyTorch, memmap"}
+
+
+def data_scale_table(result: dict) -> str:
+    """bench/data_scale.py's table: peak memory, samples/s and load time of training by data layout."""
+    head = (f"{result['workload']}; {result['batches_per_run']} batches a run, medians (min-max) of "
+            f"{result['runs']} runs, {result['cpu_threads']} training threads.")
+    rows = ["| data | peak RSS | samples/s | load + check |", "|---|---|---|---|"]
+    for name, case in result["cases"].items():
+        layout, _, size = name.rpartition(" ")
+        speed, load = case["samples_per_s"], case["load_s"]
+        loaded = f"{load['median']:.1f} s" if load["max"] > 0 else "-"
+        rows.append(f"| {DATA_LAYOUTS.get(layout, layout)}, {size.replace('GB', ' GB')} | {case['peak_mib']['median']:,.0f} MiB | "
+                    f"{speed['median']:,.0f} ({speed['min']:,.0f}-{speed['max']:,.0f}) | {loaded} |")
+    return "\n".join([head, "", *rows])
+
+
 def renderer(name: str) -> Callable[[dict], str]:
     """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table,
     graph_model*.json -> graph_model_table, generate*.json -> generate_table,
-    serve_load*.json -> serve_load_table."""
+    serve_load*.json -> serve_load_table, data_scale*.json -> data_scale_table."""
+    if name.startswith("data_scale"):
+        return data_scale_table
     if name.startswith("serve_load"):
         return serve_load_table
     if name.startswith("generate"):
