@@ -313,19 +313,16 @@ def data_scale_table(result: dict) -> str:
     return "\n".join([head, "", *rows])
 
 
+# a results file's name starts with its benchmark's: which table it renders as
+TABLES: dict[str, Callable[[dict], str]] = {
+    "check_speed": check_speed_table, "graph_model": graph_model_table, "generate": generate_table,
+    "serve_load": serve_load_table, "data_scale": data_scale_table,
+}
+
+
 def renderer(name: str) -> Callable[[dict], str]:
-    """run_all*.json -> run_all_tables, check_speed*.json -> check_speed_table,
-    graph_model*.json -> graph_model_table, generate*.json -> generate_table,
-    serve_load*.json -> serve_load_table, data_scale*.json -> data_scale_table."""
-    if name.startswith("data_scale"):
-        return data_scale_table
-    if name.startswith("serve_load"):
-        return serve_load_table
-    if name.startswith("generate"):
-        return generate_table
-    if name.startswith("graph_model"):
-        return graph_model_table
-    return check_speed_table if name.startswith("check_speed") else run_all_tables
+    """The table for results file `name` (`TABLES` by prefix; anything else is run_all's)."""
+    return next((table for prefix, table in TABLES.items() if name.startswith(prefix)), run_all_tables)
 
 
 def region(name: str, body: str) -> str:
