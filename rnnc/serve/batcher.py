@@ -219,7 +219,7 @@ class Batcher:
         for n in batch[0].feeds:
             if n in self.lengths_of.values() and n not in batch[0].steps:
                 continue  # lengths: filled in below
-            joined[n] = np.concatenate([_padded(r.feeds[n], longest.get(n)) for r in batch])
+            joined[n] = np.concatenate([padded(r.feeds[n], longest.get(n)) for r in batch])
         for seq, lengths in self.lengths_of.items():
             if seq in longest:
                 joined[lengths] = np.concatenate([
@@ -234,7 +234,8 @@ class Batcher:
         return value[:, : request.steps[source]]
 
 
-def _padded(value: np.ndarray, steps: int | None) -> np.ndarray:
+def padded(value: np.ndarray, steps: int | None) -> np.ndarray:
+    """`value` padded with zeros along time (axis 1) to `steps` (None: as it is)."""
     if steps is None or value.shape[1] == steps:
         return value
     pad = [(0, 0)] * value.ndim

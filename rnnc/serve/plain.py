@@ -20,6 +20,7 @@ import numpy as np
 from rnnc.cli.predict_output import class_probabilities, is_regression, probabilities
 from rnnc.errors import DataError, UsageError
 
+from .batcher import padded
 from .models import ServedModel
 from .tensors import BadRequest
 
@@ -114,8 +115,8 @@ def merged(model: ServedModel, feeds: list[dict[str, np.ndarray]]) -> list[dict[
     run of instances of the same shapes."""
     if len(feeds) > 1 and len({tuple(sorted(f)) for f in feeds}) == 1 and all(n in model.lengths_of for n in model.sequence_inputs):
         longest = {n: max(f[n].shape[1] for f in feeds) for n in model.sequence_inputs if n in feeds[0]}
-        padded = [{n: _padded(v, longest.get(n)) for n, v in f.items()} for f in feeds]
-        return [{n: np.concatenate([f[n] for f in padded]) for n in feeds[0]}]
+        even = [{n: padded(v, longest.get(n)) for n, v in f.items()} for f in feeds]
+        return [{n: np.concatenate([f[n] for f in even]) for n in feeds[0]}]
     groups: list[list[dict[str, np.ndarray]]] = []
     for feed in feeds:
         shapes = {n: v.shape for n, v in feed.items()}
@@ -124,14 +125,6 @@ def merged(model: ServedModel, feeds: list[dict[str, np.ndarray]]) -> list[dict[
         else:
             groups.append([feed])
     return [{n: np.concatenate([f[n] for f in group]) for n in group[0]} for group in groups]
-
-
-def _padded(value: np.ndarray, steps: int | None) -> np.ndarray:
-    if steps is None or value.shape[1] == steps:
-        return value
-    pad = [(0, 0)] * value.ndim
-    pad[1] = (0, steps - value.shape[1])
-    return np.pad(value, pad)
 
 
 def steps_of(model: ServedModel, feed: dict[str, np.ndarray]) -> int | None:
