@@ -15,6 +15,7 @@ Only the standard library: the check needs neither torch nor onnxruntime.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -295,34 +296,30 @@ def serve_load_table(result: dict) -> str:
     return "\n".join([head, "", *rows])
 
 
-DATA_LAYOUTS = {"npy-dir": "`.npy` directory", "npz in memory": "`.npz` in memory",
-                "hand-written torch, memmap": "hand-written PyTorch, memmap"}
-
-
-def data_scale_table(result: dict) -> str:
-    """bench/data_scale.py's table: peak memory, samples/s and load time of training by data layout."""
-    head = (f"{result['workload']}; {result['batches_per_run']} batches a run, medians (min-max) of "
-            f"{result['runs']} runs, {result['cpu_threads']} training threads.")
-    rows = ["| data | peak RSS | samples/s | load + check |", "|---|---|---|---|"]
-    for name, case in result["cases"].items():
-        layout, _, size = name.rpartition(" ")
-        speed, load = case["samples_per_s"], case["load_s"]
-        loaded = f"{load['median']:.1f} s" if load["max"] > 0 else "-"
-        rows.append(f"| {DATA_LAYOUTS.get(layout, layout)}, {size.replace('GB', ' GB')} | {case['peak_mib']['median']:,.0f} MiB | "
-                    f"{speed['median']:,.0f} ({speed['min']:,.0f}-{speed['max']:,.0f}) | {loaded} |")
-    return "\n".join([head, "", *rows])
-
-
 # a results file's name starts with its benchmark's: which table it renders as
 TABLES: dict[str, Callable[[dict], str]] = {
     "check_speed": check_speed_table, "graph_model": graph_model_table, "generate": generate_table,
-    "serve_load": serve_load_table, "data_scale": data_scale_table,
+    "serve_load": serve_load_table,
 }
 
 
+def _module_tables() -> dict[str, Callable[[dict], str]]:
+    """The tables of `bench/render_*.py`: each module names its results' `PREFIX` and
+    renders them with `table(result)`, so a new benchmark brings its own renderer."""
+    tables = {}
+    for path in sorted(BENCH.glob("render_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        tables[module.PREFIX] = module.table
+    return tables
+
+
 def renderer(name: str) -> Callable[[dict], str]:
-    """The table for results file `name` (`TABLES` by prefix; anything else is run_all's)."""
-    return next((table for prefix, table in TABLES.items() if name.startswith(prefix)), run_all_tables)
+    """The table for results file `name` (`TABLES` and `bench/render_*.py` by prefix;
+    anything else is run_all's)."""
+    tables = {**TABLES, **_module_tables()}
+    return next((table for prefix, table in tables.items() if name.startswith(prefix)), run_all_tables)
 
 
 def region(name: str, body: str) -> str:
