@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import gemm
+
 HIGHER_ORDER = (
     "rnnc's CPU recurrent layers have first-order gradients only; for higher-order gradients "
     "(create_graph=True, then backward again) train with training.kernels: torch"
@@ -62,16 +64,32 @@ def first_order(backward: Callable[..., tuple]) -> Callable[..., tuple]:
 class _Steps:
     """Per-step views of `[D, T, B, X]` buffers and the matching matrix products: with
     one direction the direction axis is dropped and 2-D products run (cheaper per call
-    than batched ones, which is most of a small layer's cost)."""
+    than batched ones, which is most of a small layer's cost), each by the route
+    `gemm.pick` chooses for its shapes; a loop picks once (`step_*`) and runs that route
+    every step."""
 
     def __init__(self, directions: int):
         self.one = directions == 1
-        self.addmm = torch.addmm if self.one else torch.baddbmm
-        self.mm = torch.mm if self.one else torch.bmm
 
-    def add_product(self, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
-        """out += a @ b, in place."""
-        return out.addmm_(a, b) if self.one else out.baddbmm_(a, b)
+    def product(self, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+        """a @ b (into `out`)."""
+        return self.step_product(a, b, out)(a, b, out=out)
+
+    def product_plus(self, bias: Tensor, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+        """bias + a @ b (into `out`)."""
+        return self.step_product_plus(bias, a, b, out)(bias, a, b, out=out)
+
+    def step_product(self, a: Tensor, b: Tensor, out: Tensor | None) -> gemm.Product:
+        """torch.mm's signature for products shaped like a @ b into `out`."""
+        return gemm.pick(a, b, out=out) if self.one else torch.bmm
+
+    def step_product_plus(self, bias: Tensor, a: Tensor, b: Tensor, out: Tensor | None) -> gemm.Product:
+        """torch.addmm's signature for products shaped like bias + a @ b into `out`."""
+        return gemm.pick(a, b, bias, out) if self.one else torch.baddbmm
+
+    def step_accumulate(self, out: Tensor, a: Tensor, b: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+        """`route(out, a, b)`: out += a @ b in place, for products shaped like these."""
+        return gemm.pick_accumulate(out, a, b) if self.one else _batched_accumulate
 
     def of(self, buffer: Tensor) -> tuple[Tensor, ...]:
         """The step views of `buffer` `[D, T, B, X]`: `[B, X]` or `[D, B, X]` each."""
@@ -92,27 +110,31 @@ class _Steps:
         return b[0] if self.one else b.unsqueeze(1)
 
 
+def _batched_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    return out.baddbmm_(a, b)
+
+
 def _project(ops: _Steps, out: Tensor, x: Tensor, w: Tensor, b: Tensor | None) -> None:
     """`out` `[D, T, B, G]` = x W^T + b, every step at once."""
     if b is None:
-        ops.mm(ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+        ops.product(ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
     else:
-        ops.addmm(ops.row(b), ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
+        ops.product_plus(ops.row(b), ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
 
 
 def _input_grads(ctx, ops: _Steps, d_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """The gradients of x, W_ih and the input bias from the pre-activations' `d_pre`."""
     d = ops.flat(d_pre)
     need = ctx.needs_input_grad
-    dx = ops.mm(d, ops.flat(w_ih)).view_as(x) if need[0] else None
-    dw = ops.mm(d.mT, ops.flat(x)).view_as(w_ih) if need[1] else None
+    dx = ops.product(d, ops.flat(w_ih)).view_as(x) if need[0] else None
+    dw = ops.product(d.mT, ops.flat(x)).view_as(w_ih) if need[1] else None
     db = d_pre.sum(dim=(1, 2)) if need[2] else None
     return dx, dw, db
 
 
 def _recurrent_grad(ops: _Steps, d_rec: Tensor, hs: Tensor) -> Tensor:
     """W_hh's gradient, `sum_t d_t^T h_{t-1}` over every step at once: `[D, G, H]`."""
-    grad = ops.mm(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
+    grad = ops.product(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
     return grad.view(hs.shape[0], d_rec.shape[-1], hs.shape[-1])
 
 
@@ -144,8 +166,9 @@ class RNNScan(torch.autograd.Function):
         pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
         _project(ops, pre, x, w_ih, b)
         h, p, w_t = ops.of(hs), ops.of(pre), ops.flat(w_hh).mT
+        step = ops.step_product_plus(p[0], h[0], w_t, h[1])
         for t in range(steps):
-            out = ops.addmm(p[t], h[t], w_t, out=h[t + 1])
+            out = step(p[t], h[t], w_t, out=h[t + 1])
             if relu:
                 out.relu_()
             else:
@@ -166,6 +189,7 @@ class RNNScan(torch.autograd.Function):
         square = torch.empty_like(dh)
         h, d, w = ops.of(hs), ops.of(d_pre), ops.flat(w_hh)
         d_out = None if d_seq is None else ops.of(d_seq)
+        step = ops.step_product(d[0], w, dh)
         for t in range(len(d) - 1, -1, -1):
             if d_out is not None:
                 dh.add_(d_out[t])
@@ -174,7 +198,7 @@ class RNNScan(torch.autograd.Function):
             else:
                 torch.mul(h[t + 1], h[t + 1], out=square)
                 torch.addcmul(dh, dh, square, value=-1.0, out=d[t])  # dh * (1 - h^2)
-            ops.mm(d[t], w, out=dh)
+            step(d[t], w, out=dh)
         dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_pre, hs)
         workspace.give(slot + "pre", d_pre)
@@ -200,8 +224,9 @@ class LSTMScan(torch.autograd.Function):
         a, (i, f, g, o) = ops.of(gates), ops.blocks(gates, 4)
         h, c, tc, w_t = ops.of(hs), ops.of(cs), ops.of(tanh_c), ops.flat(w_hh).mT
         two, one = x.new_tensor(2.0), x.new_tensor(1.0)
+        accumulate = ops.step_accumulate(a[0], h[0], w_t)
         for t in range(steps):
-            ops.add_product(a[t], h[t], w_t).sigmoid_()
+            accumulate(a[t], h[t], w_t).sigmoid_()
             torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t], value=2.0).sub_(i[t])  # + i tanh(g)
             torch.mul(c[t + 1], two, out=tc[t]).sigmoid_().mul_(two).sub_(one)  # tanh(c) = 2 sigmoid(2c) - 1
             torch.mul(o[t], tc[t], out=h[t + 1])
@@ -226,6 +251,7 @@ class LSTMScan(torch.autograd.Function):
         d_ifg = [step[..., : 3 * units].unflatten(-1, (3, units)) for step in d]
         d_out = None if d_seq is None else ops.of(d_seq)
         two, one, dc_ = dh.new_tensor(2.0), dh.new_tensor(1.0), dc.unsqueeze(-2)
+        step = ops.step_product(d[0], w, dh)
         for t in range(len(a) - 1, -1, -1):
             if d_out is not None:
                 dh.add_(d_out[t])
@@ -237,7 +263,7 @@ class LSTMScan(torch.autograd.Function):
             df[t].mul_(c[t])
             dg[t].mul_(i[t]).mul_(two)  # d(2 sigmoid(x) - 1)/dx = 2 sigmoid'
             d_ifg[t].mul_(dc_)
-            ops.mm(d[t], w, out=dh)
+            step(d[t], w, out=dh)
             dc.mul_(f[t])
         dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_pre, hs)
@@ -266,11 +292,12 @@ class GRUScan(torch.autograd.Function):
         bias = None if b_hh is None else ops.row(b_hh)
         two, one = x.new_tensor(2.0), x.new_tensor(1.0)
         tmp = torch.empty_like(h[0])
+        step = ops.step_product(h[0], w_t, q[0]) if bias is None else ops.step_product_plus(bias, h[0], w_t, q[0])
         for t in range(steps):
             if bias is None:
-                ops.mm(h[t], w_t, out=q[t])
+                step(h[t], w_t, out=q[t])
             else:
-                ops.addmm(bias, h[t], w_t, out=q[t])
+                step(bias, h[t], w_t, out=q[t])
             rz[t].add_(q_rz[t]).sigmoid_()
             n[t].addcmul_(r[t], q_n[t]).sigmoid_().mul_(two).sub_(one)  # tanh
             torch.addcmul(n[t], z[t], torch.sub(h[t], n[t], out=tmp), out=h[t + 1])  # (1 - z) n + z h
@@ -297,6 +324,7 @@ class GRUScan(torch.autograd.Function):
         dq, dq_rz, (_, _, dq_n) = ops.of(d_rec), ops.of(d_rec[..., : 2 * units]), ops.blocks(d_rec, 3)
         d_out = None if d_seq is None else ops.of(d_seq)
         one, minus_half = dh.new_tensor(1.0), dh.new_tensor(-0.5)
+        step = ops.step_product_plus(tmp, dq[0], w, dh)
         for t in range(len(r) - 1, -1, -1):
             if d_out is not None:
                 dh.add_(d_out[t])
@@ -307,7 +335,7 @@ class GRUScan(torch.autograd.Function):
             dz[t].mul_(torch.sub(h[t], n[t], out=tmp).mul_(dh))
             dq_rz[t].copy_(d_rz[t])
             torch.mul(dn[t], r[t], out=dq_n[t])
-            ops.addmm(torch.mul(dh, z[t], out=tmp), dq[t], w, out=dh)
+            step(torch.mul(dh, z[t], out=tmp), dq[t], w, out=dh)
         dx, dw_ih, db_ih = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_rec, hs)
         db_hh = d_rec.sum(dim=(1, 2)) if ctx.hh_bias and ctx.needs_input_grad[4] else None
