@@ -21,6 +21,7 @@ and the median of each repetition's own ratio (robust to a machine whose speed d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -73,8 +74,9 @@ def pytorch_epoch_runner(work: Workload, xs: np.ndarray, ys: np.ndarray, device:
 
 
 def rnnc_epoch_runner(work: Workload, xs: np.ndarray, ys: np.ndarray, device: torch.device,
-                      metrics: tuple[str, ...] = (), progress: bool = False) -> Epoch:
+                      metrics: tuple[str, ...] = (), progress: bool = False, precision: str = "fp32") -> Epoch:
     model = work.model(metrics)
+    model = dataclasses.replace(model, training=dataclasses.replace(model.training, precision=precision))
     trainer = Trainer(model, device)
     data = DeviceData.of(model, from_arrays(model, xs, ys), device)
 
@@ -94,12 +96,13 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def measure(work: Workload, device: torch.device, reps: int = 5, warmup: int = 1, metrics: bool = False,
-            progress: bool = False) -> dict:
-    """samples/s of rnnc and of the hand-written loop on `work`, epochs interleaved."""
+            progress: bool = False, precision: str = "fp32") -> dict:
+    """samples/s of rnnc (at `training.precision: precision`) and of the hand-written loop
+    (always fp32) on `work`, epochs interleaved."""
     xs, ys = work.data()
     started = time.perf_counter()
     runners = {
-        "rnnc": rnnc_epoch_runner(work, xs, ys, device, ("accuracy",) if metrics else (), progress),
+        "rnnc": rnnc_epoch_runner(work, xs, ys, device, ("accuracy",) if metrics else (), progress, precision),
         "pytorch": pytorch_epoch_runner(work, xs, ys, device),
     }
     rates: dict[str, list[float]] = {name: [] for name in runners}
@@ -113,7 +116,7 @@ def measure(work: Workload, device: torch.device, reps: int = 5, warmup: int = 1
             if rep >= warmup:
                 rates[name].append(work.samples / (time.perf_counter() - start))
     result: dict = {"workload": work.key, "name": work.name, "title": work.title, "batch": work.batch,
-                    "samples": work.samples, "device": str(device), "threads": torch.get_num_threads(),
+                    "samples": work.samples, "device": str(device), "threads": torch.get_num_threads(), "precision": precision,
                     "train_flops": 3 * forward_flops(work), "seconds": time.perf_counter() - started}
     for name, values in rates.items():
         result[name] = summary(values)
@@ -125,7 +128,7 @@ def measure(work: Workload, device: torch.device, reps: int = 5, warmup: int = 1
 
 def report(result: dict) -> str:
     lines = [f"({result['workload']}) {result['title']}, {result['samples']} samples, {result['device']}, "
-             f"{result['threads']} threads"]
+             f"{result['threads']} threads, rnnc {result.get('precision', 'fp32')}"]
     for name in ("rnnc", "pytorch"):
         r = result[name]
         lines.append(f"    {name:8s} {r['median']:10.0f} samples/s   (min {r['min']:.0f}, max {r['max']:.0f})")
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, the cores)")
     parser.add_argument("--metrics", action="store_true", help="rnnc also computes accuracy each epoch")
     parser.add_argument("--progress", action="store_true", help="rnnc also shows its progress bar (on stderr)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="rnnc's training.precision (default fp32)")
     parser.add_argument("--json", action="store_true", help="one JSON object per workload instead of text")
     args = parser.parse_args(argv)
     if args.threads:
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     for key in list(WORKLOADS) if args.workload == "all" else [args.workload]:
         work = WORKLOADS[key] if not args.samples else WORKLOADS[key].replace(samples=args.samples)
-        result = measure(work, device, args.reps, args.warmup, args.metrics, args.progress)
+        result = measure(work, device, args.reps, args.warmup, args.metrics, args.progress, args.precision)
         print(json.dumps(result) if args.json else report(result), flush=True)
     return 0
 

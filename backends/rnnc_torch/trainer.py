@@ -287,8 +287,8 @@ class Trainer:
                 chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start - base, stop - base)), update, steps_in)
                 output = chunked["y"]
             else:
-                if shards is not None:  # forward and backward on the shards' threads (fp32); .grad is the batch's
-                    output, loss = shards(forward, start - base, stop - base)
+                if shards is not None:  # forward and backward on the shards' threads (fp32, bf16); .grad is the batch's
+                    output, loss = shards(amp.in_autocast(forward), start - base, stop - base)
                 else:
                     optimizer.zero_grad(set_to_none=True)
                     with amp.autocast():  # a no-op for fp32

@@ -150,7 +150,7 @@ def training_threads(model: ir.Model, device: torch.device) -> int | None:
 def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int:
     """How many threads each training batch of `module` (`model` built) is split across
     (1: not split): torch's intra-op thread count, where all of these hold: a CPU
-    device; fp32 (autocast state is per thread); no dropout inside torch's multi-layer
+    device; fp32 or bf16 (autocast state is per thread: each shard enters it); no dropout inside torch's multi-layer
     recurrent kernels (it draws from the global generator, which threads would reach in
     a racing order); steps too large for `training_threads` to put on one thread; 2 to
     `MAX_SHARDS` threads of at least `MIN_ROWS` rows; and no recurrent layer running
@@ -160,7 +160,7 @@ def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int
     if (
         model.training.kernels == "torch"
         or device.type != "cpu"
-        or model.training.precision != "fp32"
+        or model.training.precision not in ("fp32", "bf16")  # bf16: each shard under autocast (precision.py)
         or _fused_dropout(module)
         or training_threads(model, device) is not None
         or not 2 <= threads <= MAX_SHARDS
