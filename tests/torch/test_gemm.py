@@ -59,7 +59,15 @@ def test_each_route_computes_the_product(route: str, shape: str, monkeypatch: py
     np.testing.assert_allclose(into.numpy(), expected, rtol=0, atol=1e-5 * scale)
 
 
-def test_the_choice_is_measured_once_and_kept_in_the_machines_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_choice_is_measured_once_and_kept_in_the_machines_cache(one_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("threadpoolctl")
     measured: list[tuple[int, ...]] = []
     monkeypatch.setattr(gemm, "_measure", lambda a, b, bias, accumulate=False: measured.append(tuple(a.shape)) or "openblas")
@@ -77,13 +85,23 @@ def test_the_choice_is_measured_once_and_kept_in_the_machines_cache(monkeypatch:
     assert gemm.pick(a, b) is torch.mm
 
 
-def test_a_cached_torch_choice_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_torch_choice_is_honoured(one_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = SHAPES["step"]()
     path = gemm.cache_path()
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"choices": {gemm._key(a, b, None): "torch"}}))
     monkeypatch.setattr(gemm, "_measure", lambda *args, **kwargs: pytest.fail("measured although the cache had the answer"))
     assert gemm.pick(a, b) is torch.mm
+
+
+def test_auto_keeps_torch_on_more_than_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenBLAS's spinning pool beside torch's would slow the next torch operation."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("one core")
+    monkeypatch.setattr(gemm, "_measure", lambda *args, **kwargs: "openblas")
+    a, b = SHAPES["projection"]()
+    assert gemm.pick(a, b) is torch.mm
+    assert gemm.pick_accumulate(torch.zeros(640, 512), a, b) is gemm._torch_accumulate
 
 
 def test_products_numpy_cannot_view_stay_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:

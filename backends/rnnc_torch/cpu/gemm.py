@@ -17,8 +17,15 @@ not decide. The choice is kept in a file, `$XDG_CACHE_HOME/rnnc/gemm-<key>.json`
 versions, so every later run on the machine makes the same choice and training stays
 deterministic for a seed (the routes round differently). `RNNC_GEMM=torch` or
 `RNNC_GEMM=openblas` forces a route for every product (tests; a machine whose cache
-should not be written). `auto` chooses `openblas` only where threadpoolctl is installed
-(to give OpenBLAS torch's thread count); forced, it runs on OpenBLAS's own count.
+should not be written).
+
+`auto` considers `openblas` only on one thread (torch's intra-op count 1: the sharded
+steps' threads, small models, `--threads 1`) and where threadpoolctl is installed (to
+give OpenBLAS that count). On more threads the two libraries' thread pools contend:
+OpenBLAS's threads spin after each product on the cores torch's OpenMP threads need
+next, and on a 2-core EPYC a [64,128]x[128,512] torch product took 3.1 ms right after
+a numpy product against 0.06-0.16 ms after a torch one (bench/README.md, "GEMM
+choice"). Forced, `openblas` runs on every thread count.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ def pick(a: Tensor, b: Tensor, bias: Tensor | None = None, out: Tensor | None = 
         return torch.mm if bias is None else torch.addmm
     if mode == "openblas":
         return _openblas_mm if bias is None else _openblas_addmm
+    if torch.get_num_threads() > 1:  # two thread pools on the same cores contend
+        return torch.mm if bias is None else torch.addmm
     key = _key(a, b, bias)
     route = _chosen.get(key) if _loaded else _load().get(key)
     if route is None:
@@ -85,6 +94,8 @@ def pick_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Callable[[Tensor, Tens
     if mode == "torch" or not _viewable(a, b, out):
         return _torch_accumulate
     if mode == "auto":
+        if torch.get_num_threads() > 1:
+            return _torch_accumulate
         key = "+=" + _key(a, b, None)
         route = _chosen.get(key) if _loaded else _load().get(key)
         if route is None:
