@@ -12,7 +12,6 @@ never held whole (a `Dataset` is returned with a zero-stride `x` of the right sh
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from rnnc import ir
 from rnnc.data_parquet import is_parquet
 from rnnc.dataset import Dataset, from_arrays, output_steps
 from rnnc.errors import DataError
-from rnnc.rows import NpyDirRows, Rows
+from rnnc.rows import NpyDirRows, Rows, is_npy_dir
 from rnnc.runtime import Predictor
 
 
@@ -120,5 +119,6 @@ def _parquet_batches(model: ir.Model, data: str, batch_size: int) -> Batches:
 
 
 def on_disk(data: str) -> bool:
-    """Parquet, or a directory holding `x.npy` (another directory is refused as before)."""
-    return is_parquet(data) or (Path(data).is_dir() and (Path(data) / "x.npy").is_file())
+    """Parquet, or a directory of `.npy` files (a chain's `x.npy`, `y.npy`; a graph's
+    arrays by name); another directory is refused as before."""
+    return is_parquet(data) or is_npy_dir(data)

@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnc.errors import DataError, UsageError
+from rnnc.graph_data import GraphDataset
 from rnnc.metrics import ClassReport
+from rnnc.rows_dataset import RowsDataset
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from rnnc import ir
-    from rnnc.graph_data import GraphDataset
+    from rnnc.runtime import GraphPredictor
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,12 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
                          f"{', '.join(predictor.outputs)}; pass its spec with --spec")
     stored = predictor.metadata.get(METADATA_KEY)  # a next-token model of raw text: held-out text in its ids
     vocab = None if stored is None else Vocab.from_json(stored, str(model_path))
-    dataset: GraphDataset = load_file(model, data, vocab=vocab)  # type: ignore[assignment]  (a graph's data)
+    dataset = load_file(model, data, vocab=vocab)
     try:
-        outputs = predictor.predict(dataset.inputs, dataset.lengths, batch_size)
+        if isinstance(dataset, RowsDataset):  # a .npy directory: batch by batch, the inputs never whole
+            dataset, outputs = _predict_rows(dataset, predictor, batch_size)
+        else:
+            outputs = predictor.predict(dataset.inputs, dataset.lengths, batch_size)  # type: ignore[union-attr]
     except DataError as err:
         raise DataError(f"{data}: {err} (is {model_path} the model of {spec_path}?)") from None
     several = len(model.outputs) > 1
@@ -112,6 +117,29 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
             result = OutputResult(out.name, losses, ClassReport.of(*counted, classes), (true, predicted), mask, y.ndim == 3)
         results.append(result)
     return GraphEvaluation(len(dataset), scores, total, results)
+
+
+def _predict_rows(rows: RowsDataset, predictor: GraphPredictor, batch_size: int) -> tuple[GraphDataset, dict[str, np.ndarray]]:
+    """(the data set, its inputs zero-stride stand-ins; the outputs) of a data set left
+    on disk, `batch_size` rows at a time: each batch is the rows of the padded `.npz`
+    (`RowsDataset.batch`), run as `predict` runs them, so the scores are the `.npz`'s."""
+    outputs: dict[str, list[np.ndarray]] = {}
+    kept: dict[str, dict[str, list[np.ndarray]]] = {"lengths": {}, "targets": {}, "masks": {}}
+    first = None
+    for batch in rows.batches(batch_size):
+        assert isinstance(batch, GraphDataset)
+        first = first or batch
+        for name, value in predictor.predict(batch.inputs, batch.lengths, batch_size).items():
+            outputs.setdefault(name, []).append(value)
+        for part, arrays in kept.items():
+            for name, value in getattr(batch, part).items():
+                arrays.setdefault(name, []).append(value)
+    assert first is not None  # rows_dataset refuses a source of no rows
+    whole = {part: {k: np.concatenate(v) for k, v in arrays.items()} for part, arrays in kept.items()}
+    inputs = {k: np.broadcast_to(np.zeros((), v.dtype), (len(rows), *v.shape[1:])) for k, v in first.inputs.items()}
+    classes = rows.classes if isinstance(rows.classes, dict) else {}
+    dataset = GraphDataset(inputs, whole["lengths"], whole["targets"], whole["masks"], rows.origin, classes)
+    return dataset, {k: np.concatenate(v) for k, v in outputs.items()}
 
 
 def write_graph_per_sample(path: str, result: GraphEvaluation) -> None:
