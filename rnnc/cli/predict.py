@@ -117,19 +117,18 @@ def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: 
     table or array per output out (`predict_graph_output`)."""
     from rnnc.cli.predict_graph_input import open_graph_input
     from rnnc.cli.predict_graph_output import GraphArrayWriter, GraphCsvWriter, OutputSteps, graph_columns
+    from rnnc.cli.predict_parquet import ParquetWriter
     from rnnc.cli.predict_sources import SPEC_HINT
     from rnnc.runtime_graph import InputErrors
 
     names = ", ".join(predictor.outputs)
     if args.format == "long":
         raise UsageError(f"--format long is for a chain's per-step output; {model_path} is a graph, whose CSV has one row per sample")
-    if suffix == ".parquet":
-        raise UsageError(f"-o {args.output}: Parquet output is for a chain (spec version 1); {model_path} is a graph: write .npz or .csv")
     if suffix == ".npy" and len(predictor.outputs) != 1:
         raise UsageError(f"-o {args.output}: a .npy holds one array, and {model_path} has {len(predictor.outputs)} outputs "
                          f"({names}); write .npz or .csv")
     steps = OutputSteps(predictor)
-    if suffix == ".csv" and steps.unknown:
+    if suffix in (".csv", ".parquet") and steps.unknown:
         if not spec_path.is_file():
             unknown = predictor.outputs[steps.unknown[0]]
             raise UsageError(f"output '{unknown.name}' has {unknown.shape[1]} steps, which a convolution made of its input's; "
@@ -138,9 +137,11 @@ def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: 
     source = open_graph_input(args.input, predictor)
     count = source.count
     with _progress(count, args.batch_size, shows_progress(args)) as bar, _opened(args.output, suffix) as handle:
-        writer: GraphCsvWriter | GraphArrayWriter
+        writer: GraphCsvWriter | GraphArrayWriter | ParquetWriter
         if suffix == ".csv":
             writer = GraphCsvWriter(handle, graph_columns(predictor), count, str(model_path))
+        elif suffix == ".parquet":  # one column per output, per-step ones cut at their real steps
+            writer = ParquetWriter(handle, count, str(model_path))
         else:
             arrays = [*predictor.outputs, *((f"{n}_lengths" for n, i in predictor.inputs.items() if i.takes_lengths)
                                             if suffix == ".npz" else ())]
@@ -155,6 +156,8 @@ def _run_graph(args: argparse.Namespace, predictor: GraphPredictor, model_path: 
                     raise InputErrors([f"{args.input}: {line}" for line in err.lines()]) from None
                 if isinstance(writer, GraphCsvWriter):
                     writer.write(outputs, steps.of(inputs, fed))
+                elif isinstance(writer, ParquetWriter):
+                    writer.write_columns(outputs, steps.of(inputs, fed))
                 else:
                     writer.write({**outputs, **({f"{n}_lengths": v for n, v in fed.items()} if suffix == ".npz" else {})})
                 begin += len(next(iter(inputs.values())))

@@ -5,7 +5,8 @@ the decoder reads), there is nothing to teacher-force: `rnnc predict` decodes ea
 question instead (`rnnc.runtime_decode`), greedy or `--beam K`, up to the spec's
 max_length. It writes the feedback output's ids: `.npz` members `<O>` int64
 `[N, max_length]` (the end id included where one was chosen, zero after) and
-`<O>_lengths` int64 `[N]`; `.npy` the ids alone; CSV one row per question, the answer
+`<O>_lengths` int64 `[N]`; `.npy` the ids alone; Parquet a column `<O>`, each row
+`list<int64>` the answer's first `<O>_lengths` ids; CSV one row per question, the answer
 as text with a vocabulary, else its ids with spaces (the end id left out). With the
 feedback input in the file, `rnnc predict` stays teacher-forced (`predict.py`).
 """
@@ -78,6 +79,7 @@ def run_decoding(args: argparse.Namespace, predictor: GraphPredictor, model_path
     """Decode every question of `args.input` into `args.output` (`.csv` on stdout without
     one); `opened(output, suffix)` and `progress(count, batch, shown)` are predict's."""
     from rnnc.cli.predict_graph_output import DecodedCsvWriter, GraphArrayWriter
+    from rnnc.cli.predict_parquet import ParquetWriter
     from rnnc.cli.progress import shows_progress
     from rnnc.runtime_decode import Decoder
     from rnnc.runtime_graph import InputErrors
@@ -92,9 +94,11 @@ def run_decoding(args: argparse.Namespace, predictor: GraphPredictor, model_path
     source = open_questions(args.input, decoder)
     count = source.count
     with progress(count, args.batch_size, shows_progress(args)) as bar, opened(args.output, suffix) as handle:
-        writer: DecodedCsvWriter | GraphArrayWriter
+        writer: DecodedCsvWriter | GraphArrayWriter | ParquetWriter
         if suffix == ".csv":
             writer = DecodedCsvWriter(handle, name, decoder.text, count, str(model_path))
+        elif suffix == ".parquet":  # each answer a list<int64> of its ids
+            writer = ParquetWriter(handle, count, str(model_path))
         else:
             names = [name, f"{name}_lengths"] if suffix == ".npz" else [name]
             writer = GraphArrayWriter(handle, names, count, str(model_path), npz=suffix == ".npz",
@@ -108,6 +112,8 @@ def run_decoding(args: argparse.Namespace, predictor: GraphPredictor, model_path
                     raise InputErrors([f"{args.input}: {line}" for line in err.lines()]) from None
                 if isinstance(writer, DecodedCsvWriter):
                     writer.write(decoded.ids, decoded.lengths)
+                elif isinstance(writer, ParquetWriter):
+                    writer.write_columns({name: decoded.ids}, {name: decoded.lengths})
                 else:
                     writer.write({name: decoded.ids, f"{name}_lengths": decoded.lengths} if suffix == ".npz" else {name: decoded.ids})
                 bar.update(rows)
