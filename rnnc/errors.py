@@ -117,7 +117,10 @@ KNOWN_AS: dict[str, str] = {
     "hiddensize": "units", "outfeatures": "units", "outchannels": "filters", "p": "rate",
     "inputdim": "vocab_size", "numembeddings": "vocab_size", "outputdim": "dim", "embeddingdim": "dim",
     "clipnorm": "gradient_clip", "clipgradnorm": "gradient_clip",
+    "kernelinitializer": "initializer", "weightinit": "initializer",
 }
+# rnnc's own keys that are no misspelling of another (initial_state is not 'initializer').
+NOT_TYPOS = frozenset({"initialstate"})
 
 
 def _fold(word: str) -> str:
@@ -138,5 +141,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     for known in (KNOWN_AS.get(word), prefix + KNOWN_AS[rest] if rest in KNOWN_AS else None):
         if known in choices:
             return f" (did you mean '{known}'?)"
+    if word in NOT_TYPOS:
+        return ""
     close = difflib.get_close_matches(word, list(folded), n=1, cutoff=0.6)
     return f" (did you mean '{folded[close[0]]}'?)" if close else ""

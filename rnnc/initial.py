@@ -1,23 +1,101 @@
-"""Freshly initialised weights in numpy, for exporting a model that was never trained.
+"""How fresh weights start: each scheme's distribution per parameter, and numpy's draws.
 
-In the core, so that every exporting backend draws the same weights without knowing
-another backend (`rnnc compile` without `--weights`, for onnx and torch alike).
+In the core, so that every backend draws from the same distributions without knowing
+another backend (the torch backend for training, `rnnc compile` without `--weights`
+for onnx and torch alike). A layer's scheme is its own `initializer` setting, else the
+spec's `training.initializer`:
 
-The same initialisers as the torch backend (Keras's): glorot-uniform input kernels,
-orthogonal recurrent kernels, zero biases with an LSTM forget-gate bias of 1, uniform
-±0.05 embeddings, layer_norm ones and zeros, each parameter's as its layer kind
-declares it (`Param.init`, rnnc.layers). Drawn from one numpy generator seeded with
-`training.seed`, in the IR's parameter order, so the same spec gives the same file
-every time, without torch. (Not bit-identical to the torch backend's draws.)
+- keras: glorot-uniform input kernels, orthogonal recurrent kernels, zero biases with an
+  LSTM forget-gate bias of 1, uniform +-0.05 embeddings, as each parameter's layer kind
+  declares it (`Param.init`, rnnc.layers).
+- torch: PyTorch's defaults: every weight and bias of a recurrent layer uniform
+  +-1/sqrt(units) (nn.LSTM/GRU/RNN), dense and conv1d weights and biases uniform
+  +-1/sqrt(fan_in) (nn.Linear/Conv1d's kaiming_uniform(a=sqrt 5) and bias rule),
+  embeddings N(0, 1) (nn.Embedding); attention's matrices as nn.Linear weights, its
+  vectors +-1/sqrt(size).
+- torch_orthogonal: torch's, with orthogonal recurrent kernels and an LSTM forget-gate
+  bias of 1 (`bias_ih`'s forget quarter 1, `bias_hh`'s 0).
+
+layer_norm's and normalization's ones and zeros are the same under every scheme.
+`initial_weights` draws from one numpy generator seeded with `training.seed`, in the
+IR's parameter order, so the same spec gives the same file every time, without torch
+(not bit-identical to the torch backend's draws, which follow the same `rule`s).
 """
 
 from __future__ import annotations
 
-from typing import assert_never
+import math
+from dataclasses import dataclass
+from typing import Literal, assert_never
 
 import numpy as np
 
 from rnnc import ir
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parameter's distribution: `draw` with `scale` (uniform's bound, normal's
+    standard deviation, constant's value), then, for an LSTM bias, the forget gate's
+    quarter set to `forget` (None: left as drawn)."""
+
+    draw: Literal["glorot_uniform", "orthogonal", "uniform", "normal", "constant"]
+    scale: float = 0.0
+    forget: float | None = None
+
+
+def scheme_of(node: ir.Node, model: ir.Model) -> str:
+    """The layer's own `initializer`, else the spec's."""
+    return getattr(node.layer, "initializer", None) or model.training.initializer
+
+
+def rule(node: ir.Node, param: ir.Param, scheme: str) -> Rule:
+    """How `param` of `node` starts under `scheme`."""
+    keras = _keras(param)
+    layer = node.layer
+    if scheme == "keras" or isinstance(layer, ir.LayerNorm | ir.Normalization):
+        return keras
+    assert scheme in ("torch", "torch_orthogonal"), scheme
+    short = param.name.rsplit(".", 1)[1]
+    match layer:
+        case ir.SimpleRNN() | ir.LSTM() | ir.GRU():
+            torch = Rule("uniform", 1.0 / math.sqrt(layer.units))
+            if scheme == "torch":
+                return torch
+            if short.startswith("weight_hh"):
+                return Rule("orthogonal")
+            if isinstance(layer, ir.LSTM) and short.startswith("bias"):
+                return Rule("uniform", torch.scale, forget=1.0 if short.startswith("bias_ih") else 0.0)
+            return torch
+        case ir.Embedding():
+            return Rule("normal", 1.0)
+        case ir.Dense() | ir.Conv1D():
+            weight = node.param("weight").shape
+            return Rule("uniform", 1.0 / math.sqrt(math.prod(weight[1:])))
+        case ir.Attention():
+            return Rule("uniform", 1.0 / math.sqrt(param.shape[1] if len(param.shape) == 2 else param.shape[0]))
+    return keras
+
+
+def _keras(param: ir.Param) -> Rule:
+    match param.init:
+        case "glorot_uniform" | "orthogonal":
+            return Rule(param.init)
+        case "uniform":
+            return Rule("uniform", 0.05)
+        case "ones":
+            return Rule("constant", 1.0)
+        case "zeros":
+            return Rule("constant", 0.0)
+        case "forget_bias":  # Keras's unit_forget_bias
+            return Rule("constant", 0.0, forget=1.0)
+        case _:
+            assert_never(param.init)
+
+
+def forget_quarter(rows: int) -> slice:
+    """The forget gate's rows of an LSTM bias (gates i, f, g, o)."""
+    return slice(rows // 4, 2 * (rows // 4))
 
 
 def initial_weights(model: ir.Model, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -26,8 +104,9 @@ def initial_weights(model: ir.Model, seed: int | None = None) -> dict[str, np.nd
     rng = np.random.default_rng(model.training.seed if seed is None else seed)
     weights: dict[str, np.ndarray] = {}
     for node in model.nodes:
+        scheme = scheme_of(node, model)
         for param in node.params:
-            weights[param.name] = _draw(rng, param).astype(np.float32)
+            weights[param.name] = _draw(rng, param.shape, rule(node, param, scheme)).astype(np.float32)
     return weights
 
 
@@ -46,24 +125,20 @@ def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return q if rows >= cols else q.T
 
 
-def _draw(rng: np.random.Generator, param: ir.Param) -> np.ndarray:
-    """`param` drawn with the initialiser its layer kind declares (rnnc.layers)."""
-    shape = param.shape
-    match param.init:
-        case "uniform":
-            return rng.uniform(-0.05, 0.05, size=shape)
+def _draw(rng: np.random.Generator, shape: tuple[int, ...], how: Rule) -> np.ndarray:
+    match how.draw:
         case "glorot_uniform":
-            return _glorot(rng, shape)
+            value = _glorot(rng, shape)
         case "orthogonal":
-            return _orthogonal(rng, shape)
-        case "ones":
-            return np.ones(shape)
-        case "zeros":
-            return np.zeros(shape)
-        case "forget_bias":  # Keras's unit_forget_bias: the f quarter of i, f, g, o
-            bias = np.zeros(shape)
-            units = shape[0] // 4
-            bias[units : 2 * units] = 1.0
-            return bias
+            value = _orthogonal(rng, shape)
+        case "uniform":
+            value = rng.uniform(-how.scale, how.scale, size=shape)
+        case "normal":
+            value = rng.normal(0.0, how.scale, size=shape)
+        case "constant":
+            value = np.full(shape, how.scale)
         case _:
-            assert_never(param.init)
+            assert_never(how.draw)
+    if how.forget is not None:
+        value[forget_quarter(shape[0])] = how.forget
+    return value

@@ -19,7 +19,7 @@ from .layers import (  # noqa: F401  (re-exported)
     Conv1D, Dense, Dropout, Embedding, Layer, LayerNorm, Masking, Multiply, Normalization, Pool, Recurrent, RepeatVector,
     SimpleRNN, skips_steps,
 )
-from .layers.base import ACTIVATIONS, BATCH, TIME, ActivationName, Dim, Param, Shape  # noqa: F401
+from .layers.base import ACTIVATIONS, BATCH, INITIALIZERS, TIME, ActivationName, Dim, InitializerName, Param, Shape  # noqa: F401
 
 # --- the graph ----------------------------------------------------------------------
 
@@ -178,6 +178,7 @@ class Training:
     early_stopping: EarlyStopping | None = None
     lr_schedule: LRSchedule | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
+    initializer: InitializerName = "keras"  # how fresh weights start (rnnc.initial); a layer's own `initializer` wins
     kernels: Literal["auto", "torch"] = "auto"  # torch: no CPU training path of rnnc's own (rnnc_torch.cpu)
     tbptt: int | None = None  # truncated backpropagation: chunks of this many steps, state carried across
     log: tuple[str, ...] = ()  # trackers of LOGGERS that record the run; they change nothing in it

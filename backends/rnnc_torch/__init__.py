@@ -37,8 +37,8 @@ class TorchBackend:
     capabilities = frozenset({"train", "infer", "export"})
 
     def compile(self, model: ir.Model, weights: Mapping[str, np.ndarray] | None = None, **options: Any) -> SpecModule:
-        """A `SpecModule` in eval mode, with `weights` loaded when given (else Keras-like
-        initial weights). Option: `fuse` (default True) fuses compatible recurrent layers."""
+        """A `SpecModule` in eval mode, with `weights` loaded when given (else initial
+        weights by the spec's `initializer`). Option: `fuse` (default True) fuses compatible recurrent layers."""
         fuse = options.pop("fuse", True)
         if options:
             raise UsageError(f"torch backend: unknown option(s) {', '.join(sorted(options))}; it takes: fuse")

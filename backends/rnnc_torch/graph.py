@@ -15,7 +15,7 @@ outputs zeroed past their lengths as in v1. `logits=True` skips each output's fi
 sigmoid or softmax (through trailing dropout), as `model.final_activation_of` does for
 a chain; a node whose activated value other layers also read still gives them that.
 Parameters are read and written under the IR's names, normalization's statistics
-among them (as parameters that need no gradient); Keras's initialisers, so a seeded
+among them (as parameters that need no gradient); drawn by the spec's `initializer`, so a seeded
 `torch.manual_seed` before building gives the same module every time.
 """
 
@@ -32,7 +32,7 @@ from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 from rnnc.metadata import lengths_rules
 
-from .block import lengths_from_ids, zero_padding
+from .block import initialise, lengths_from_ids, zero_padding
 from .layers import lower
 from .keras_cells import KerasCellBlock
 from .recurrent import RecurrentBlock, State
@@ -95,8 +95,7 @@ class GraphModule(nn.Module):
                 self._vocab[name] = min(self._vocab.get(name, node.layer.vocab_size), node.layer.vocab_size)
         names, expected = sorted(self.ir_parameters()), sorted(p.name for p in model.params)
         assert names == expected, f"lowering names {names}, the IR {expected}"
-        for block in self.blocks:
-            block.init_keras()  # type: ignore[operator]
+        initialise(self.blocks, model)  # type: ignore[arg-type]
 
     def _readers_off_path(self, on_path: set[int]) -> set[int]:
         """The nodes on a logit path whose activated value is read as well: by a node

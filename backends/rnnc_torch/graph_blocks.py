@@ -98,11 +98,6 @@ class NormalizationBlock(Block):
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         return {f"{self.prefix}.mean": self.mean, f"{self.prefix}.variance": self.variance}
 
-    def init_keras(self) -> None:
-        with torch.no_grad():
-            self.mean.zero_()
-            self.variance.fill_(1.0)
-
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         return (x - self.mean) / self.variance.sqrt().clamp(min=NORMALIZATION_EPSILON), lengths
 
@@ -134,15 +129,6 @@ class AttentionBlock(Block):
 
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         return {f"{self.prefix}.{name}": p for name, p in self.params.items()}
-
-    def init_keras(self) -> None:
-        """Matrices glorot_uniform, vectors (the learned query, additive's `v`) uniform
-        +-0.05, as their `Param.init` declares."""
-        for p in self.params.values():
-            if p.dim() == 2:
-                nn.init.xavier_uniform_(p)
-            else:
-                nn.init.uniform_(p, -0.05, 0.05)
 
     def forward(self, x: Tensor, lengths: Tensor | None, *others: Value) -> tuple[Tensor, Tensor | None]:
         value = x if lengths is None else zero_padding(x, lengths)

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnc import ir
+from rnnc.initial import rule
 from rnnc.layers.recurrent import HARD_SIGMOIDS
 
-from .block import Block, step_mask
+from .block import Block, draw, step_mask
 from .cpu import Dropout
 
 State = Tensor | tuple[Tensor, Tensor]  # [directions, batch, units]; (h, c) for LSTM
@@ -67,24 +68,11 @@ class KerasCellBlock(Block):
         })
         self.input_dropout = Dropout(layer.dropout) if layer.dropout > 0 else None
         self.recurrent_dropout = Dropout(layer.recurrent_dropout)
-        self.init_keras()
+        for p in layer.params(self.prefix, node.input_shape):  # drawn as keras's at construction, as torch's modules
+            draw(self.weights[p.name.rsplit(".", 1)[1]], rule(node, p, "keras"))  # draw theirs (the spec's: `initialise`)
 
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         return {f"{self.prefix}.{name}": param for name, param in self.weights.items()}
-
-    def init_keras(self) -> None:
-        """As `RecurrentBlock.init_keras`: glorot_uniform, orthogonal, zeros, LSTM's forget bias 1."""
-        units = self.layer.units
-        for name, param in self.weights.items():
-            if name.startswith("weight_ih"):
-                nn.init.xavier_uniform_(param)
-            elif name.startswith("weight_hh"):
-                nn.init.orthogonal_(param)
-            else:
-                nn.init.zeros_(param)
-                if isinstance(self.layer, ir.LSTM) and name.startswith("bias_ih"):
-                    with torch.no_grad():
-                        param[units : 2 * units] = 1.0
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         y, lengths, _ = self.forward_state(x, lengths)

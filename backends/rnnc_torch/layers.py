@@ -3,7 +3,7 @@ and the blocks of the non-recurrent kinds are defined here (the `Block` interfac
 in `block`, the recurrent blocks in `recurrent`). Blocks keep padded steps from
 changing real results: the per-step layers (dense, layer_norm, activation) cannot mix
 steps, conv1d zeroes padded inputs before convolving, pool reduces over real steps only. Each block names its parameters as the IR does
-(`ir_parameters`) and knows its Keras-like initialisation (`init_keras`).
+(`ir_parameters`); `block.initialise` draws them.
 """
 
 from __future__ import annotations
@@ -67,9 +67,6 @@ class EmbeddingBlock(Block):
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         return {f"{self.prefix}.weight": self.embedding.weight}
 
-    def init_keras(self) -> None:
-        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras's "uniform" default
-
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         # Explicit lengths win over the ones derived from zero ids: they say the same
         # thing when the data is consistent, and the caller knows best when it is not.
@@ -100,11 +97,6 @@ class DenseBlock(Block):
         if self.linear.bias is not None:
             params[f"{self.prefix}.bias"] = self.linear.bias
         return params
-
-    def init_keras(self) -> None:
-        nn.init.xavier_uniform_(self.linear.weight)
-        if self.linear.bias is not None:
-            nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: Tensor, lengths: Tensor | None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
         y = self.linear(x)
@@ -143,9 +135,6 @@ class LayerNormBlock(Block):
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         return {f"{self.prefix}.weight": self.norm.weight, f"{self.prefix}.bias": self.norm.bias}
 
-    def init_keras(self) -> None:
-        self.norm.reset_parameters()  # ones and zeros, as Keras
-
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         return self.norm(x), lengths
 
@@ -173,11 +162,6 @@ class Conv1DBlock(Block):
     def ir_parameters(self) -> dict[str, nn.Parameter]:
         assert self.conv.bias is not None
         return {f"{self.prefix}.weight": self.conv.weight, f"{self.prefix}.bias": self.conv.bias}
-
-    def init_keras(self) -> None:
-        nn.init.xavier_uniform_(self.conv.weight)  # fans k*F and k*filters, as Keras's
-        assert self.conv.bias is not None
-        nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: Tensor, lengths: Tensor | None, logits: bool = False) -> tuple[Tensor, Tensor | None]:
         steps = x.shape[1]

@@ -9,7 +9,7 @@ sequence (`training.tbptt`, see `tbptt`). `logits=True`
 skips a final sigmoid or softmax so a trainer can use the numerically stable losses on
 logits; `final_activation` names what is skipped. Parameters are read and written
 under the IR's names (`ir_state`, `load_ir_state`), the form the weights file and the
-ONNX backend share. Parameters start with Keras's initialisers, so a seeded
+ONNX backend share. Parameters start by the spec's `initializer` (rnnc.initial), so a seeded
 `torch.manual_seed` before `build_module` gives the same model every time.
 """
 
@@ -25,7 +25,7 @@ from rnnc import ir
 from rnnc.artifacts import check_weights
 from rnnc.errors import DataError
 
-from .block import zero_padding
+from .block import initialise, zero_padding
 from .graph import LOGIT_ACTIVATIONS, GraphModule, _extremes
 from .layers import lower
 from .keras_cells import KerasCellBlock
@@ -83,8 +83,7 @@ class SpecModule(nn.Module):
         self._logit_block = next((i for i, g in enumerate(groups) if g[0].index == node_index), None)
         names, expected = sorted(self.ir_parameters()), sorted(p.name for p in model.params)
         assert names == expected, f"lowering names {names}, the IR {expected}"
-        for block in self.blocks:
-            block.init_keras()  # type: ignore[operator]
+        initialise(self.blocks, model)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, *, logits: bool = False, trusted: bool = False,
                 state: dict[int, State] | None = None) -> Tensor | tuple[Tensor, dict[int, State]]:

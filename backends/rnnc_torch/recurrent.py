@@ -122,22 +122,6 @@ class RecurrentBlock(Block):
                     params[f"layers.{index}.{name}{suffix}"] = getattr(self.rnn, f"{name}_l{depth}{suffix}")
         return params
 
-    def init_keras(self) -> None:
-        """glorot_uniform input kernels, orthogonal recurrent kernels, zero biases and,
-        for LSTM, forget-gate bias 1 (Keras's unit_forget_bias) in `bias_ih` only, so
-        the sum of the two biases is 1 as in Keras's single bias."""
-        for name, param in self.ir_parameters().items():
-            short = name.split(".")[-1]
-            if short.startswith("weight_ih"):
-                nn.init.xavier_uniform_(param)
-            elif short.startswith("weight_hh"):
-                nn.init.orthogonal_(param)
-            else:
-                nn.init.zeros_(param)
-                if self.is_lstm and short.startswith("bias_ih"):
-                    with torch.no_grad():
-                        param[self.units : 2 * self.units] = 1.0
-
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         y, lengths = self._forward(x, lengths)
         return (merge_directions(y, self.merge_mode, self.units) if self.directions == 2 else y), lengths

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from .base import BATCH, LayerKind, Param, Shape, ShapeMismatch, last_axis, setting, show
+from .base import BATCH, InitializerName, LayerKind, Param, Shape, ShapeMismatch, initializer_setting, last_axis, setting, show
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Attention(LayerKind):
     units: int = setting(0, minimum=0, description="additive only: the size of the hidden layer of the score.")
     query: str = setting("", reference=True, description="A sequence or vector to attend from; absent: a learned query (pooling).")
     value: str = setting("", description="The sequence attended over; the same as input:.")
+    initializer: InitializerName | None = initializer_setting()
     kind: ClassVar[str] = "attention"
     graph_only: ClassVar[bool] = True
     takes_sequences: ClassVar[bool] = True

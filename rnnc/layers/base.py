@@ -42,6 +42,19 @@ RANGES: dict[str, dict[str, Any]] = {
 # uniform +-0.05, and an LSTM's input bias, zeros with the forget gate's quarter at 1.
 Init: TypeAlias = Literal["glorot_uniform", "orthogonal", "zeros", "ones", "uniform", "forget_bias"]
 
+# The schemes that turn those declarations into distributions (rnnc.initial): a spec's
+# `training.initializer`, or a layer's own `initializer` setting, which wins.
+InitializerName: TypeAlias = Literal["keras", "torch", "torch_orthogonal"]
+INITIALIZERS: tuple[str, ...] = InitializerName.__args__  # type: ignore[attr-defined]
+
+
+def initializer_setting() -> Any:
+    """The `initializer` setting of a kind with weights; None: the spec's `training.initializer`."""
+    return setting(None, description="How this layer's weights start (absent: training.initializer): keras "
+                                     "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
+                                     "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
+                                     "kernels and LSTM forget bias 1).")
+
 
 @dataclass(frozen=True)
 class Param:

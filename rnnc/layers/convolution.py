@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from .base import BATCH, ActivationName, Dim, LayerKind, Param, Shape, ShapeMismatch, sequence_features, setting, show
+from .base import BATCH, ActivationName, Dim, InitializerName, LayerKind, Param, Shape, ShapeMismatch, initializer_setting, sequence_features, setting, show
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Conv1D(LayerKind):
     stride: int = setting(1, shared="units")
     padding: Literal["same", "valid"] = setting("same")
     activation: ActivationName = setting("linear", shared="activation")
+    initializer: InitializerName | None = initializer_setting()
     kind: ClassVar[str] = "conv1d"
     takes_sequences: ClassVar[bool] = True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
-from .base import ActivationName, LayerKind, Param, Shape, ShapeMismatch, last_axis, setting, show
+from .base import ActivationName, InitializerName, LayerKind, Param, Shape, ShapeMismatch, initializer_setting, last_axis, setting, show
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class Dense(LayerKind):
     units: int = setting(shared="units")
     activation: ActivationName = setting("linear", shared="activation")
     use_bias: bool = setting(True)
+    initializer: InitializerName | None = initializer_setting()
     kind: ClassVar[str] = "dense"
 
     def output_shape(self, shape: Shape) -> Shape:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from .base import LayerKind, Param, Shape, ShapeMismatch, setting, show
+from .base import InitializerName, LayerKind, Param, Shape, ShapeMismatch, initializer_setting, setting, show
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Embedding(LayerKind):
     mask_zero: Literal[False, True, "anywhere"] = setting(
         False, description="true: the zeros after the last non-zero id are padding; anywhere: every id 0 is skipped "
                            "(Keras's mask_zero, for sequences padded at the start too).")
+    initializer: InitializerName | None = initializer_setting()
     kind: ClassVar[str] = "embedding"
 
     def output_shape(self, shape: Shape) -> Shape:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from .base import BATCH, LayerKind, Param, Shape, sequence_features, setting
+from .base import BATCH, InitializerName, LayerKind, Param, Shape, initializer_setting, sequence_features, setting
 
 
 GateActivation: TypeAlias = Literal["sigmoid", "hard_sigmoid", "keras2_hard_sigmoid"]
@@ -35,6 +35,7 @@ class Recurrent(LayerKind):
         description="Drops the recurrent state while training: one mask per sequence, reused at every step (Keras's).")
     merge_mode: Literal["concat", "sum", "mul", "ave"] = setting(
         "concat", description="How a bidirectional layer joins its two directions (Keras's Bidirectional merge_mode).")
+    initializer: InitializerName | None = initializer_setting()
     gates: ClassVar[int] = 1
     input_bias: ClassVar[Literal["zeros", "forget_bias"]] = "zeros"
     takes_sequences: ClassVar[bool] = True

@@ -30,6 +30,9 @@ def _type_of(annotation: Any) -> dict[str, Any]:
     """JSON Schema's word for a setting's Python type: integer, number, an enum..."""
     if typing.get_origin(annotation) is typing.Literal:
         return {"enum": list(typing.get_args(annotation))}
+    if typing.get_origin(annotation) is typing.Union:  # `X | None`: a setting that may be absent (None)
+        (present,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _type_of(present)
     assert not isinstance(annotation, types.UnionType), f"a setting takes one type, got {annotation}"
     return {"type": _JSON_TYPES[annotation]}
 
@@ -48,7 +51,7 @@ def _setting(field: dataclasses.Field[Any], annotation: Any) -> dict[str, Any]:
     meta = field.metadata["setting"]
     prop = {"$ref": f"#/$defs/{meta['shared']}"} if meta["shared"] else _type_of(annotation)
     prop.update(meta["bounds"])
-    if field.default is not dataclasses.MISSING:
+    if field.default is not dataclasses.MISSING and field.default is not None:
         prop["default"] = field.default
     if meta["description"]:
         prop["description"] = meta["description"]

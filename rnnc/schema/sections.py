@@ -172,6 +172,11 @@ TRAINING = {
             "lr_schedule": {"$ref": "#/$defs/lrSchedule"},
             "precision": {"enum": ["fp32", "bf16", "fp16"], "default": _TRAINING.precision,
                           "description": "Automatic mixed precision on CUDA when not fp32; the CPU trains in fp32."},
+            "initializer": {"enum": list(ir.INITIALIZERS), "default": _TRAINING.initializer,
+                            "description": "How fresh weights start, for every layer without its own initializer: keras "
+                                           "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
+                                           "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
+                                           "kernels and LSTM forget bias 1); docs/torch-backend.md has the measurements."},
             "kernels": {"enum": ["auto", "torch"], "default": _TRAINING.kernels,
                         "description": "auto: on a CPU, rnnc's own recurrent loop, thread count and sharded steps where "
                                        "they measured faster; torch: torch's own kernels only, as a plain PyTorch loop "
