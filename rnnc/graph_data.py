@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -197,28 +198,72 @@ def _targets(out: ir.Output, node: ir.Node, y: np.ndarray, steps: int | None, ma
 # --- normalization ------------------------------------------------------------------
 
 
-def adapt_normalization(model: ir.Model, data: GraphDataset) -> dict[str, np.ndarray]:
+ADAPT_BYTES = 32 << 20  # float32 bytes of normalization inputs per chunk of rows
+
+
+class Batched(Protocol):
+    """Rows handed out in order, `size` at a time, as `GraphDataset`s (a data set left
+    on disk: `rnnc.rows_dataset.RowsDataset`)."""
+
+    origin: str
+
+    def __len__(self) -> int: ...
+
+    def batches(self, size: int) -> Iterator[Any]: ...
+
+
+def adapt_normalization(model: ir.Model, data: GraphDataset | Batched,
+                        shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """`layers.<i>.mean` and `.variance` of every normalization layer, from its input in
     `data` as Keras's `Normalization.adapt`: per feature, over the real steps only
-    (padding does not count), accumulated in float64, population variance (ddof 0)."""
+    (padding does not count), accumulated in float64, population variance (ddof 0).
+    Two passes over chunks of rows whose count follows from the inputs' padded shapes
+    alone (`shapes`, each input's `[N, ...]`; a `GraphDataset` knows its own), so data
+    in memory and the same rows on disk give the same numbers to the bit."""
+    nodes = [node for node in model.nodes if isinstance(node.layer, ir.Normalization)]
+    if not nodes:
+        return {}
+    if isinstance(data, GraphDataset):
+        shapes = {name: value.shape for name, value in data.inputs.items()}
+        chunks = lambda size: (data.select(slice(i, i + size)) for i in range(0, len(data), size))  # noqa: E731
+    else:
+        assert shapes is not None
+        chunks = data.batches
+    sources = sorted({node.sources[0] for node in nodes})
+    row_bytes = sum(4 * int(np.prod(shapes[name][1:])) for name in sources)
+    size = max(1, ADAPT_BYTES // max(1, row_bytes))
+    count = {name: 0 for name in sources}
+    sums = {name: np.zeros(shapes[name][-1]) for name in sources}
+    for chunk in chunks(size):
+        for name in sources:
+            rows = _real_rows(chunk, name)
+            count[name] += rows.shape[0]
+            sums[name] += rows.sum(axis=0)
+    for name in sources:
+        if count[name] == 0:
+            node = next(n for n in nodes if n.sources[0] == name)
+            raise DataError(f"{data.origin}: '{name}' has no real steps to adapt normalization {node.key} to")
+    means = {name: sums[name] / count[name] for name in sources}
+    squares = {name: np.zeros_like(means[name]) for name in sources}
+    for chunk in chunks(size):
+        for name in sources:
+            squares[name] += np.square(_real_rows(chunk, name) - means[name]).sum(axis=0)
     out: dict[str, np.ndarray] = {}
-    for node in model.nodes:
-        if not isinstance(node.layer, ir.Normalization):
-            continue
+    for node in nodes:
         source = node.sources[0]
-        values = data.inputs[source]
-        if values.ndim == 3:
-            lengths = data.lengths.get(source)
-            if lengths is not None:
-                values = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
-        rows = values.reshape(-1, values.shape[-1]).astype(np.float64)
-        if rows.shape[0] == 0:
-            raise DataError(f"{data.origin}: '{source}' has no real steps to adapt normalization {node.key} to")
-        mean = rows.mean(axis=0)
-        variance = np.square(rows - mean).mean(axis=0)
-        out[f"layers.{node.index}.mean"] = mean.astype(np.float32)
-        out[f"layers.{node.index}.variance"] = variance.astype(np.float32)
+        out[f"layers.{node.index}.mean"] = means[source].astype(np.float32)
+        out[f"layers.{node.index}.variance"] = (squares[source] / count[source]).astype(np.float32)
     return out
+
+
+def _real_rows(data: GraphDataset, source: str) -> np.ndarray:
+    """Input `source`'s values as float64 rows of features, its padded steps left out."""
+    values = data.inputs[source]
+    if values.ndim == 3:
+        lengths = data.lengths.get(source)
+        if lengths is not None:
+            values = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
+    return values.reshape(-1, values.shape[-1]).astype(np.float64)
 
 
 # --- class names in a run's weights file --------------------------------------------

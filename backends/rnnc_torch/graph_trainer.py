@@ -3,7 +3,12 @@
 `GraphTrainer` is the `Trainer` (epochs, schedule, early stopping, checkpoints, resume)
 with its step written for a `GraphModule`: the data is a `GraphDeviceData` of tensors
 keyed by the spec's names, tensorised once and permuted once per epoch as in the v1
-loop, so each batch is a slice of every tensor; the loss is each output's objective
+loop, so each batch is a slice of every tensor. Data left on disk (a `.npy` directory,
+Parquet: a `RowsDataset`) is a `stream.StreamData` instead, permuted by the same order
+and gathered a batch at a time on a prefetch thread, each batch the rows that slicing
+the permuted data in memory gives, so the weights are the same to the bit; the
+normalization statistics come from it in chunks the same way (`adapt_normalization`).
+The loss is each output's objective
 (v1's `make_objective`, on its real steps where a mask says which count) scaled by its
 `loss_weight` and summed. Logs follow `rnnc.graph_rules.monitor_names`: with one
 output v1's names, with several `loss` (the sum), `<output>_loss` and
@@ -36,6 +41,7 @@ from .losses import Objective, make_objective
 from .metrics import compute_metrics
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
+from .stream import StreamData
 from .trainer import PROGRESS_UPDATES, Trainer, epoch_seed
 
 Outputs = dict[str, Tensor]
@@ -85,14 +91,7 @@ def _activated(objectives: dict[str, Objective], activations: dict[str, str | No
     return all(objectives[name].fused for name, act in activations.items() if act is not None)
 
 
-def _in_memory(data: GraphDataset | RowsDataset) -> GraphDataset:
-    """A graph's loop trains on data in memory: a data set left on disk is read whole
-    (through the same checks and arrays as its `.npz`; the chain's loop streams it)."""
-    if isinstance(data, RowsDataset):
-        whole = data.batch(np.arange(len(data)))
-        assert isinstance(whole, GraphDataset)
-        return whole
-    return data
+Data = GraphDeviceData | StreamData
 
 
 class GraphTrainer(Trainer):
@@ -110,19 +109,22 @@ class GraphTrainer(Trainer):
         self.shards = 1  # the sharded step is the v1 chain's
         self._sequences = {inp.name for inp in model.inputs if inp.sequence}  # what training.tbptt cuts
 
-    def _chunks(self, data: GraphDeviceData) -> Chunks | None:
+    def _chunks(self, data: Data) -> Chunks | None:
         """Where `training.tbptt` cuts this epoch's batches, or None when each is one chunk."""
         size = self.settings.tbptt
         if size is None:
             return None
-        steps = {name: int(data.inputs[name].shape[1]) for name in sorted(self._sequences)}
+        streamed = isinstance(data, StreamData)
+        steps = {name: data.width(name) if streamed else int(data.inputs[name].shape[1])  # type: ignore[union-attr]
+                 for name in sorted(self._sequences)}
         if len(set(steps.values())) > 1:
             raise DataError("training.tbptt cuts every sequence input at the same steps, but they have "
                             + ", ".join(f"{name} {count}" for name, count in steps.items()) + " steps: pad them to one length")
         count = next(iter(steps.values()), 0)
         if size >= count:
             return None
-        lengths = [data.lengths[name] for name in sorted(self._sequences) if name in data.lengths]
+        named = data.named_lengths if isinstance(data, StreamData) else data.lengths
+        lengths = [named[name] for name in sorted(self._sequences) if name in named]
         longest = torch.stack(lengths).amax(0) if len(lengths) == len(steps) else None  # an input without: every step real
         return Chunks(size, count, longest, self.settings.batch_size)
 
@@ -130,12 +132,20 @@ class GraphTrainer(Trainer):
         first = self.model.outputs[0]
         return make_objective(first.loss, self.module.final_activations[first.name])  # type: ignore[union-attr]
 
-    def on_device(self, data: GraphDataset) -> GraphDeviceData:  # type: ignore[override]
-        return GraphDeviceData.of(_in_memory(data), self.device)
+    def on_device(self, data: GraphDataset | RowsDataset) -> Data:  # type: ignore[override]
+        """`data` as tensors on the device; data left on disk as a `StreamData`."""
+        if isinstance(data, RowsDataset):
+            return StreamData.of(self.model, data, self.device, partial(GraphDeviceData.of, device=self.device))
+        return GraphDeviceData.of(data, self.device)
 
-    def adapt(self, train: GraphDataset) -> None:  # type: ignore[override]
-        """Normalization's mean and variance from the training set (`adapt_normalization`)."""
-        stats = adapt_normalization(self.model, _in_memory(train))
+    def adapt(self, train: GraphDataset | RowsDataset) -> None:  # type: ignore[override]
+        """Normalization's mean and variance from the training set (`adapt_normalization`),
+        a chunk of rows at a time from disk."""
+        if isinstance(train, RowsDataset):
+            shapes = {name: column.shape for name, column in train.rows.columns.items()}
+            stats = adapt_normalization(self.model, train, shapes)
+        else:
+            stats = adapt_normalization(self.model, train)
         params = self.module.ir_parameters()  # type: ignore[operator]
         with torch.no_grad():
             for name, value in stats.items():
@@ -156,11 +166,11 @@ class GraphTrainer(Trainer):
             total = total + part * out.loss_weight
         return total, parts
 
-    def train_epoch(self, epoch: int, data: GraphDeviceData, lr: float, progress: bool = False) -> dict[str, float]:  # type: ignore[override]
+    def train_epoch(self, epoch: int, data: Data, lr: float, progress: bool = False) -> dict[str, float]:  # type: ignore[override]
         with at_most(self.threads):
             return self._graph_epoch(epoch, data, lr, progress)
 
-    def _graph_epoch(self, epoch: int, data: GraphDeviceData, lr: float, progress: bool) -> dict[str, float]:
+    def _graph_epoch(self, epoch: int, data: Data, lr: float, progress: bool) -> dict[str, float]:
         module, optimizer, amp = self.module, self.optimizer, self.precision
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -172,6 +182,8 @@ class GraphTrainer(Trainer):
         clip = self.settings.gradient_clip
         params = [p for p in module.parameters() if p.requires_grad]
         kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
+        batches = data.batches(batch) if isinstance(data, StreamData) else None
+        seen = _Seen(kept)
         totals: list[Tensor] = []
         parts: list[Tensor] = []
         steps = -(-n // batch)
@@ -198,7 +210,8 @@ class GraphTrainer(Trainer):
 
         chunks = self._chunks(data)
         for step, start in enumerate(range(0, n, batch), 1):
-            rows = data.rows(slice(start, min(n, start + batch)))
+            rows = next(batches) if batches is not None else data.rows(slice(start, min(n, start + batch)))  # type: ignore[union-attr]
+            seen.add(rows)
             spans = chunks.spans(start, min(n, start + batch)) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
                 outputs, each = train_in_chunks(spans, partial(chunk, rows), update, chunks.steps)  # type: ignore[union-attr]
@@ -226,7 +239,7 @@ class GraphTrainer(Trainer):
         if not math.isfinite(mean):
             raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
         each_mean = ((torch.stack(parts) * sizes[:, None]).sum(0) / n).tolist()
-        return self._logs(mean, each_mean, {name: torch.cat(o) for name, o in kept.items()}, data)
+        return self._logs(mean, each_mean, {name: torch.cat(o) for name, o in kept.items()}, seen.whole(data))
 
     def _logs(self, total: float, each: list[float], outputs: Outputs, data: GraphDeviceData) -> dict[str, float]:
         """The epoch's logs under `monitor_names`: one output's as v1's, several by name."""
@@ -244,19 +257,21 @@ class GraphTrainer(Trainer):
                 logs.update({f"{prefix}{k}": v for k, v in metrics.items()})
         return logs
 
-    def evaluate(self, data: GraphDeviceData) -> dict[str, float]:  # type: ignore[override]
+    def evaluate(self, data: Data) -> dict[str, float]:  # type: ignore[override]
         with at_most(self.threads):
             return self._evaluate_graph(data)
 
     @torch.inference_mode()
-    def _evaluate_graph(self, data: GraphDeviceData) -> dict[str, float]:
+    def _evaluate_graph(self, data: Data) -> dict[str, float]:
         self.module.eval()
         batch = self.settings.batch_size
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         each = torch.zeros(len(self.outputs), device=self.device, dtype=torch.float64)
         kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
-        for start in range(0, data.size, batch):
-            rows = data.rows(slice(start, start + batch))
+        seen = _Seen(kept)
+        parts_in = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
+        for rows in parts_in:
+            seen.add(rows)
             size = next(iter(rows.inputs.values())).shape[0]
             with self.precision.autocast():
                 outputs = self.module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
@@ -266,4 +281,28 @@ class GraphTrainer(Trainer):
             for name, kept_outputs in kept.items():
                 kept_outputs.append(outputs[name])
         return self._logs(float(total / data.size), (each / data.size).tolist(),
-                          {name: torch.cat(o) for name, o in kept.items()}, data)
+                          {name: torch.cat(o) for name, o in kept.items()}, seen.whole(data))
+
+
+class _Seen:
+    """The targets and masks of the batches a pass over streamed data went through, in
+    their order (what the metrics need whole, as the in-memory data holds them); nothing
+    is kept for data in memory, or when no output has metrics."""
+
+    def __init__(self, kept: dict[str, list[Tensor]]):
+        self.on = bool(kept)
+        self.targets: dict[str, list[Tensor]] = {}
+        self.masks: dict[str, list[Tensor]] = {}
+
+    def add(self, rows: GraphDeviceData) -> None:
+        if self.on:
+            for name, target in rows.targets.items():
+                self.targets.setdefault(name, []).append(target)
+            for name, mask in rows.masks.items():
+                self.masks.setdefault(name, []).append(mask)
+
+    def whole(self, data: Data) -> GraphDeviceData:
+        if isinstance(data, GraphDeviceData):
+            return data
+        cat = lambda parts: {k: torch.cat(v) for k, v in parts.items()}  # noqa: E731
+        return GraphDeviceData({}, {}, cat(self.targets), cat(self.masks))

@@ -7,7 +7,9 @@ batches ahead of the step that trains on them, as `DeviceData` of the batch alon
 Each batch holds exactly the arrays that slicing the permuted in-memory data would
 (`RowsDataset.batch` pads to the source's full time axis), so the same seed gives the
 same weights from disk as from memory. A data-parallel rank's shard is a `take` of
-the same kind: each rank reads only its own rows.
+the same kind: each rank reads only its own rows. A graph's batches (`GraphDataset`,
+put on the device by `GraphDeviceData.of`) come the same way; `named_lengths` and
+`width` tell its trainer what `training.tbptt` needs of the whole epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch import Tensor
 
 from rnnc import ir
 from rnnc.dataset import Dataset
+from rnnc.graph_data import GraphDataset
 from rnnc.rows_dataset import RowsDataset
 
 PREFETCH = 2  # batches gathered ahead of the step
@@ -38,10 +41,11 @@ class StreamData:
     source: RowsDataset
     order: np.ndarray
     device: torch.device
-    tensors: Callable[[Dataset], Any]
+    tensors: Callable[[Dataset | GraphDataset], Any]
 
     @classmethod
-    def of(cls, model: ir.Model, source: RowsDataset, device: torch.device, tensors: Callable[[Dataset], Any]) -> StreamData:
+    def of(cls, model: ir.Model, source: RowsDataset, device: torch.device,
+           tensors: Callable[[Dataset | GraphDataset], Any]) -> StreamData:
         return cls(model, source, np.arange(len(source), dtype=np.int64), device, tensors)
 
     @property
@@ -64,15 +68,24 @@ class StreamData:
         assert not isinstance(lengths, dict)
         return None if lengths is None else torch.from_numpy(lengths[self.order]).to(self.device)
 
+    @property
+    def named_lengths(self) -> dict[str, Tensor]:
+        """A graph's lengths by input, every row's in this order (one number per row each)."""
+        lengths = self.source.row_lengths()
+        assert isinstance(lengths, dict)
+        return {name: torch.from_numpy(value[self.order]).to(self.device) for name, value in lengths.items()}
+
+    def width(self, name: str) -> int:
+        """The source's full time axis of array `name` (a graph's sequence input)."""
+        return int(self.source.rows.columns[name].shape[1])
+
     def take(self, order: Tensor) -> StreamData:
         """The rows at `order` of this order: nothing is read until a batch is."""
         return StreamData(self.model, self.source, self.order[order.cpu().numpy()], self.device, self.tensors)
 
     def gather(self, start: int, stop: int) -> Any:
         """Rows `start:stop` of this order, as the trainer's tensors."""
-        batch = self.source.batch(self.order[start:stop])
-        assert isinstance(batch, Dataset)
-        return self.tensors(batch)
+        return self.tensors(self.source.batch(self.order[start:stop]))
 
     def batches(self, size: int) -> Iterator[Any]:
         """Every batch of `size` rows in order, each gathered on a thread while the ones
