@@ -42,7 +42,7 @@ from .dataset import (
 )
 from .errors import DataError
 from .graph_data import graph_dataset
-from .parquet_rows import parquet_dataset, parquet_rows
+from .parquet_rows import parquet_rows
 from .rows import is_npy_dir
 from .rows_dataset import npy_dir_dataset, rows_dataset
 from .text import Vocab
@@ -88,10 +88,8 @@ def load_file(
     `data.text`) as a `Dataset`. Raw text needs the training data's `vocab` and, for a
     classification loss, its `classes` (a run directory keeps both)."""
     path = Path(path)
-    if is_parquet(path):  # a .parquet file or a directory of them (rnnc.data_parquet): a chain's batches are
-        if model.graph is None:  # padded as they are taken, a graph's whole set at once
-            return rows_dataset(model, parquet_rows(model, path))  # type: ignore[return-value]
-        return parquet_dataset(model, path)
+    if is_parquet(path):  # a .parquet file or a directory of them (rnnc.data_parquet): batches padded as taken
+        return rows_dataset(model, parquet_rows(model, path))  # type: ignore[return-value]
     if is_npy_dir(path):  # a directory of .npy arrays, read by row, never whole (rnnc.rows_dataset)
         return npy_dir_dataset(model, path)  # type: ignore[return-value]
     check_readable(path)

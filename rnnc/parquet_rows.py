@@ -59,16 +59,22 @@ def parquet_arrays(model: ir.Model, path: str | Path) -> dict[str, np.ndarray]:
     else:
         table = read_table(path)
         rules = lengths_rules(model)
-        inputs = [inp for inp in model.inputs if inp.name in table.columns]
-        sequences = {inp.name: inp.lengths_name for inp in inputs if inp.name in rules}
-        steps = {inp.name: int(table.columns[inp.name].sizes().max()) for inp in inputs
-                 if inp.sequence and table.columns[inp.name].offsets is not None}
-        values = flow(model, steps, list_lengths(table, list(steps)))
-        targets = {out.name: s for out in model.outputs if (s := values[output_node(model, out).key][0]) is not None}
+        sequences = {inp.name: inp.lengths_name for inp in model.inputs if inp.name in table.columns and inp.name in rules}
+        targets = target_steps(model, table)
     try:
         return padded_arrays(table, targets, sequences, consume=True)  # type: ignore[arg-type]
     except DataError as err:
         raise DataError(f"{path}: {err}") from None
+
+
+def target_steps(model: ir.Model, table: ParquetTable) -> dict[str, int]:
+    """A graph's per-step outputs' steps, as `rnnc.graph_layout.flow` follows them from
+    the inputs' longest rows: the width their targets are padded to."""
+    inputs = [inp for inp in model.inputs if inp.name in table.columns]
+    steps = {inp.name: int(table.columns[inp.name].sizes().max()) for inp in inputs
+             if inp.sequence and table.columns[inp.name].offsets is not None}
+    values = flow(model, steps, list_lengths(table, list(steps)))
+    return {out.name: s for out in model.outputs if (s := values[output_node(model, out).key][0]) is not None}
 
 
 def sequence_lengths(model: ir.Model) -> dict[str, str]:
@@ -87,8 +93,10 @@ def sequence_lengths(model: ir.Model) -> dict[str, str]:
 def parquet_rows(model: ir.Model, path: str | Path, origin: str | None = None) -> ParquetRows:
     """The Parquet data set at `path` as a row source, its sequences paired with their
     lengths as `model` reads them (`sequence_lengths`)."""
-    names = None if model.graph is not None else ("x", "y", "lengths")
-    return ParquetRows(read_table(path, names), sequence_lengths(model), origin)
+    if model.graph is None:
+        return ParquetRows(read_table(path, ("x", "y", "lengths")), sequence_lengths(model), origin)
+    table = read_table(path)
+    return ParquetRows(table, sequence_lengths(model), origin, target_steps(model, table))
 
 
 class ParquetRows:
@@ -97,10 +105,13 @@ class ParquetRows:
     `lengths` maps a list column to the name of its lengths column: the file's, or,
     where the file has none and the rows differ in length, one made from the lists (a
     column of rows that all have the same length has no lengths: every step is real,
-    as a `.npz` without `lengths`). A list column's `shape` has its longest row's steps."""
+    as a `.npz` without `lengths`). A list column's `shape` has its longest row's steps,
+    or `widths[name]` (a graph's per-step targets: their output's steps)."""
 
-    def __init__(self, table: ParquetTable, lengths: Mapping[str, str], origin: str | None = None):
+    def __init__(self, table: ParquetTable, lengths: Mapping[str, str], origin: str | None = None,
+                 widths: Mapping[str, int] | None = None):
         self.origin = origin or table.origin
+        self.widths = dict(widths or {})
         self.data: dict[str, Column] = dict(table.columns)
         for name, lengths_name in lengths.items():
             column = self.data.get(name)
@@ -118,7 +129,7 @@ class ParquetRows:
     def _shape(self, column: Column) -> tuple[int, ...]:
         if column.offsets is None:
             return tuple(column.values.shape)
-        return (len(column), int(column.sizes().max(initial=0)), *column.item)
+        return (len(column), self.widths.get(column.name, int(column.sizes().max(initial=0))), *column.item)
 
     def __len__(self) -> int:
         return self._n

@@ -147,3 +147,26 @@ def test_stopped_mid_epoch_resumes_to_the_same_weights(tmp_path: Path, monkeypat
     got, logs = train(path, tmp_path / "run", resume=True)
     same(want, got)
     assert [entry["epoch"] for entry in logs] == [1, 2, 3, 4]
+
+
+def test_ragged_parquet_trains_to_the_npz_weights(tmp_path: Path, taken: list[int]) -> None:
+    """Lists cut at each row's length (no lengths column), per-step targets too, in two files."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    arrays = write(tmp_path, seed=3)
+    lengths = arrays["events_lengths"]
+    (tmp_path / "parts").mkdir()
+    for name, rows in (("0.parquet", slice(0, 20)), ("1.parquet", slice(20, None))):
+        cut = lambda values: [row[:n].tolist() for row, n in zip(values[rows], lengths[rows])]  # noqa: E731
+        table = pa.table({
+            "events": pa.array(cut(arrays["events"]), pa.list_(pa.list_(pa.float32(), 3))),
+            "profile": pa.array(arrays["profile"][rows].tolist(), pa.list_(pa.float32(), 2)),
+            "steps": pa.array(cut(arrays["steps"]), pa.list_(pa.list_(pa.float32(), 1))),
+            "kind": pa.array(arrays["kind"][rows]),
+        }).replace_schema_metadata({"rnnc.classes": '{"kind_classes": ["a", "b", "c"]}'})
+        pq.write_table(table, tmp_path / "parts" / name, row_group_size=8)
+    want, want_logs = train(spec(tmp_path, "train.npz"), tmp_path / "a")
+    got, got_logs = train(spec(tmp_path, "parts"), tmp_path / "b")
+    same(want, got)
+    assert got_logs == want_logs
+    assert taken[:2] == [33, 33] and max(taken[2:]) == 7  # normalization's two passes over one 32 MB chunk, then batches
