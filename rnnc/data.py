@@ -44,7 +44,7 @@ from .errors import DataError
 from .graph_data import graph_dataset
 from .parquet_rows import parquet_rows
 from .rows import is_npy_dir
-from .rows_dataset import npy_dir_dataset, rows_dataset
+from .rows_dataset import RowsDataset, npy_dir_dataset, npz_rows_dataset, rows_dataset
 from .text import Vocab
 
 __all__ = [
@@ -73,12 +73,27 @@ def load_training_data(model: ir.Model) -> TrainingData:
         raise DataError(f"{model.name}: the spec names no training data (set data.train)")
     if model.data.text is not None:
         return load_corpus_data(model) if model.graph is not None else load_text_data(model)
-    train = load_file(model, model.data.train)
-    validation = load_file(model, model.data.validation) if model.data.validation else None
+    train = _training_file(model, model.data.train)
+    validation = _training_file(model, model.data.validation) if model.data.validation else None
     if validation is None and model.training.validation_split > 0:
         train, validation = train.split(model.training.validation_split)
-    test = load_file(model, model.data.test) if model.data.test else None
-    return TrainingData(train, validation, test)
+    test = _training_file(model, model.data.test) if model.data.test else None
+    return TrainingData(train, validation, test)  # type: ignore[arg-type]
+
+
+ROWS_ABOVE = 64 << 20  # bytes: a larger uncompressed .npz trains from its rows in place
+
+
+def _training_file(model: ir.Model, path: str | Path) -> Dataset | RowsDataset:
+    """`load_file`, except that a chain's uncompressed `.npz` of more than `ROWS_ABOVE`
+    bytes stays on disk, read a batch of rows at a time (as a `.npy` directory is):
+    training then holds none of its arrays whole, and takes the same steps as from the
+    arrays in memory. A smaller one costs less memory whole than one checked chunk."""
+    path = Path(path)
+    if model.graph is None and path.suffix == ".npz" and path.is_file() and path.stat().st_size > ROWS_ABOVE:
+        if (rows := npz_rows_dataset(model, path)) is not None:
+            return rows
+    return load_file(model, path)
 
 
 def load_file(

@@ -30,6 +30,8 @@ The contract every source keeps (tested in tests/data_scale for each):
 from __future__ import annotations
 
 import os
+import struct
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,14 +140,16 @@ class NpyDirRows:
     offset. Not a memory map on purpose: the pages of a mapped file count in the
     process's resident memory as it is read, an epoch over a file larger than memory
     would touch all of it, while read pages stay in the kernel's cache, outside it.
-    Arrays whose first axis is not the row count (`classes`) are `constants`, read whole."""
+    Arrays whose first axis is not the row count (`classes`) are `constants`, read whole.
+    `files` (from `stored_npz`) reads the members of an uncompressed `.npz` the same way."""
 
     CONSTANTS = ("classes",)  # and any name ending in `_classes`
 
-    def __init__(self, path: str | os.PathLike[str], lengths: Mapping[str, str] | None = None, origin: str | None = None):
+    def __init__(self, path: str | os.PathLike[str], lengths: Mapping[str, str] | None = None, origin: str | None = None,
+                 files: Mapping[str, _File] | None = None):
         self.path = Path(path)
         self.origin = origin or str(path)
-        files = read_npy_dir(self.path, self.origin)
+        files = dict(files) if files is not None else read_npy_dir(self.path, self.origin)
         self.constants = {}
         for name in [n for n in files if n in self.CONSTANTS or n.endswith("_classes")]:
             self.constants[name] = _read_whole(files.pop(name), self.origin, name)
@@ -210,6 +214,34 @@ class NpyDirRows:
         return out
 
 
+def stored_npz(path: Path, origin: str) -> dict[str, _File] | None:
+    """The members of a `.npz` written by `np.savez` (every member stored, not
+    compressed) by array name, each header's offset counted from the start of the
+    archive, so that `NpyDirRows(path, files=...)` reads its rows in place. None for
+    an archive that cannot be read so (compressed, or not a zip of `.npy` members):
+    the caller loads it whole, and its reader names what is wrong with it."""
+    try:
+        with zipfile.ZipFile(path) as archive, path.open("rb") as stream:
+            infos = archive.infolist()
+            if not infos or any(i.compress_type != zipfile.ZIP_STORED or not i.filename.endswith(".npy") for i in infos):
+                return None
+            files = {}
+            for info in infos:
+                stream.seek(info.header_offset)
+                local = stream.read(30)
+                if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                    return None
+                start = info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30]))
+                stream.seek(start)
+                name = info.filename[: -len(".npy")]
+                header = read_header(stream, origin, name)
+                _check_header(header, f"{origin}: '{name}'", start, info.file_size)
+                files[name] = _File(path, header)
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return None
+    return files
+
+
 def is_npy_dir(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is a directory of `.npy` arrays (a data set in the npy-directory layout)."""
     path = Path(path)
@@ -240,16 +272,21 @@ def read_npy_dir(path: Path, origin: str) -> dict[str, _File]:
 def _checked_header(file: Path) -> Header:
     with file.open("rb") as stream:
         header = read_header(stream, str(file), file.stem)
-    if header.dtype.hasobject:
-        raise DataError(f"{file}: holds pickled or object arrays, which rnnc never loads")
-    if header.fortran and len(header.shape) > 1:
-        raise DataError(f"{file}: is stored in Fortran order; save it C-contiguous (np.save(path, np.ascontiguousarray(a)))")
-    size = file.stat().st_size
-    wanted = header.offset + product(header.shape) * header.dtype.itemsize
-    if size < wanted:
-        raise DataError(f"{file}: truncated: its header says {list(header.shape)} {header.dtype} "
-                        f"({wanted} bytes), the file has {size}")
+    _check_header(header, str(file), 0, file.stat().st_size)
     return header
+
+
+def _check_header(header: Header, what: str, start: int, size: int) -> None:
+    """`header`'s array is one rows can be read from, and its file (or archive member),
+    `size` bytes from `start`, holds all of it."""
+    if header.dtype.hasobject:
+        raise DataError(f"{what}: holds pickled or object arrays, which rnnc never loads")
+    if header.fortran and len(header.shape) > 1:
+        raise DataError(f"{what}: is stored in Fortran order; save it C-contiguous (np.save(path, np.ascontiguousarray(a)))")
+    wanted = header.offset - start + product(header.shape) * header.dtype.itemsize
+    if size < wanted:
+        raise DataError(f"{what}: truncated: its header says {list(header.shape)} {header.dtype} "
+                        f"({wanted} bytes), the file has {size}")
 
 
 def _read_whole(file: _File, origin: str, name: str) -> np.ndarray:

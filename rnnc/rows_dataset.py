@@ -10,7 +10,8 @@ by them, and a `mask_zero` input's are computed once here) and the class names.
 set's own type (`Dataset`, `GraphDataset`), every sequence padded back with zeros to
 the source's full time axis: the batch is the same arrays that slicing the whole file
 loaded in memory gives, so training from disk takes exactly the steps that training
-in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way.
+in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way,
+`npz_rows_dataset` an uncompressed `.npz`.
 Needs numpy only.
 """
 
@@ -30,7 +31,7 @@ from .errors import DataError
 from .graph_data import GraphDataset, graph_dataset
 from .graph_layout import layout_problems
 from .metadata import lengths_rules
-from .rows import NpyDirRows, Rows, chunk_rows, chunks
+from .rows import NpyDirRows, Rows, chunk_rows, chunks, stored_npz
 
 
 @dataclass(frozen=True)
@@ -190,3 +191,12 @@ def npy_dir_dataset(model: ir.Model, path: str | Path, origin: str | None = None
     rows = NpyDirRows(path, sequence_pairs(model, set(plain.columns)), origin=origin)
     plain.close()
     return rows_dataset(model, rows)
+
+
+def npz_rows_dataset(model: ir.Model, path: str | Path) -> RowsDataset | None:
+    """An uncompressed `.npz` (`np.savez`) as a checked `RowsDataset`, its rows read in
+    place, never whole; None for one that is not (compressed: it is loaded whole)."""
+    files = stored_npz(Path(path), str(path))
+    if files is None:
+        return None
+    return rows_dataset(model, NpyDirRows(path, sequence_pairs(model, set(files)), files=files))
