@@ -18,6 +18,7 @@ from .errors import Problem, did_you_mean
 from .layers.base import show
 from .next_token import CORPUS_SUFFIXES, fed_back_input
 from .rows import is_npy_dir
+from .bucket_rules import graph_buckets
 from .tbptt_rules import graph_fits_tbptt
 from .validate import _PROBABILITIES, Parts, model_size_is_trainable, one_validation_source
 
@@ -362,6 +363,7 @@ GRAPH_RULES = (
     graph_settings_apply,
     graph_skips_no_steps,
     graph_fits_tbptt,
+    graph_buckets,
     normalization_reads_an_input,
     feedback_fits,
     feedback_decodes,

@@ -173,6 +173,7 @@ class Training:
     batch_size: int = 32
     seed: int = 0
     shuffle: bool = True
+    bucket_by_length: bool = False  # batches from length-sorted chunks of each epoch's order (rnnc_torch.batching)
     validation_split: float = 0.0
     gradient_clip: float | None = None
     early_stopping: EarlyStopping | None = None

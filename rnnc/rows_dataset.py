@@ -8,9 +8,10 @@ keeps only what is small and needed whole: each row's lengths (training's `tbptt
 by them, and a `mask_zero` input's are computed once here) and the class names.
 `RowsDataset.batch` then gathers rows by index and returns them as the in-memory data
 set's own type (`Dataset`, `GraphDataset`), every sequence padded back with zeros to
-the source's full time axis: the batch is the same arrays that slicing the whole file
-loaded in memory gives, so training from disk takes exactly the steps that training
-in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way,
+the source's full time axis, or, where the model never reads past a sequence's length,
+cut to the batch's longest (`cuts_to_longest`, as the trainer cuts a batch in memory):
+the batch is the same arrays that slicing the whole file loaded in memory gives, so
+training from disk takes exactly the steps that training in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way,
 `npz_rows_dataset` an uncompressed `.npz`.
 Needs numpy only.
 """
@@ -72,9 +73,12 @@ class RowsDataset:
         return self.select(slice(0, at)), replace(self.select(slice(at, None)), origin=f"{self.origin} (last {fraction:g})")
 
     def batch(self, index: np.ndarray) -> Dataset | GraphDataset:
-        """Rows `index` (of this part) as the in-memory data set's type, full width."""
+        """Rows `index` (of this part) as the in-memory data set's type: full width, or
+        cut to their longest sequence where the model never reads past one (`cuts_to_longest`)."""
         at = self.start + np.asarray(index, dtype=np.int64)
-        arrays = _full_width(self.rows, self.rows.take(at))
+        arrays = self.rows.take(at)
+        if not cuts_to_longest(self.model):
+            arrays = _full_width(self.rows, arrays)
         if self.model.graph is not None:
             assert isinstance(self.lengths, dict)
             arrays.update(self.rows.constants)
@@ -89,6 +93,14 @@ class RowsDataset:
         """The part in order, `size` rows at a time (evaluation, normalization)."""
         for begin in range(0, len(self), size):
             yield self.batch(np.arange(begin, min(len(self), begin + size)))
+
+
+def cuts_to_longest(model: ir.Model) -> bool:
+    """Whether a batch may be cut to its longest sequence without changing a result: a
+    chain of variable length with one output per sequence (lengths mask every padded
+    step) and no conv1d (whose windows would see the cut's zeros for the stored padding)."""
+    return (model.graph is None and model.variable_length and not model.sequence_output
+            and not any(isinstance(node.layer, ir.Conv1D) for node in model.nodes))
 
 
 def _input(model: ir.Model, name: str) -> ir.Input:

@@ -17,6 +17,7 @@ from .errors import Problem, did_you_mean
 from .loader import Document
 from .rows import is_npy_dir
 from .shapes import show, show_dims
+from .bucket_rules import chain_buckets
 from .tbptt_rules import chain_fits_tbptt
 
 
@@ -296,6 +297,7 @@ RULES: tuple[Rule, ...] = (
     settings_apply,
     skipped_steps_fit,
     chain_fits_tbptt,
+    chain_buckets,
 )
 
 

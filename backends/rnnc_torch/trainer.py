@@ -42,6 +42,7 @@ from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
+from .batching import batch_longest, bucketed, cuts_to_longest
 from .cpu import ShardedStep, at_most, shard_count, training_threads
 from .stream import StreamData
 
@@ -221,6 +222,8 @@ class Trainer:
             # Each batch gathers its rows of this order: no copy of the whole data per epoch.
             generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
             order = torch.randperm(n, generator=generator).to(self.device)
+            if self.settings.bucket_by_length and data.lengths is not None:  # batches of similar lengths (batching.py)
+                order = bucketed(order, data.lengths, batch, generator)
             if isinstance(data, StreamData):
                 data, order = data.take(order), None
         objective = self.objective
@@ -246,6 +249,8 @@ class Trainer:
         x, y, all_lengths, mask = (None, None, in_order, None) if streamed else (data.x, data.y, data.lengths, data.mask)
         steps_in = _steps(data)
         amp = self.precision
+        cuts = batch_longest(in_order, batch) if cuts_to_longest(self.model) and not self._chunked(data) else None
+        whole_x = x
 
         def forward(rows: slice) -> tuple[Tensor, Tensor]:
             output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits, trusted=True)
@@ -282,6 +287,8 @@ class Trainer:
                 targets.append(y)
                 if mask is not None:
                     masks.append(mask)
+            if cuts is not None:  # only the batch's longest sequence of steps (batching.py)
+                x = (whole_x if batches is None else x)[:, : cuts[step - 1]]
             spans = chunks.spans(start, stop) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
                 chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start - base, stop - base)), update, steps_in)
@@ -340,9 +347,11 @@ class Trainer:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         outputs, targets, masks = [], [], []
         parts = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
-        for part in parts:
+        cuts = batch_longest(data.lengths, batch) if cuts_to_longest(self.model) else None
+        for i, part in enumerate(parts):
+            x = part.x if cuts is None else part.x[:, : cuts[i]]  # as in training: the batch's longest steps
             with self.precision.autocast():
-                output = self.module(part.x, part.lengths, logits=self.objective.fused, trusted=True)
+                output = self.module(x, part.lengths, logits=self.objective.fused, trusted=True)
                 loss = self.objective(output, part.y, part.mask)
             total += loss.double() * output.shape[0]
             outputs.append(output)

@@ -148,6 +148,10 @@ TRAINING = {
             "batch_size": {"type": "integer", "minimum": 1, "default": _TRAINING.batch_size},
             "seed": {"type": "integer", "minimum": 0, "default": _TRAINING.seed},
             "shuffle": {"type": "boolean", "default": _TRAINING.shuffle},
+            "bucket_by_length": {"type": "boolean", "default": _TRAINING.bucket_by_length,
+                                 "description": "Each epoch, sort chunks of the shuffled order by sequence length and "
+                                                "cut them into batches, drawn in an order shuffled by the seed: a batch "
+                                                "of similar lengths pads less. Variable-length input of a chain only."},
             "validation_split": {
                 "$ref": "#/$defs/rate", "default": _TRAINING.validation_split,
                 "description": "Holds out the last fraction of the training data (as Keras does), used when data.validation is absent.",

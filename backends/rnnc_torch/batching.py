@@ -1,0 +1,57 @@
+"""How an epoch's rows become batches: each cut to its longest sequence, optionally bucketed by length.
+
+A chain whose output is one vector per sequence never reads a step past a sequence's
+length (`lengths` masks it), so a batch needs only as many steps as its longest
+sequence: `batch_longest` gives each batch's, once per epoch (one read of the lengths,
+not one per step), and the trainer cuts the batch's time axis there, as
+`rnnc.rows_dataset.RowsDataset.batch` cuts the rows it reads from disk
+(`cuts_to_longest` says where both do). The steps trained are the same; the sums over
+fewer padded zeros may round differently in the last bits.
+
+`training.bucket_by_length` goes further: `bucketed` sorts chunks of `BUCKET_BATCHES`
+batches of the epoch's shuffled order by length (stable), cuts them into batches and
+draws the whole batches in an order shuffled by the epoch's generator, the one short
+batch last, so each batch holds sequences of similar lengths. The same seed gives the
+same batches; every row is in exactly one of them each epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnc.rows_dataset import cuts_to_longest
+
+__all__ = ["BUCKET_BATCHES", "batch_longest", "bucketed", "cuts_to_longest"]
+
+BUCKET_BATCHES = 50  # batches per length-sorted chunk: wide enough to pad little, narrow enough to stay shuffled
+
+
+def batch_longest(lengths: Tensor | None, batch: int) -> list[int] | None:
+    """The longest of each `batch` rows of `lengths` (the epoch's order), or None
+    without lengths (every step real: nothing to cut)."""
+    if lengths is None or lengths.numel() == 0:
+        return None
+    flat = lengths.detach().to("cpu", torch.int64)
+    short = (-flat.numel()) % batch
+    padded = torch.cat([flat, flat.new_zeros(short)]) if short else flat
+    return padded.view(-1, batch).amax(1).clamp_min(1).tolist()
+
+
+def bucketed(order: Tensor, lengths: Tensor, batch: int, generator: torch.Generator) -> Tensor:
+    """`order` (a permutation of the rows; `lengths` by row) regrouped so that each
+    batch takes rows of similar lengths: chunks of `BUCKET_BATCHES` batches sorted by
+    length, the whole batches then drawn in an order from `generator`."""
+    device = order.device
+    order = order.cpu()
+    keys = lengths.detach().cpu()[order]
+    span = batch * BUCKET_BATCHES
+    parts = []
+    for start in range(0, order.numel(), span):
+        piece = keys[start : start + span]
+        parts.append(order[start : start + span][torch.sort(piece, stable=True).indices])
+    grouped = torch.cat(parts)
+    whole = grouped.numel() // batch
+    drawn = torch.randperm(whole, generator=generator)
+    batches = grouped[: whole * batch].view(whole, batch)[drawn].reshape(-1)
+    return torch.cat([batches, grouped[whole * batch :]]).to(device)
