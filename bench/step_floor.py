@@ -35,7 +35,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,9 +45,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
 
-from limit import vector_isa
 from rnnc.runtime import Predictor, session_options
-from workloads import WORKLOADS, HandWritten
 
 HERE = Path(__file__).resolve().parent
 STEPS = (1, 25, 50, 100, 200)
@@ -223,6 +220,7 @@ def numpy_sgemv(reps: int) -> dict[str, dict[str, float]]:
 def headline(folder: Path, reps: int) -> dict:
     import rnnc_onnx
     from rnnc.initial import initial_weights
+    from workloads import WORKLOADS, HandWritten  # bench/'s siblings: here, so tests load the floors alone
 
     work = WORKLOADS["b"]
     model = work.model()
@@ -255,6 +253,8 @@ def one_blas_thread() -> object:
 
 
 def measure(quick: bool) -> dict:
+    from limit import vector_isa
+
     reps = 30 if quick else 100
     blas = one_blas_thread()
     torch.set_num_threads(1)
@@ -311,5 +311,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     raise SystemExit(main())

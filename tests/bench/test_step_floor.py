@@ -4,16 +4,18 @@ kernels read them, and the one-node LSTM graph it times against a numpy LSTM."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-import step_floor  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bench_step_floor", BENCH / "step_floor.py")
+assert _spec and _spec.loader
+step_floor = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(step_floor)
 
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 
