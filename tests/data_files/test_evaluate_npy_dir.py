@@ -1,4 +1,4 @@
-"""`rnnc evaluate` over a directory of `.npy` files: the scores and per-sample losses of its `.npz`, exactly.
+"""`rnnc evaluate` over a `.npy` directory (and a graph's Parquet): the `.npz`'s scores and per-sample losses, exactly.
 
 A graph with two outputs (a static binary one with class names, a per-step tagger
 masked by the input's lengths) and a chain, each evaluated in batches smaller than the
@@ -65,6 +65,8 @@ def test_graph_scores_equal_the_npz(tmp_path: Path, capsys: pytest.CaptureFixtur
     got, got_rows = evaluate(capsys, tmp_path / "run", convert(tmp_path, "train.npz"), tmp_path / "b.csv")
     assert got == want
     assert got_rows == want_rows
+    assert main(["data", "convert", str(tmp_path / "train.npz"), "-o", str(tmp_path / "t.parquet"), "--no-progress"]) == 0
+    assert evaluate(capsys, tmp_path / "run", tmp_path / "t.parquet", tmp_path / "c.csv") == (want, want_rows)  # ragged events
     assert want["samples"] == 50 and set(want["reports"]) == {"churn", "tags"}
     assert want["reports"]["churn"]["classes"] == ["stays", "leaves"]
     # the tags' report counts real steps only, as the lengths say
