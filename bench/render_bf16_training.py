@@ -18,7 +18,7 @@ def _load(part: dict) -> str:
 
 def _speed(part: dict) -> list[str]:
     best = part["limit"]
-    lines = [f"Training throughput, {part['threads']} threads, {part['date']}, {_load(part)}; {part['reps']} timed epochs "
+    lines = [f"Training throughput, {part['threads']} thread{'s' if part['threads'] > 1 else ''}, {part['date']}, {_load(part)}; {part['reps']} timed epochs "
              f"of each, interleaved; limit {best['median']:.0f} GFLOP/s ({best['best']}, {best['min']:.0f}-{best['max']:.0f}). "
              "samples/s, median (min-max):", "",
              "| workload | rnnc fp32 | rnnc bf16 | hand-written PyTorch fp32 | bf16 / fp32 (paired) | rnnc fp32 / PyTorch (paired) "
