@@ -58,13 +58,19 @@ Product = Callable[..., Tensor]  # torch.mm's or torch.addmm's signature, out= i
 _chosen: dict[str, str] = {}  # this process's choices, key -> route (the cache file's, once read)
 _loaded = False
 _blas: dict[str, Any] = {"controller": None, "threads": None, "checked": False}
+_settings: dict[str | None, str] = {}  # RNNC_GEMM's raw value -> its setting (a pick runs every layer call)
+_routes: dict[tuple[Any, ...], str] = {}  # this process's choices by shapes and strides (no string key to build)
 
 
 def setting() -> str:
     """`RNNC_GEMM`: auto (default), torch or openblas; anything else is a usage error."""
-    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if value not in ("auto", *ROUTES):
-        raise UsageError(f"{ENV}: expected auto, torch or openblas, got '{os.environ[ENV]}'")
+    raw = os.environ.get(ENV)
+    value = _settings.get(raw)
+    if value is None:
+        value = (raw or "auto").strip().lower() or "auto"
+        if value not in ("auto", *ROUTES):
+            raise UsageError(f"{ENV}: expected auto, torch or openblas, got '{raw}'")
+        _settings[raw] = value
     return value
 
 
@@ -72,17 +78,11 @@ def pick(a: Tensor, b: Tensor, bias: Tensor | None = None, out: Tensor | None = 
     """The fastest route for `bias + a @ b` (`torch.addmm`'s signature when `bias` is
     given, else `torch.mm`'s) at these shapes, strides and torch's thread count."""
     mode = setting()
-    if mode == "torch" or not _viewable(a, b, bias, out):
-        return torch.mm if bias is None else torch.addmm
+    if mode == "torch" or (mode == "auto" and torch.get_num_threads() > 1) or not _viewable(a, b, bias, out):
+        return torch.mm if bias is None else torch.addmm  # more than one thread: two thread pools on the same cores contend
     if mode == "openblas":
         return _openblas_mm if bias is None else _openblas_addmm
-    if torch.get_num_threads() > 1:  # two thread pools on the same cores contend
-        return torch.mm if bias is None else torch.addmm
-    key = _key(a, b, bias)
-    route = _chosen.get(key) if _loaded else _load().get(key)
-    if route is None:
-        route = _measure(a, b, bias) if _controller() is not None else "torch"
-        _remember(key, route)
+    route = _route("mm" if bias is None else "addmm", a, b, bias, False)
     if route == "openblas":
         return _openblas_mm if bias is None else _openblas_addmm
     return torch.mm if bias is None else torch.addmm
@@ -91,19 +91,26 @@ def pick(a: Tensor, b: Tensor, bias: Tensor | None = None, out: Tensor | None = 
 def pick_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """The fastest route for `out += a @ b` in place, called as `route(out, a, b)`."""
     mode = setting()
-    if mode == "torch" or not _viewable(a, b, out):
+    if mode == "torch" or (mode == "auto" and torch.get_num_threads() > 1) or not _viewable(a, b, out):
         return _torch_accumulate
-    if mode == "auto":
-        if torch.get_num_threads() > 1:
-            return _torch_accumulate
-        key = "+=" + _key(a, b, None)
+    if mode == "auto" and _route("+=", a, b, None, True) == "torch":
+        return _torch_accumulate
+    return _openblas_accumulate
+
+
+def _route(kind: str, a: Tensor, b: Tensor, bias: Tensor | None, accumulate: bool) -> str:
+    """`auto`'s route on one thread for this product: this process's, the cache file's,
+    or measured now (torch where threadpoolctl is missing) and remembered."""
+    fast = (kind, a.shape, a.stride(), b.shape, b.stride(), torch.get_num_threads())
+    route = _routes.get(fast)
+    if route is None:
+        key = ("+=" if accumulate else "") + _key(a, b, bias)
         route = _chosen.get(key) if _loaded else _load().get(key)
         if route is None:
-            route = _measure(a, b, None, accumulate=True) if _controller() is not None else "torch"
+            route = _measure(a, b, bias, accumulate) if _controller() is not None else "torch"
             _remember(key, route)
-        if route == "torch":
-            return _torch_accumulate
-    return _openblas_accumulate
+        _routes[fast] = route
+    return route
 
 
 def _torch_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -119,12 +126,10 @@ def _openblas_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 def _viewable(*tensors: Tensor | None) -> bool:
     """Whether numpy can run the product on these tensors' memory as they are."""
     for t in tensors:
-        if t is None:
-            continue
-        if t.device.type != "cpu" or t.dtype != torch.float32 or t.dim() > 2 or t.is_conj() or t.is_neg():
+        if t is not None and not (t.is_cpu and t.dtype is torch.float32 and t.ndim <= 2 and not t.is_conj() and not t.is_neg()):
             return False
     a, b = tensors[0], tensors[1]
-    return a is not None and b is not None and a.dim() == 2 and b.dim() == 2
+    return a is not None and b is not None and a.ndim == 2 and b.ndim == 2
 
 
 def _numpy(t: Tensor) -> np.ndarray:
@@ -248,4 +253,5 @@ def forget() -> None:
     """Drop this process's choices (tests; the cache file is read again on the next pick)."""
     global _loaded
     _chosen.clear()
+    _routes.clear()
     _loaded = False
