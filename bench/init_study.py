@@ -40,7 +40,7 @@ from init_tasks import TASKS, Task  # noqa: E402
 from rnnc import ir  # noqa: E402
 from rnnc.artifacts import atomic_write_bytes  # noqa: E402
 
-SCHEMES = ("keras", "torch", "torch_orthogonal")
+SCHEMES = ("keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid")
 HAND = "hand-written PyTorch"
 RESULTS = Path(__file__).resolve().parent / "results" / "init_study.json"
 
@@ -219,15 +219,17 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "seeds": values}
 
 
-def run_task(task: Task, seeds: list[int]) -> dict:
+def run_task(task: Task, seeds: list[int], schemes: list[str]) -> dict:
     started = time.perf_counter()
     by_scheme: dict[str, list[float]] = {}
     for seed in seeds:
-        for scheme in SCHEMES:
+        for scheme in schemes:
+            if scheme == HAND:
+                by_scheme.setdefault(HAND, []).append(score(task, train_hand(task, task.model("torch", seed), seed)))
+                continue
             model = task.model(scheme, seed)
             torch.manual_seed(seed)
             by_scheme.setdefault(scheme, []).append(score(task, train_rnnc(task, model)))
-        by_scheme.setdefault(HAND, []).append(score(task, train_hand(task, task.model("torch", seed), seed)))
         print(f"  {task.name} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in by_scheme.items()), flush=True)
     higher = task.metric == "accuracy"
     return {"kind": task.kind, "source": task.source, "metric": task.metric, "higher_is_better": higher,
@@ -240,29 +242,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all)")
+    parser.add_argument("--schemes", default="", help=f"comma-separated schemes (default: all and '{HAND}'); "
+                                                      "the other schemes' results in --out are kept")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     wanted = [t for t in args.tasks.split(",") if t]
-    unknown = sorted(set(wanted) - set(TASKS))
+    schemes = [s for s in args.schemes.split(",") if s] or [*SCHEMES, HAND]
+    unknown = sorted(set(wanted) - set(TASKS)) + sorted(set(schemes) - {*SCHEMES, HAND})
     if unknown:
-        print(f"init_study: unknown task(s) {', '.join(unknown)}; the tasks: {', '.join(TASKS)}", file=sys.stderr)
+        print(f"init_study: unknown task(s) or scheme(s) {', '.join(unknown)}; the tasks: {', '.join(TASKS)}; "
+              f"the schemes: {', '.join(SCHEMES)}, {HAND}", file=sys.stderr)
         return 2
     result = {"machine": machine(), "load_before": list(os.getloadavg()), "seeds": list(range(args.seeds)),
               "schemes": [*SCHEMES, HAND], "tasks": {}}
-    if wanted and args.out.exists():  # a few tasks again: the others' results are kept
-        result["tasks"] = json.loads(args.out.read_text())["tasks"]
+    kept: dict = {}
+    runs: list = []  # each invocation's schemes, tasks, seconds and 1-minute load averages before and after
+    if (wanted or args.schemes) and args.out.exists():  # a few tasks or schemes again: the others' results are kept
+        previous = json.loads(args.out.read_text())
+        kept, runs = previous["tasks"], previous.get("runs", [])
+        result["tasks"] = dict(kept)
+    run = {"schemes": schemes, "tasks": [], "load": [os.getloadavg()[0]], "seconds": 0.0}
+    result["runs"] = [*runs, run]
     started = time.perf_counter()
     for name, make in TASKS.items():
         if wanted and name not in wanted:
             continue
         task = make()
         print(f"{name}: {task.kind}, {len(task.train)} samples, {task.metric} on {task.held_out_name}", flush=True)
-        result["tasks"][name] = run_task(task, result["seeds"])
+        entry = run_task(task, result["seeds"], schemes)
+        if name in kept:  # the schemes not run again keep their results, in the order of `schemes`
+            entry["seconds"] = round(entry["seconds"] + kept[name]["seconds"], 1)
+            entry["results"] = {**kept[name]["results"], **entry["results"]}
+        order = result["schemes"]
+        entry["results"] = {s: entry["results"][s] for s in sorted(entry["results"], key=order.index)}
+        result["tasks"][name] = entry
         result["load_after"] = list(os.getloadavg())
-        result["seconds"] = round(time.perf_counter() - started, 1)
+        run["tasks"].append(name)
+        run["load"] = [run["load"][0], os.getloadavg()[0]]
+        run["seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_bytes(args.out, (json.dumps(result, indent=1) + "\n").encode())  # what is done so far
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
+    print(f"wrote {args.out} ({run['seconds']:.0f} s)")
     return 0
 
 

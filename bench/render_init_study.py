@@ -13,10 +13,11 @@ def table(result: dict) -> str:
     """Per task, each scheme's held-out metric: median (min-max) over the seeds; the
     best median in bold, and whether rnnc's default reaches the hand-written loop's."""
     machine, schemes = result["machine"], result["schemes"]
-    loads = [result.get("load_before", [0])[0], result.get("load_after", [0])[0]]
+    loads = [load for run in result["runs"] for load in run["load"]]
+    minutes = sum(run["seconds"] for run in result["runs"]) / 60
     head = (f"{len(result['seeds'])} seeds per cell, held-out metric, median (min-max); {machine['cpu']} "
             f"({', '.join(machine['isa'])}), torch {machine['torch']}, {machine['torch_threads']} thread, "
-            f"load average {min(loads):.1f}-{max(loads):.1f}, {result.get('seconds', 0) / 60:.0f} min in all.")
+            f"load average {min(loads):.1f}-{max(loads):.1f}, {minutes:.0f} min in all.")
     rows = [f"| task | kind | metric | {' | '.join(schemes)} |", "|---|---|---|" + "---|" * len(schemes)]
     for name, task in result["tasks"].items():
         digits = 3 if task["metric"] == "accuracy" else 4

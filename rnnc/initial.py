@@ -15,6 +15,9 @@ spec's `training.initializer`:
   vectors +-1/sqrt(size).
 - torch_orthogonal: torch's, with orthogonal recurrent kernels and an LSTM forget-gate
   bias of 1 (`bias_ih`'s forget quarter 1, `bias_hh`'s 0).
+- keras_lstm: keras's for LSTM layers, torch's for every other layer; keras_recurrent:
+  keras's for every recurrent layer (simple_rnn, lstm, gru), torch's for the others.
+- hybrid: keras's, except simple_rnn and gru layers, which take torch's.
 
 layer_norm's and normalization's ones and zeros are the same under every scheme.
 `initial_weights` draws from one numpy generator seeded with `training.seed`, in the
@@ -53,6 +56,11 @@ def rule(node: ir.Node, param: ir.Param, scheme: str) -> Rule:
     """How `param` of `node` starts under `scheme`."""
     keras = _keras(param)
     layer = node.layer
+    if scheme in ("keras_lstm", "keras_recurrent"):
+        keras_here = isinstance(layer, ir.LSTM if scheme == "keras_lstm" else ir.Recurrent)
+        scheme = "keras" if keras_here else "torch"
+    elif scheme == "hybrid":
+        scheme = "torch" if isinstance(layer, ir.SimpleRNN | ir.GRU) else "keras"
     if scheme == "keras" or isinstance(layer, ir.LayerNorm | ir.Normalization):
         return keras
     assert scheme in ("torch", "torch_orthogonal"), scheme

@@ -44,7 +44,7 @@ Init: TypeAlias = Literal["glorot_uniform", "orthogonal", "zeros", "ones", "unif
 
 # The schemes that turn those declarations into distributions (rnnc.initial): a spec's
 # `training.initializer`, or a layer's own `initializer` setting, which wins.
-InitializerName: TypeAlias = Literal["keras", "torch", "torch_orthogonal"]
+InitializerName: TypeAlias = Literal["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid"]
 INITIALIZERS: tuple[str, ...] = InitializerName.__args__  # type: ignore[attr-defined]
 
 
@@ -53,7 +53,9 @@ def initializer_setting() -> Any:
     return setting(None, description="How this layer's weights start (absent: training.initializer): keras "
                                      "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
                                      "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
-                                     "kernels and LSTM forget bias 1).")
+                                     "kernels and LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for the "
+                                     "others), keras_recurrent (keras for recurrent layers, torch for the others), "
+                                     "hybrid (keras, except simple_rnn and gru layers, which take torch's).")
 
 
 @dataclass(frozen=True)

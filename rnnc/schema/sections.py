@@ -180,7 +180,10 @@ TRAINING = {
                             "description": "How fresh weights start, for every layer without its own initializer: keras "
                                            "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
                                            "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
-                                           "kernels and LSTM forget bias 1); docs/torch-backend.md has the measurements."},
+                                           "kernels and LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for "
+                                           "the others), keras_recurrent (keras for recurrent layers, torch for the others), "
+                                           "hybrid (keras, except simple_rnn and gru layers, which take torch's); "
+                                           "docs/torch-backend.md has the measurements."},
             "kernels": {"enum": ["auto", "torch"], "default": _TRAINING.kernels,
                         "description": "auto: on a CPU, rnnc's own recurrent loop, thread count and sharded steps where "
                                        "they measured faster; torch: torch's own kernels only, as a plain PyTorch loop "

@@ -64,6 +64,10 @@ def expected(kind: str, units: int, fan_in: int, short: str, shape: tuple[int, .
              ) -> tuple[str, float, float | None]:
     """(draw, scale, forget) from the schemes' definitions: uniform bound, normal std."""
     recurrent = kind in ("lstm", "gru", "simple_rnn")
+    if scheme in ("keras_lstm", "keras_recurrent"):  # keras's for those layers, torch's for the others
+        scheme = "keras" if (kind == "lstm" if scheme == "keras_lstm" else recurrent) else "torch"
+    if scheme == "hybrid":
+        scheme = "torch" if kind in ("simple_rnn", "gru") else "keras"
     if kind == "layer_norm":
         return ("constant", 1.0 if short == "weight" else 0.0, None)
     if scheme == "keras":
@@ -134,7 +138,7 @@ def training_extra(scheme: str | None) -> str:
     return "" if scheme is None else f", initializer: {scheme}"
 
 
-@pytest.mark.parametrize("scheme", ["keras", "torch", "torch_orthogonal", None])
+@pytest.mark.parametrize("scheme", ["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid", None])
 @pytest.mark.parametrize("text", [CHAIN, GRAPH], ids=["chain", "graph"])
 def test_every_parameter_follows_its_scheme_in_torch_and_numpy(text: str, scheme: str | None) -> None:
     model = model_from_text(text.format(rnn_extra="", att_extra="", training_extra=training_extra(scheme)))
