@@ -39,7 +39,7 @@ def table(result: dict) -> str:
                  "is a call's own cost (a [1, 1] x [1, 16] product).")
     lines += ["", "Time per step at batch 1, us (median, 10th-90th percentile; cycles at the measured clock):", ""]
     rows = ["| units | recurrent weights | onnxruntime LSTM | cycles | C matvec float32 | cycles | C matvec bfloat16 | "
-            "weights / onnxruntime step | ORT / C float32 |", "|---|---|---|---|---|---|---|---|---|"]
+            "onnxruntime int8 LSTM | weights / onnxruntime step | ORT / C float32 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["units"]:
         ort_us = row["onnxruntime_us"]["median"]
         c32 = row.get("c_fp32_us")
@@ -50,13 +50,17 @@ def table(result: dict) -> str:
         rate = f"{row['weights_kib'] * 1024 / ort_us / 1e3:.0f} GB/s"
         rows.append(f"| {row['units']} | {row['weights_kib']:,} KiB | {_range(row['onnxruntime_us'])} | {cycles(ort_us)} | "
                     f"{_range(c32) if c32 else '-'} | {cycles(c32['median']) if c32 else '-'} | {_range(c16) if c16 else '-'} | "
-                    f"{rate} | {ratio} |")
+                    f"{_range(row['onnxruntime_int8_us']) if 'onnxruntime_int8_us' in row else '-'} | {rate} | {ratio} |")
     lines += rows
     lines += ["", "onnxruntime's LSTM step at units 128 by batch size, us per step (median, 10th-90th percentile), against "
-              "the step's recurrent product alone ([batch, 128] x [128, 512], OpenBLAS through numpy, 1 thread):", "",
-              "| batch | LSTM step | product alone | LSTM step per sequence | the rest (gates, bookkeeping) |", "|---|---|---|---|---|"]
+              "the step's recurrent product alone ([batch, 128] x [128, 512], 1 thread: OpenBLAS through numpy, and onnxruntime's "
+              "MLAS in a graph of ten such MatMuls):", "",
+              "| batch | LSTM step | product alone, OpenBLAS | product alone, MLAS | LSTM step per sequence | "
+              "the rest (gates, bookkeeping) |", "|---|---|---|---|---|---|"]
     for b in result["batch"]:
-        step, gemm = b["onnxruntime_us"]["median"], b["sgemm_us"]["median"]
-        lines.append(f"| {b['batch']} | {_range(b['onnxruntime_us'])} | {_range(b['sgemm_us'])} | {step / b['batch']:.2f} | "
+        step = b["onnxruntime_us"]["median"]
+        gemm = min(b["sgemm_us"]["median"], b["mlas_us"]["median"]) if "mlas_us" in b else b["sgemm_us"]["median"]
+        mlas = _range(b["mlas_us"]) if "mlas_us" in b else "-"
+        lines.append(f"| {b['batch']} | {_range(b['onnxruntime_us'])} | {_range(b['sgemm_us'])} | {mlas} | {step / b['batch']:.2f} | "
                      f"{max(0.0, step - gemm) / step:.0%} |")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ one thread (rnnc.runtime's choice for one sequence):
   steps     onnxruntime's LSTM operator alone (a one-node graph) and torch.nn.LSTM,
             batch 1, units 128, over 1-200 steps: the time per step (the least-squares
             slope) and the fixed cost of a call (the intercept)
-  units     the time per step for units 32-512 (weights 16 KiB - 4 MiB: L1 to L3)
+  units     the time per step for units 32-512 (weights 16 KiB - 4 MiB: L1 to L3), and
+            of the same operator quantised as `export.quantize: int8` does
   batch     the time per step for batch 1-64 at units 128
   floors    bench/step_floor_kernels.c, built with the system's `cc`: the clock (a
             chain of dependent adds), the FMA peak, read bandwidth by cache level, and a
@@ -82,8 +83,9 @@ def cpu_model() -> str:
 
 # -- onnxruntime's LSTM operator and torch's module, alone --------------------------------------------------
 
-def lstm_session(units: int) -> ort.InferenceSession:
-    """A one-node graph: `LSTM(X [steps, batch, 16]) -> Y_h`, one intra-op thread."""
+def lstm_session(units: int, int8: bool = False) -> ort.InferenceSession:
+    """A one-node graph: `LSTM(X [steps, batch, 16]) -> Y_h`, one intra-op thread; with
+    `int8`, quantised as `export.quantize: int8` does (`DynamicQuantizeLSTM`)."""
     rng = np.random.default_rng(0)
     scale = 1 / np.sqrt(units)
     w = rng.uniform(-scale, scale, (1, 4 * units, FEATURES)).astype(np.float32)
@@ -94,6 +96,10 @@ def lstm_session(units: int) -> ort.InferenceSession:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "batch", units])],
                               [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel()) for n, a in (("W", w), ("R", r), ("B", b))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if int8:
+        from rnnc_onnx.quantize import quantize_int8
+
+        model = quantize_int8(model)
     return ort.InferenceSession(model.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
 
 
@@ -199,6 +205,23 @@ def matvec_us(so: ctypes.CDLL, units: int, bf16: bool, reps: int) -> dict[str, f
                    1e6 / steps)
 
 
+def mlas_session() -> ort.InferenceSession:
+    """Ten `[batch, 128] x [128, 512]` MatMul nodes on one input, one thread: onnxruntime's
+    own product (MLAS, which its LSTM calls each step), its per-call cost spread over ten."""
+    r = np.full((128, 512), 0.01, np.float32)
+    nodes = [helper.make_node("MatMul", ["h", "R"], [f"y{i}"]) for i in range(10)]
+    graph = helper.make_graph(nodes, "products", [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["batch", 128])],
+                              [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["batch", 512]) for i in range(10)],
+                              [helper.make_tensor("R", TensorProto.FLOAT, r.shape, r.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ort.InferenceSession(model.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
+
+
+def mlas_sgemm(session: ort.InferenceSession, batch: int, reps: int) -> dict[str, float]:
+    h = np.full((batch, 128), 0.5, np.float32)
+    return summary(times(lambda: session.run(None, {"h": h}), reps), 1e6 / 10)
+
+
 def numpy_sgemm(batch: int, reps: int) -> dict[str, float]:
     """us per [batch, 128] x [128, 512] product, numpy's (OpenBLAS), 20 calls a sample."""
     h, r = np.full((batch, 128), 0.5, np.float32), np.full((128, 512), 0.01, np.float32)
@@ -279,14 +302,16 @@ def measure(quick: bool) -> dict:
     result["units"] = []
     for units in UNITS:
         row = {"units": units, "weights_kib": 16 * units * units // 1024,
-               "onnxruntime_us": per_step(lambda s, u=units: ort_call(sessions[u], s, 1), reps)}
+               "onnxruntime_us": per_step(lambda s, u=units: ort_call(sessions[u], s, 1), reps),
+               "onnxruntime_int8_us": per_step(lambda s, q=lstm_session(units, int8=True): ort_call(q, s, 1), reps)}
         if so:
             row["c_fp32_us"] = matvec_us(so, units, False, reps // 3)
             if so.has_bf16():
                 row["c_bf16_us"] = matvec_us(so, units, True, reps // 3)
         result["units"].append(row)
+    products = mlas_session()
     result["batch"] = [{"batch": b, "onnxruntime_us": per_step(lambda s, b=b: ort_call(sessions[128], s, b), reps // 2 if b < 64 else reps // 6),
-                        "sgemm_us": numpy_sgemm(b, reps // 3)} for b in BATCHES]
+                        "sgemm_us": numpy_sgemm(b, reps // 3), "mlas_us": mlas_sgemm(products, b, reps // 3)} for b in BATCHES]
     result["numpy_sgemv_us"] = numpy_sgemv(reps // 3)
     result["numpy_threads"] = 1 if blas is not None else "numpy's default (threadpoolctl not installed)"
     result["load_after"], result["seconds"] = load(), time.perf_counter() - started

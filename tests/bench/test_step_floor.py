@@ -77,3 +77,10 @@ def test_the_timed_lstm_graph_is_an_lstm() -> None:
         c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
         h = sigmoid(o) * np.tanh(c)
     np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-5)
+
+
+def test_the_int8_graph_is_the_exporters_quantised_lstm() -> None:
+    x = np.random.default_rng(0).normal(size=(20, 1, step_floor.FEATURES)).astype(np.float32)
+    fp32, int8 = (step_floor.lstm_session(64, int8=q).run(["y"], {"x": x})[0] for q in (False, True))
+    error = np.abs(int8 - fp32).max()
+    assert 1e-6 < error < 0.02  # quantised (not the float32 graph), and close to it
