@@ -13,14 +13,17 @@ one thread (rnnc.runtime's choice for one sequence):
             slope) and the fixed cost of a call (the intercept)
   units     the time per step for units 32-512 (weights 16 KiB - 4 MiB: L1 to L3), and
             of the same operator quantised as `export.quantize: int8` does
-  batch     the time per step for batch 1-64 at units 128
+  batch     the time per step for batch 1-256 at units 128, and the step's product
+            alone ([batch, 128] x [128, 512]: numpy's OpenBLAS, onnxruntime's MLAS)
   floors    bench/step_floor_kernels.c, built with the system's `cc`: the clock (a
             chain of dependent adds), the FMA peak, read bandwidth by cache level, and a
             plain AVX-512 matrix-vector step on the same weights (float32, and bfloat16
             with AVX512_BF16), each step's input the previous step's output; numpy's
             sgemv (OpenBLAS) per call for comparison
 
-Every figure is a median over repetitions with its min-max; `uptime` before and after.
+Every figure is a median over repetitions, with its min-max (for times per step, the
+10th-90th percentile); the floors take the fastest sample, since other work on the
+core only slows one down; `uptime` before and after.
 
     python bench/step_floor.py [--quick] [--json bench/results/step_floor.json]
 """
