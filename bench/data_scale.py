@@ -2,14 +2,18 @@
 
 Generates an LSTM workload (sequences of 100 steps x 16 float32 features, lengths 50-100,
 one binary label) in bounded memory (`open_memmap`, written in chunks) at 1 GB and,
-with `--large`, 8 GB, in the npy-directory layout, and at 1 GB as an in-memory `.npz`.
+with `--large`, 8 GB, in each layout: a directory of `.npy` files and an uncompressed
+`.npz` (which `rnnc train` reads in place, by rows); at 1 GB also the `.npz` loaded
+whole into memory (what a compressed one gets: `rnnc.data.ROWS_ABOVE` raised).
 Each case runs in a fresh child process that does what `rnnc train` does up to its
-first epoch (`rnnc.data.load_file`: every row checked; the torch `Trainer`), then trains
+first epoch (`rnnc.data.load_training_data`: every row checked; the torch `Trainer`), then trains
 `--batches` batches of the epoch's shuffled order (a fixed number of batches, not whole
 epochs: the time budget is ~15 minutes on two shared cores), and reports its own peak
 resident memory (VmHWM from /proc/self/status) and samples/s over those batches. Beside
 them, a hand-written PyTorch loop over a memory-mapped `x.npy` (`np.load(mmap_mode="r")`,
-the same model, batch and order). Medians and spreads of `--runs` runs; JSON in
+the same model, batch and order). The runs of the cases are interleaved (run 1 of
+every case, then run 2, ...), so load from other work on the machine spreads over all
+of them alike. Medians and spreads of `--runs` runs; JSON in
 bench/results/data_scale.json. Not a test.
 
     .venv/bin/python bench/data_scale.py [--runs 3] [--batches 60] [--large]
@@ -21,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,17 +88,19 @@ def peak_mib() -> float:
     return float("nan")
 
 
-def child_rnnc(spec: str, batches: int) -> dict:
+def child_rnnc(spec: str, batches: int, in_memory: bool = False) -> dict:
     import torch
 
-    from rnnc.data import load_file
+    import rnnc.data
     from rnnc.spec import load_model
     from rnnc_torch.trainer import Trainer, epoch_seed
 
     torch.set_num_threads(2)
+    if in_memory:  # the whole archive loaded, as a compressed .npz is
+        rnnc.data.ROWS_ABOVE = 1 << 62
     model = load_model(spec)
     started = time.perf_counter()
-    data = load_file(model, model.data.train)  # every row checked, as rnnc train does
+    data = rnnc.data.load_training_data(model).train  # every row checked, as rnnc train does
     loaded = time.perf_counter() - started
     trainer = Trainer(model)
     on_device = trainer.on_device(data)
@@ -162,33 +169,41 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, target, batches = args.child
-        result = child_rnnc(target, int(batches)) if kind == "rnnc" else child_torch(target, int(batches))
+        result = child_torch(target, int(batches)) if kind == "torch" else child_rnnc(target, int(batches), kind == "memory")
         print(json.dumps(result))
         return
     sizes = {f"{args.gb:g}GB": int(args.gb * (1 << 30))} | ({"8GB": 8 << 30} if args.large else {})
     cases: dict[str, dict] = {}
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="rnnc-data-scale-") as tmp:
         root = Path(tmp)
         for label, size in sizes.items():
             rows = size // ROW_BYTES
             started = time.perf_counter()
             folder = generate(root / label, rows)
+            npz = to_npz(folder, root / f"train-{label}.npz")
             print(f"generated {label}: {rows} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            targets = {f"npy-dir {label}": ("rnnc", folder)}
+            targets = {f"npy-dir {label}": ("rnnc", folder), f"npz read in place {label}": ("rnnc", npz)}
             if label != "8GB":
-                npz = to_npz(folder, root / "train.npz")
-                targets[f"npz in memory {label}"] = ("rnnc", npz)
+                targets[f"npz in memory {label}"] = ("memory", npz)
                 targets[f"hand-written torch, memmap {label}"] = ("torch", folder)
-            for name, (kind, path) in targets.items():
-                if kind == "rnnc":
-                    spec = root / f"{name.replace(' ', '_')}.yaml"
-                    spec.write_text(SPEC.format(features=FEATURES, batch=BATCH, train=path))
-                    path = spec
-                runs = [run_child(kind, str(path), args.batches) for _ in range(args.runs)]
-                cases[name] = {"data_bytes": rows * ROW_BYTES, "rows": rows, **summary(runs)}
+            runs: dict[str, list[dict]] = {name: [] for name in targets}
+            for _ in range(args.runs):  # interleaved: other work's load falls on every case alike
+                for name, (kind, path) in targets.items():
+                    if kind != "torch":
+                        spec = root / f"{name.replace(' ', '_')}.yaml"
+                        spec.write_text(SPEC.format(features=FEATURES, batch=BATCH, train=path))
+                        path = spec
+                    runs[name].append(run_child(kind, str(path), args.batches))
+                    loads.append(os.getloadavg()[0])
+            for name, done in runs.items():
+                cases[name] = {"data_bytes": rows * ROW_BYTES, "rows": rows, **summary(done)}
                 print(f"{name}: {cases[name]}", file=sys.stderr)
+            npz.unlink()
+            shutil.rmtree(folder)  # the next size's data has the disk
     result = {"workload": f"LSTM(64) on [{STEPS}, {FEATURES}] float32, lengths 50-100, batch {BATCH}",
-              "batches_per_run": args.batches, "runs": args.runs, "cpu_threads": 2, "cases": cases}
+              "batches_per_run": args.batches, "runs": args.runs, "cpu_threads": 2,
+              "load_average": {"min": round(min(loads), 2), "max": round(max(loads), 2)}, "cases": cases}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
