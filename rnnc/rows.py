@@ -2,7 +2,8 @@
 
 A `Rows` is what the training loop gathers each batch from, whatever holds the data:
 arrays in memory or memory-mapped (`ArrayRows`), a directory of `.npy` files read by
-offset (`NpyDirRows`), ragged Parquet list columns (`rnnc.parquet`). It knows nothing
+offset (`NpyDirRows`; an uncompressed `.npz`'s members the same way, `stored_npz`),
+ragged Parquet list columns (`rnnc.parquet`). It knows nothing
 of the model: the caller says which arrays are sequences and which array holds their
 lengths (`Column.lengths`), and `rnnc.dataset` / `rnnc.graph_data` turn the rows it
 hands out into a batch in the loss's layout, with the same checks as a whole file.

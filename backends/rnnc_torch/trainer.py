@@ -9,7 +9,9 @@ thread); the loss stays on the device and is read once per epoch (and every few
 steps for the progress bar), and metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
-sequence outputs are masked out of the loss and the metrics. With `training.tbptt`
+sequence outputs are masked out of the loss and the metrics; a batch with one output per
+sequence runs only to its longest one, and `training.bucket_by_length` groups similar
+lengths (`batching`). With `training.tbptt`
 a batch longer than K steps trains in chunks, a step per chunk (`tbptt`). A graph (spec version 2)
 trains in `graph_trainer.GraphTrainer`, this loop with its own step (named inputs,
 several outputs) and the `adapt` hook, which sets normalization from the data.
