@@ -5,7 +5,8 @@ it by the same per-epoch order (`take` only composes the order, nothing is copie
 and `batches` gathers each batch's rows from the source on a prefetch thread, a few
 batches ahead of the step that trains on them, as `DeviceData` of the batch alone.
 Each batch holds exactly the arrays that slicing the permuted in-memory data would
-(`RowsDataset.batch` pads to the source's full time axis), so the same seed gives the
+(`RowsDataset.batch` pads to the source's full time axis, or cuts at the batch's
+longest sequence where the trainer cuts it in memory), so the same seed gives the
 same weights from disk as from memory. A data-parallel rank's shard is a `take` of
 the same kind: each rank reads only its own rows. A graph's batches (`GraphDataset`,
 put on the device by `GraphDeviceData.of`) come the same way; `named_lengths` and
