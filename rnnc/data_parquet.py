@@ -12,9 +12,8 @@ metadata (`rnnc.classes`: a JSON object of `classes` or `<output>_classes` to na
 
 Each column is decoded once, a row group at a time, into flat values `[steps of every
 row, *item]` and offsets `[rows + 1]` (`Column`, `read_table`); `ParquetTable.take(index)`
-pads the chosen rows only to the longest among them, `padded_arrays` every row to the
-longest of the whole set, what a `.npz` holds (`rnnc.parquet_rows` checks them against
-a model). `iter_columns` hands out a batch of rows at a time instead, for the readers
+pads the chosen rows only to the longest among them (`rnnc.parquet_rows` reads them
+against a model). `iter_columns` hands out a batch of rows at a time instead, for the readers
 that stream (`rnnc predict`, `rnnc evaluate`); `rnnc.parquet_peek` reads the footers
 alone. pyarrow is imported lazily; without it, one line says to install `rnnc[data]`.
 """
@@ -296,32 +295,6 @@ def _classes(path: Path, metadata: Mapping[bytes, bytes] | None) -> dict[str, li
 def column_names(path: str | Path) -> list[str]:
     """The columns of the data set's first file, from its footer."""
     return list(open_file(parquet_files(path)[0]).schema_arrow.names)
-
-
-def padded_arrays(table: ParquetTable, steps: Mapping[str, int] | None = None,
-                  lengths: Mapping[str, str] | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
-    """Every column as a `.npz` would hold it: list columns padded to `steps[name]`
-    (default: the column's longest row); for each `lengths` entry (sequence column ->
-    its lengths' name) absent from the table, the list lengths, where rows differ in
-    length. Class names join as `<name>` arrays of strings. `consume`: each column
-    leaves the table once padded, so its flat values and the padded array are not both
-    held for every column at once."""
-    arrays = {}
-    for name, lengths_name in (lengths or {}).items():
-        column = table.columns.get(name)
-        if column is None or column.offsets is None or lengths_name in table.columns:
-            continue
-        sizes = column.sizes()
-        if sizes.size and (sizes != sizes[0]).any():
-            arrays[lengths_name] = sizes.astype(np.int64)
-    index = np.arange(len(table))
-    for name in list(table.columns):
-        column = table.columns.pop(name) if consume else table.columns[name]
-        arrays[name] = column.take(index, (steps or {}).get(name))
-        del column
-    for name, names in table.classes.items():
-        arrays[name] = np.asarray(names, dtype=str)
-    return arrays
 
 
 def list_lengths(table: ParquetTable, names: Sequence[str]) -> dict[str, np.ndarray]:

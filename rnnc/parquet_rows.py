@@ -1,70 +1,28 @@
-"""A Parquet data set (`rnnc.data_parquet`) against a model: as padded arrays, or as a row source.
+"""A Parquet data set (`rnnc.data_parquet`) against a model, as a row source.
 
-`parquet_dataset` gives what `rnnc.data.load_file` gives for a `.npz`: every list
-column padded to its longest row (per-step targets to their output's steps, which
-`rnnc.graph_layout.flow` follows from the inputs), lengths from the lists where rows
-differ and the file has no lengths column, then the same checks (`from_arrays`,
-`graph_dataset`). `ParquetRows` is the same data as an `rnnc.rows.Rows` source for
-training from disk: `take(index)` pads the rows it is asked for only to the longest
-among them, a sequence's lengths column given by the file or made from its lists
-(`parquet_rows` pairs them as the model reads them). Needs numpy; pyarrow to read.
+`ParquetRows` is the data set as an `rnnc.rows.Rows` source for training from disk
+(per-step targets padded to their output's steps, which `rnnc.graph_layout.flow`
+follows from the inputs, `target_steps`): `take(index)` pads the rows it is asked for
+only to the longest among them, a sequence's lengths column given by the file or made
+from its lists (`parquet_rows` pairs them as the model reads them). Needs numpy;
+pyarrow to read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import ir
-from .data_parquet import Column, ParquetTable, column_names, list_lengths, padded_arrays, read_table
-from .dataset import Dataset, from_arrays, output_steps
+from .data_parquet import Column, ParquetTable, list_lengths, read_table
+from .dataset import output_steps
 from .errors import DataError
 from .graph_layout import flow, output_node
 from .metadata import lengths_rules
 from .rows import Column as RowsColumn
 from .rows import longest
-
-if TYPE_CHECKING:
-    from .graph_data import GraphDataset
-
-
-def parquet_dataset(model: ir.Model, path: str | Path) -> Dataset | GraphDataset:
-    """The Parquet data set at `path` as `rnnc.data.load_file` gives a `.npz`: padded to
-    its longest sequence and checked (`from_arrays`, `graph_dataset`)."""
-    arrays = parquet_arrays(model, path)
-    if model.graph is not None:
-        from .graph_data import graph_dataset
-
-        return graph_dataset(model, arrays, str(path))
-    return from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=arrays.get("classes"), origin=str(path))
-
-
-def parquet_arrays(model: ir.Model, path: str | Path) -> dict[str, np.ndarray]:
-    """The data set's columns as a `.npz` of `model` names them: sequences padded to
-    their longest row, lengths from the lists where rows differ, per-step targets to
-    their output's steps (each column's decoded values let go of once padded)."""
-    if model.graph is None:
-        table = read_table(path, ("x", "y", "lengths"))
-        for name in ("x", "y"):
-            if name not in table.columns:
-                have = ", ".join(column_names(path)) or "none"
-                raise DataError(f"{path}: no column '{name}' (columns: {have}); Parquet data needs x, y and optionally lengths")
-        x = table.columns["x"]
-        if x.offsets is None:
-            raise DataError(f"{path}: column 'x' holds one {list(x.item) or 'number'} per row; a sequence is a list of steps per row")
-        sequences, targets = {"x": "lengths"}, {"y": output_steps(model, int(x.sizes().max()))} if model.sequence_output else {}
-    else:
-        table = read_table(path)
-        rules = lengths_rules(model)
-        sequences = {inp.name: inp.lengths_name for inp in model.inputs if inp.name in table.columns and inp.name in rules}
-        targets = target_steps(model, table)
-    try:
-        return padded_arrays(table, targets, sequences, consume=True)  # type: ignore[arg-type]
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
 
 
 def target_steps(model: ir.Model, table: ParquetTable) -> dict[str, int]:

@@ -84,7 +84,7 @@ def _row_batches(model: ir.Model, data: str, batch_size: int) -> Batches:
 def _parquet_batches(model: ir.Model, data: str, batch_size: int) -> Batches:
     """Parquet read twice, `batch_size` rows at a time (`iter_columns`): once for the
     widest row of each list column, once to hand out batches padded to it, as
-    `rnnc.parquet_rows.parquet_dataset` pads the whole set."""
+    a `.npz` of the whole set would be padded."""
     from rnnc.data_parquet import column_names, iter_columns
 
     have = column_names(data)
