@@ -190,8 +190,8 @@ def floors(so: ctypes.CDLL, reps: int) -> dict:
     for name, size in STREAMS.items():
         buf = aligned(size // 4)
         buf[:] = 1.0
-        rounds = max(1, (1 << 30) // size)
-        secs = times(lambda b=buf, r=rounds: so.stream(b.ctypes.data, b.size, r), max(3, reps // 2), warmup=1)
+        rounds = max(1, (64 << 20) // size)  # ~1 ms a sample where it fits in a cache, as the clock's
+        secs = times(lambda b=buf, r=rounds: so.stream(b.ctypes.data, b.size, r), 5 * reps if size < (64 << 20) else 3, warmup=1)
         rates = [size * rounds / t / 1e9 for t in secs]
         streams[name] = {"gb_per_s": summary(rates), "bytes_per_cycle": max(rates) / ghz}  # the fastest sample, as the clock
     return {"clock_ghz": {**summary(clock), "used": ghz}, "fma_per_cycle": summary(fma), "stream": streams}
@@ -202,7 +202,7 @@ def matvec_us(so: ctypes.CDLL, units: int, bf16: bool, reps: int) -> dict[str, f
     r = np.random.default_rng(units).uniform(-0.1, 0.1, (units, 4 * units)).astype(np.float32)
     packed, h, out = pack(r, bf16), aligned(units), aligned(4 * units)
     h[:] = 0.5
-    steps = max(200, 400_000 // units)
+    steps = max(20, 50_000 // units)  # ~1 ms a sample: short enough that most samples run undisturbed
     kernel = so.matvec_bf16 if bf16 else so.matvec
     return summary(times(lambda: kernel(packed.ctypes.data, h.ctypes.data, out.ctypes.data, units, 4 * units, steps), reps),
                    1e6 / steps)
@@ -308,9 +308,9 @@ def measure(quick: bool) -> dict:
                "onnxruntime_us": per_step(lambda s, u=units: ort_call(sessions[u], s, 1), reps),
                "onnxruntime_int8_us": per_step(lambda s, q=lstm_session(units, int8=True): ort_call(q, s, 1), reps)}
         if so:
-            row["c_fp32_us"] = matvec_us(so, units, False, reps // 3)
+            row["c_fp32_us"] = matvec_us(so, units, False, reps)
             if so.has_bf16():
-                row["c_bf16_us"] = matvec_us(so, units, True, reps // 3)
+                row["c_bf16_us"] = matvec_us(so, units, True, reps)
         result["units"].append(row)
     products = mlas_session()
     result["batch"] = [{"batch": b, "onnxruntime_us": per_step(lambda s, b=b: ort_call(sessions[128], s, b), reps // 2 if b < 64 else reps // 6),
