@@ -1,4 +1,5 @@
-"""Initial weights follow the initialiser each layer kind declares for its parameters."""
+"""Initial weights follow the initialiser each layer kind declares for its parameters
+(the `keras` scheme's rules; rnnc.initial maps the other schemes)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rnnc.shapes import infer_nodes
 def _model(layers: list[ir.Layer], inp: ir.Input) -> ir.Model:
     nodes, problems = infer_nodes(inp, layers)
     assert not problems
-    return ir.Model("m", inp, tuple(nodes), ir.Loss("mse"), ir.Optimizer("adam"))
+    return ir.Model("m", inp, tuple(nodes), ir.Loss("mse"), ir.Optimizer("adam"), training=ir.Training(initializer="keras"))
 
 
 # (layer, parameter, what its declared initialiser gives)
