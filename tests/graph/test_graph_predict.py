@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx_graphs import mixed, reference, sample
+from predict_cases import ADD, CONV, TWO, add_data, compiled
 
 from rnnc.cli import main
 from rnnc.runtime import GraphPredictor, load
@@ -165,65 +166,6 @@ def test_a_damaged_member_is_found_before_any_output(model: Path, tmp_path: Path
 
 # --- the real exporter's graphs, compiled from specs with fresh weights ---------------------
 
-ADD = """rnnc: 2
-name: add-numbers
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: encoder, type: lstm, units: 5, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: decoder, type: lstm, units: 5, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    metrics: [accuracy]
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: adam
-"""
-
-TWO = """rnnc: 2
-name: two
-inputs:
-  events: {shape: [null, 3]}
-  profile: {shape: [2]}
-layers:
-  - {name: enc, type: gru, units: 4, input: events}
-  - {name: both, type: concatenate, input: [enc, profile]}
-  - {name: kind, type: dense, units: 3, activation: softmax}
-  - {name: level, type: dense, units: 1, input: both}
-outputs:
-  kind: {loss: sparse_categorical_crossentropy, metrics: [accuracy]}
-  level: {loss: mse, loss_weight: 0.5, metrics: [mae]}
-optimizer: adam
-training: {epochs: 1, batch_size: 64}
-"""
-
-
-def compiled(folder: Path, spec: str) -> Path:
-    """A run-like folder: spec.yaml and its model.onnx with fresh weights (no torch)."""
-    folder.mkdir(exist_ok=True)
-    (folder / "spec.yaml").write_text(spec)
-    assert main(["compile", str(folder / "spec.yaml"), "--backend", "onnx", "-o", str(folder / "model.onnx")]) == 0
-    return folder
-
-
-def add_data(path: Path, n: int = 9, targets: bool = False) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(3)
-    question, answer_in = rng.integers(1, 12, size=(n, 6)), rng.integers(1, 11, size=(n, 4))
-    question[np.arange(6)[None, :] >= rng.integers(1, 7, size=n)[:, None]] = 0
-    answer_in[:, 0] = 12
-    answer_in[np.arange(4)[None, :] >= rng.integers(1, 5, size=n)[:, None]] = 0
-    arrays = {"question": question, "answer_in": answer_in}
-    if targets:
-        arrays["answer"] = np.roll(answer_in, -1, axis=1)
-    np.savez(path, **arrays)
-    return arrays
-
 
 def test_a_per_step_output_is_cut_at_the_lengths_it_follows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = compiled(tmp_path / "add", ADD)
@@ -235,19 +177,6 @@ def test_a_per_step_output_is_cut_at_the_lengths_it_follows(tmp_path: Path, caps
     want = load(run / "model.onnx").predict(arrays)["answer"]
     steps = ((arrays["answer_in"] != 0) * np.arange(1, 5)).max(1)  # the decoder's: answer_in's ids
     assert [row[0].split() for row in rows] == [[str(c) for c in want[i, : steps[i]].argmax(-1)] for i in range(len(rows))]
-
-
-CONV = """rnnc: 2
-name: conv
-inputs:
-  events: {shape: [null, 2]}
-layers:
-  - {name: c, type: conv1d, filters: 2, kernel_size: 2, padding: valid, input: events}
-  - {name: tags, type: dense, units: 1}
-outputs:
-  tags: {loss: mse}
-optimizer: adam
-"""
 
 
 def test_steps_a_convolution_changed_are_cut_where_the_spec_says(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

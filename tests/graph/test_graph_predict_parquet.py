@@ -8,53 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx_graphs import mixed, sample
+from predict_cases import ADD, CONV, add_data, compiled
 
 from rnnc.cli import main
 
 pytest.importorskip("rnnc_onnx")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-
-ADD = """rnnc: 2
-name: add-numbers
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: encoder, type: lstm, units: 5, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: decoder, type: lstm, units: 5, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: adam
-"""
-
-CONV = """rnnc: 2
-name: conv
-inputs:
-  events: {shape: [null, 2]}
-layers:
-  - {name: c, type: conv1d, filters: 2, kernel_size: 2, padding: valid, input: events}
-  - {name: tags, type: dense, units: 1}
-outputs:
-  tags: {loss: mse}
-optimizer: adam
-"""
-
-
-def compiled(folder: Path, spec: str) -> Path:
-    """A run-like folder: spec.yaml and its model.onnx with fresh weights (no torch)."""
-    folder.mkdir()
-    (folder / "spec.yaml").write_text(spec)
-    assert main(["compile", str(folder / "spec.yaml"), "--backend", "onnx", "-o", str(folder / "model.onnx")]) == 0
-    return folder
-
 
 def predict(model: Path, data: Path, out: Path, batch: int = 4) -> None:
     assert main(["predict", str(model), str(data), "-o", str(out), "--batch-size", str(batch), "--no-progress"]) == 0
@@ -86,9 +46,7 @@ def test_each_output_is_a_column_equal_to_the_npz(tmp_path: Path) -> None:
 
 def test_decoded_answers_are_lists_of_ids(tmp_path: Path) -> None:
     run = compiled(tmp_path / "add", ADD)
-    rng = np.random.default_rng(3)
-    question = rng.integers(1, 12, size=(9, 6))
-    question[np.arange(6)[None, :] >= rng.integers(1, 7, size=9)[:, None]] = 0
+    question = add_data(tmp_path / "qa.npz")["question"]
     np.savez(tmp_path / "q.npz", question=question)  # no answer_in: decoded
     predict(run, tmp_path / "q.npz", tmp_path / "want.npz")
     predict(run, tmp_path / "q.npz", tmp_path / "out.parquet")
