@@ -37,7 +37,8 @@ from rnnc import ir
 from rnnc.errors import UsageError
 
 from .device import resolve_device
-from .trainer import DeviceData, Trainer, epoch_seed
+from .device_data import DeviceData
+from .trainer import Trainer, epoch_seed
 
 TIMEOUT_ENV = "RNNC_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 300)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,61 +31,26 @@ from torch import Tensor
 from tqdm import tqdm
 
 from rnnc import ir
-from rnnc.dataset import Dataset, output_steps
+from rnnc.dataset import Dataset
 from rnnc.errors import TrainingError, UsageError
 from rnnc.graph_rules import monitor_names
 from rnnc.rows_dataset import RowsDataset
 
+from .batching import batch_longest, bucketed, cuts_to_longest
+from .cpu import ShardedStep, at_most, shard_count, training_threads
+from .device_data import DeviceData
 from .losses import Objective, make_objective
 from .metrics import compute_metrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
 from .recurrent import State
-from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
-from .batching import batch_longest, bucketed, cuts_to_longest
-from .cpu import ShardedStep, at_most, shard_count, training_threads
 from .stream import StreamData
+from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 
 EpochHook = Callable[["Trainer", dict[str, Any]], None]
 PROGRESS_UPDATES = 20  # progress-bar refreshes per epoch, each reading the loss once
 PROGRESS_LAG = 2  # steps between a loss and its display (no waiting on the device)
-
-
-@dataclass(frozen=True)
-class DeviceData:
-    """A `Dataset` as tensors on the training device; `mask` `[N, T]` marks the real
-    output steps of a sequence-labelling model with lengths."""
-
-    x: Tensor
-    y: Tensor
-    lengths: Tensor | None
-    mask: Tensor | None
-
-    @property
-    def size(self) -> int:
-        return int(self.x.shape[0])
-
-    def take(self, order: Tensor) -> DeviceData:
-        """The samples in `order` (a permutation), copied."""
-        pick = lambda t: None if t is None else t[order]  # noqa: E731
-        return DeviceData(self.x[order], self.y[order], pick(self.lengths), pick(self.mask))
-
-    def rows(self, rows: slice) -> DeviceData:
-        """A batch: views of `rows` of every tensor."""
-        pick = lambda t: None if t is None else t[rows]  # noqa: E731
-        return DeviceData(self.x[rows], self.y[rows], pick(self.lengths), pick(self.mask))
-
-    @classmethod
-    def of(cls, model: ir.Model, data: Dataset, device: torch.device) -> DeviceData:
-        lengths = mask = None
-        if data.lengths is not None:
-            lengths = torch.from_numpy(data.lengths).to(device)
-            if model.sequence_output:
-                out_lengths = torch.from_numpy(np.asarray(output_steps(model, data.lengths))).to(device)
-                steps = output_steps(model, data.x.shape[1])
-                mask = torch.arange(steps, device=device)[None, :] < out_lengths[:, None]
-        return cls(torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device), lengths, mask)
 
 
 def _steps(data: DeviceData | StreamData) -> int:
