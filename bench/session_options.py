@@ -31,6 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 import rnnc_onnx
+from infer_latency import timed
 from limit import vector_isa
 from rnnc.initial import initial_weights
 from rnnc.runtime import session_options, threads_for
@@ -97,18 +98,6 @@ def output(call: Call) -> np.ndarray:
     return np.asarray(out[0] if isinstance(out, list) else out)
 
 
-def rounds(made: dict[str, Call], count: int, block: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {name: [] for name in made}
-    for _ in range(count):
-        for name, call in made.items():
-            call()
-            for _ in range(block):
-                start = time.perf_counter()
-                call()
-                out[name].append(time.perf_counter() - start)
-    return out
-
-
 def measure(count: int) -> dict:
     work = WORKLOADS["b"]
     model = work.model()
@@ -128,7 +117,7 @@ def measure(count: int) -> dict:
             expected = output(made["default"])
             agree = {name: float(np.abs(output(call) - expected).max()) for name, call in made.items() if "int8" not in name}
             result[f"batch{batch}"] = {"threads": threads_for(batch), "agree": max(agree.values()),
-                                       "ms": {name: summary(t, 1e3) for name, t in rounds(made, reps, block).items()}}
+                                       "ms": {name: summary(t, 1e3) for name, t in timed(made, reps * block, 0, block).items()}}
     result["spinning"] = spinning(folder, max(2, count // 5))
     result["load_after"], result["seconds"] = load(), time.perf_counter() - started
     return result
@@ -149,7 +138,7 @@ def spinning(folder: Path, count: int) -> dict:
         for name, opts in (("spinning", options(threads_for(256))), ("no spinning", options(threads_for(256), {SPIN: "0"}))):
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             made[name] = lambda s=session: s.run(None, feed)
-        out[key] = {"name": work.name, "title": work.title, "ms": {name: summary(t, 1e3) for name, t in rounds(made, count, 3).items()}}
+        out[key] = {"name": work.name, "title": work.title, "ms": {name: summary(t, 1e3) for name, t in timed(made, count * 3, 0, 3).items()}}
     return out
 
 
