@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seq2seq_spec import seq2seq_spec
 
 from rnnc.cli import main
 from rnnc.runtime_decode import load_decoder
@@ -43,24 +44,7 @@ optimizer: adam
 """
 
 
-SEQ2SEQ = """
-rnnc: 2
-name: s2s
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 5, mask_zero: true}
-  - {name: encoder, type: gru, units: 8, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 5, mask_zero: true}
-  - {name: decoder, type: gru, units: 8, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer: {loss: sparse_categorical_crossentropy, feedback: {input: answer_in, start: 12, end: 13, max_length: 5}}
-optimizer: adam
-"""
+SEQ2SEQ = seq2seq_spec(name="s2s", cell="gru", units=8, dim=5, metrics=False)
 
 
 def export(folder: Path, text: str, vocab: Vocab | None = None, *, boost: float = 0.0) -> Path:

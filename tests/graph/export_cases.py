@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 import rnnc_onnx
+from seq2seq_spec import seq2seq_spec
 from rnnc import ir
 from rnnc.metadata import lengths_rules
 from rnnc.spec import model_from_mapping, model_from_text
@@ -116,27 +117,7 @@ outputs:
 optimizer: adam
 """
 CHURN = model_from_text(CHURN_TEXT)
-ADD_NUMBERS = model_from_text("""
-rnnc: 2
-name: add-numbers
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 32, mask_zero: true}
-  - {name: encoder, type: lstm, units: 128, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 32, mask_zero: true}
-  - {name: decoder, type: lstm, units: 128, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    metrics: [accuracy]
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: {type: adam, lr: 0.002}
-""")
+ADD_NUMBERS = model_from_text(seq2seq_spec(units=128, dim=32, rest='optimizer: {type: adam, lr: 0.002}\n'))
 GRAPHS = {"attention": ATTENTION, "merges": MERGES, "states": STATES, "churn": CHURN, "add_numbers": ADD_NUMBERS}
 
 

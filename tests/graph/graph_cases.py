@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import yaml
+from seq2seq_spec import seq2seq_spec
 
 from rnnc import ir
 from rnnc.layers.normalization import NORMALIZATION_EPSILON
@@ -44,20 +46,8 @@ CHURN = dict(
     outputs={"churn": {"loss": "binary_crossentropy", "metrics": ["auc"]}},
 )
 
-ADD_NUMBERS = dict(
-    inputs={"question": {"shape": [None], "dtype": "int64"}, "answer_in": {"shape": [None], "dtype": "int64"}},
-    layers=[
-        {"name": "q_emb", "type": "embedding", "input": "question", "vocab_size": 14, "dim": 8, "mask_zero": True},
-        {"name": "encoder", "type": "lstm", "units": 16, "return_sequences": True},
-        {"name": "a_emb", "type": "embedding", "input": "answer_in", "vocab_size": 14, "dim": 8, "mask_zero": True},
-        {"name": "decoder", "type": "lstm", "units": 16, "return_sequences": True, "initial_state": "encoder.state"},
-        {"name": "context", "type": "attention", "query": "decoder", "value": "encoder"},
-        {"name": "mix", "type": "concatenate", "input": ["decoder", "context"]},
-        {"name": "answer", "type": "dense", "units": 14, "activation": "softmax"},
-    ],
-    outputs={"answer": {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
-                        "feedback": {"input": "answer_in", "start": 12, "end": 13, "max_length": 5}}},
-)
+ADD_NUMBERS = {key: value for key, value in yaml.safe_load(seq2seq_spec(units=16, dim=8)).items()
+               if key in ("inputs", "layers", "outputs")}
 
 # Two outputs, one of which also feeds the other (its activated value, never its logits),
 # a category id, static features repeated over a sequence, and a bidirectional GRU

@@ -18,6 +18,7 @@ pytest.importorskip("rnnc_torch.graph")
 
 import rnnc_torch  # noqa: E402
 from export_cases import random_weights  # noqa: E402
+from seq2seq_spec import seq2seq_spec  # noqa: E402
 
 from rnnc import ir  # noqa: E402
 from rnnc.errors import ArtifactError, UsageError  # noqa: E402
@@ -25,24 +26,7 @@ from rnnc.runtime_decode import Decoder, load_decoder  # noqa: E402
 from rnnc.sampling import Sampling  # noqa: E402
 from rnnc.spec import model_from_text  # noqa: E402
 
-ATTENTION = model_from_text("""
-rnnc: 2
-name: add-small
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 6, mask_zero: true}
-  - {name: encoder, type: lstm, units: 12, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 6, mask_zero: true}
-  - {name: decoder, type: lstm, units: 12, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer: {loss: sparse_categorical_crossentropy, feedback: {input: answer_in, start: 12, end: 13, max_length: 7}}
-optimizer: adam
-""")
+ATTENTION = model_from_text(seq2seq_spec(name='add-small', units=12, dim=6, max_length=7, metrics=False))
 STATIC = model_from_text("""
 rnnc: 2
 name: static-side

@@ -12,30 +12,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from seq2seq_spec import seq2seq_spec
 
 from rnnc.cli import main
 
 SPECS = {
-    "seq2seq": """\
-rnnc: 2
-name: tiny-seq2seq
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: encoder, type: gru, units: 5, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: decoder, type: gru, units: 5, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer: {loss: sparse_categorical_crossentropy, feedback: {input: answer_in, start: 12, end: 13, max_length: 5}}
-optimizer: adam
-training: {epochs: 1, batch_size: 8}
-data: {train: train.npz}
-""",
+    "seq2seq": seq2seq_spec(name="tiny-seq2seq", cell="gru", units=5, metrics=False,
+                            rest="optimizer: adam\ntraining: {epochs: 1, batch_size: 8}\ndata: {train: train.npz}\n"),
     "next_token": """\
 rnnc: 2
 name: tiny-next

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seq2seq_spec import seq2seq_spec
 
 from rnnc.cli import main
 from rnnc.errors import DataError
@@ -39,29 +40,7 @@ training: {epochs: 1, batch_size: 4}
 data: {train: data/train.npz}
 """
 
-ADD = """\
-rnnc: 2
-name: add
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: encoder, type: lstm, units: 4, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: decoder, type: lstm, units: 4, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    metrics: [accuracy]
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: adam
-training: {epochs: 1, batch_size: 4}
-data: {train: data/train.npz}
-"""
+ADD = seq2seq_spec(name='add', rest='optimizer: adam\ntraining: {epochs: 1, batch_size: 4}\ndata: {train: data/train.npz}\n')
 
 N, T = 6, 5
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from seq2seq_spec import seq2seq_spec
 
 from rnnc.artifacts import load_weights, load_weights_metadata
 from rnnc.cli import main
@@ -45,29 +46,7 @@ training: {epochs: 2, batch_size: 8, validation_split: 0.25}
 data: {train: data/train.npz}
 """
 
-ADD = """\
-rnnc: 2
-name: add-numbers
-inputs:
-  question: {shape: [null], dtype: int64}
-  answer_in: {shape: [null], dtype: int64}
-layers:
-  - {name: q_emb, type: embedding, input: question, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: encoder, type: lstm, units: 6, return_sequences: true}
-  - {name: a_emb, type: embedding, input: answer_in, vocab_size: 14, dim: 4, mask_zero: true}
-  - {name: decoder, type: lstm, units: 6, return_sequences: true, initial_state: encoder.state}
-  - {name: context, type: attention, query: decoder, value: encoder}
-  - {name: mix, type: concatenate, input: [decoder, context]}
-  - {name: answer, type: dense, units: 14, activation: softmax}
-outputs:
-  answer:
-    loss: sparse_categorical_crossentropy
-    metrics: [accuracy]
-    feedback: {input: answer_in, start: 12, end: 13, max_length: 5}
-optimizer: {type: adam, lr: 0.002}
-training: {epochs: 2, batch_size: 8}
-data: {train: data/train.npz}
-"""
+ADD = seq2seq_spec(units=6, rest='optimizer: {type: adam, lr: 0.002}\ntraining: {epochs: 2, batch_size: 8}\ndata: {train: data/train.npz}\n')
 
 MULTI = """\
 rnnc: 2
