@@ -7,13 +7,17 @@ this file's own of each kind (classification, regression, text, variable length)
 Each is trained by rnnc (`rnnc_torch.fit.fit`) once per `training.initializer` scheme
 and seed, and by a plain hand-written PyTorch loop (nn.LSTM/GRU/RNN, nn.Embedding,
 nn.Linear with torch's own initialisation; the same optimizer and settings, batch,
-epochs, loss, gradient clipping and cosine schedule, shuffled each epoch), on the same
-arrays. Every run trains a fixed number of epochs without early stopping or a
+epochs, loss, gradient clipping and cosine schedule, shuffled each epoch by a generator
+seeded apart from its weights), on the same arrays. Every run trains a fixed number of epochs without early stopping or a
 plateau schedule (so that both loops are the same loop and the held-out set stays
 held out), then its metric is measured on held-out data (the test set, else the
-validation set). Writes bench/results/init_study.json: per task and scheme, the
-metric per seed, median and min-max, with the CPU, its vector extensions, the load
-average and torch's version. Not a timing benchmark (run it under nice, no lock).
+validation set). Writes bench/results/init_study.json (`--out`): per task and scheme,
+the metric per seed, median and min-max, and (bench/init_stats.py) each arm's median and
+mean with 95% bootstrap intervals and `hybrid` - the hand loop's difference with its
+interval and permutation p-value, with the CPU, its vector extensions, the load average
+and torch's version. The file is rewritten after every seed of every task, and
+`--resume` carries on from it after a crash. Not a timing benchmark (run it under nice,
+no lock).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from init_stats import versus  # noqa: E402
 from init_tasks import TASKS, Task  # noqa: E402
 
 from rnnc import ir  # noqa: E402
@@ -150,7 +155,12 @@ def hand_loss(model: ir.Model):
 
 
 def train_hand(task: Task, model: ir.Model, seed: int) -> np.ndarray:
-    """The hand-written loop; its predictions on the held-out set."""
+    """The hand-written loop; its predictions on the held-out set. `seed` draws the weights
+    (then dropout) from torch's global generator; the epochs' shuffles come from a
+    generator of their own, seeded with a number derived from `seed` (SeedSequence), so
+    the order is not the weights' own stream again: seeding both with `seed` made the
+    first permutation a function of the first weights, which on seed_binary alone was
+    worth two points over 20 seeds."""
     torch.manual_seed(seed)
     net = Hand(model)
     optimizer = hand_optimizer(model, net.parameters())
@@ -158,7 +168,7 @@ def train_hand(task: Task, model: ir.Model, seed: int) -> np.ndarray:
     t = model.training
     x, y = torch.from_numpy(task.train.x), torch.from_numpy(task.train.y)
     lengths = None if task.train.lengths is None else torch.from_numpy(task.train.lengths)
-    order = torch.Generator().manual_seed(seed)
+    order = torch.Generator().manual_seed(shuffle_seed(seed))
     base = model.optimizer.lr
     for epoch in range(t.epochs):
         if t.lr_schedule is not None:  # cosine, as rnnc's (CosineAnnealingLR, T_max = epochs, per epoch)
@@ -186,6 +196,11 @@ def train_hand(task: Task, model: ir.Model, seed: int) -> np.ndarray:
         elif model.loss.type == "sparse_categorical_crossentropy":
             out = torch.softmax(out, dim=-1)
     return out.numpy()
+
+
+def shuffle_seed(seed: int) -> int:
+    """The hand loop's shuffling seed for weight seed `seed`: well mixed, never `seed` itself."""
+    return int(np.random.SeedSequence([seed, 7919]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def train_rnnc(task: Task, model: ir.Model) -> np.ndarray:
@@ -219,10 +234,15 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "seeds": values}
 
 
-def run_task(task: Task, seeds: list[int], schemes: list[str]) -> dict:
+def run_task(task: Task, seeds: list[int], schemes: list[str], done: dict[str, list[float]] | None = None,
+             checkpoint=None) -> dict:
+    """Every seed under every scheme (after those already `done`), calling
+    `checkpoint(entry)` with what is done so far after each seed."""
     started = time.perf_counter()
-    by_scheme: dict[str, list[float]] = {}
-    for seed in seeds:
+    by_scheme: dict[str, list[float]] = {s: list(v) for s, v in (done or {}).items() if s in schemes}
+    finished = min((len(by_scheme.get(s, [])) for s in schemes), default=0)
+    by_scheme = {s: v[:finished] for s, v in by_scheme.items()}
+    for seed in seeds[finished:]:
         for scheme in schemes:
             if scheme == HAND:
                 by_scheme.setdefault(HAND, []).append(score(task, train_hand(task, task.model("torch", seed), seed)))
@@ -231,16 +251,34 @@ def run_task(task: Task, seeds: list[int], schemes: list[str]) -> dict:
             torch.manual_seed(seed)
             by_scheme.setdefault(scheme, []).append(score(task, train_rnnc(task, model)))
         print(f"  {task.name} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in by_scheme.items()), flush=True)
+        if checkpoint is not None and seed != seeds[-1]:
+            checkpoint(task_entry(task, by_scheme, time.perf_counter() - started))
+    return task_entry(task, by_scheme, time.perf_counter() - started)
+
+
+def task_entry(task: Task, by_scheme: dict[str, list[float]], seconds: float) -> dict:
+    """A task's results: per scheme, the metric per seed and its summary; with the hand
+    loop among them, the statistics of `hybrid` (else `keras`) against it."""
     higher = task.metric == "accuracy"
-    return {"kind": task.kind, "source": task.source, "metric": task.metric, "higher_is_better": higher,
+    return with_versus({"kind": task.kind, "source": task.source, "metric": task.metric, "higher_is_better": higher,
             "held_out": task.held_out_name, "samples": [len(task.train), len(task.held_out)], "settings": task.settings,
-            "seconds": round(time.perf_counter() - started, 1),
-            "results": {k: summary(v) for k, v in by_scheme.items()}}
+            "seconds": round(seconds, 1), "results": {k: summary(v) for k, v in by_scheme.items() if v}})
+
+
+def with_versus(entry: dict) -> dict:
+    """`entry` with the statistics of `hybrid` (else `keras`) against the hand loop, when it has both."""
+    results = entry["results"]
+    default = next((s for s in ("hybrid", "keras") if s in results), None)
+    if HAND in results and default is not None and min(len(results[s]["seeds"]) for s in (default, HAND)) >= 2:
+        entry["versus"] = {default: versus(results[default]["seeds"], results[HAND]["seeds"], entry["higher_is_better"])}
+    return entry
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="the seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument("--resume", action="store_true", help="carry on from --out: its finished tasks and seeds are kept")
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all)")
     parser.add_argument("--schemes", default="", help=f"comma-separated schemes (default: all and '{HAND}'); "
                                                       "the other schemes' results in --out are kept")
@@ -248,35 +286,57 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     wanted = [t for t in args.tasks.split(",") if t]
-    schemes = [s for s in args.schemes.split(",") if s] or [*SCHEMES, HAND]
+    schemes = [HAND if s == "hand" else s for s in args.schemes.split(",") if s] or [*SCHEMES, HAND]
     unknown = sorted(set(wanted) - set(TASKS)) + sorted(set(schemes) - {*SCHEMES, HAND})
     if unknown:
         print(f"init_study: unknown task(s) or scheme(s) {', '.join(unknown)}; the tasks: {', '.join(TASKS)}; "
               f"the schemes: {', '.join(SCHEMES)}, {HAND}", file=sys.stderr)
         return 2
-    result = {"machine": machine(), "load_before": list(os.getloadavg()), "seeds": list(range(args.seeds)),
-              "schemes": [*SCHEMES, HAND], "tasks": {}}
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = {"machine": machine(), "load_before": list(os.getloadavg()), "seeds": seeds,
+              "schemes": [s for s in [*SCHEMES, HAND] if s in schemes], "tasks": {}}
     kept: dict = {}
     runs: list = []  # each invocation's schemes, tasks, seconds and 1-minute load averages before and after
-    if (wanted or args.schemes) and args.out.exists():  # a few tasks or schemes again: the others' results are kept
+    partial: dict = {}  # --resume: the seeds done of the task a crash interrupted
+    if (wanted or args.schemes or args.resume) and args.out.exists():  # the others' results are kept
         previous = json.loads(args.out.read_text())
         kept, runs = previous["tasks"], previous.get("runs", [])
+        if args.resume:
+            if previous["seeds"] != seeds:
+                print(f"init_study: {args.out} has seeds {previous['seeds'][0]}-{previous['seeds'][-1]}, "
+                      f"not {seeds[0]}-{seeds[-1]}", file=sys.stderr)
+                return 2
+            result["load_before"] = previous["load_before"]
+            partial = {name: task for name, task in kept.items() if task.get("seeds_done", len(seeds)) < len(seeds)}
+            kept = {name: task for name, task in kept.items() if name not in partial}
         result["tasks"] = dict(kept)
+        result["schemes"] = [s for s in [*SCHEMES, HAND] if s in schemes or s in previous["schemes"]]
     run = {"schemes": schemes, "tasks": [], "load": [os.getloadavg()[0]], "seconds": 0.0}
     result["runs"] = [*runs, run]
     started = time.perf_counter()
     for name, make in TASKS.items():
         if wanted and name not in wanted:
             continue
+        if args.resume and name in kept:
+            continue
         task = make()
         print(f"{name}: {task.kind}, {len(task.train)} samples, {task.metric} on {task.held_out_name}", flush=True)
-        entry = run_task(task, result["seeds"], schemes)
+
+        def checkpoint(so_far: dict, name: str = name) -> None:
+            so_far["seeds_done"] = min(len(r["seeds"]) for r in so_far["results"].values())
+            result["tasks"][name] = so_far
+            atomic_write_bytes(args.out, (json.dumps(result, indent=1) + "\n").encode())
+
+        done = {s: r["seeds"] for s, r in partial.get(name, {}).get("results", {}).items()}
+        entry = run_task(task, result["seeds"], schemes, done, checkpoint)
+        if name in partial:
+            entry["seconds"] = round(entry["seconds"] + partial[name]["seconds"], 1)
         if name in kept:  # the schemes not run again keep their results, in the order of `schemes`
             entry["seconds"] = round(entry["seconds"] + kept[name]["seconds"], 1)
             entry["results"] = {**kept[name]["results"], **entry["results"]}
         order = result["schemes"]
         entry["results"] = {s: entry["results"][s] for s in sorted(entry["results"], key=order.index)}
-        result["tasks"][name] = entry
+        result["tasks"][name] = with_versus(entry)
         result["load_after"] = list(os.getloadavg())
         run["tasks"].append(name)
         run["load"] = [run["load"][0], os.getloadavg()[0]]
