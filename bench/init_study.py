@@ -16,7 +16,9 @@ the metric per seed, median and min-max, and (bench/init_stats.py) each arm's me
 mean with 95% bootstrap intervals and `hybrid` - the hand loop's difference with its
 interval and permutation p-value, with the CPU, its vector extensions, the load average
 and torch's version. The file is rewritten after every seed of every task, and
-`--resume` carries on from it after a crash. Not a timing benchmark (run it under nice,
+`--resume` carries on from it after a crash. A scheme that starts a seed from the same
+weights as a scheme already run (hybrid and keras on models without simple_rnn or gru)
+takes that run's result rather than training the same model again. Not a timing benchmark (run it under nice,
 no lock).
 """
 
@@ -198,6 +200,18 @@ def train_hand(task: Task, model: ir.Model, seed: int) -> np.ndarray:
     return out.numpy()
 
 
+def initial_weights(model: ir.Model) -> dict[str, np.ndarray]:
+    """The weights rnnc's trainer starts `model` from (its seed, then `build_module`)."""
+    from rnnc_torch.model import build_module
+
+    torch.manual_seed(model.training.seed)
+    return build_module(model).ir_state()
+
+
+def same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def shuffle_seed(seed: int) -> int:
     """The hand loop's shuffling seed for weight seed `seed`: well mixed, never `seed` itself."""
     return int(np.random.SeedSequence([seed, 7919]).generate_state(1, np.uint64)[0] >> np.uint64(1))
@@ -243,11 +257,18 @@ def run_task(task: Task, seeds: list[int], schemes: list[str], done: dict[str, l
     finished = min((len(by_scheme.get(s, [])) for s in schemes), default=0)
     by_scheme = {s: v[:finished] for s, v in by_scheme.items()}
     for seed in seeds[finished:]:
+        starts: list[tuple[str, dict[str, np.ndarray]]] = []  # this seed's schemes and their initial weights
         for scheme in schemes:
             if scheme == HAND:
                 by_scheme.setdefault(HAND, []).append(score(task, train_hand(task, task.model("torch", seed), seed)))
                 continue
             model = task.model(scheme, seed)
+            weights = initial_weights(model)
+            twin = next((s for s, w in starts if same_weights(w, weights)), None)
+            starts.append((scheme, weights))
+            if twin is not None:  # the same start trains the same model (hybrid and keras without simple_rnn or gru)
+                by_scheme.setdefault(scheme, []).append(by_scheme[twin][-1])
+                continue
             torch.manual_seed(seed)
             by_scheme.setdefault(scheme, []).append(score(task, train_rnnc(task, model)))
         print(f"  {task.name} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in by_scheme.items()), flush=True)
