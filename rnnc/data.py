@@ -42,6 +42,7 @@ from .dataset import (
 )
 from .errors import DataError
 from .graph_data import graph_dataset
+from .npz_spill import npz_bytes
 from .parquet_rows import parquet_rows
 from .rows import is_npy_dir
 from .rows_dataset import RowsDataset, npy_dir_dataset, npz_rows_dataset, rows_dataset
@@ -81,16 +82,21 @@ def load_training_data(model: ir.Model) -> TrainingData:
     return TrainingData(train, validation, test)  # type: ignore[arg-type]
 
 
-ROWS_ABOVE = 64 << 20  # bytes: a larger uncompressed .npz trains from its rows in place
+ROWS_ABOVE = 64 << 20  # bytes of arrays: a larger .npz or Parquet data set trains from disk, a batch of rows at a time
 
 
 def _training_file(model: ir.Model, path: str | Path) -> Dataset | RowsDataset:
-    """`load_file`, except that a chain's uncompressed `.npz` of more than `ROWS_ABOVE`
-    bytes stays on disk, read a batch of rows at a time (as a `.npy` directory is):
-    training then holds none of its arrays whole, and takes the same steps as from the
-    arrays in memory. A smaller one costs less memory whole than one checked chunk."""
+    """`load_file`, except that a `.npz` holding more than `ROWS_ABOVE` bytes of arrays
+    stays on disk, read a batch of rows at a time (as a `.npy` directory is): in place
+    when stored (`np.savez`), from the data cache once inflated when compressed
+    (`rnnc.npz_spill`); a Parquet data set above it is decoded once into the data cache
+    (`rnnc.parquet_spill`). Training then holds none of its arrays whole, and takes the
+    same steps as from the arrays in memory. A smaller set costs less memory whole
+    than one checked chunk."""
     path = Path(path)
-    if model.graph is None and path.suffix == ".npz" and path.is_file() and path.stat().st_size > ROWS_ABOVE:
+    if is_parquet(path):
+        return rows_dataset(model, parquet_rows(model, path, spill_above=ROWS_ABOVE))
+    if path.suffix == ".npz" and path.is_file() and npz_bytes(path) > ROWS_ABOVE:
         if (rows := npz_rows_dataset(model, path)) is not None:
             return rows
     return load_file(model, path)

@@ -107,19 +107,16 @@ class Column:
         sizes = np.diff(self.offsets)
         return sizes if index is None else sizes[index]
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
     def take(self, index: np.ndarray, steps: int | None = None, *, cut: bool = False) -> np.ndarray:
         """Rows `index`; a list column zero-padded at the end to `steps` (default: the
         longest of these rows); a longer row is an error, or with `cut` cut short."""
         if self.offsets is None:
             return self.values[index]
-        sizes = self.sizes(index)
-        longest = int(sizes.max(initial=0))
-        if steps is not None and longest > steps:
-            if not cut:
-                row = int(index[int(np.argmax(sizes))])
-                raise DataError(f"column '{self.name}': row {row} has {longest} steps, more than the {steps} its sequence has")
-            sizes = np.minimum(sizes, steps)
-        steps = longest if steps is None else steps
+        sizes, steps = planned(self.name, self.sizes(index), index, steps, cut)
         out = np.zeros((len(index), steps, *self.item), self.values.dtype)
         total = int(sizes.sum())
         if total and not cut and len(index) and index[-1] - index[0] == len(index) - 1 and (np.diff(index) == 1).all():
@@ -131,6 +128,25 @@ class Column:
             within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
             out[row, within] = self.values[np.repeat(self.offsets[index], sizes) + within]
         return out
+
+
+def planned(name: str, sizes: np.ndarray, index: np.ndarray, steps: int | None, cut: bool) -> tuple[np.ndarray, int]:
+    """(each taken row's steps, the width they are padded to) of a list column's rows
+    `index` whose lists hold `sizes` steps, as `Column.take` pads them."""
+    longest = int(sizes.max(initial=0))
+    if steps is not None and longest > steps:
+        if not cut:
+            row = int(index[int(np.argmax(sizes))])
+            raise DataError(f"column '{name}': row {row} has {longest} steps, more than the {steps} its sequence has")
+        sizes = np.minimum(sizes, steps)
+    return sizes, longest if steps is None else steps
+
+
+def same_kind(first: Column, piece: Column) -> None:
+    """A `DataError` unless `piece` holds what `first` holds (the same column of two files)."""
+    if piece.item != first.item or (piece.offsets is None) != (first.offsets is None):
+        what = lambda c: f"{'a list of ' if c.offsets is not None else ''}{list(c.item) or 'scalars'}"  # noqa: E731
+        raise DataError(f"column '{first.name}' holds {what(first)} in one file and {what(piece)} in another")
 
 
 def _numeric(pa: Any, kind: Any) -> bool:
@@ -208,9 +224,7 @@ def _joined(pieces: list[Column]) -> Column:
         return pieces[0]
     first = pieces[0]
     for piece in pieces[1:]:
-        if piece.item != first.item or (piece.offsets is None) != (first.offsets is None):
-            what = lambda c: f"{'a list of ' if c.offsets is not None else ''}{list(c.item) or 'scalars'}"  # noqa: E731
-            raise DataError(f"column '{first.name}' holds {what(first)} in one file and {what(piece)} in another")
+        same_kind(first, piece)
     values = np.concatenate([p.values for p in pieces])
     if first.offsets is None:
         return Column(first.name, values)
@@ -240,16 +254,37 @@ class ParquetTable:
         return {name: column.take(index, steps.get(name)) for name, column in self.columns.items()}
 
 
+BATCH_BYTES = 32 << 20  # about this many bytes of a file's (uncompressed) pages decoded at a time
+
+
 def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetTable:
     """The columns `names` (default: all) of the file or directory at `path` (a name no
     file has is left out: the caller names what is missing); a column only some files
     have, a damaged file, a column of a type rnnc cannot read: one line naming it."""
-    pa, _ = pyarrow()
-    files = parquet_files(path)
     pieces: dict[str, list[Column]] = {}
     classes: dict[str, list[str]] = {}
-    first: list[str] | None = None
     rows = 0
+    for _, count, columns in decoded(path, names, classes):
+        rows += count
+        for name, column in columns.items():
+            pieces.setdefault(name, []).append(column)
+    if rows == 0:
+        raise DataError(f"{path}: holds no samples")
+    try:
+        columns = {name: _joined(parts) for name, parts in pieces.items()}
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
+    return ParquetTable(str(path), columns, classes)
+
+
+def decoded(path: str | Path, names: Iterable[str] | None = None, classes: dict[str, list[str]] | None = None,
+            budget: int = BATCH_BYTES) -> Iterator[tuple[Path, int, dict[str, Column]]]:
+    """(file, rows, columns) of the data set at `path`, file after file, about `budget`
+    bytes of pages at a time: what `read_table` joins and `rnnc.parquet_spill` writes
+    out. `classes` gets each file's class names from its metadata."""
+    pa, _ = pyarrow()
+    files = parquet_files(path)
+    first: list[str] | None = None
     for file in files:
         handle = open_file(file)
         present = handle.schema_arrow.names
@@ -259,24 +294,27 @@ def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetT
         elif sorted(chosen) != sorted(first):
             raise DataError(f"{file}: has columns {', '.join(chosen) or 'none'}, but {files[0]} has {', '.join(first) or 'none'}"
                             " (the files of a directory are one data set: give them the same columns)")
-        classes.update(_classes(file, handle.schema_arrow.metadata))
-        for group in range(handle.metadata.num_row_groups):  # one row group's arrow buffers at a time
-            try:
-                table = handle.read_row_group(group, columns=chosen, use_threads=False)
-            except (pa.ArrowException, OSError, ValueError) as err:
-                raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None
-            rows += table.num_rows
-            for name in chosen:
-                pieces.setdefault(name, []).append(decode_column(pa, file, name, table.column(name).combine_chunks()))
-            del table
-    pa.default_memory_pool().release_unused()  # the row groups' buffers, which its allocator would otherwise keep
-    if rows == 0:
-        raise DataError(f"{path}: holds no samples")
-    try:
-        columns = {name: _joined(parts) for name, parts in pieces.items()}
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
-    return ParquetTable(str(path), columns, classes)
+        if classes is not None:
+            classes.update(_classes(file, handle.schema_arrow.metadata))
+        meta = handle.metadata
+        stored = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        rows = max(1, budget * meta.num_rows // max(1, stored))
+        try:
+            for batch in handle.iter_batches(batch_size=rows, columns=chosen, use_threads=False):
+                yield file, batch.num_rows, {name: decode_column(pa, file, name, batch.column(name)) for name in chosen}
+                del batch
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise DataError(f"{file}: not a readable Parquet file, truncated or corrupt ({_reason(err)})") from None
+        pa.default_memory_pool().release_unused()  # the pages' buffers, which its allocator would otherwise keep
+
+
+def decoded_bytes(path: str | Path) -> int:
+    """About how many bytes the data set at `path` holds decoded, from its footers."""
+    total = 0
+    for file in parquet_files(path):
+        meta = open_file(file).metadata
+        total += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    return total
 
 
 def _classes(path: Path, metadata: Mapping[bytes, bytes] | None) -> dict[str, list[str]]:

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from . import ir
-from .data_parquet import Column, ParquetTable, list_lengths, read_table
+from .data_parquet import Column, ParquetTable, list_lengths
 from .dataset import output_steps
 from .errors import DataError
 from .graph_layout import flow, output_node
 from .metadata import lengths_rules
+from .parquet_spill import SPILL_ABOVE, open_table
 from .rows import Column as RowsColumn
 from .rows import longest
 
@@ -48,12 +49,13 @@ def sequence_lengths(model: ir.Model) -> dict[str, str]:
     return pairs
 
 
-def parquet_rows(model: ir.Model, path: str | Path, origin: str | None = None) -> ParquetRows:
+def parquet_rows(model: ir.Model, path: str | Path, origin: str | None = None, spill_above: int = SPILL_ABOVE) -> ParquetRows:
     """The Parquet data set at `path` as a row source, its sequences paired with their
-    lengths as `model` reads them (`sequence_lengths`)."""
+    lengths as `model` reads them (`sequence_lengths`); above `spill_above` bytes
+    decoded, read from the data cache (`rnnc.parquet_spill`), not held in memory."""
     if model.graph is None:
-        return ParquetRows(read_table(path, ("x", "y", "lengths")), sequence_lengths(model), origin)
-    table = read_table(path)
+        return ParquetRows(open_table(path, ("x", "y", "lengths"), spill_above), sequence_lengths(model), origin)
+    table = open_table(path, None, spill_above)
     return ParquetRows(table, sequence_lengths(model), origin, target_steps(model, table))
 
 
@@ -79,14 +81,14 @@ class ParquetRows:
             if sizes.size and (sizes != sizes[0]).any():
                 self.data[lengths_name] = Column(lengths_name, sizes.astype(np.int64))
         self.pairs = {n: l for n, l in lengths.items() if n in self.data and self.data[n].offsets is not None and l in self.data}
-        self.columns = {name: RowsColumn(self._shape(column), column.values.dtype, self.pairs.get(name))
+        self.columns = {name: RowsColumn(self._shape(column), column.dtype, self.pairs.get(name))
                         for name, column in self.data.items()}
         self.constants = {name: np.asarray(names, dtype=str) for name, names in table.classes.items()}
         self._n = len(table)
 
     def _shape(self, column: Column) -> tuple[int, ...]:
         if column.offsets is None:
-            return tuple(column.values.shape)
+            return (len(column), *column.item)
         return (len(column), self.widths.get(column.name, int(column.sizes().max(initial=0))), *column.item)
 
     def __len__(self) -> int:

@@ -2,8 +2,9 @@
 
 A `Rows` is what the training loop gathers each batch from, whatever holds the data:
 arrays in memory or memory-mapped (`ArrayRows`), a directory of `.npy` files read by
-offset (`NpyDirRows`; an uncompressed `.npz`'s members the same way, `stored_npz`),
-ragged Parquet list columns (`rnnc.parquet`). It knows nothing
+offset (`NpyDirRows`; an uncompressed `.npz`'s members the same way, `stored_npz`; a
+compressed one's inflated into the data cache, `rnnc.npz_spill`), ragged Parquet list
+columns (`rnnc.parquet_rows`, from memory or the data cache, `rnnc.parquet_spill`). It knows nothing
 of the model: the caller says which arrays are sequences and which array holds their
 lengths (`Column.lengths`), and `rnnc.dataset` / `rnnc.graph_data` turn the rows it
 hands out into a batch in the loss's layout, with the same checks as a whole file.
@@ -130,7 +131,7 @@ class ArrayRows:
 
 
 @dataclass(frozen=True)
-class _File:
+class NpyFile:
     path: Path
     header: Header
 
@@ -147,7 +148,7 @@ class NpyDirRows:
     CONSTANTS = ("classes",)  # and any name ending in `_classes`
 
     def __init__(self, path: str | os.PathLike[str], lengths: Mapping[str, str] | None = None, origin: str | None = None,
-                 files: Mapping[str, _File] | None = None):
+                 files: Mapping[str, NpyFile] | None = None):
         self.path = Path(path)
         self.origin = origin or str(path)
         files = dict(files) if files is not None else read_npy_dir(self.path, self.origin)
@@ -215,7 +216,7 @@ class NpyDirRows:
         return out
 
 
-def stored_npz(path: Path, origin: str) -> dict[str, _File] | None:
+def stored_npz(path: Path, origin: str) -> dict[str, NpyFile] | None:
     """The members of a `.npz` written by `np.savez` (every member stored, not
     compressed) by array name, each header's offset counted from the start of the
     archive, so that `NpyDirRows(path, files=...)` reads its rows in place. None for
@@ -236,8 +237,8 @@ def stored_npz(path: Path, origin: str) -> dict[str, _File] | None:
                 stream.seek(start)
                 name = info.filename[: -len(".npy")]
                 header = read_header(stream, origin, name)
-                _check_header(header, f"{origin}: '{name}'", start, info.file_size)
-                files[name] = _File(path, header)
+                check_header(header, f"{origin}: '{name}'", start, info.file_size)
+                files[name] = NpyFile(path, header)
     except (zipfile.BadZipFile, OSError, EOFError):
         return None
     return files
@@ -249,7 +250,7 @@ def is_npy_dir(path: str | os.PathLike[str]) -> bool:
     return path.is_dir() and any(path.glob("*.npy"))
 
 
-def read_npy_dir(path: Path, origin: str) -> dict[str, _File]:
+def read_npy_dir(path: Path, origin: str) -> dict[str, NpyFile]:
     """Every `.npy` in the directory `path` by its name, its header checked against the
     file's size: a truncated or damaged file is a `DataError` naming it; several are
     reported together."""
@@ -258,7 +259,7 @@ def read_npy_dir(path: Path, origin: str) -> dict[str, _File]:
     files, problems = {}, []
     for file in sorted(path.glob("*.npy")):
         try:
-            files[file.stem] = _File(file, _checked_header(file))
+            files[file.stem] = NpyFile(file, checked_header(file))
         except DataError as err:
             problems.append(str(err))
         except OSError as err:
@@ -270,14 +271,15 @@ def read_npy_dir(path: Path, origin: str) -> dict[str, _File]:
     return files
 
 
-def _checked_header(file: Path) -> Header:
+def checked_header(file: Path) -> Header:
+    """The `.npy` header of `file`, checked by `check_header` against the file's size."""
     with file.open("rb") as stream:
         header = read_header(stream, str(file), file.stem)
-    _check_header(header, str(file), 0, file.stat().st_size)
+    check_header(header, str(file), 0, file.stat().st_size)
     return header
 
 
-def _check_header(header: Header, what: str, start: int, size: int) -> None:
+def check_header(header: Header, what: str, start: int, size: int) -> None:
     """`header`'s array is one rows can be read from, and its file (or archive member),
     `size` bytes from `start`, holds all of it."""
     if header.dtype.hasobject:
@@ -290,7 +292,7 @@ def _check_header(header: Header, what: str, start: int, size: int) -> None:
                         f"({wanted} bytes), the file has {size}")
 
 
-def _read_whole(file: _File, origin: str, name: str) -> np.ndarray:
+def _read_whole(file: NpyFile, origin: str, name: str) -> np.ndarray:
     with file.path.open("rb") as stream:
         stream.seek(file.header.offset)
         raw = stream.read(product(file.header.shape) * file.header.dtype.itemsize)

@@ -12,7 +12,7 @@ the source's full time axis, or, where the model never reads past a sequence's l
 cut to the batch's longest (`cuts_to_longest`, as the trainer cuts a batch in memory):
 the batch is the same arrays that slicing the whole file loaded in memory gives, so
 training from disk takes exactly the steps that training in memory takes. `npy_dir_dataset` opens a directory of `.npy` files this way,
-`npz_rows_dataset` an uncompressed `.npz`.
+`npz_rows_dataset` a `.npz` (in place, or inflated into the data cache when compressed).
 Needs numpy only.
 """
 
@@ -32,6 +32,7 @@ from .errors import DataError
 from .graph_data import GraphDataset, graph_dataset
 from .graph_layout import layout_problems
 from .metadata import lengths_rules
+from .npz_spill import spill_npz
 from .rows import NpyDirRows, Rows, chunk_rows, chunks, stored_npz
 
 
@@ -206,9 +207,13 @@ def npy_dir_dataset(model: ir.Model, path: str | Path, origin: str | None = None
 
 
 def npz_rows_dataset(model: ir.Model, path: str | Path) -> RowsDataset | None:
-    """An uncompressed `.npz` (`np.savez`) as a checked `RowsDataset`, its rows read in
-    place, never whole; None for one that is not (compressed: it is loaded whole)."""
+    """A `.npz` as a checked `RowsDataset`, never loaded whole: an uncompressed one
+    (`np.savez`) has its rows read in place, a compressed one's members are inflated
+    once into the data cache (`rnnc.npz_spill`) and read from there; None for an
+    archive that is not a zip of `.npy` members (its reader says what is wrong)."""
     files = stored_npz(Path(path), str(path))
+    if files is None:
+        files = spill_npz(Path(path))
     if files is None:
         return None
     return rows_dataset(model, NpyDirRows(path, sequence_pairs(model, set(files)), files=files))
