@@ -48,7 +48,7 @@ EPSILON = 1e-7  # Keras's clip on probabilities before a log, as in rnnc_torch.l
 def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The mean of `loss` for the model's `outputs` (logits when `loss.from_logits`)
     against `targets` (the loss's layout), over the real steps where `mask` is given."""
-    per = _step_losses(loss, outputs, targets)
+    per = step_losses(loss, outputs, targets)
     if mask is None:
         return float(per.mean())
     return float((per * mask).sum() / max(1.0, float(mask.sum())))
@@ -57,7 +57,11 @@ def loss_value(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np
 def sample_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """`[N]`: each sample's `loss`, the mean over its real steps for sequence outputs
     (an anomaly score for a regression or autoencoder-like model)."""
-    per = _step_losses(loss, outputs, targets)
+    return per_sample(step_losses(loss, outputs, targets), mask)
+
+
+def per_sample(per: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """`[N]` from `step_losses`' `per`: a sequence's mean over its real steps (`mask`)."""
     if per.ndim == 1:
         return per
     if mask is None:
@@ -65,7 +69,7 @@ def sample_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray, mask:
     return (per * mask).sum(-1) / np.maximum(1, mask.sum(-1))
 
 
-def _step_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def step_losses(loss: ir.Loss, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """`loss` per prediction: `[N]`, or `[N, T]` for sequence outputs."""
     out = np.asarray(outputs, dtype=np.float64)
     if loss.from_logits and loss.is_classification:
@@ -123,7 +127,16 @@ def sequence_scores(
     for regression losses and outputs without a time axis."""
     if not loss.is_classification or np.ndim(outputs) != 3:
         return {}
-    probs = output_probabilities(loss, outputs)
+    scored, whole = sequences_right(loss, output_probabilities(loss, outputs), targets, mask)
+    scores = {"exact_match": whole / scored if scored else float("nan")}
+    if generative:
+        scores["perplexity"] = float(np.exp(loss_value(loss, outputs, targets, mask)))
+    return scores
+
+
+def sequences_right(loss: ir.Loss, probs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, int]:
+    """(sequences with a counted step, those right at every counted step) of a per-step
+    classifier's probabilities `[N, T, units]`: what `exact_match` divides."""
     if loss.type == "sparse_categorical_crossentropy":
         right = probs.argmax(-1) == targets.reshape(probs.shape[:2])
     elif loss.type == "categorical_crossentropy":
@@ -132,11 +145,7 @@ def sequence_scores(
         right = ((probs > 0.5) == (targets > 0.5)).all(-1)
     counted = np.ones(right.shape, bool) if mask is None else mask
     scored = counted.any(-1)
-    whole = (right | ~counted).all(-1)[scored]
-    scores = {"exact_match": float(whole.mean()) if whole.size else float("nan")}
-    if generative:
-        scores["perplexity"] = float(np.exp(loss_value(loss, outputs, targets, mask)))
-    return scores
+    return int(scored.sum()), int((right | ~counted).all(-1)[scored].sum())
 
 
 # --- the per-class report of `rnnc evaluate` -----------------------------------------

@@ -129,11 +129,11 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
 
     from rnnc.cli.evaluate_horizon import per_step_scores
     from rnnc.data import check_readable, load_file, output_steps
-    from rnnc.metrics import (ClassReport, class_ids, compute_metrics, loss_value, output_probabilities, sample_losses,
-                              sequence_scores, single_label)
+    from rnnc.metrics import output_probabilities
+    from rnnc.output_sums import OutputSums
     from rnnc.runtime import Predictor
 
-    from rnnc.cli.evaluate_disk import on_disk, predict_rows
+    from rnnc.cli.evaluate_disk import in_batches, on_disk, predicted_batches
 
     try:
         if not on_disk(data):  # a directory of .npy or .parquet files is data too
@@ -150,11 +150,9 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
         except DataError as err:  # every problem of the file, each on its line
             raise InputErrors([_about_data(data, line) for line in str(err).splitlines()]) from None
     predictor = Predictor(model_path)
+    per_step = None
     if on_disk(data):  # Parquet, a .npy directory: batch by batch, never whole (evaluate_disk)
-        try:
-            dataset, outputs = predict_rows(model, predictor, data, batch_size)
-        except DataError as err:
-            raise DataError(_about_data(data, str(err))) from None
+        batches = predicted_batches(model, predictor, data, batch_size)
     else:
         try:
             dataset = load_file(model, data, vocab=predictor.vocab, classes=predictor.classes)
@@ -164,26 +162,23 @@ def measure(model_path: Path, spec_path: Path, data: str, batch_size: int = 256)
             outputs = predictor.predict(dataset.x, dataset.lengths, batch_size)
         except DataError as err:
             raise DataError(f"{_about_data(data, str(err))} (is {model_path} the model of {spec_path}?)") from None
-    mask = lengths = None
-    if dataset.lengths is not None and model.sequence_output:
-        steps = output_steps(model, dataset.x.shape[1])
-        lengths = np.asarray(output_steps(model, dataset.lengths))
-        mask = np.arange(steps)[None, :] < lengths[:, None]
-    scores = {"loss": loss_value(model.loss, outputs, dataset.y, mask)}
-    probs = output_probabilities(model.loss, outputs)
-    scores.update(compute_metrics(model.metrics, model.loss, probs, dataset.y, mask))
-    scores.update(sequence_scores(model.loss, outputs, dataset.y, mask))
-    result = Evaluation(len(dataset), scores, sample_losses(model.loss, outputs, dataset.y, mask),
-                        lengths=lengths, steps=model.sequence_output, per_step=per_step_scores(model, probs, dataset.y))
-    units = probs.shape[-1]
-    if not single_label(model.loss, units):
-        return result
-    true, predicted = class_ids(model.loss, probs, dataset.y)
-    count = 2 if model.loss.type == "binary_crossentropy" else units
-    names = predictor.classes or dataset.classes
-    classes = tuple(names) if names and len(names) == count else tuple(str(i) for i in range(count))
-    counted = (true, predicted) if mask is None else (true[mask], predicted[mask])
-    return dataclasses.replace(result, report=ClassReport.of(*counted, classes), ids=(true, predicted))
+        per_step = per_step_scores(model, output_probabilities(model.loss, outputs), dataset.y)
+        batches = in_batches(dataset, outputs, batch_size)
+    sums, count, names, kept = OutputSums(model.loss, model.metrics), 0, predictor.classes, []
+    try:
+        for batch, outputs in batches:
+            mask = None
+            if batch.lengths is not None and model.sequence_output:
+                lengths = np.asarray(output_steps(model, batch.lengths))
+                mask = np.arange(output_steps(model, batch.x.shape[1]))[None, :] < lengths[:, None]
+                kept.append(lengths)
+            sums.add(outputs, batch.y, mask)
+            count, names = count + len(batch), names or batch.classes
+    except DataError as err:
+        raise DataError(_about_data(data, str(err))) from None
+    scores = {"loss": sums.mean_loss(), **sums.scores()}
+    return Evaluation(count, scores, sums.sample_losses(), sums.report(names), sums.ids(),
+                      np.concatenate(kept) if kept else None, model.sequence_output, per_step)
 
 
 def _about_data(data: str, message: str) -> str:

@@ -5,12 +5,13 @@ for each list column's widest row, once to run); a `.npy` directory through its 
 source (`rnnc.rows.NpyDirRows`). Each batch is padded to the full width, checked as a
 whole file is (`rnnc.dataset.from_arrays`), then run: the model sees exactly what it
 sees from the padded `.npz`, so the scores are the same.
-Only the outputs and the labels (what the metrics need whole) are kept; the inputs are
-never held whole (a `Dataset` is returned with a zero-stride `x` of the right shape).
+Each batch's outputs are folded into running sums (`rnnc.output_sums`) and dropped:
+neither the inputs, the outputs nor the labels are ever held whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,26 +35,28 @@ def source_rows(model: ir.Model, data: str) -> Rows:
     return NpyDirRows(data, pairs)
 
 
-def predict_rows(model: ir.Model, predictor: Predictor, data: str, batch_size: int) -> tuple[Dataset, np.ndarray]:
-    """(the data set, its `x` a zero-stride stand-in; the model's outputs) of `data`."""
+def predicted_batches(model: ir.Model, predictor: Predictor, data: str, batch_size: int) -> Iterator[tuple[Dataset, np.ndarray]]:
+    """(a batch of `data` as a `Dataset`, the model's outputs for it), in order."""
     batches = _parquet_batches(model, data, batch_size) if is_parquet(data) else _row_batches(model, data, batch_size)
-    targets, lengths, outputs = [], [], []
-    first, count, several = None, 0, False
+    several, empty = False, True
     for start, arrays, total, classes in batches:
         n = len(arrays["x"])
         several = several or n < total
         where = f"{data} (rows {start}-{start + n - 1})" if several else data
         batch = from_arrays(model, arrays["x"], arrays["y"], arrays.get("lengths"), classes=classes, origin=where)
-        outputs.append(predictor.run(batch.x, batch.lengths))
-        targets.append(batch.y)
-        if batch.lengths is not None:
-            lengths.append(batch.lengths)
-        first, count = first or batch, count + n
-    if first is None:
+        empty = False
+        yield batch, predictor.run(batch.x, batch.lengths)
+    if empty:
         raise DataError(f"{data}: holds no samples")
-    x = np.broadcast_to(np.zeros((), first.x.dtype), (count, *first.x.shape[1:]))
-    dataset = Dataset(x, np.concatenate(targets), np.concatenate(lengths) if lengths else None, data, first.classes)
-    return dataset, np.concatenate(outputs)
+
+
+def in_batches(dataset: Dataset, outputs: np.ndarray, batch_size: int) -> Iterator[tuple[Dataset, np.ndarray]]:
+    """A data set in memory and its outputs, `batch_size` rows at a time, as a data set
+    on disk is read: the sums then add up in the same order."""
+    for start in range(0, len(dataset), batch_size):
+        rows = slice(start, start + batch_size)
+        lengths = None if dataset.lengths is None else dataset.lengths[rows]
+        yield dataclasses.replace(dataset, x=dataset.x[rows], y=dataset.y[rows], lengths=lengths), outputs[rows]
 
 
 Batches = Iterator[tuple[int, dict[str, np.ndarray], int, np.ndarray | None]]  # (first row, arrays, rows in all, classes)

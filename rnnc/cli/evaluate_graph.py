@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,8 +70,7 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
     """The graph at `model_path` (exported from `model`, the spec's IR) on `data`; a
     `DataError` of the data reads `FILE: ...` (the caller names the argument)."""
     from rnnc.data import load_file
-    from rnnc.metrics import (class_ids, compute_metrics, loss_value, output_probabilities, sample_losses, sequence_scores,
-                              single_label)
+    from rnnc.output_sums import OutputSums
     from rnnc.runtime import GraphPredictor
     from rnnc.text import METADATA_KEY, Vocab
 
@@ -83,63 +83,46 @@ def measure_graph(model: ir.Model, model_path: Path, spec_path: Path, data: str,
     stored = predictor.metadata.get(METADATA_KEY)  # a next-token model of raw text: held-out text in its ids
     vocab = None if stored is None else Vocab.from_json(stored, str(model_path))
     dataset = load_file(model, data, vocab=vocab)
+    sums = {out.name: OutputSums(out.loss, out.metrics, generative=out.feedback is not None) for out in model.outputs}
     try:
-        if isinstance(dataset, RowsDataset):  # a .npy directory: batch by batch, the inputs never whole
-            dataset, outputs = _predict_rows(dataset, predictor, batch_size)
-        else:
-            outputs = predictor.predict(dataset.inputs, dataset.lengths, batch_size)  # type: ignore[union-attr]
+        for batch, outputs in _predicted(dataset, predictor, batch_size):
+            for out in model.outputs:
+                sums[out.name].add(outputs[out.name], batch.targets[out.name], batch.masks.get(out.name))
     except DataError as err:
         raise DataError(f"{data}: {err} (is {model_path} the model of {spec_path}?)") from None
     several = len(model.outputs) > 1
     scores: dict[str, float] = {"loss": 0.0}
+    given = dataset.classes if isinstance(dataset.classes, dict) else {}
     total = np.zeros(len(dataset))
     results = []
     for out in model.outputs:
-        y, target, mask = outputs[out.name], dataset.targets[out.name], dataset.masks.get(out.name)
-        loss = loss_value(out.loss, y, target, mask)
-        probs = output_probabilities(out.loss, y)
-        metrics = compute_metrics(out.metrics, out.loss, probs, target, mask)
-        metrics.update(sequence_scores(out.loss, y, target, mask, generative=out.feedback is not None))
+        kept = sums[out.name]
         prefix = f"{out.name}_" if several else ""
-        scores["loss"] += out.loss_weight * loss
+        scores["loss"] += out.loss_weight * kept.mean_loss()
         if several:
-            scores[f"{prefix}loss"] = loss
-        scores.update({f"{prefix}{k}": v for k, v in metrics.items()})
-        losses = sample_losses(out.loss, y, target, mask)
+            scores[f"{prefix}loss"] = kept.mean_loss()
+        scores.update({f"{prefix}{k}": v for k, v in kept.scores().items()})
+        losses = kept.sample_losses()
         total += out.loss_weight * losses
-        result = OutputResult(out.name, losses, mask=mask, steps=y.ndim == 3)
-        if single_label(out.loss, probs.shape[-1]):
-            true, predicted = class_ids(out.loss, probs, target)
-            count = 2 if out.loss.type == "binary_crossentropy" else probs.shape[-1]
-            given = predictor.outputs[out.name].classes or dataset.classes.get(out.name)
-            classes = tuple(given) if given and len(given) == count else tuple(str(i) for i in range(count))
-            counted = (true, predicted) if mask is None else (true[mask], predicted[mask])
-            result = OutputResult(out.name, losses, ClassReport.of(*counted, classes), (true, predicted), mask, y.ndim == 3)
-        results.append(result)
+        report = kept.report(predictor.outputs[out.name].classes or given.get(out.name))
+        results.append(OutputResult(out.name, losses, report, kept.ids(), kept.mask(), kept.per_step))
     return GraphEvaluation(len(dataset), scores, total, results)
 
 
-def _predict_rows(rows: RowsDataset, predictor: GraphPredictor, batch_size: int) -> tuple[GraphDataset, dict[str, np.ndarray]]:
-    """(the data set, its inputs zero-stride stand-ins; the outputs) of a data set left
-    on disk, `batch_size` rows at a time: each batch is the rows of the padded `.npz`
-    (`RowsDataset.batch`), run as `predict` runs them, so the scores are the `.npz`'s."""
-    outputs: dict[str, list[np.ndarray]] = {}
-    kept: dict[str, dict[str, list[np.ndarray]]] = {"lengths": {}, "targets": {}, "masks": {}}
-    first = None
-    for batch in rows.batches(batch_size):
-        assert isinstance(batch, GraphDataset)
-        first = first or batch
-        for name, value in predictor.predict(batch.inputs, batch.lengths, batch_size).items():
-            outputs.setdefault(name, []).append(value)
-        for part, arrays in kept.items():
-            for name, value in getattr(batch, part).items():
-                arrays.setdefault(name, []).append(value)
-    assert first is not None  # rows_dataset refuses a source of no rows
-    whole = {part: {k: np.concatenate(v) for k, v in arrays.items()} for part, arrays in kept.items()}
-    inputs = {k: np.broadcast_to(np.zeros((), v.dtype), (len(rows), *v.shape[1:])) for k, v in first.inputs.items()}
-    classes = rows.classes if isinstance(rows.classes, dict) else {}
-    dataset = GraphDataset(inputs, whole["lengths"], whole["targets"], whole["masks"], rows.origin, classes)
-    return dataset, {k: np.concatenate(v) for k, v in outputs.items()}
+def _predicted(dataset: GraphDataset | RowsDataset, predictor: GraphPredictor, batch_size: int) -> Iterator[tuple[GraphDataset, dict[str, np.ndarray]]]:
+    """(a batch of the data set, the model's outputs for it), `batch_size` rows at a
+    time: a set left on disk (`RowsDataset`, the inputs never whole) batch by batch as
+    the padded `.npz` holds its rows, one in memory run whole and handed out in the same
+    batches, so that the sums add up in the same order."""
+    if isinstance(dataset, RowsDataset):
+        for batch in dataset.batches(batch_size):
+            assert isinstance(batch, GraphDataset)
+            yield batch, predictor.predict(batch.inputs, batch.lengths, batch_size)
+        return
+    outputs = predictor.predict(dataset.inputs, dataset.lengths, batch_size)
+    for start in range(0, len(dataset), batch_size):
+        rows = slice(start, start + batch_size)
+        yield dataset.select(rows), {name: value[rows] for name, value in outputs.items()}
 
 
 def write_graph_per_sample(path: str, result: GraphEvaluation) -> None:
