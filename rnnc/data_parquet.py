@@ -278,9 +278,9 @@ def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetT
 
 
 def decoded(path: str | Path, names: Iterable[str] | None = None, classes: dict[str, list[str]] | None = None,
-            budget: int = BATCH_BYTES) -> Iterator[tuple[Path, int, dict[str, Column]]]:
+            budget: int | None = None) -> Iterator[tuple[Path, int, dict[str, Column]]]:
     """(file, rows, columns) of the data set at `path`, file after file, about `budget`
-    bytes of pages at a time: what `read_table` joins and `rnnc.parquet_spill` writes
+    (default `BATCH_BYTES`) bytes of pages at a time: what `read_table` joins and `rnnc.parquet_spill` writes
     out. `classes` gets each file's class names from its metadata."""
     pa, _ = pyarrow()
     files = parquet_files(path)
@@ -298,7 +298,7 @@ def decoded(path: str | Path, names: Iterable[str] | None = None, classes: dict[
             classes.update(_classes(file, handle.schema_arrow.metadata))
         meta = handle.metadata
         stored = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-        rows = max(1, budget * meta.num_rows // max(1, stored))
+        rows = max(1, (budget or BATCH_BYTES) * meta.num_rows // max(1, stored))
         try:
             for batch in handle.iter_batches(batch_size=rows, columns=chosen, use_threads=False):
                 yield file, batch.num_rows, {name: decode_column(pa, file, name, batch.column(name)) for name in chosen}
