@@ -12,19 +12,38 @@ fewer padded zeros may round differently in the last bits.
 batches of the epoch's shuffled order by length (stable), cuts them into batches and
 draws the whole batches in an order shuffled by the epoch's generator, the one short
 batch last, so each batch holds sequences of similar lengths. The same seed gives the
-same batches; every row is in exactly one of them each epoch.
+same batches; every row is in exactly one of them each epoch. `epoch_order` is that
+order, shuffled and perhaps bucketed, for one process and data-parallel workers alike
+(each worker shards the same global order: `distributed.shard_order`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from rnnc.rows_dataset import cuts_to_longest
 
-__all__ = ["BUCKET_BATCHES", "batch_longest", "bucketed", "cuts_to_longest"]
+__all__ = ["BUCKET_BATCHES", "batch_longest", "bucketed", "cuts_to_longest", "epoch_order", "epoch_seed"]
 
 BUCKET_BATCHES = 50  # batches per length-sorted chunk: wide enough to pad little, narrow enough to stay shuffled
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed shuffling seed for (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def epoch_order(n: int, seed: int, epoch: int, lengths: Tensor | None = None, bucket: int | None = None) -> Tensor:
+    """The epoch's order of `n` rows (on the CPU): the permutation drawn from (seed,
+    epoch), then, given `lengths` and a global batch `bucket`, `bucketed` by the same
+    generator."""
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    order = torch.randperm(n, generator=generator)
+    if bucket is not None and lengths is not None:
+        order = bucketed(order, lengths, bucket, generator)
+    return order
 
 
 def batch_longest(lengths: Tensor | None, batch: int) -> list[int] | None:

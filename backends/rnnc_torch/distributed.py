@@ -5,15 +5,20 @@ rnnc brings no launcher, rendezvous or wire protocol of its own. `launch` hands
 rendezvous on this machine); across machines the user runs `torchrun ... -m rnnc train`.
 A worker knows it is one from the variables torchrun sets (`RANK`, `WORLD_SIZE`,
 `LOCAL_RANK`); `session` then joins the process group (gloo on CPU, NCCL on CUDA) with
-a timeout, so a lost peer ends the run instead of hanging it. `DistributedTrainer` runs
-the ordinary `Trainer` loop on this rank's shard with the module wrapped in
-`DistributedDataParallel`: `training.batch_size` is the global batch, each rank steps
-on `batch_size / world` rows, and DDP's gradient average over equal local batches is
-the single-process gradient of the global batch. The shard follows DistributedSampler:
-one permutation per epoch from (seed, epoch), the same on every rank and the same as a
-single process's, padded by repeating its head to a multiple of the world size, rank r
-taking every world-th sample from r. Losses and metrics are reduced over all ranks, and
-rank 0's logs are broadcast so every rank takes the same early-stopping decisions.
+a timeout, so a lost peer ends the run instead of hanging it. `DataParallel` runs
+the ordinary training loop on this rank's shard with the module wrapped in
+`DistributedDataParallel`, for a chain (`DistributedTrainer`, the `Trainer`'s loop)
+and a graph (`graph_distributed.DistributedGraphTrainer`, the `GraphTrainer`'s) alike:
+`training.batch_size` is the global batch, each rank steps on `batch_size / world`
+rows, and DDP's gradient average over equal local batches is the single-process
+gradient of the global batch. The shard follows DistributedSampler: one order per
+epoch from (seed, epoch), the same on every rank and the same as a single process's
+(bucketed by length, with `training.bucket_by_length`, before it is split), padded by
+repeating its head to a multiple of the world size, rank r taking every world-th
+sample from r, so step k of all ranks together is step k of one process. Losses (a
+graph's every output's) and metrics are reduced over all ranks, and rank 0's logs are
+broadcast so every rank takes the same early-stopping decisions. What is set from the
+data before training (a graph's normalization statistics) rank 0 computes and sends.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from torch.nn.parallel import DistributedDataParallel
 from rnnc import ir
 from rnnc.errors import UsageError
 
+from .batching import epoch_order, epoch_seed
 from .device import resolve_device
-from .device_data import DeviceData
-from .trainer import Trainer, epoch_seed
+from .trainer import Trainer
 
 TIMEOUT_ENV = "RNNC_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 300)
 
@@ -105,28 +110,29 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
 
 
 def make_trainer(model: ir.Model, device: torch.device, world: World | None) -> Trainer:
-    """A `Trainer`, or a `DistributedTrainer` inside a torchrun worker; a graph's
-    `GraphTrainer`, in one process only."""
-    if model.graph is not None:
-        if world is not None:
-            raise UsageError("a graph (spec version 2) trains in one process: drop --nproc (or torchrun)")
-        from .graph_trainer import GraphTrainer  # the v1 chain's training never imports it
+    """A `Trainer` (a graph's `GraphTrainer`), or its data-parallel twin inside a
+    torchrun worker."""
+    if model.graph is not None:  # the v1 chain's training never imports the graph's
+        if world is None:
+            from .graph_trainer import GraphTrainer
 
-        return GraphTrainer(model, device)
+            return GraphTrainer(model, device)
+        from .graph_distributed import DistributedGraphTrainer
+
+        return DistributedGraphTrainer(model, device, world)
     return Trainer(model, device) if world is None else DistributedTrainer(model, device, world)
 
 
 # --- sharding and reductions ------------------------------------------------------------
 
 
-def shard_order(n: int, world: World, seed: int, epoch: int, shuffle: bool = True) -> Tensor:
-    """This rank's samples for `epoch`, in order (DistributedSampler's rule, rnnc's
-    per-epoch permutation): every rank gets ceil(n / world) samples; when `n` does not
-    divide, the first few of the permutation are seen twice in the epoch."""
-    if shuffle:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
-    else:
-        order = torch.arange(n)
+def shard_order(n: int, world: World, seed: int, epoch: int, shuffle: bool = True,
+                lengths: Tensor | None = None, bucket: int | None = None) -> Tensor:
+    """This rank's samples for `epoch`, in order (DistributedSampler's rule on the
+    single process's `epoch_order`, bucketed when given `lengths` and the global batch
+    `bucket`): every rank gets ceil(n / world) samples; when `n` does not divide, the
+    first few of the order are seen twice in the epoch."""
+    order = epoch_order(n, seed, epoch, lengths, bucket) if shuffle else torch.arange(n)
     total = -(-n // world.size) * world.size
     if total > n:
         order = order.repeat(-(-total // n))[:total]
@@ -179,9 +185,11 @@ def broadcast_bytes(payload: bytes | None, world: World) -> bytes:
 # --- the trainer ---------------------------------------------------------------------
 
 
-class DistributedTrainer(Trainer):
-    """The `Trainer` of one rank: its shard, DDP gradients, reduced logs. Every method
-    that reduces is collective: all ranks call it, in the same order."""
+class DataParallel:
+    """What makes a trainer (`Trainer` or `GraphTrainer`, after this in the bases) one
+    rank's: its shard, DDP gradients, reduced logs. Every method that reduces is
+    collective: all ranks call it, in the same order. A subclass gathers the outputs
+    its metrics need through `_gathered`."""
 
     def __init__(self, model: ir.Model, device: torch.device | str, world: World):
         batch = model.training.batch_size
@@ -191,7 +199,7 @@ class DistributedTrainer(Trainer):
                 f"training.batch_size {batch} is the global batch and must divide among the {world.size} workers "
                 f"(e.g. --set training.batch_size={fit})"
             )
-        super().__init__(model, device)
+        super().__init__(model, device)  # type: ignore[call-arg]
         self.world = world
         self.local_batch = batch // world.size
         self.shards = 1  # DDP's gradient hooks run in backward(); the processes are the split
@@ -204,19 +212,47 @@ class DistributedTrainer(Trainer):
     def _rank_seed(self, epoch: int) -> int:
         return epoch_seed(self.settings.seed, (1 << 40) + (epoch << 16) + self.world.rank)
 
-    def train_epoch(self, epoch: int, data: DeviceData, lr: float, progress: bool = False) -> dict[str, float]:
-        local = data.take(shard_order(data.size, self.world, self.settings.seed, epoch, self.settings.shuffle).to(self.device))
-        # The one hot loop, run on the shard: local batch, already shuffled, DDP module.
-        full, module = self.settings, self.module
+    def _loss_keys(self) -> list[str]:
+        """The logs that are means over samples: the loss, and a graph's each output's."""
+        outputs = self.model.outputs
+        return ["loss"] + ([f"{out.name}_loss" for out in outputs] if len(outputs) > 1 else [])
+
+    def _reduced(self, logs: dict[str, float], count: int) -> dict[str, float]:
+        """`logs` of `count` samples on this rank as the logs of all ranks' samples:
+        the losses weighted by the ranks' counts, then rank 0's values everywhere."""
+        keys = self._loss_keys()
+        *totals, samples = all_sum([logs[k] * count for k in keys] + [count], self.world)
+        logs.update({k: total / samples for k, total in zip(keys, totals)})
+        return agree(logs, self.world)
+
+    def _gathered(self, tensor: Tensor) -> Tensor:
+        """`tensor`'s rows of every rank (this rank's alone when every rank has all)."""
+        return gather_rows(tensor, self.world) if self._gather else tensor
+
+    def adapt(self, train: Any) -> None:
+        """Rank 0 sets what comes from the data (normalization statistics), once, and
+        sends it: the parameters without gradients, which DDP does not keep in step."""
+        if self.world.is_main:
+            super().adapt(train)  # type: ignore[misc]
+        with torch.no_grad():
+            for param in self.module.parameters():
+                if not param.requires_grad:
+                    dist.broadcast(param.data, 0)
+
+    def train_epoch(self, epoch: int, data: Any, lr: float, progress: bool = False) -> dict[str, float]:
+        full = self.settings
+        bucket = full.batch_size if full.bucket_by_length and full.shuffle and self.model.graph is None else None
+        order = shard_order(data.size, self.world, full.seed, epoch, full.shuffle, data.lengths if bucket else None, bucket)
+        local = data.take(order.to(self.device))
+        # The one hot loop, run on the shard: local batch, already in the epoch's order, DDP module.
+        module = self.module
         self.settings = dataclasses.replace(full, batch_size=self.local_batch, shuffle=False)
         self.module = self.ddp  # type: ignore[assignment]
         try:
-            logs = super().train_epoch(epoch, local, lr, progress and self.world.is_main)
+            logs = super().train_epoch(epoch, local, lr, progress and self.world.is_main)  # type: ignore[misc]
         finally:
             self.settings, self.module = full, module
-        total, count = all_sum([logs["loss"] * local.size, local.size], self.world)
-        logs["loss"] = total / count
-        return agree(logs, self.world)
+        return self._reduced(logs, local.size)
 
     def agree_longest(self, longest: Tensor) -> Tensor:
         """The longest sequence of each batch over all ranks: with training.tbptt every
@@ -225,29 +261,20 @@ class DistributedTrainer(Trainer):
         dist.all_reduce(longest, op=dist.ReduceOp.MAX)
         return longest
 
-    def evaluate(self, data: DeviceData) -> dict[str, float]:
+    def evaluate(self, data: Any) -> dict[str, float]:
         if data.size < self.world.size:  # too few to shard: every rank evaluates all
             self._gather = False
             try:
-                return agree(super().evaluate(data), self.world)
+                return agree(super().evaluate(data), self.world)  # type: ignore[misc]
             finally:
                 self._gather = True
         local = data.take(torch.arange(self.world.rank, data.size, self.world.size, device=self.device))
-        logs = super().evaluate(local)
-        total, count = all_sum([logs["loss"] * local.size, local.size], self.world)
-        logs["loss"] = total / count
-        return agree(logs, self.world)
-
-    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
-        if self._gather:
-            outputs, targets = gather_rows(outputs.float(), self.world), gather_rows(targets, self.world)
-            mask = None if mask is None else gather_rows(mask, self.world)
-        return super()._metrics(outputs, targets, mask)
+        return self._reduced(super().evaluate(local), local.size)  # type: ignore[misc]
 
     # --- state: every rank's RNG, so a resumed run continues exactly ----------------
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+        state = super().state_dict()  # type: ignore[misc]
         state["rng"]["ranks"] = [row.clone() for row in gather_rows(torch.get_rng_state()[None], self.world)]
         if self.device.type == "cuda":
             state["rng"]["cuda_ranks"] = [row.clone() for row in gather_rows(torch.cuda.get_rng_state(self.device)[None], self.world)]
@@ -255,7 +282,7 @@ class DistributedTrainer(Trainer):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
+        super().load_state_dict(state)  # type: ignore[misc]
         rng, rank = state["rng"], self.world.rank
         if state.get("world_size") == self.world.size and "ranks" in rng:
             torch.set_rng_state(rng["ranks"][rank].contiguous().clone())  # its own storage, as set_rng_state needs
@@ -277,6 +304,14 @@ class DistributedTrainer(Trainer):
             return False
         self.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
         return True
+
+
+class DistributedTrainer(DataParallel, Trainer):
+    """A chain's `Trainer` on one rank; its metrics from every rank's outputs."""
+
+    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
+        mask = None if mask is None else self._gathered(mask)
+        return super()._metrics(self._gathered(outputs.float()), self._gathered(targets), mask)
 
 
 # --- the launcher: torchrun's --------------------------------------------------------

@@ -16,8 +16,8 @@ output v1's names, with several `loss` (the sum), `<output>_loss` and
 training set before the first epoch (`adapt`), never again on resume: their
 statistics are parameters without gradients, saved in the checkpoint. With
 `training.tbptt` every sequence input and every (per-step) output is cut at the same
-steps, as a chain's batches are (`tbptt`). One process only: `--nproc` refuses a
-graph (`make_trainer`).
+steps, as a chain's batches are (`tbptt`). Under `--nproc` the same loop runs on each
+rank's shard (`graph_distributed`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from rnnc.errors import DataError, TrainingError
 from rnnc.graph_data import GraphDataset, adapt_normalization
 from rnnc.rows_dataset import RowsDataset
 
+from .batching import epoch_order
 from .cpu import at_most
 from .losses import Objective, make_objective
 from .metrics import compute_metrics
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 from .stream import StreamData
-from .trainer import PROGRESS_UPDATES, Trainer, epoch_seed
+from .trainer import PROGRESS_UPDATES, Trainer
 
 Outputs = dict[str, Tensor]
 
@@ -126,7 +127,7 @@ class GraphTrainer(Trainer):
         named = data.named_lengths if isinstance(data, StreamData) else data.lengths
         lengths = [named[name] for name in sorted(self._sequences) if name in named]
         longest = torch.stack(lengths).amax(0) if len(lengths) == len(steps) else None  # an input without: every step real
-        return Chunks(size, count, longest, self.settings.batch_size)
+        return Chunks(size, count, longest, self.settings.batch_size, self.agree_longest)
 
     def _objective(self) -> Objective:
         first = self.model.outputs[0]
@@ -176,9 +177,8 @@ class GraphTrainer(Trainer):
             group["lr"] = lr
         module.train()
         n, batch = data.size, self.settings.batch_size
-        if self.settings.shuffle:
-            generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
-            data = data.take(torch.randperm(n, generator=generator).to(self.device))
+        if self.settings.shuffle:  # the chain's order (a graph does not bucket)
+            data = data.take(epoch_order(n, self.settings.seed, epoch).to(self.device))
         clip = self.settings.gradient_clip
         params = [p for p in module.parameters() if p.requires_grad]
         kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -36,7 +35,7 @@ from rnnc.errors import TrainingError, UsageError
 from rnnc.graph_rules import monitor_names
 from rnnc.rows_dataset import RowsDataset
 
-from .batching import batch_longest, bucketed, cuts_to_longest
+from .batching import batch_longest, cuts_to_longest, epoch_order, epoch_seed  # noqa: F401  (epoch_seed: imported from here too)
 from .cpu import ShardedStep, at_most, shard_count, training_threads
 from .device_data import DeviceData
 from .losses import Objective, make_objective
@@ -59,11 +58,6 @@ def _steps(data: DeviceData | StreamData) -> int:
 
 def _masked(data: DeviceData | StreamData) -> bool:
     return data.masked if isinstance(data, StreamData) else data.mask is not None
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed shuffling seed for (seed, epoch)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 class Trainer:
@@ -185,11 +179,10 @@ class Trainer:
         n, batch = data.size, self.settings.batch_size
         order = None
         if self.settings.shuffle:
-            # Each batch gathers its rows of this order: no copy of the whole data per epoch.
-            generator = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
-            order = torch.randperm(n, generator=generator).to(self.device)
-            if self.settings.bucket_by_length and data.lengths is not None:  # batches of similar lengths (batching.py)
-                order = bucketed(order, data.lengths, batch, generator)
+            # Each batch gathers its rows of this order: no copy of the whole data per epoch;
+            # with bucket_by_length, batches of similar lengths (batching.py).
+            bucket = batch if self.settings.bucket_by_length else None
+            order = epoch_order(n, self.settings.seed, epoch, data.lengths if bucket else None, bucket).to(self.device)
             if isinstance(data, StreamData):
                 data, order = data.take(order), None
         objective = self.objective

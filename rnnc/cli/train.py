@@ -85,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / model.name
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: expected a number of threads >= 1")
-    if args.nproc != 1 and model.graph is not None:
-        raise UsageError(f"--nproc {args.nproc}: a graph (spec version 2) trains in one process for now; drop --nproc")
     trackers = tuple(dict.fromkeys(model.training.log + logged))
     if args.nproc != 1:
         _exporter(args, model, run_dir, announce=False)  # bad export settings: said once, here

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+import rnnc_torch.batching as batching_module
 import rnnc_torch.trainer as trainer_module
 from rnnc.data import load_training_data
 from rnnc.errors import SpecError
@@ -126,7 +127,7 @@ def test_every_row_once_per_epoch(tmp_path: Path, data: dict, monkeypatch: pytes
         orders.append(out.tolist())
         return out
 
-    monkeypatch.setattr(trainer_module, "bucketed", keep)
+    monkeypatch.setattr(batching_module, "bucketed", keep)
     fit(tmp_path, "train.npz", bucket_by_length=True)
     assert len(orders) == 2 and orders[0] != orders[1]
     assert all(sorted(order) == list(range(26)) for order in orders)

@@ -194,12 +194,6 @@ def test_class_names_per_output_reach_the_weights_and_the_model(tmp_path: Path) 
     assert json.loads(props["graph"])["outputs"][0]["classes"] == ["stays", "leaves"]
 
 
-def test_nproc_is_refused_for_a_graph(tmp_path: Path) -> None:
-    status, run, err = train(tmp_path, "churn", "--nproc", "2")
-    assert (status, err.splitlines()) == (2, ["--nproc 2: a graph (spec version 2) trains in one process for now; drop --nproc"])
-    assert not run.exists()
-
-
 # --- the loop itself -----------------------------------------------------------------
 
 
