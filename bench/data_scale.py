@@ -2,19 +2,25 @@
 
 Generates an LSTM workload (sequences of 100 steps x 16 float32 features, lengths 50-100,
 one binary label) in bounded memory (`open_memmap`, written in chunks) at 1 GB and,
-with `--large`, 8 GB, in each layout: a directory of `.npy` files and an uncompressed
-`.npz` (which `rnnc train` reads in place, by rows); at 1 GB also the `.npz` loaded
-whole into memory (what a compressed one gets: `rnnc.data.ROWS_ABOVE` raised).
-Each case runs in a fresh child process that does what `rnnc train` does up to its
-first epoch (`rnnc.data.load_training_data`: every row checked; the torch `Trainer`), then trains
-`--batches` batches of the epoch's shuffled order (a fixed number of batches, not whole
-epochs: the time budget is ~15 minutes on two shared cores), and reports its own peak
-resident memory (VmHWM from /proc/self/status) and samples/s over those batches. Beside
-them, a hand-written PyTorch loop over a memory-mapped `x.npy` (`np.load(mmap_mode="r")`,
-the same model, batch and order). The runs of the cases are interleaved (run 1 of
-every case, then run 2, ...), so load from other work on the machine spreads over all
-of them alike. Medians and spreads of `--runs` runs; JSON in
-bench/results/data_scale.json. Not a test.
+with `--large`, 8 GB, in each layout: a directory of `.npy` files, an uncompressed
+`.npz` (which `rnnc train` reads in place, by rows) and ragged Parquet (each row's real
+steps only, row groups of 8,192 rows; `rnnc train` decodes it once into the data cache,
+`rnnc.parquet_spill`, and reads rows from there); at 1 GB also the `.npz` loaded whole
+into memory (`rnnc.data.ROWS_ABOVE` raised), the Parquet set decoded whole in memory
+(the path a small set takes), and the `.npz` compressed (`np.savez_compressed`, inflated
+once into the data cache, `rnnc.npz_spill`). Before the timed runs, a child process
+builds each cache once and reports the one-off time, its peak memory and the cache's
+size on disk; the timed runs then reuse it, as the next run or trial on the same files
+does. Each case runs in a fresh child process that does what `rnnc train` does up to
+its first epoch (`rnnc.data.load_training_data`: every row checked; the torch
+`Trainer`), then trains `--batches` batches of the epoch's shuffled order (a fixed
+number of batches, not whole epochs: the time budget is ~25 minutes on two shared
+cores), and reports its own peak resident memory (VmHWM from /proc/self/status) and
+samples/s over those batches. Beside them, a hand-written PyTorch loop over a
+memory-mapped `x.npy` (`np.load(mmap_mode="r")`, the same model, batch and order). The
+runs of the cases are interleaved (run 1 of every case, then run 2, ...), so load from
+other work on the machine spreads over all of them alike. Medians and spreads of
+`--runs` runs; JSON in bench/results/data_scale.json. Not a test.
 
     .venv/bin/python bench/data_scale.py [--runs 3] [--batches 60] [--large]
 """
@@ -72,10 +78,34 @@ def generate(folder: Path, rows: int, chunk: int = 20_000) -> Path:
     return folder
 
 
-def to_npz(folder: Path, path: Path) -> Path:
+def to_npz(folder: Path, path: Path, compressed: bool = False) -> Path:
     arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("x", "y", "lengths")}
-    np.savez(path, **arrays)  # numpy writes a memmap member in buffered pieces
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)  # numpy writes a memmap member in buffered pieces
     return path
+
+
+def to_parquet(folder: Path, path: Path, group: int = 8192) -> Path:
+    """The same rows as ragged Parquet: `x` a list of each row's real steps, `y`; a row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.load(folder / "x.npy", mmap_mode="r")
+    y = np.load(folder / "y.npy", mmap_mode="r")
+    lengths = np.load(folder / "lengths.npy", mmap_mode="r")
+    kind = pa.list_(pa.list_(pa.float32(), FEATURES))
+    with pq.ParquetWriter(path, pa.schema([("x", kind), ("y", pa.float32())])) as writer:
+        for start in range(0, len(x), group):
+            part, real = np.asarray(x[start : start + group]), np.asarray(lengths[start : start + group])
+            steps = part[np.arange(STEPS)[None, :] < real[:, None]]  # [real steps of every row, F]
+            inner = pa.FixedSizeListArray.from_arrays(pa.array(steps.reshape(-1)), FEATURES)
+            offsets = pa.array(np.concatenate([[0], np.cumsum(real)]).astype(np.int32))
+            table = pa.table({"x": pa.ListArray.from_arrays(offsets, inner), "y": pa.array(np.asarray(y[start : start + group]))})
+            writer.write_table(table)
+    return path
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 # --- the child processes ------------------------------------------------------------
@@ -113,6 +143,16 @@ def child_rnnc(spec: str, batches: int, in_memory: bool = False) -> dict:
     return {"samples_per_s": batches * BATCH / seconds, "load_s": loaded, "peak_mib": peak_mib()}
 
 
+def child_spill(target: str) -> dict:
+    """Build the data cache of a Parquet set or a compressed `.npz` once, as the first run on it does."""
+    from rnnc.npz_spill import spill_npz
+    from rnnc.parquet_spill import spill
+
+    started = time.perf_counter()
+    spill(target, ("x", "y", "lengths")) if target.endswith(".parquet") else spill_npz(Path(target))
+    return {"spill_s": time.perf_counter() - started, "spill_peak_mib": peak_mib()}
+
+
 def child_torch(folder: str, batches: int) -> dict:
     """A hand-written PyTorch loop over a memory-mapped x.npy: same model, batch, order."""
     import torch
@@ -142,8 +182,10 @@ def child_torch(folder: str, batches: int) -> dict:
     return {"samples_per_s": batches * BATCH / seconds, "load_s": 0.0, "peak_mib": peak_mib()}
 
 
-def run_child(kind: str, target: str, batches: int) -> dict:
+def run_child(kind: str, target: str, batches: int, cache: str | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{HERE.parent}:{HERE.parent / 'backends'}"}
+    if cache is not None:
+        env["RNNC_DATA_CACHE"] = cache
     out = subprocess.run([sys.executable, __file__, "--child", kind, target, str(batches)], capture_output=True,
                          text=True, env=env, check=False)
     if out.returncode != 0:
@@ -169,7 +211,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, target, batches = args.child
-        result = child_torch(target, int(batches)) if kind == "torch" else child_rnnc(target, int(batches), kind == "memory")
+        if kind == "spill":
+            result = child_spill(target)
+        else:
+            result = child_torch(target, int(batches)) if kind == "torch" else child_rnnc(target, int(batches), kind == "memory")
         print(json.dumps(result))
         return
     sizes = {f"{args.gb:g}GB": int(args.gb * (1 << 30))} | ({"8GB": 8 << 30} if args.large else {})
@@ -182,25 +227,43 @@ def main() -> None:
             started = time.perf_counter()
             folder = generate(root / label, rows)
             npz = to_npz(folder, root / f"train-{label}.npz")
+            parquet = to_parquet(folder, root / f"train-{label}.parquet")
+            made = [npz, parquet]
             print(f"generated {label}: {rows} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            targets = {f"npy-dir {label}": ("rnnc", folder), f"npz read in place {label}": ("rnnc", npz)}
+            cache = root / f"cache-{label}"
+            targets = {f"npy-dir {label}": ("rnnc", folder), f"npz read in place {label}": ("rnnc", npz),
+                       f"parquet from the data cache {label}": ("rnnc", parquet)}
             if label != "8GB":
+                compressed = to_npz(folder, root / f"train-{label}-compressed.npz", compressed=True)
+                made.append(compressed)
                 targets[f"npz in memory {label}"] = ("memory", npz)
+                targets[f"parquet in memory {label}"] = ("memory", parquet)
+                targets[f"compressed npz from the data cache {label}"] = ("rnnc", compressed)
                 targets[f"hand-written torch, memmap {label}"] = ("torch", folder)
+            spills = {}
+            for name, (kind, path) in targets.items():
+                if "data cache" in name:  # the one-off decode, timed apart; the runs below reuse its cache
+                    before = disk_bytes(cache) if cache.exists() else 0
+                    spills[name] = {**run_child("spill", str(path), 0, str(cache)), "spill_disk_bytes": disk_bytes(cache) - before,
+                                    "file_bytes": path.stat().st_size}
+                    print(f"{name}: cache built {spills[name]}", file=sys.stderr)
             runs: dict[str, list[dict]] = {name: [] for name in targets}
             for _ in range(args.runs):  # interleaved: other work's load falls on every case alike
                 for name, (kind, path) in targets.items():
                     if kind != "torch":
-                        spec = root / f"{name.replace(' ', '_')}.yaml"
+                        spec = root / f"{name.replace(' ', '_').replace(',', '')}.yaml"
                         spec.write_text(SPEC.format(features=FEATURES, batch=BATCH, train=path))
                         path = spec
-                    runs[name].append(run_child(kind, str(path), args.batches))
+                    # the in-memory cases get an empty cache: a Parquet set's cache would win over decoding it
+                    runs[name].append(run_child(kind, str(path), args.batches, str(cache if kind == "rnnc" else root / "none")))
                     loads.append(os.getloadavg()[0])
             for name, done in runs.items():
-                cases[name] = {"data_bytes": rows * ROW_BYTES, "rows": rows, **summary(done)}
+                cases[name] = {"data_bytes": rows * ROW_BYTES, "rows": rows, **summary(done), **spills.get(name, {})}
                 print(f"{name}: {cases[name]}", file=sys.stderr)
-            npz.unlink()
+            for path in made:
+                path.unlink()
             shutil.rmtree(folder)  # the next size's data has the disk
+            shutil.rmtree(cache, ignore_errors=True)
     result = {"workload": f"LSTM(64) on [{STEPS}, {FEATURES}] float32, lengths 50-100, batch {BATCH}",
               "batches_per_run": args.batches, "runs": args.runs, "cpu_threads": 2,
               "load_average": {"min": round(min(loads), 2), "max": round(max(loads), 2)}, "cases": cases}

@@ -254,7 +254,7 @@ class ParquetTable:
         return {name: column.take(index, steps.get(name)) for name, column in self.columns.items()}
 
 
-BATCH_BYTES = 32 << 20  # about this many bytes of a file's (uncompressed) pages decoded at a time
+BATCH_BYTES = 4 << 20  # about this many bytes of a file's (uncompressed) pages decoded at a time (a data cache builds in ~145 MiB)
 
 
 def read_table(path: str | Path, names: Iterable[str] | None = None) -> ParquetTable:
