@@ -10,10 +10,11 @@ a static one a scalar or a fixed-size list. Without a lengths column a sequence'
 length is its list's, so nothing is padded on disk. Class names live in the schema's
 metadata (`rnnc.classes`: a JSON object of `classes` or `<output>_classes` to names).
 
-Each column is decoded once, a row group at a time, into flat values `[steps of every
-row, *item]` and offsets `[rows + 1]` (`Column`, `read_table`); `ParquetTable.take(index)`
-pads the chosen rows only to the longest among them (`rnnc.parquet_rows` reads them
-against a model). `iter_columns` hands out a batch of rows at a time instead, for the readers
+Each column is decoded once, `BATCH_BYTES` of pages at a time (`decoded`), into flat
+values `[steps of every row, *item]` and offsets `[rows + 1]` (`Column`, joined in
+memory by `read_table`, or written to the data cache by `rnnc.parquet_spill`);
+`ParquetTable.take(index)` pads the chosen rows only to the longest among them
+(`rnnc.parquet_rows` reads them against a model). `iter_columns` hands out a batch of rows at a time instead, for the readers
 that stream (`rnnc predict`, `rnnc evaluate`); `rnnc.parquet_peek` reads the footers
 alone. pyarrow is imported lazily; without it, one line says to install `rnnc[data]`.
 """

@@ -4,8 +4,9 @@
 (per-step targets padded to their output's steps, which `rnnc.graph_layout.flow`
 follows from the inputs, `target_steps`): `take(index)` pads the rows it is asked for
 only to the longest among them, a sequence's lengths column given by the file or made
-from its lists (`parquet_rows` pairs them as the model reads them). Needs numpy;
-pyarrow to read.
+from its lists (`parquet_rows` pairs them as the model reads them). The columns are
+decoded in memory, or, for a large set, read from the data cache
+(`rnnc.parquet_spill`). Needs numpy; pyarrow to decode.
 """
 
 from __future__ import annotations

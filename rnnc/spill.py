@@ -128,6 +128,10 @@ def _build(folder: Path, sources: list[list[Any]], origin: str, build: Callable[
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 temp.rename(folder)
+        except OSError as err:  # the source's read errors are DataErrors already: writing failed (a full disk)
+            shutil.rmtree(temp, ignore_errors=True)
+            raise DataError(f"{origin}: cannot write the data cache {folder} ({err.strerror or err}); free disk space "
+                            "or set RNNC_DATA_CACHE to another directory") from None
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
