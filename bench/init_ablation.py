@@ -9,7 +9,8 @@ as PyTorch's nn.Linear, the rest as hybrid). The arms are compared with the defa
 the hand-written loop as bench/results/init_study_20.json measured them on the same
 seeds (the same code and seeds give the same runs, so they are not trained again; each
 task's first hybrid run is trained again to check that, `reproduced`):
-bench/init_stats.py's intervals and permutation p-values against the hand loop. Writes
+bench/init_stats.py's intervals and permutation p-values against the hand loop (all of
+the study's seeds, also for an arm run on fewer with `--seeds`). Writes
 bench/results/init_ablation.json, rewritten after every seed. Not a timing benchmark.
 """
 
@@ -98,10 +99,10 @@ def main() -> int:
         entry = result["tasks"].setdefault(name, {"metric": measured["metric"], "held_out": measured["held_out"],
                                                   "higher_is_better": higher, "layers": [n.layer.kind for n in task.model("hybrid", 0).nodes],
                                                   "arms": {}})
-        hand = measured["results"][HAND]["seeds"][:len(seeds)]
+        hand = measured["results"][HAND]["seeds"]  # all the study's seeds, also for an arm run on fewer
         for arm in ("hybrid", "torch", "keras"):
             if arm in measured["results"]:
-                values = measured["results"][arm]["seeds"][:len(seeds)]
+                values = measured["results"][arm]["seeds"]
                 entry["arms"][arm] = {**summary(values), "versus_hand": versus(values, hand, higher), "trained": False}
         if "hybrid" in measured["results"]:  # the study's first hybrid run again: the same code gives the same run
             torch.manual_seed(seeds[0])
@@ -115,7 +116,7 @@ def main() -> int:
                 values.append(score(task, train_rnnc(task, arm_model(task, overrides, seed))))
                 print(f"  {name} {arm} seed {seed}: {values[-1]:.4f}", flush=True)
                 entry["arms"][arm] = {**summary(values), "trained": True,
-                                      **({"versus_hand": versus(values, hand[:len(values)], higher)} if len(values) >= 2 else {})}
+                                      **({"versus_hand": versus(values, hand, higher)} if len(values) >= 2 else {})}
                 run["seconds"] = round(time.perf_counter() - started, 1)
                 run["load"] = [run["load"][0], os.getloadavg()[0]]
                 atomic_write_bytes(args.out, (json.dumps(result, indent=1) + "\n").encode())
