@@ -9,7 +9,10 @@ projection of every step, then per step one product for both directions at once 
 few in-place elementwise operations, the backward pass the same loop in reverse, the
 weight gradients one product each over all steps, the large buffers reused between
 training steps (`Workspace`). A bidirectional layer's backward direction runs on the
-input reversed within each sequence's length, so nothing is packed. `policy.applies`
+input reversed within each sequence's length, so nothing is packed. With lengths, the
+rows are put longest first (and back afterwards), so each step runs only the rows
+whose sequences have not ended, a prefix (on ragged text about half the steps'
+work); the steps past an end are zero, as packing gives. `policy.applies`
 says when this path is taken: float32 CPU tensors, gradients on, no autocast, not under
 `torch.compile`, and where it measured faster than torch's kernels (`policy.loop_pays`;
 torch's LSTM is oneDNN's fused kernel, which wins on small layers). The function is the
@@ -56,14 +59,20 @@ def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bo
     at each sequence's last real step, backward direction at step 0)."""
     directions, units = (2 if rnn.bidirectional else 1), rnn.hidden_size
     batch, steps = x.shape[0], x.shape[1]
-    u = x.transpose(0, 1)  # time-major [T, B, F]
-    padding = reverse_index = None
+    padding = reverse_index = active = unsort = None
     if lengths is not None:
-        padding = (torch.arange(steps, device=x.device)[:, None] >= lengths[None, :]).unsqueeze(-1)
-        u = u.masked_fill(padding, 0.0)  # padded steps carry zeros, whatever (even NaN) was there
+        x, lengths, unsort = _by_length(x, lengths)
+        t = torch.arange(steps, device=x.device)[:, None]
+        real = t < lengths[None, :]
+        active = real.sum(1).tolist()  # rows still running at each step: a prefix, the rows sorted
+        if active[-1] == batch:
+            active = None  # every row runs every step
+        padding = ~real.unsqueeze(-1)
         if directions == 2:
-            t = torch.arange(steps, device=x.device)[:, None]
-            reverse_index = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t).unsqueeze(-1)
+            reverse_index = (torch.where(real, lengths[None, :] - 1 - t, t) * batch + torch.arange(batch, device=x.device)).view(-1)
+    u = x.transpose(0, 1)  # time-major [T, B, F]
+    if padding is not None:
+        u = u.masked_fill(padding, 0.0)  # padded steps carry zeros, whatever (even NaN) was there
     last = x
     for layer in range(rnn.num_layers):
         if layer and rnn.dropout and rnn.training:
@@ -72,25 +81,35 @@ def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bo
             stacked = u.unsqueeze(0).contiguous()
         else:
             stacked = torch.stack([u, u.flip(0) if reverse_index is None else _reverse(u, reverse_index)])
-        seq, last = _layer(rnn, layer, stacked, workspace)
+        seq, last = _layer(rnn, layer, stacked, workspace, active)
         if directions == 1:
             u = seq[0]
-        else:
+        else:  # zero past each sequence's end, as packing gives: those steps are never computed
             back = seq[1].flip(0) if reverse_index is None else _reverse(seq[1], reverse_index)
             u = torch.cat([seq[0], back], dim=-1)
-            if padding is not None:
-                u = u.masked_fill(padding, 0.0)  # as packing does: nothing past a sequence's end
     if return_sequences:
-        return u.transpose(0, 1)
-    if lengths is None:
+        y = u.transpose(0, 1)
+    elif lengths is None:
         return last[0] if directions == 1 else last.transpose(0, 1).reshape(batch, 2 * units)
-    forward = u[(lengths - 1).clamp(min=0), torch.arange(batch, device=x.device), :units]
-    return forward if directions == 1 else torch.cat([forward, u[0, :, units:]], dim=-1)
+    else:
+        forward = u[(lengths - 1).clamp(min=0), torch.arange(batch, device=x.device), :units]
+        y = forward if directions == 1 else torch.cat([forward, u[0, :, units:]], dim=-1)
+    return y if unsort is None else y.index_select(0, unsort)
+
+
+def _by_length(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """`x` and `lengths` with the rows longest first (stable), and the order that puts
+    them back (None where they already are)."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    if bool((lengths[1:] <= lengths[:-1]).all()):
+        return x, lengths, None
+    return x.index_select(0, order), lengths.index_select(0, order), torch.argsort(order)
 
 
 def _reverse(u: Tensor, index: Tensor) -> Tensor:
-    """Each sequence's real steps in reverse order, the padding left where it is."""
-    return u.gather(0, index.expand_as(u))
+    """Each sequence's real steps in reverse order, the padding left where it is:
+    `index` gives each (step, row) its source row of `u` flattened to `[T * B, X]`."""
+    return u.reshape(-1, u.shape[-1]).index_select(0, index).view_as(u)
 
 
 def _stacked(rnn: nn.RNNBase, name: str, layer: int, directions: int, scale: Tensor | None) -> Tensor:
@@ -103,9 +122,12 @@ def _stacked(rnn: nn.RNNBase, name: str, layer: int, directions: int, scale: Ten
     return value * (scale if value.dim() == 2 else scale[:, None])
 
 
-def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace) -> tuple[Tensor, Tensor]:
+def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace, active: list[int] | None = None
+           ) -> tuple[Tensor, Tensor]:
     """One layer on `x` `[D, T, B, F]` (each direction's input in its own time order):
-    `(outputs [D, T, B, H], final states [D, B, H])`."""
+    `(outputs [D, T, B, H], final states [D, B, H])`. With `active` (the rows sorted
+    longest first) step t runs only its first `active[t]` rows; the others' outputs are
+    zero."""
     mode, units = rnn.mode, rnn.hidden_size
     size = GATES[mode] * units
     scale = None
@@ -119,8 +141,8 @@ def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace) -> tupl
     b_hh = _stacked(rnn, "bias_hh", layer, directions, scale) if rnn.bias else None
     space = (workspace, f"{layer}.")
     if mode == "GRU":
-        return GRUScan.apply(x, w_ih, b_ih, w_hh, b_hh, space)  # type: ignore[no-any-return]
+        return GRUScan.apply(x, w_ih, b_ih, w_hh, b_hh, space, active)  # type: ignore[no-any-return]
     bias = None if b_ih is None or b_hh is None else b_ih + b_hh
     if mode == "LSTM":
-        return LSTMScan.apply(x, w_ih, bias, w_hh, space)  # type: ignore[no-any-return]
-    return RNNScan.apply(x, w_ih, bias, w_hh, space, mode == "RNN_RELU")  # type: ignore[no-any-return]
+        return LSTMScan.apply(x, w_ih, bias, w_hh, space, active)  # type: ignore[no-any-return]
+    return RNNScan.apply(x, w_ih, bias, w_hh, space, mode == "RNN_RELU", active)  # type: ignore[no-any-return]
