@@ -29,7 +29,7 @@ import gc
 import io
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from rnnc.errors import UsageError
 
 from .batching import epoch_order, epoch_seed
 from .device import resolve_device
+from .world_losses import MaskedSums, WorldMean, global_means
 from .trainer import Trainer
 
 TIMEOUT_ENV = "RNNC_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 300)
@@ -217,13 +218,13 @@ class DataParallel:
         outputs = self.model.outputs
         return ["loss"] + ([f"{out.name}_loss" for out in outputs] if len(outputs) > 1 else [])
 
-    def _reduced(self, logs: dict[str, float], count: int) -> dict[str, float]:
+    def _reduced(self, logs: dict[str, float], count: int, agreed: bool = True) -> dict[str, float]:
         """`logs` of `count` samples on this rank as the logs of all ranks' samples:
-        the losses weighted by the ranks' counts, then rank 0's values everywhere."""
+        the losses weighted by the ranks' counts, then (`agreed`) rank 0's values everywhere."""
         keys = self._loss_keys()
         *totals, samples = all_sum([logs[k] * count for k in keys] + [count], self.world)
         logs.update({k: total / samples for k, total in zip(keys, totals)})
-        return agree(logs, self.world)
+        return agree(logs, self.world) if agreed else logs
 
     def _gathered(self, tensor: Tensor) -> Tensor:
         """`tensor`'s rows of every rank (this rank's alone when every rank has all)."""
@@ -244,15 +245,32 @@ class DataParallel:
         bucket = full.batch_size if full.bucket_by_length and full.shuffle and self.model.graph is None else None
         order = shard_order(data.size, self.world, full.seed, epoch, full.shuffle, data.lengths if bucket else None, bucket)
         local = data.take(order.to(self.device))
-        # The one hot loop, run on the shard: local batch, already in the epoch's order, DDP module.
-        module = self.module
-        self.settings = dataclasses.replace(full, batch_size=self.local_batch, shuffle=False)
-        self.module = self.ddp  # type: ignore[assignment]
-        try:
+        # The one hot loop, run on the shard: local batch, already in the epoch's order, DDP
+        # module, masked means over the global batch's real steps.
+        with self._on_shard(lambda objective: WorldMean(objective, self.world.size, self.world.device), self.ddp):
             logs = super().train_epoch(epoch, local, lr, progress and self.world.is_main)  # type: ignore[misc]
-        finally:
-            self.settings, self.module = full, module
         return self._reduced(logs, local.size)
+
+    @contextlib.contextmanager
+    def _on_shard(self, wrap: Callable[[Any], Any], module: Any = None) -> Iterator[dict[str, Any]]:
+        """The inherited loop's settings for a shard (the local batch, no shuffling of
+        its own), `module` in place of the module, each output's objective wrapped by
+        `wrap`; yields the wrapped objectives by output name."""
+        graph = getattr(self, "objectives", None)  # a graph's, by output; a chain's one
+        kept = (self.settings, self.module, self.objective, graph)
+        wrapped = {name: wrap(each) for name, each in (graph or {self.model.outputs[0].name: self.objective}).items()}
+        self.settings = dataclasses.replace(self.settings, batch_size=self.local_batch, shuffle=False)
+        self.module = self.module if module is None else module
+        if graph is not None:
+            self.objectives = wrapped
+        else:
+            self.objective = next(iter(wrapped.values()))
+        try:
+            yield wrapped
+        finally:
+            self.settings, self.module, self.objective, graph = kept
+            if graph is not None:
+                self.objectives = graph
 
     def agree_longest(self, longest: Tensor) -> Tensor:
         """The longest sequence of each batch over all ranks: with training.tbptt every
@@ -268,8 +286,25 @@ class DataParallel:
                 return agree(super().evaluate(data), self.world)  # type: ignore[misc]
             finally:
                 self._gather = True
+        # Rank r's batch k: the rows of one process's batch k at r, r + world, ...
         local = data.take(torch.arange(self.world.rank, data.size, self.world.size, device=self.device))
-        return self._reduced(super().evaluate(local), local.size)  # type: ignore[misc]
+        with self._on_shard(MaskedSums) as objectives:
+            logs = super().evaluate(local)  # type: ignore[misc]
+        masked = {name: each.sums for name, each in objectives.items() if each.sums}
+        logs = self._reduced(logs, local.size, agreed=False)
+        if masked:  # the same outputs on every rank: the data decides which have masks
+            means = global_means(list(masked.values()), data.size, self.settings.batch_size, self.world.device)
+            logs.update(self._with_means(logs, dict(zip(masked, means))))
+        return agree(logs, self.world)
+
+    def _with_means(self, logs: dict[str, float], means: dict[str, float]) -> dict[str, float]:
+        """The loss logs with these outputs' means in place: each `<output>_loss` and
+        `loss`, the weighted sum over the outputs."""
+        outputs = self.model.outputs
+        if len(outputs) == 1:
+            return {"loss": outputs[0].loss_weight * means[outputs[0].name]}
+        each = {out.name: means.get(out.name, logs[f"{out.name}_loss"]) for out in outputs}
+        return {"loss": sum(out.loss_weight * each[out.name] for out in outputs), **{f"{k}_loss": v for k, v in each.items()}}
 
     # --- state: every rank's RNG, so a resumed run continues exactly ----------------
 

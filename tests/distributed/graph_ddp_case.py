@@ -1,8 +1,9 @@
 """A small two-output graph for the data-parallel graph tests, its data in every layout.
 
 The graph reads a variable-length sequence (normalized, the statistics adapted from the
-data) and a static vector, and has two per-sample outputs with loss weights and
-metrics. No dropout and SGD, so two workers on the same global batch train what one
+data) and a static vector, and has two per-sample outputs with loss weights and a
+per-step one masked past each row's length (its mean is over the real steps of the
+global batch, which the workers' shares split unevenly), each with a metric. No dropout and SGD, so two workers on the same global batch train what one
 process trains: 48 training rows (16 held out by `validation_split`), global batch 8.
 """
 
@@ -20,19 +21,22 @@ SPEC: dict[str, Any] = {
     "inputs": {"events": {"shape": [None, 3]}, "profile": {"shape": [2]}},
     "layers": [
         {"name": "norm", "type": "normalization", "input": "events"},
-        {"name": "enc", "type": "gru", "units": 6},
-        {"name": "both", "type": "concatenate", "input": ["enc", "profile"]},
+        {"name": "enc", "type": "gru", "units": 6, "return_sequences": True},
+        {"name": "steps", "type": "dense", "units": 1},
+        {"name": "last", "type": "pool", "mode": "last", "input": "enc"},
+        {"name": "both", "type": "concatenate", "input": ["last", "profile"]},
         {"name": "kind", "type": "dense", "units": 3, "activation": "softmax"},
         {"name": "score", "type": "dense", "units": 1, "input": "both"},
     ],
     "outputs": {"kind": {"loss": "sparse_categorical_crossentropy", "loss_weight": 0.5, "metrics": ["accuracy"]},
-                "score": {"loss": "mse", "loss_weight": 2.0, "metrics": ["mae"]}},
-    "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+                "score": {"loss": "mse", "loss_weight": 2.0, "metrics": ["mae"]},
+                "steps": {"loss": "mse", "metrics": ["mae"]}},
+    "optimizer": {"type": "sgd", "lr": 0.02, "momentum": 0.9},
     "training": {"epochs": 4, "batch_size": 8, "seed": 5, "validation_split": 0.25,
-                 "early_stopping": {"monitor": "val_loss", "patience": 1}},
+                 "early_stopping": {"monitor": "loss", "patience": 1}},
 }
-LOGGED = ("loss", "kind_loss", "score_loss", "kind_accuracy", "score_mae",
-          "val_loss", "val_kind_loss", "val_score_loss", "val_kind_accuracy", "val_score_mae")
+LOGGED = ("loss", "kind_loss", "score_loss", "steps_loss", "kind_accuracy", "score_mae", "steps_mae")
+LOGGED += tuple(f"val_{name}" for name in LOGGED)
 
 
 def write_data(folder: Path) -> dict[str, np.ndarray]:
@@ -46,6 +50,7 @@ def write_data(folder: Path) -> dict[str, np.ndarray]:
     arrays = {"events": events, "events_lengths": lengths, "profile": profile,
               "kind": (events[:, :, 0].sum(1) > lengths).astype(np.int64) + (profile[:, 0] > 0.5),
               "score": (events[:, :, 1].sum(1, keepdims=True) / 4 + profile[:, 1:]).astype(np.float32),
+              "steps": events[:, :, :1].cumsum(1) / 4,  # per step: masked past each row's length
               "kind_classes": np.array(["low", "mid", "high"])}
     np.savez(folder / "train.npz", **arrays)
     (folder / "train").mkdir()
@@ -67,6 +72,8 @@ def write_parquet(folder: Path, arrays: dict[str, np.ndarray]) -> None:
             "profile": pa.array(arrays["profile"][rows].tolist(), pa.list_(pa.float32(), 2)),
             "kind": pa.array(arrays["kind"][rows]),
             "score": pa.array(arrays["score"][rows].tolist(), pa.list_(pa.float32(), 1)),
+            "steps": pa.array([row[:n].tolist() for row, n in zip(arrays["steps"][rows], lengths[rows])],
+                              pa.list_(pa.list_(pa.float32(), 1))),
         }).replace_schema_metadata({"rnnc.classes": '{"kind_classes": ["low", "mid", "high"]}'})
         pq.write_table(table, folder / "parts" / name, row_group_size=8)
 
