@@ -272,6 +272,10 @@ class DataParallel:
             if graph is not None:
                 self.objectives = graph
 
+    def _real_steps(self, objective: Any, mask: Tensor) -> Tensor:
+        """The real steps of every rank's rows (`WorldMean` counted them)."""
+        return objective.count[0].to(mask.device)
+
     def agree_longest(self, longest: Tensor) -> Tensor:
         """The longest sequence of each batch over all ranks: with training.tbptt every
         rank then runs the same chunks, so DDP's gradient reductions pair up."""

@@ -205,7 +205,8 @@ class GraphTrainer(Trainer):
                 loss, each = self._losses(outputs, part)
             if amp.plain:
                 loss.backward()
-            real = [part.masks[out.name].sum() if out.name in part.masks else float(end - begin) for out in self.outputs]
+            real = [self._real_steps(self.objectives[out.name], part.masks[out.name]) if out.name in part.masks else float(end - begin)
+                    for out in self.outputs]
             return outputs, loss, each, real, state
 
         chunks = self._chunks(data)

@@ -167,6 +167,12 @@ class Trainer:
         """Each batch's longest sequence, as every process sees it (one process: its own)."""
         return longest
 
+    def _real_steps(self, objective: Objective, mask: Tensor) -> Tensor:
+        """The real steps `objective`'s last masked mean (over `mask`) divided by: a
+        chunk's weight in the batch's logged loss (`tbptt`); all processes' together
+        in a data-parallel run."""
+        return mask.sum()
+
     def _chunked(self, data: DeviceData) -> bool:
         """Whether `training.tbptt` cuts this data's sequences into several chunks."""
         return self.settings.tbptt is not None and self.settings.tbptt < _steps(data)
@@ -234,7 +240,7 @@ class Trainer:
                 loss = fast(output, target) if fast is not None else objective(output, target, counted)
             if amp.plain:
                 loss.backward()
-            return {"y": output}, loss, (loss,), (float(end - begin) if counted is None else counted.sum(),), state
+            return {"y": output}, loss, (loss,), (float(end - begin) if counted is None else self._real_steps(objective, counted),), state
 
         chunks = Chunks(self.settings.tbptt, steps_in, all_lengths, batch, self.agree_longest) if self._chunked(data) else None  # type: ignore[arg-type]
         for step, start in enumerate(range(0, n, batch), 1):

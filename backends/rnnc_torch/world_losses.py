@@ -7,7 +7,7 @@ numbers of them, so the mean of their means is not the batch's mean. In training
 `WorldMean` all-reduces each step's count of real steps (one small collective per masked
 output and step) and scales the share's sum by `world / count`: DDP's average of the
 ranks' gradients is then the gradient of the global batch's mean, and the logged losses
-are one process's. In evaluation, `MaskedSums` keeps each batch's sum and count, and
+are one process's (a `training.tbptt` chunk weighs in by that count too). In evaluation, `MaskedSums` keeps each batch's sum and count, and
 `global_means` adds them up over the ranks once, per global batch, to the sample-weighted
 mean of batch means that one process logs. Unmasked objectives pass through: equal local
 batches of per-sample means already average to the global ones.
@@ -41,6 +41,7 @@ class WorldMean(_Wrapped):
 
     def __init__(self, objective: Objective, size: int, device: torch.device):
         self.objective, self.size, self.device = objective, size, device
+        self.count: Tensor | None = None  # the last call's real steps of all ranks
 
     def __call__(self, output: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         if mask is None:
@@ -49,6 +50,7 @@ class WorldMean(_Wrapped):
         weights = mask.to(per_step.dtype)
         count = weights.detach().sum(dtype=torch.float64).reshape(1).to(self.device)
         dist.all_reduce(count)
+        self.count = count  # what `DataParallel._real_steps` reads
         scale = (self.size / count.clamp(min=1.0)).to(per_step.device, per_step.dtype)
         return (per_step * weights).sum() * scale[0]
 

@@ -1,8 +1,10 @@
 """A chain's masked sequence loss under `--nproc 2`: the mean over the global batch's
 real steps, as one process takes it, though the workers' shares hold different numbers
 of them. Two workers train one process's weights (to 1e-5) and log its losses,
-validation included; the rows are arranged so the shares differ a lot (one worker gets
-short sequences, the other long), where averaging the workers' own means would not do."""
+validation included, with `training.tbptt` cutting the batches into chunks of 4 steps
+(each chunk's mean, and its weight in the batch's logged loss, counts every worker's
+real steps); the rows are arranged so the shares differ a lot (one worker gets short
+sequences, the other long), where averaging the workers' own means would not do."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def test_two_workers_take_the_global_mean_over_real_steps(tmp_path: Path) -> Non
         "rnnc": 1, "name": "masked-ddp", "input": {"shape": [None, 2]},
         "layers": [{"type": "gru", "units": 5, "return_sequences": True}, {"type": "dense", "units": 1}],
         "loss": "mse", "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.5}, "metrics": ["mae"],
-        "training": {"epochs": 3, "batch_size": 8, "shuffle": False},
+        "training": {"epochs": 3, "batch_size": 8, "shuffle": False, "tbptt": 4},
         "data": {"train": "train.npz", "validation": "val.npz"},
     }))
     done = rnnc("train", str(spec), "-o", str(tmp_path / "two"), "--nproc", "2", "--device", "cpu", "--no-progress")
