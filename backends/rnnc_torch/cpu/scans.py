@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import gemm
+from . import gemm, small_loop
 
 HIGHER_ORDER = (
     "rnnc's CPU recurrent layers have first-order gradients only; for higher-order gradients "
@@ -188,59 +188,88 @@ def _done(ctx) -> tuple:
 
 
 class RNNScan(torch.autograd.Function):
-    """h_t = act(x_t W_ih^T + b + h_{t-1} W_hh^T), act tanh or relu."""
+    """h_t = act(x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T), act tanh or relu. One
+    direction may come without the direction axis (`x` `[T, B, F]`, 2-D weights, 1-D
+    biases), its results then without it too: the module's parameters go in as they
+    are, with no autograd node between them and the loop."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, b, w_hh, space, relu, active=None):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, w_ih, b_ih, b_hh, w_hh, space, relu, active=None):  # type: ignore[no-untyped-def, override]
         workspace, slot = space
+        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.squeeze = w_hh.dim() == 2
+        b = None if b_ih is None else b_ih + b_hh
+        if ctx.squeeze:
+            x, w_ih, w_hh, b = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0), None if b is None else b.unsqueeze(0)
         directions, steps, batch, _ = x.shape
         units = w_hh.shape[-1]
         ops = _Steps(directions, active)
         hs = ops.states(directions, steps, batch, units, x)
         pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
         _project(ops, pre, x, w_ih, b)
-        h, w_t = ops.of(hs), ops.flat(w_hh).mT
-        h_in, h_out, p = ops.live(h[:-1]), ops.live(h[1:]), ops.live(ops.of(pre))
-        step = ops.step_product_plus(p[0], h_in[0], w_t, h_out[0])
-        for t in range(steps):
-            out = step(p[t], h_in[t], w_t, out=h_out[t])
-            if relu:
-                out.relu_()
-            else:
-                out.tanh_()
-        ctx.save_for_backward(x, w_ih, w_hh)
+        ctx.small = small_loop.applies(x, w_hh, active)
+        if ctx.small:  # numpy's fixed costs per operation are a fraction of torch's
+            small_loop.forward(pre[0], hs[0], w_hh[0], relu)
+        else:
+            h, w_t = ops.of(hs), ops.flat(w_hh).mT
+            h_in, h_out, p = ops.live(h[:-1]), ops.live(h[1:]), ops.live(ops.of(pre))
+            step = ops.step_product_plus(p[0], h_in[0], w_t, h_out[0])
+            for t in range(steps):
+                out = step(p[t], h_in[t], w_t, out=h_out[t])
+                if relu:
+                    out.relu_()
+                else:
+                    out.tanh_()
         ctx.buffers, ctx.hs, ctx.space, ctx.relu, ctx.active = (pre,), hs, space, relu, active
         ctx.set_materialize_grads(False)
+        if ctx.squeeze:
+            return hs[0, 1:], hs[0, steps].clone()
         return hs[:, 1:], hs[:, steps].clone()
 
     @staticmethod
     @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
+        if ctx.squeeze:
+            x, w_ih, w_hh = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0)
+            d_seq, d_last = (None if d is None else d.unsqueeze(0) for d in (d_seq, d_last))
         (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
         hs, (workspace, slot) = ctx.hs, ctx.space
         ops = _Steps(hs.shape[0], ctx.active)
-        steps = hs.shape[1] - 1
         dh_all = _state_grad(ops, hs, d_last)
-        h, all_d, w = ops.live(ops.of(hs)[1:]), ops.of(d_pre), ops.flat(w_hh)
-        d, tails, dh, square = ops.live(all_d), ops.tails(all_d), ops.each(dh_all, steps), ops.each(torch.empty_like(dh_all), steps)
-        d_out = None if d_seq is None else ops.live(ops.of(d_seq))
-        step = ops.step_product(d[0], w, dh[0])
-        for t in range(steps - 1, -1, -1):
-            if tails[t] is not None:
-                tails[t].zero_()  # rows past their sequence's end: no gradient there
-            if d_out is not None:
-                dh[t].add_(d_out[t])
-            if ctx.relu:
-                torch.mul(dh[t], h[t] > 0, out=d[t])
-            else:
-                torch.mul(h[t], h[t], out=square[t])
-                torch.addcmul(dh[t], dh[t], square[t], value=-1.0, out=d[t])  # dh * (1 - h^2)
-            step(d[t], w, out=dh[t])
+        if ctx.small:
+            small_loop.backward(d_pre[0], hs[0], w_hh[0], dh_all, None if d_seq is None else d_seq[0], ctx.relu)
+        else:
+            _rnn_steps_back(ctx, ops, hs, d_pre, w_hh, dh_all, d_seq)
         dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = _recurrent_grad(ops, d_pre, hs)
+        db_hh = None
+        if ctx.needs_input_grad[3]:
+            db_hh = d_pre.sum(dim=(1, 2)) if db is None else db.clone()
         workspace.give(slot + "pre", d_pre)
-        return dx, dw_ih, db, dw_hh, None, None, None
+        if ctx.squeeze:
+            dx, dw_ih, db, db_hh, dw_hh = (None if g is None else g[0] for g in (dx, dw_ih, db, db_hh, dw_hh))
+        return dx, dw_ih, db, db_hh, dw_hh, None, None, None
+
+
+def _rnn_steps_back(ctx, ops: _Steps, hs: Tensor, d_pre: Tensor, w_hh: Tensor, dh_all: Tensor, d_seq: Tensor | None) -> None:  # type: ignore[no-untyped-def]
+    """`RNNScan`'s loop in reverse, in torch: `d_pre` gets each step's pre-activation gradient."""
+    steps = hs.shape[1] - 1
+    h, all_d, w = ops.live(ops.of(hs)[1:]), ops.of(d_pre), ops.flat(w_hh)
+    d, tails, dh, square = ops.live(all_d), ops.tails(all_d), ops.each(dh_all, steps), ops.each(torch.empty_like(dh_all), steps)
+    d_out = None if d_seq is None else ops.live(ops.of(d_seq))
+    step = ops.step_product(d[0], w, dh[0])
+    for t in range(steps - 1, -1, -1):
+        if tails[t] is not None:
+            tails[t].zero_()  # rows past their sequence's end: no gradient there
+        if d_out is not None:
+            dh[t].add_(d_out[t])
+        if ctx.relu:
+            torch.mul(dh[t], h[t] > 0, out=d[t])
+        else:
+            torch.mul(h[t], h[t], out=square[t])
+            torch.addcmul(dh[t], dh[t], square[t], value=-1.0, out=d[t])  # dh * (1 - h^2)
+        step(d[t], w, out=dh[t])
 
 
 class LSTMScan(torch.autograd.Function):

@@ -78,19 +78,19 @@ def run(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None, return_sequences: bo
         if layer and rnn.dropout and rnn.training:
             u = F.dropout(u, rnn.dropout, training=True)
         if directions == 1:
-            stacked = u.unsqueeze(0).contiguous()
+            stacked = u.contiguous()
         else:
             stacked = torch.stack([u, u.flip(0) if reverse_index is None else _reverse(u, reverse_index)])
         seq, last = _layer(rnn, layer, stacked, workspace, active)
         if directions == 1:
-            u = seq[0]
+            u = seq
         else:  # zero past each sequence's end, as packing gives: those steps are never computed
             back = seq[1].flip(0) if reverse_index is None else _reverse(seq[1], reverse_index)
             u = torch.cat([seq[0], back], dim=-1)
     if return_sequences:
         y = u.transpose(0, 1)
     elif lengths is None:
-        return last[0] if directions == 1 else last.transpose(0, 1).reshape(batch, 2 * units)
+        return last if directions == 1 else last.transpose(0, 1).reshape(batch, 2 * units)
     else:
         forward = u[(lengths - 1).clamp(min=0), torch.arange(batch, device=x.device), :units]
         y = forward if directions == 1 else torch.cat([forward, u[0, :, units:]], dim=-1)
@@ -125,10 +125,21 @@ def _stacked(rnn: nn.RNNBase, name: str, layer: int, directions: int, scale: Ten
 def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace, active: list[int] | None = None
            ) -> tuple[Tensor, Tensor]:
     """One layer on `x` `[D, T, B, F]` (each direction's input in its own time order):
-    `(outputs [D, T, B, H], final states [D, B, H])`. With `active` (the rows sorted
-    longest first) step t runs only its first `active[t]` rows; the others' outputs are
-    zero."""
+    `(outputs [D, T, B, H], final states [D, B, H])`; one direction's `x` comes as
+    `[T, B, F]` and its results without the direction axis. With `active` (the rows
+    sorted longest first) step t runs only its first `active[t]` rows; the others'
+    outputs are zero."""
     mode, units = rnn.mode, rnn.hidden_size
+    if mode not in TANH_BLOCK:  # a simple RNN takes its parameters as they are: no autograd node per parameter
+        names = ("weight_ih", "bias_ih", "bias_hh", "weight_hh")
+        if x.dim() == 3:
+            w_ih, b_ih, b_hh, w_hh = (getattr(rnn, f"{name}_l{layer}") if rnn.bias or name[0] == "w" else None for name in names)
+        else:
+            w_ih, b_ih, b_hh, w_hh = (_stacked(rnn, name, layer, 2, None) if rnn.bias or name[0] == "w" else None for name in names)
+        return RNNScan.apply(x, w_ih, b_ih, b_hh, w_hh, (workspace, f"{layer}."), mode == "RNN_RELU", active)  # type: ignore[no-any-return]
+    if x.dim() == 3:  # one direction
+        seq, last = _layer(rnn, layer, x.unsqueeze(0), workspace, active)
+        return seq[0], last[0]
     size = GATES[mode] * units
     scale = None
     if mode in TANH_BLOCK:
@@ -143,6 +154,4 @@ def _layer(rnn: nn.RNNBase, layer: int, x: Tensor, workspace: Workspace, active:
     if mode == "GRU":
         return GRUScan.apply(x, w_ih, b_ih, w_hh, b_hh, space, active)  # type: ignore[no-any-return]
     bias = None if b_ih is None or b_hh is None else b_ih + b_hh
-    if mode == "LSTM":
-        return LSTMScan.apply(x, w_ih, bias, w_hh, space, active)  # type: ignore[no-any-return]
-    return RNNScan.apply(x, w_ih, bias, w_hh, space, mode == "RNN_RELU", active)  # type: ignore[no-any-return]
+    return LSTMScan.apply(x, w_ih, bias, w_hh, space, active)  # type: ignore[no-any-return]

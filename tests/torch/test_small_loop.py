@@ -1,0 +1,75 @@
+"""A small simple RNN's time loop in numpy (rnnc_torch/cpu/small_loop.py) computes what
+torch's `nn.RNN` computes, in float32 to 1e-5: outputs and every gradient, tanh and
+relu, sequences and final states, one and two layers; and it runs only where it
+applies (one thread, float32, one direction, every row running, RNNC_GEMM not torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from rnnc_torch.cpu import gemm, small_loop, stepwise
+from rnnc_torch.cpu.threads import set_to
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with set_to(1):
+        yield
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    for name in ("forward", "backward"):
+        real = getattr(small_loop, name)
+        monkeypatch.setattr(small_loop, name, lambda *a, _real=real, _name=name: seen.append(_name) or _real(*a))
+    monkeypatch.delenv(gemm.ENV, raising=False)
+    return seen
+
+
+def _torch(rnn: nn.RNN, x: torch.Tensor, sequences: bool) -> torch.Tensor:
+    out, h_n = rnn(x)
+    return out if sequences else h_n[-1]
+
+
+@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("kind", ["tanh", "relu"])
+def test_the_numpy_loop_matches_torchs_rnn(kind: str, layers: int, sequences: bool, calls: list[str]) -> None:
+    torch.manual_seed(0)
+    rnn = nn.RNN(3, 32, num_layers=layers, nonlinearity=kind, batch_first=True)
+    x = torch.randn(32, 10, 3, requires_grad=True)
+    want = _torch(rnn, x, sequences)
+    weight = torch.randn_like(want)
+    (want * weight).sum().backward()
+    want_grads = [x.grad.clone(), *(p.grad.clone() for p in rnn.parameters())]
+    x.grad = None
+    rnn.zero_grad()
+    got = stepwise.run(rnn, x, None, sequences, stepwise.Workspace())
+    (got * weight).sum().backward()
+    assert calls == ["forward"] * layers + ["backward"] * layers
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip([x.grad, *(p.grad for p in rnn.parameters())], want_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["two threads", "float64", "bidirectional", "lengths", "large", "RNNC_GEMM=torch"])
+def test_it_runs_only_where_it_applies(case: str, calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    units = 256 if case == "large" else 16  # 2 * 8 * 256^2 = 1.05e6 FLOPs per step: over the limit
+    rnn = nn.RNN(3, units, batch_first=True, bidirectional=case == "bidirectional")
+    x = torch.randn(8, 5, 3)
+    lengths = torch.tensor([5, 4, 3, 2, 1, 5, 4, 3]) if case == "lengths" else None
+    if case == "float64":
+        rnn, x = rnn.double(), x.double()
+    if case == "RNNC_GEMM=torch":
+        monkeypatch.setenv(gemm.ENV, "torch")
+    with set_to(2 if case == "two threads" else 1):
+        if case == "two threads" and torch.get_num_threads() < 2:
+            pytest.skip("one core")
+        stepwise.run(rnn, x, lengths, False, stepwise.Workspace()).sum().backward()
+    assert calls == []
