@@ -1,4 +1,5 @@
-"""bench/README.md's table for bench/init_study.py's results (found by bench/render.py)."""
+"""bench/README.md's tables for bench/init_study.py's results (found by bench/render.py):
+init_study.json (5 seeds, every scheme) and init_study_20.json (20 seeds, with statistics)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,42 @@ def table(result: dict) -> str:
         arrow = "higher" if task["higher_is_better"] else "lower"
         rows.append(f"| {name} | {task['kind']} | {task['metric']} on {task['held_out']} ({arrow} is better) | "
                     f"{' | '.join(cells)} |")
-    return "\n".join([head, "", *rows])
+    lines = [head, "", *rows]
+    if any("versus" in task for task in result["tasks"].values()):
+        lines += ["", *versus_table(result)]
+    return "\n".join(lines)
+
+
+def _ci(value: float, interval: list[float], digits: int, sign: str = "") -> str:
+    return f"{value:{sign}.{digits}f} [{interval[0]:{sign}.{digits}f}, {interval[1]:{sign}.{digits}f}]"
+
+
+def versus_table(result: dict) -> list[str]:
+    """Per task, rnnc's default scheme against the hand-written loop: each arm's median and
+    mean with 95% bootstrap intervals, the differences (rnnc - hand) of medians and of means
+    with theirs, the permutation p-value, the verdict on the mean difference's interval,
+    and whether the plain median reaches the hand loop's; then the counts."""
+    tasks = {name: task for name, task in result["tasks"].items() if "versus" in task}
+    scheme = next(iter(next(iter(tasks.values()))["versus"]))
+    rows = [f"| task | {scheme} median | hand median | {scheme} mean | hand mean | difference of medians | "
+            "difference of means | p | verdict (means' interval) | median at least hand's |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    worse, medians = [], 0
+    for name, task in tasks.items():
+        v = task["versus"][scheme]
+        digits = 3 if task["metric"] == "accuracy" else 4
+        ours, hand = v["ours"], v["hand"]
+        rows.append(f"| {name} | {_ci(ours['median'], ours['median_ci'], digits)} | {_ci(hand['median'], hand['median_ci'], digits)} | "
+                    f"{_ci(ours['mean'], ours['mean_ci'], digits)} | {_ci(hand['mean'], hand['mean_ci'], digits)} | "
+                    f"{_ci(v['median_difference'], v['median_difference_ci'], digits, '+')} | "
+                    f"{_ci(v['mean_difference'], v['mean_difference_ci'], digits, '+')} | {v['p']:.3f} | "
+                    f"{'**worse**' if v['verdict'] == 'worse' else v['verdict']} | {'yes' if v['median_at_least_hand'] else 'no'} |")
+        worse += [name] if v["verdict"] == "worse" else []
+        medians += v["median_at_least_hand"]
+    count = len(tasks)
+    summary = (f"`{scheme}` against the hand-written loop, 95% bootstrap intervals in brackets, differences are "
+               f"{scheme} - hand (an error metric: negative is better), p: two-sided permutation test on the means. "
+               f"At least as good (the means' interval not entirely on the worse side) on {count - len(worse)} of {count} "
+               f"tasks{' (worse: ' + ', '.join(worse) + ')' if worse else ''}; median at least the hand loop's on "
+               f"{medians} of {count}.")
+    return [summary, "", *rows]
