@@ -16,7 +16,8 @@ epoch from (seed, epoch), the same on every rank and the same as a single proces
 (bucketed by length, with `training.bucket_by_length`, before it is split), padded by
 repeating its head to a multiple of the world size, rank r taking every world-th
 sample from r, so step k of all ranks together is step k of one process. Losses (a
-graph's every output's) and metrics are reduced over all ranks, and rank 0's logs are
+graph's every output's; masked ones as means over the global batch's real steps,
+`world_losses`) and metrics are reduced over all ranks, and rank 0's logs are
 broadcast so every rank takes the same early-stopping decisions. What is set from the
 data before training (a graph's normalization statistics) rank 0 computes and sends.
 """
@@ -43,6 +44,7 @@ from rnnc.errors import UsageError
 
 from .batching import epoch_order, epoch_seed
 from .device import resolve_device
+from .epoch_metrics import Chunk, EpochMetrics
 from .world_losses import MaskedSums, WorldMean, global_means
 from .trainer import Trainer
 
@@ -348,9 +350,12 @@ class DataParallel:
 class DistributedTrainer(DataParallel, Trainer):
     """A chain's `Trainer` on one rank; its metrics from every rank's outputs."""
 
-    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
-        mask = None if mask is None else self._gathered(mask)
-        return super()._metrics(self._gathered(outputs.float()), self._gathered(targets), mask)
+    def _epoch_metrics(self) -> EpochMetrics:
+        def every_rank(chunk: Chunk) -> Chunk:
+            outputs, targets, mask = chunk
+            return self._gathered(outputs.float()), self._gathered(targets), None if mask is None else self._gathered(mask)
+
+        return EpochMetrics(self.model.metrics, self.model.loss, self.objective.probabilities, every_rank)
 
 
 # --- the launcher: torchrun's --------------------------------------------------------
