@@ -8,11 +8,14 @@ every row pays the same launcher. Each worker gets `cores // nproc` torch thread
 between two barriers (CUDA synchronised); rank 0 reports the global samples/s. Printed:
 one row per process count, the median with the min-max spread, and the speed-up of the
 medians against the first row. `--precision` times `training.precision` (on CUDA: bf16,
-fp16 autocast).
+fp16 autocast). `--workload graph` times a graph (spec version 2), workload b's LSTM(128)
+over [100, 16] beside 8 static features, with a class and a score output (loss weights
+1 and 0.5), trained by `DistributedGraphTrainer`.
 
     python bench/distributed_scaling.py                         # workload a, 1 and 2 processes, CPU
     python bench/distributed_scaling.py --nproc 1 2 4 --workload b --reps 5
     python bench/distributed_scaling.py --device cuda --nproc 1 --precision fp32 bf16 fp16
+    python bench/distributed_scaling.py --nproc 1 2 --threads 1 --workload graph --samples 512
 """
 
 from __future__ import annotations
@@ -25,6 +28,39 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+GRAPH_SPEC = """
+rnnc: 2
+name: bench-graph
+inputs: {events: {shape: [100, 16]}, profile: {shape: [8]}}
+layers:
+  - {name: enc, type: lstm, units: 128, input: events}
+  - {name: both, type: concatenate, input: [enc, profile]}
+  - {name: kind, type: dense, units: 10, activation: softmax}
+  - {name: score, type: dense, units: 1, input: both}
+outputs:
+  kind: {loss: sparse_categorical_crossentropy}
+  score: {loss: mse, loss_weight: 0.5}
+optimizer: adam
+training: {epochs: 1000000, batch_size: 64, seed: 0}
+"""
+
+
+def graph_workload(samples: int | None, device: object) -> tuple[object, object, int, int]:
+    """The graph workload: (model, its data on `device`, batch, samples)."""
+    import numpy as np
+
+    from rnnc.graph_data import graph_dataset
+    from rnnc.spec import model_from_text
+    from rnnc_torch.graph_trainer import GraphDeviceData
+
+    model = model_from_text(GRAPH_SPEC, "bench-graph")
+    n = samples or 1024
+    rng = np.random.default_rng(0)
+    arrays = {"events": rng.normal(size=(n, 100, 16)).astype(np.float32), "profile": rng.normal(size=(n, 8)).astype(np.float32),
+              "kind": rng.integers(0, 10, n), "score": rng.normal(size=(n, 1)).astype(np.float32)}
+    return model, GraphDeviceData.of(graph_dataset(model, arrays, "bench-graph"), device), model.training.batch_size, n
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -40,16 +76,19 @@ def worker(args: argparse.Namespace) -> None:
     from rnnc_torch.trainer import DeviceData
 
     torch.set_num_threads(args.threads)
-    work = WORKLOADS[args.workload]
-    if args.samples:
-        work = dataclasses.replace(work, samples=args.samples)
-    base = work.model(())
-    model = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=args.precision[0]))
-    xs, ys = work.data()
     with session(args.device) as (world, device):
         assert world is not None
+        if args.workload == "graph":
+            base, data, batch, samples = graph_workload(args.samples, device)
+        else:
+            work = WORKLOADS[args.workload]
+            if args.samples:
+                work = dataclasses.replace(work, samples=args.samples)
+            base, batch, samples = work.model(()), work.batch, work.samples
+        model = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=args.precision[0]))
         trainer = make_trainer(model, device, world)
-        data = DeviceData.of(model, from_arrays(model, xs, ys), device)
+        if args.workload != "graph":
+            data = DeviceData.of(model, from_arrays(model, *work.data()), device)
         rates = []
         for rep in range(args.warmup + args.reps):
             if device.type == "cuda":
@@ -61,10 +100,10 @@ def worker(args: argparse.Namespace) -> None:
                 torch.cuda.synchronize(device)
             dist.barrier()
             if rep >= args.warmup:
-                rates.append(work.samples / (time.perf_counter() - started))
+                rates.append(samples / (time.perf_counter() - started))
         if world.is_main:
             row = {"nproc": world.size, "threads": args.threads, "device": str(device.type), "precision": args.precision[0],
-                   "workload": work.key, "batch": work.batch, "samples": work.samples,
+                   "workload": args.workload, "batch": batch, "samples": samples,
                    "median": statistics.median(rates), "min": min(rates), "max": max(rates)}
             with open(args.result, "a") as handle:
                 handle.write(json.dumps(row) + "\n")
@@ -85,7 +124,8 @@ def measure(nproc: int, args: argparse.Namespace, precision: str, result: Path) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts (default 1 2)")
-    parser.add_argument("--workload", choices=["a", "b"], default="a", help="bench/train_throughput.py's (default a)")
+    parser.add_argument("--workload", choices=["a", "b", "graph"], default="a",
+                        help="bench/train_throughput.py's a or b, or a graph (default a)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--precision", nargs="+", default=["fp32"], help="training.precision values (default fp32)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (default cores // nproc)")
