@@ -6,7 +6,8 @@ benchmark holds against a hand-written PyTorch loop: the data is tensorised once
 each batch gathers its rows of the epoch's order (no copy of the whole data per
 epoch; data left on disk, `stream.StreamData`, is gathered the same way on a prefetch
 thread); the loss stays on the device and is read once per epoch (and every few
-steps for the progress bar), and metrics are computed once per epoch from the kept outputs. Each epoch's shuffle comes
+steps for the progress bar), and the metrics' counts are folded in every few MiB of
+outputs (`epoch_metrics`), so no epoch's outputs are kept. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
 sequence outputs are masked out of the loss and the metrics; a batch with one output per
@@ -39,7 +40,7 @@ from .batching import batch_longest, cuts_to_longest, epoch_order, epoch_seed  #
 from .cpu import ShardedStep, at_most, shard_count, training_threads
 from .device_data import DeviceData
 from .losses import Objective, make_objective
-from .metrics import compute_metrics
+from .epoch_metrics import EpochMetrics
 from .model import build_module
 from .optim import EarlyStopping, Schedule, make_optimizer
 from .precision import Precision
@@ -209,9 +210,8 @@ class Trainer:
         logits = objective.fused
         clip = self.settings.gradient_clip
         params = [p for p in module.parameters() if p.requires_grad]
-        keep = bool(self.model.metrics)
+        metrics = self._epoch_metrics() if self.model.metrics else None
         losses: list[Tensor] = []
-        outputs: list[Tensor] = []
         steps = -(-n // batch)
         every = max(1, steps // PROGRESS_UPDATES)
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.settings.epochs}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
@@ -221,8 +221,6 @@ class Trainer:
             batches = data.batches(batch)
         elif order is not None:
             batches = _gathered(data, order, batch)
-        targets: list[Tensor] = []
-        masks: list[Tensor] = []
         in_order = data.lengths if order is None or data.lengths is None else data.lengths[order]
         x, y, all_lengths, mask = (None, None, in_order, None) if streamed else (data.x, data.y, data.lengths, data.mask)
         steps_in = _steps(data)
@@ -262,9 +260,6 @@ class Trainer:
             if batches is not None:  # this batch alone, gathered on the prefetch thread
                 part = next(batches)
                 x, y, all_lengths, mask, base = part.x, part.y, part.lengths, part.mask, start
-                targets.append(y)
-                if mask is not None:
-                    masks.append(mask)
             if cuts is not None:  # only the batch's longest sequence of steps (batching.py)
                 x = (whole_x if batches is None else x)[:, : cuts[step - 1]]
             spans = chunks.spans(start, stop) if chunks is not None else ()
@@ -282,8 +277,9 @@ class Trainer:
                         loss.backward()
                 update(loss)
             losses.append(loss.detach())
-            if keep:
-                outputs.append(output.detach())
+            if metrics is not None:  # folded into counts every few MiB of outputs (epoch_metrics.py)
+                rows = slice(start - base, stop - base)
+                metrics.add(output, y[rows], None if mask is None else mask[rows])
             if progress and step % every == 0:
                 self._progress(bar, epoch, losses, every)
         bar.update(steps - bar.n)
@@ -294,10 +290,8 @@ class Trainer:
         if not math.isfinite(mean):
             raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
         logs = {"loss": mean}
-        if keep:
-            if streamed:
-                y, mask = torch.cat(targets), torch.cat(masks) if masks else None
-            logs.update(self._metrics(torch.cat(outputs), y, mask))
+        if metrics is not None:
+            logs.update(metrics.values())
         return logs
 
     def _progress(self, bar: tqdm, epoch: int, losses: list[Tensor], every: int) -> None:
@@ -323,7 +317,7 @@ class Trainer:
         self.module.eval()
         batch = self.settings.batch_size
         total = torch.zeros((), device=self.device, dtype=torch.float64)
-        outputs, targets, masks = [], [], []
+        metrics = self._epoch_metrics() if self.model.metrics else None
         parts = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
         cuts = batch_longest(data.lengths, batch) if cuts_to_longest(self.model) else None
         for i, part in enumerate(parts):
@@ -332,20 +326,16 @@ class Trainer:
                 output = self.module(x, part.lengths, logits=self.objective.fused, trusted=True)
                 loss = self.objective(output, part.y, part.mask)
             total += loss.double() * output.shape[0]
-            outputs.append(output)
-            targets.append(part.y)
-            if part.mask is not None:
-                masks.append(part.mask)
+            if metrics is not None:
+                metrics.add(output, part.y, part.mask)
         logs = {"loss": float(total / data.size)}
-        if self.model.metrics:
-            logs.update(self._metrics(torch.cat(outputs), torch.cat(targets), torch.cat(masks) if masks else None))
+        if metrics is not None:
+            logs.update(metrics.values())
         return logs
 
-    def _metrics(self, outputs: Tensor, targets: Tensor, mask: Tensor | None) -> dict[str, float]:
-        probs = self.objective.probabilities(outputs.float()).cpu().numpy()
-        return compute_metrics(
-            self.model.metrics, self.model.loss, probs, targets.cpu().numpy(), None if mask is None else mask.cpu().numpy()
-        )
+    def _epoch_metrics(self) -> EpochMetrics:
+        """What gathers an epoch's metrics, batch by batch (see epoch_metrics.py)."""
+        return EpochMetrics(self.model.metrics, self.model.loss, self.objective.probabilities)
 
     # --- state, for checkpoints -----------------------------------------------------
 
