@@ -228,6 +228,11 @@ class DataParallel:
         logs.update({k: total / samples for k, total in zip(keys, totals)})
         return agree(logs, self.world) if agreed else logs
 
+    def _every_rank(self, chunk: Chunk) -> Chunk:
+        """A chunk of outputs, targets and mask to count metrics on, with every rank's rows."""
+        outputs, targets, mask = chunk
+        return self._gathered(outputs.float()), self._gathered(targets), None if mask is None else self._gathered(mask)
+
     def _gathered(self, tensor: Tensor) -> Tensor:
         """`tensor`'s rows of every rank (this rank's alone when every rank has all)."""
         return gather_rows(tensor, self.world) if self._gather else tensor
@@ -351,11 +356,7 @@ class DistributedTrainer(DataParallel, Trainer):
     """A chain's `Trainer` on one rank; its metrics from every rank's outputs."""
 
     def _epoch_metrics(self) -> EpochMetrics:
-        def every_rank(chunk: Chunk) -> Chunk:
-            outputs, targets, mask = chunk
-            return self._gathered(outputs.float()), self._gathered(targets), None if mask is None else self._gathered(mask)
-
-        return EpochMetrics(self.model.metrics, self.model.loss, self.objective.probabilities, every_rank)
+        return EpochMetrics(self.model.metrics, self.model.loss, self.objective.probabilities, self._every_rank)
 
 
 # --- the launcher: torchrun's --------------------------------------------------------

@@ -39,7 +39,7 @@ from rnnc.rows_dataset import RowsDataset
 from .batching import epoch_order
 from .cpu import at_most
 from .losses import Objective, make_objective
-from .metrics import compute_metrics
+from .epoch_metrics import EpochMetrics
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
 from .stream import StreamData
@@ -181,9 +181,8 @@ class GraphTrainer(Trainer):
             data = data.take(epoch_order(n, self.settings.seed, epoch).to(self.device))
         clip = self.settings.gradient_clip
         params = [p for p in module.parameters() if p.requires_grad]
-        kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
+        metrics = self._output_metrics()
         batches = data.batches(batch) if isinstance(data, StreamData) else None
-        seen = _Seen(kept)
         totals: list[Tensor] = []
         parts: list[Tensor] = []
         steps = -(-n // batch)
@@ -212,7 +211,6 @@ class GraphTrainer(Trainer):
         chunks = self._chunks(data)
         for step, start in enumerate(range(0, n, batch), 1):
             rows = next(batches) if batches is not None else data.rows(slice(start, min(n, start + batch)))  # type: ignore[union-attr]
-            seen.add(rows)
             spans = chunks.spans(start, min(n, start + batch)) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
                 outputs, each = train_in_chunks(spans, partial(chunk, rows), update, chunks.steps)  # type: ignore[union-attr]
@@ -228,8 +226,8 @@ class GraphTrainer(Trainer):
                 update(loss)
             totals.append(loss.detach())
             parts.append(torch.stack(each).detach().float())
-            for name, kept_outputs in kept.items():
-                kept_outputs.append(outputs[name].detach())
+            for name, counted in metrics.items():
+                counted.add(outputs[name], rows.targets[name], rows.masks.get(name))
             if progress and step % every == 0:
                 self._progress(bar, epoch, totals, every)
         bar.update(steps - bar.n)
@@ -240,9 +238,16 @@ class GraphTrainer(Trainer):
         if not math.isfinite(mean):
             raise TrainingError(f"epoch {epoch}: loss is {mean}; training diverged")
         each_mean = ((torch.stack(parts) * sizes[:, None]).sum(0) / n).tolist()
-        return self._logs(mean, each_mean, {name: torch.cat(o) for name, o in kept.items()}, seen.whole(data))
+        return self._logs(mean, each_mean, metrics)
 
-    def _logs(self, total: float, each: list[float], outputs: Outputs, data: GraphDeviceData) -> dict[str, float]:
+    def _output_metrics(self) -> dict[str, EpochMetrics]:
+        """What counts each output's metrics over a pass, by output name (those with metrics)."""
+        return {out.name: self._metrics_of(out) for out in self.outputs if out.metrics}
+
+    def _metrics_of(self, out: ir.Output) -> EpochMetrics:
+        return EpochMetrics(out.metrics, out.loss, self.objectives[out.name].probabilities)
+
+    def _logs(self, total: float, each: list[float], metrics: dict[str, EpochMetrics]) -> dict[str, float]:
         """The epoch's logs under `monitor_names`: one output's as v1's, several by name."""
         logs = {"loss": total}
         several = len(self.outputs) > 1
@@ -250,12 +255,8 @@ class GraphTrainer(Trainer):
             prefix = f"{out.name}_" if several else ""
             if several:
                 logs[f"{prefix}loss"] = value
-            if out.metrics:
-                probs = self.objectives[out.name].probabilities(outputs[out.name].float()).cpu().numpy()
-                mask = data.masks.get(out.name)
-                metrics = compute_metrics(out.metrics, out.loss, probs, data.targets[out.name].cpu().numpy(),
-                                          None if mask is None else mask.cpu().numpy())
-                logs.update({f"{prefix}{k}": v for k, v in metrics.items()})
+            if out.name in metrics:
+                logs.update({f"{prefix}{k}": v for k, v in metrics[out.name].values().items()})
         return logs
 
     def evaluate(self, data: Data) -> dict[str, float]:  # type: ignore[override]
@@ -268,42 +269,15 @@ class GraphTrainer(Trainer):
         batch = self.settings.batch_size
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         each = torch.zeros(len(self.outputs), device=self.device, dtype=torch.float64)
-        kept: dict[str, list[Tensor]] = {out.name: [] for out in self.outputs if out.metrics}
-        seen = _Seen(kept)
+        metrics = self._output_metrics()
         parts_in = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
         for rows in parts_in:
-            seen.add(rows)
             size = next(iter(rows.inputs.values())).shape[0]
             with self.precision.autocast():
                 outputs = self.module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)
                 loss, parts = self._losses(outputs, rows)
             total += loss.double() * size
             each += torch.stack(parts).double() * size
-            for name, kept_outputs in kept.items():
-                kept_outputs.append(outputs[name])
-        return self._logs(float(total / data.size), (each / data.size).tolist(),
-                          {name: torch.cat(o) for name, o in kept.items()}, seen.whole(data))
-
-
-class _Seen:
-    """The targets and masks of the batches a pass over streamed data went through, in
-    their order (what the metrics need whole, as the in-memory data holds them); nothing
-    is kept for data in memory, or when no output has metrics."""
-
-    def __init__(self, kept: dict[str, list[Tensor]]):
-        self.on = bool(kept)
-        self.targets: dict[str, list[Tensor]] = {}
-        self.masks: dict[str, list[Tensor]] = {}
-
-    def add(self, rows: GraphDeviceData) -> None:
-        if self.on:
-            for name, target in rows.targets.items():
-                self.targets.setdefault(name, []).append(target)
-            for name, mask in rows.masks.items():
-                self.masks.setdefault(name, []).append(mask)
-
-    def whole(self, data: Data) -> GraphDeviceData:
-        if isinstance(data, GraphDeviceData):
-            return data
-        cat = lambda parts: {k: torch.cat(v) for k, v in parts.items()}  # noqa: E731
-        return GraphDeviceData({}, {}, cat(self.targets), cat(self.masks))
+            for name, counted in metrics.items():
+                counted.add(outputs[name], rows.targets[name], rows.masks.get(name))
+        return self._logs(float(total / data.size), (each / data.size).tolist(), metrics)
