@@ -72,7 +72,8 @@ def worker(args: argparse.Namespace) -> None:
     from train_throughput import WORKLOADS
 
     from rnnc.data import from_arrays
-    from rnnc_torch.distributed import make_trainer, session
+    from rnnc_torch.distributed import session
+    from rnnc_torch.trainers import make_trainer
     from rnnc_torch.trainer import DeviceData
 
     torch.set_num_threads(args.threads)

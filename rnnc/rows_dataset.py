@@ -30,8 +30,8 @@ from . import ir
 from .dataset import Dataset, from_arrays, split_at
 from .errors import DataError
 from .graph_data import GraphDataset, graph_dataset
-from .graph_layout import layout_problems
-from .metadata import lengths_rules
+from .graph_layout import layout_problems, output_node
+from .metadata import lengths_rules, lengths_sources
 from .npz_spill import spill_npz
 from .rows import NpyDirRows, Rows, chunk_rows, chunks, stored_npz
 
@@ -82,6 +82,11 @@ class RowsDataset:
             arrays = _full_width(self.rows, arrays)
         if self.model.graph is not None:
             assert isinstance(self.lengths, dict)
+            if self.model.training.tbptt is not None:
+                arrays = common_width(self.model, arrays)
+            for out, source in cut_targets(self.model).items():  # a per-step target at its input's cut steps
+                if out in arrays and source in arrays:
+                    arrays[out] = arrays[out][:, : arrays[source].shape[1]]
             arrays.update(self.rows.constants)
             for name, lengths in self.lengths.items():  # given lengths win: ids are not read again
                 arrays[_input(self.model, name).lengths_name] = lengths[at]
@@ -98,10 +103,48 @@ class RowsDataset:
 
 def cuts_to_longest(model: ir.Model) -> bool:
     """Whether a batch may be cut to its longest sequence without changing a result: a
-    chain of variable length with one output per sequence (lengths mask every padded
-    step) and no conv1d (whose windows would see the cut's zeros for the stored padding)."""
-    return (model.graph is None and model.variable_length and not model.sequence_output
-            and not any(isinstance(node.layer, ir.Conv1D) for node in model.nodes))
+    chain of variable length or a graph, with no conv1d (whose windows would see the
+    cut's zeros for the stored padding). Every other layer reads a sequence only up to
+    its lengths (recurrent layers, pools and attention mask the padded steps; dense and
+    the merges work step by step), and a per-step output's padded steps count in no
+    loss or metric, so its targets are cut with it (`cut_targets`). A graph's sequence
+    inputs are cut each to its own longest, or with `training.tbptt` (which cuts them
+    into chunks at the same steps) all to the longest of them (`common_width`)."""
+    if any(isinstance(node.layer, ir.Conv1D) for node in model.nodes):
+        return False
+    return model.graph is not None or model.variable_length
+
+
+def cut_targets(model: ir.Model) -> dict[str, str]:
+    """For a graph cut to its longest sequences: each per-step output whose steps are an
+    input's (`rnnc.metadata.lengths_sources`), by name, with that input's name. Its
+    targets and mask are cut where the input is."""
+    if model.graph is None or not cuts_to_longest(model):
+        return {}
+    sources = lengths_sources(model)
+    follows = {}
+    for out in model.outputs:
+        node = output_node(model, out)
+        if len(node.output_shape) == 3 and node.key in sources:
+            follows[out.name] = sources[node.key]
+    return follows
+
+
+def common_width(model: ir.Model, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A graph's sequence inputs among `arrays`, each cut to its own longest, padded with
+    zeros to the longest of them: `training.tbptt` cuts them all at the same steps."""
+    names = [inp.name for inp in model.inputs if inp.sequence and inp.name in arrays]
+    if not names:
+        return arrays
+    width = max(arrays[name].shape[1] for name in names)
+    out = dict(arrays)
+    for name in names:
+        have = out[name]
+        if have.shape[1] < width:
+            full = np.zeros((have.shape[0], width, *have.shape[2:]), dtype=have.dtype)
+            full[:, : have.shape[1]] = have
+            out[name] = full
+    return out
 
 
 def _input(model: ir.Model, name: str) -> ir.Input:

@@ -1,9 +1,11 @@
 """How an epoch's rows become batches: each cut to its longest sequence, optionally bucketed by length.
 
-A chain whose output is one vector per sequence never reads a step past a sequence's
-length (`lengths` masks it), so a batch needs only as many steps as its longest
-sequence: `batch_longest` gives each batch's, once per epoch (one read of the lengths,
-not one per step), and the trainer cuts the batch's time axis there, as
+A model without conv1d never reads a step past a sequence's length (`lengths` masks
+it) and counts no padded step of a per-step output, so a batch needs only as many
+steps as its longest sequence: `batch_longest` gives each batch's, once per epoch (one
+read of the lengths, not one per step), and the trainer cuts the batch's time axis
+there (a tagger's targets and mask with it; a graph's each sequence input at its own
+longest, with the per-step targets that follow it), as
 `rnnc.rows_dataset.RowsDataset.batch` cuts the rows it reads from disk
 (`cuts_to_longest` says where both do). The steps trained are the same; the sums over
 fewer padded zeros may round differently in the last bits.
@@ -18,6 +20,8 @@ order, shuffled and perhaps bucketed, for one process and data-parallel workers 
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -46,15 +50,20 @@ def epoch_order(n: int, seed: int, epoch: int, lengths: Tensor | None = None, bu
     return order
 
 
-def batch_longest(lengths: Tensor | None, batch: int) -> list[int] | None:
+def batch_longest(lengths: Tensor | None, batch: int, agree: Callable[[Tensor], Tensor] | None = None) -> list[int] | None:
     """The longest of each `batch` rows of `lengths` (the epoch's order), or None
-    without lengths (every step real: nothing to cut)."""
+    without lengths (every step real: nothing to cut). `agree` makes them every
+    data-parallel rank's (the longest of each batch over all ranks), so that outputs
+    gathered from the ranks have one width."""
     if lengths is None or lengths.numel() == 0:
         return None
     flat = lengths.detach().to("cpu", torch.int64)
     short = (-flat.numel()) % batch
     padded = torch.cat([flat, flat.new_zeros(short)]) if short else flat
-    return padded.view(-1, batch).amax(1).clamp_min(1).tolist()
+    longest = padded.view(-1, batch).amax(1)
+    if agree is not None:
+        longest = agree(longest).cpu()
+    return longest.clamp_min(1).tolist()
 
 
 def bucketed(order: Tensor, lengths: Tensor, batch: int, generator: torch.Generator) -> Tensor:

@@ -112,20 +112,6 @@ def session(device: str = "auto") -> Iterator[tuple[World | None, torch.device]]
             dist.destroy_process_group()
 
 
-def make_trainer(model: ir.Model, device: torch.device, world: World | None) -> Trainer:
-    """A `Trainer` (a graph's `GraphTrainer`), or its data-parallel twin inside a
-    torchrun worker."""
-    if model.graph is not None:  # the v1 chain's training never imports the graph's
-        if world is None:
-            from .graph_trainer import GraphTrainer
-
-            return GraphTrainer(model, device)
-        from .graph_distributed import DistributedGraphTrainer
-
-        return DistributedGraphTrainer(model, device, world)
-    return Trainer(model, device) if world is None else DistributedTrainer(model, device, world)
-
-
 # --- sharding and reductions ------------------------------------------------------------
 
 
@@ -150,18 +136,20 @@ def all_sum(values: Sequence[float], world: World) -> list[float]:
 
 
 def gather_rows(tensor: Tensor, world: World) -> Tensor:
-    """The ranks' tensors concatenated along dim 0, in rank order (sizes may differ)."""
+    """The ranks' tensors concatenated along dim 0, in rank order. Their sizes may
+    differ, and so may a time axis (batches read from disk are cut to each rank's own
+    longest sequence): a shorter one is padded with zeros, steps a mask leaves uncounted."""
     dtype = tensor.dtype
     wire = tensor.to(device=world.device, dtype=torch.uint8 if dtype == torch.bool else dtype).contiguous()
-    sizes = torch.zeros(world.size, dtype=torch.int64, device=world.device)
-    sizes[world.rank] = wire.shape[0]
-    dist.all_reduce(sizes)
-    most = int(sizes.max())
-    padded = torch.zeros((most, *wire.shape[1:]), dtype=wire.dtype, device=world.device)
-    padded[: wire.shape[0]] = wire
+    shapes = torch.zeros((world.size, wire.dim()), dtype=torch.int64, device=world.device)
+    shapes[world.rank] = torch.tensor(wire.shape, dtype=torch.int64)
+    dist.all_reduce(shapes)
+    most = shapes.amax(0).tolist()
+    padded = torch.zeros(most, dtype=wire.dtype, device=world.device)
+    padded[tuple(slice(0, size) for size in wire.shape)] = wire
     parts = [torch.empty_like(padded) for _ in range(world.size)]
     dist.all_gather(parts, padded)
-    rows = torch.cat([part[: int(count)] for part, count in zip(parts, sizes.tolist())])
+    rows = torch.cat([part[: int(count)] for part, count in zip(parts, shapes[:, 0].tolist())])
     return rows.to(device=tensor.device, dtype=dtype)
 
 

@@ -30,7 +30,8 @@ from rnnc.errors import UsageError
 from rnnc.graph_data import GraphDataset, graph_dataset
 
 from .device import resolve_device  # noqa: F401  (re-exported: `from rnnc_torch.fit import resolve_device`)
-from .distributed import make_trainer, session
+from .distributed import session
+from .trainers import make_trainer
 from .model import SpecModule
 from .trainer import Trainer
 

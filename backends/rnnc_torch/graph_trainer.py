@@ -34,11 +34,12 @@ from tqdm import tqdm
 from rnnc import ir
 from rnnc.errors import DataError, TrainingError
 from rnnc.graph_data import GraphDataset, adapt_normalization
-from rnnc.rows_dataset import RowsDataset
+from rnnc.rows_dataset import RowsDataset, cut_targets
 
-from .batching import epoch_order
+from .batching import batch_longest, cuts_to_longest, epoch_order
 from .cpu import at_most
 from .losses import Objective, make_objective
+from .device_data import at_width
 from .epoch_metrics import EpochMetrics
 from .recurrent import State
 from .tbptt import ChunkResult, Chunks, chunk_lengths, train_in_chunks
@@ -79,6 +80,15 @@ class GraphDeviceData:
         pick = lambda tensors: {k: t[:, begin:end] for k, t in tensors.items()}  # noqa: E731
         return GraphDeviceData(inputs, lengths, pick(self.targets), pick(self.masks))  # type: ignore[arg-type]
 
+    def cut(self, widths: dict[str, int], follows: dict[str, str]) -> GraphDeviceData:
+        """Those inputs at `widths[name]` steps (`at_width`), and the targets and masks of
+        the per-step outputs that `follows` them (`rnnc.rows_dataset.cut_targets`): a
+        batch cut to its longest sequences."""
+        inputs = {k: at_width(t, widths[k]) if k in widths else t for k, t in self.inputs.items()}
+        steps = lambda tensors: {k: at_width(t, widths[follows[k]]) if follows.get(k) in widths else t  # noqa: E731
+                                 for k, t in tensors.items()}
+        return GraphDeviceData(inputs, self.lengths, steps(self.targets), steps(self.masks))
+
     @classmethod
     def of(cls, data: GraphDataset, device: torch.device) -> GraphDeviceData:
         put = lambda arrays: {k: torch.from_numpy(np.ascontiguousarray(a)).to(device) for k, a in arrays.items()}  # noqa: E731
@@ -109,6 +119,7 @@ class GraphTrainer(Trainer):
         self.objectives = objectives
         self.shards = 1  # the sharded step is the v1 chain's
         self._sequences = {inp.name for inp in model.inputs if inp.sequence}  # what training.tbptt cuts
+        self._follows = cut_targets(model)  # per-step outputs, cut with the input whose steps they have
 
     def _chunks(self, data: Data) -> Chunks | None:
         """Where `training.tbptt` cuts this epoch's batches, or None when each is one chunk."""
@@ -128,6 +139,24 @@ class GraphTrainer(Trainer):
         lengths = [named[name] for name in sorted(self._sequences) if name in named]
         longest = torch.stack(lengths).amax(0) if len(lengths) == len(steps) else None  # an input without: every step real
         return Chunks(size, count, longest, self.settings.batch_size, self.agree_longest)
+
+    def _widths(self, data: Data, batch: int) -> dict[str, list[int]] | None:
+        """Each sequence input's longest steps per batch of `data` in memory, by name (one
+        read of its lengths per pass; with `training.tbptt` the longest of them for all,
+        as `rnnc.rows_dataset.common_width`), or None where cutting could change a result
+        (`cuts_to_longest`). Batches from disk come cut already; under `--nproc` every
+        rank's then takes the widths the ranks agree on."""
+        if not cuts_to_longest(self.model):
+            return None
+        named = data.named_lengths if isinstance(data, StreamData) else data.lengths
+        found = {name: batch_longest(lengths, batch, self.agree_longest) for name, lengths in sorted(named.items()) if name in self._sequences}
+        found = {name: cuts for name, cuts in found.items() if cuts is not None}
+        if self.settings.tbptt is None or not found:
+            return found or None
+        if len(found) < len(self._sequences):  # an input without lengths runs its every step
+            return None
+        common = [max(each) for each in zip(*found.values())]  # tbptt cuts them all at the same steps
+        return {name: common for name in found}
 
     def _objective(self) -> Objective:
         first = self.model.outputs[0]
@@ -209,11 +238,15 @@ class GraphTrainer(Trainer):
             return outputs, loss, each, real, state
 
         chunks = self._chunks(data)
+        widths = self._widths(data, batch)
         for step, start in enumerate(range(0, n, batch), 1):
             rows = next(batches) if batches is not None else data.rows(slice(start, min(n, start + batch)))  # type: ignore[union-attr]
+            if widths is not None:  # each sequence only to its longest in the batch (batching.py)
+                rows = rows.cut({name: cuts[step - 1] for name, cuts in widths.items()}, self._follows)
             spans = chunks.spans(start, min(n, start + batch)) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
-                outputs, each = train_in_chunks(spans, partial(chunk, rows), update, chunks.steps)  # type: ignore[union-attr]
+                width = max(int(t.shape[1]) for name, t in rows.inputs.items() if name in self._sequences)
+                outputs, each = train_in_chunks(spans, partial(chunk, rows), update, width)
                 loss = sum((part * out.loss_weight for part, out in zip(each[1:], self.outputs[1:])),
                            each[0] * self.outputs[0].loss_weight)
             else:
@@ -271,7 +304,10 @@ class GraphTrainer(Trainer):
         each = torch.zeros(len(self.outputs), device=self.device, dtype=torch.float64)
         metrics = self._output_metrics()
         parts_in = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
-        for rows in parts_in:
+        widths = self._widths(data, batch)
+        for i, rows in enumerate(parts_in):
+            if widths is not None:  # as in training: each sequence to its longest in the batch
+                rows = rows.cut({name: cuts[i] for name, cuts in widths.items()}, self._follows)
             size = next(iter(rows.inputs.values())).shape[0]
             with self.precision.autocast():
                 outputs = self.module(rows.inputs, rows.lengths, logits=self.logits, trusted=True)

@@ -38,7 +38,8 @@ from rnnc.graph_data import OUTPUT_CLASSES, GraphDataset, stored_output_classes
 from rnnc.run_dir import METRICS, MODEL, SPEC, VOCAB, WEIGHTS
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import World, make_trainer, session
+from .distributed import World, session
+from .trainers import make_trainer
 from .fit import History, printer
 from .cpu import set_to
 from .trainer import Trainer

@@ -10,8 +10,8 @@ steps for the progress bar), and the metrics' counts are folded in every few MiB
 outputs (`epoch_metrics`), so no epoch's outputs are kept. Each epoch's shuffle comes
 from a generator seeded by (seed, epoch), and the global RNG (dropout) is part of the
 state, so a run resumed from a checkpoint continues bit-identically. Padded steps of
-sequence outputs are masked out of the loss and the metrics; a batch with one output per
-sequence runs only to its longest one, and `training.bucket_by_length` groups similar
+sequence outputs are masked out of the loss and the metrics; a batch of variable length
+runs only to its longest sequence (a per-step output's targets cut with it), and `training.bucket_by_length` groups similar
 lengths (`batching`). With `training.tbptt`
 a batch longer than K steps trains in chunks, a step per chunk (`tbptt`). A graph (spec version 2)
 trains in `graph_trainer.GraphTrainer`, this loop with its own step (named inputs,
@@ -38,7 +38,7 @@ from rnnc.rows_dataset import RowsDataset
 
 from .batching import batch_longest, cuts_to_longest, epoch_order, epoch_seed  # noqa: F401  (epoch_seed: imported from here too)
 from .cpu import ShardedStep, at_most, shard_count, training_threads
-from .device_data import DeviceData
+from .device_data import DeviceData, at_width
 from .losses import Objective, make_objective
 from .epoch_metrics import EpochMetrics
 from .model import build_module
@@ -225,8 +225,9 @@ class Trainer:
         x, y, all_lengths, mask = (None, None, in_order, None) if streamed else (data.x, data.y, data.lengths, data.mask)
         steps_in = _steps(data)
         amp = self.precision
-        cuts = batch_longest(in_order, batch) if cuts_to_longest(self.model) and not self._chunked(data) else None
-        whole_x = x
+        cuts = batch_longest(in_order, batch, self.agree_longest) if cuts_to_longest(self.model) else None
+        per_step = self.model.sequence_output  # a cut batch's targets and mask are cut with it
+        whole_x, whole_y, whole_mask = x, y, mask
 
         def forward(rows: slice) -> tuple[Tensor, Tensor]:
             output = module(x[rows], None if all_lengths is None else all_lengths[rows], logits=logits, trusted=True)
@@ -261,10 +262,15 @@ class Trainer:
                 part = next(batches)
                 x, y, all_lengths, mask, base = part.x, part.y, part.lengths, part.mask, start
             if cuts is not None:  # only the batch's longest sequence of steps (batching.py)
-                x = (whole_x if batches is None else x)[:, : cuts[step - 1]]
+                width = cuts[step - 1]
+                if batches is None:
+                    x, y, mask = whole_x, whole_y, whole_mask
+                x = at_width(x, width)
+                if per_step:
+                    y, mask = at_width(y, width), None if mask is None else at_width(mask, width)
             spans = chunks.spans(start, stop) if chunks is not None else ()
             if len(spans) > 1:  # training.tbptt: a step per chunk, the state carried across
-                chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start - base, stop - base)), update, steps_in)
+                chunked, (loss,) = train_in_chunks(spans, partial(chunk, slice(start - base, stop - base)), update, int(x.shape[1]))
                 output = chunked["y"]
             else:
                 if shards is not None:  # forward and backward on the shards' threads (fp32, bf16); .grad is the batch's
@@ -319,11 +325,12 @@ class Trainer:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         metrics = self._epoch_metrics() if self.model.metrics else None
         parts = data.batches(batch) if isinstance(data, StreamData) else (data.rows(slice(s, s + batch)) for s in range(0, data.size, batch))
-        cuts = batch_longest(data.lengths, batch) if cuts_to_longest(self.model) else None
+        cuts = batch_longest(data.lengths, batch, self.agree_longest) if cuts_to_longest(self.model) else None
         for i, part in enumerate(parts):
-            x = part.x if cuts is None else part.x[:, : cuts[i]]  # as in training: the batch's longest steps
+            if cuts is not None:  # as in training: the batch's longest steps
+                part = part.cut(cuts[i], self.model.sequence_output)
             with self.precision.autocast():
-                output = self.module(x, part.lengths, logits=self.objective.fused, trusted=True)
+                output = self.module(part.x, part.lengths, logits=self.objective.fused, trusted=True)
                 loss = self.objective(output, part.y, part.mask)
             total += loss.double() * output.shape[0]
             if metrics is not None:
