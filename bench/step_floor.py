@@ -17,9 +17,12 @@ one thread (rnnc.runtime's choice for one sequence):
             alone ([batch, 128] x [128, 512]: numpy's OpenBLAS, onnxruntime's MLAS)
   floors    bench/step_floor_kernels.c, built with the system's `cc`: the clock (a
             chain of dependent adds), the FMA peak, read bandwidth by cache level, and a
-            plain AVX-512 matrix-vector step on the same weights (float32, and bfloat16
-            with AVX512_BF16), each step's input the previous step's output; numpy's
-            sgemv (OpenBLAS) per call for comparison
+            plain matrix-vector step on the same weights (float32, and bfloat16 with
+            AVX512_BF16), each step's input the previous step's output; numpy's sgemv
+            (OpenBLAS) per call for comparison. The kernels are AVX-512 where the CPU has
+            AVX512F, else AVX2 with FMA (`floors.vector_floats`: 16 or 8); on a CPU with
+            neither, or without a C compiler, the floors are skipped with the reason
+            (`floors: null`, `floors_skipped`)
 
 Every figure is a median over repetitions, with its min-max (for times per step, the
 10th-90th percentile); the floors take the fastest sample, since other work on the
@@ -137,14 +140,36 @@ def per_step(make: Callable[[int], Callable[[], object]], reps: int, short: int 
 
 # -- the C floors -------------------------------------------------------------------------------------------
 
+KERNEL_ISAS = (("avx512f",), ("avx2", "fma"))  # the kernels' vector paths: AVX-512, else AVX2 with FMA
+
+
+def kernels_missing(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """Why bench/step_floor_kernels.c cannot be built and run here (one line), or None."""
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        return f"no C compiler ({os.environ.get('CC', 'cc')}) for bench/step_floor_kernels.c"
+    if not cpuinfo.exists():
+        return None  # no flags to read: the compiler decides (kernels() names what it lacks)
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), [])
+    if not any(all(flag in flags for flag in isa) for isa in KERNEL_ISAS):
+        return "bench/step_floor_kernels.c needs a CPU with avx512f, or avx2 and fma (none in /proc/cpuinfo)"
+    return None
+
+
 def kernels(folder: Path) -> ctypes.CDLL | None:
-    """bench/step_floor_kernels.c built for this CPU, or None without a C compiler."""
-    cc = shutil.which(os.environ.get("CC", "cc"))
-    if cc is None:
+    """bench/step_floor_kernels.c built for this CPU, or None where `kernels_missing` says
+    why not; a build that still fails raises with the compiler's first error."""
+    if kernels_missing() is not None:
         return None
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    assert cc is not None
     lib = folder / "step_floor_kernels.so"
-    subprocess.run([cc, "-O3", "-march=native", "-shared", "-fPIC", "-o", str(lib), str(HERE / "step_floor_kernels.c")], check=True)
+    built = subprocess.run([cc, "-O3", "-march=native", "-shared", "-fPIC", "-o", str(lib), str(HERE / "step_floor_kernels.c")],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        first = next((line for line in built.stderr.splitlines() if "error" in line), built.stderr.strip()[:300])
+        raise RuntimeError(f"{cc} -march=native could not build bench/step_floor_kernels.c: {first}")
     so = ctypes.CDLL(str(lib))
+    so.vector_floats.argtypes, so.vector_floats.restype = [], ctypes.c_int
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     so.add_chain.argtypes, so.add_chain.restype = [i64], i64
     so.fma_peak.argtypes, so.fma_peak.restype = [i64], ctypes.c_float
@@ -185,7 +210,8 @@ def floors(so: ctypes.CDLL, reps: int) -> dict:
     clock = [16 * cycles_n / t / 1e9 for t in times(lambda: so.add_chain(cycles_n), 10 * reps)]
     ghz = max(clock)
     fma_n = 100_000
-    fma = [192 * fma_n / (t * ghz * 1e9) for t in times(lambda: so.fma_peak(fma_n), 10 * reps)]
+    lanes = so.vector_floats()  # 16 (AVX-512) or 8 (AVX2)
+    fma = [12 * lanes * fma_n / (t * ghz * 1e9) for t in times(lambda: so.fma_peak(fma_n), 10 * reps)]
     streams = {}
     for name, size in STREAMS.items():
         buf = aligned(size // 4)
@@ -194,7 +220,7 @@ def floors(so: ctypes.CDLL, reps: int) -> dict:
         secs = times(lambda b=buf, r=rounds: so.stream(b.ctypes.data, b.size, r), 5 * reps if size < (64 << 20) else 3, warmup=1)
         rates = [size * rounds / t / 1e9 for t in secs]
         streams[name] = {"gb_per_s": summary(rates), "bytes_per_cycle": max(rates) / ghz}  # the fastest sample, as the clock
-    return {"clock_ghz": {**summary(clock), "used": ghz}, "fma_per_cycle": summary(fma), "stream": streams}
+    return {"vector_floats": lanes, "clock_ghz": {**summary(clock), "used": ghz}, "fma_per_cycle": summary(fma), "stream": streams}
 
 
 def matvec_us(so: ctypes.CDLL, units: int, bf16: bool, reps: int) -> dict[str, float]:
@@ -302,6 +328,9 @@ def measure(quick: bool) -> dict:
                                                 for name, m in medians.items()}}
     so = kernels(folder)
     result["floors"] = floors(so, reps // 3) if so else None
+    if so is None:
+        result["floors_skipped"] = kernels_missing()
+        print(f"floors skipped: {result['floors_skipped']}", flush=True)
     result["units"] = []
     for units in UNITS:
         row = {"units": units, "weights_kib": 16 * units * units // 1024,

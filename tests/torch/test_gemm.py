@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rnnc.errors import UsageError
-from rnnc_torch.cpu import gemm, stepwise
+from rnnc_torch.cpu import gemm, small_loop, stepwise
 
 # (a, b) layouts as the scans use them: a step's recurrent product (W^T a transposed
 # view), the backward step, the input projection, and the weight gradients (d^T a view).
@@ -128,6 +128,11 @@ def _lstm_step(seed: int) -> tuple[nn.LSTM, torch.Tensor, torch.Tensor]:
 def test_a_scan_on_either_route_matches_torchs_module(route: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """float32 outputs and gradients of rnnc's loop against torch's own module (1e-5)."""
     monkeypatch.setenv(gemm.ENV, route)
+    # On one intra-op thread (a 1-core machine, OMP_NUM_THREADS=1, --threads 1) a simple
+    # RNN this small runs small_loop's numpy loop instead, which matches the threads once a
+    # loop, not before each step's product (tests/torch/test_small_loop.py tests it): this
+    # tests the scan's own loop on each route, on any thread count.
+    monkeypatch.setattr(small_loop, "applies", lambda *args: False)
     calls: list[None] = []
     monkeypatch.setattr(gemm, "_match_threads", lambda: calls.append(None))  # runs before each numpy product
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ from tiny_models import binary_data, tiny_model
 from rnnc import ir
 from rnnc.data import from_arrays
 from rnnc.errors import UsageError
+from rnnc_torch import precision as precisions
 from rnnc_torch.checkpoint import load_checkpoint, save_checkpoint
 from rnnc_torch.fit import fit
 from rnnc_torch.trainer import Trainer
@@ -20,12 +21,40 @@ from rnnc_torch.trainer import Trainer
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
+def cpu_bf16_refusal() -> str | None:
+    """rnnc's own refusal of CPU bf16 on this machine (precision.check_cpu_bf16: no
+    avx512_bf16 or amx_bf16 in /proc/cpuinfo, or torch's check without it), or None."""
+    try:
+        precisions.check_cpu_bf16()
+    except UsageError as refused:
+        return str(refused)
+    return None
+
+
+REFUSAL = cpu_bf16_refusal()
+native_bf16 = pytest.mark.skipif(REFUSAL is not None, reason=f"this CPU has no native bf16 ({' or '.join(precisions.BF16_FLAGS)})")
+
+
+def test_bf16_on_this_cpu_runs_or_is_refused_in_one_line() -> None:
+    """Either branch on the machine at hand (tests/torch/test_bf16_cpu.py fakes both)."""
+    model = tiny_model(precision="bf16")
+    if REFUSAL is None:
+        Trainer(model, "cpu")
+        return
+    with pytest.raises(UsageError) as raised:
+        Trainer(model, "cpu")
+    assert str(raised.value) == REFUSAL
+    assert "\n" not in REFUSAL
+    assert REFUSAL.startswith("training.precision bf16 needs a CPU with native bf16 (")
+    assert REFUSAL.endswith("; use training.precision: fp32 (--set training.precision=fp32)")
+
+
 def test_fp16_on_cpu_is_refused() -> None:
     with pytest.raises(UsageError, match="training.precision fp16 needs a CUDA device; on a CPU use bf16 or fp32"):
         Trainer(tiny_model(precision="fp16"), "cpu")
 
 
-@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+@pytest.mark.parametrize(("precision", "dtype"), [pytest.param("bf16", torch.bfloat16, marks=native_bf16), ("fp32", torch.float32)])
 def test_the_training_step_runs_its_dense_layers_in_the_chosen_precision(precision: str, dtype: torch.dtype) -> None:
     """Autocast really covers the forward pass (close losses alone would not show it)."""
     model = tiny_model([ir.GRU(units=8), ir.Dense(units=1, activation="sigmoid")], precision=precision)
@@ -39,6 +68,7 @@ def test_the_training_step_runs_its_dense_layers_in_the_chosen_precision(precisi
     assert all(p.dtype == torch.float32 for p in trainer.module.parameters())  # the weights stay float32
 
 
+@native_bf16
 @pytest.mark.parametrize("layer", [ir.SimpleRNN(units=8), ir.LSTM(units=8), ir.GRU(units=8)], ids=lambda layer: type(layer).__name__)
 def test_bf16_on_cpu_trains_close_to_fp32(layer: ir.Layer) -> None:
     losses = {}
