@@ -175,7 +175,8 @@ TRAINING = {
             },
             "lr_schedule": {"$ref": "#/$defs/lrSchedule"},
             "precision": {"enum": ["fp32", "bf16", "fp16"], "default": _TRAINING.precision,
-                          "description": "Automatic mixed precision on CUDA when not fp32; the CPU trains in fp32."},
+                          "description": "Automatic mixed precision when not fp32: bf16 on CUDA or on a CPU with native bf16 "
+                                         "(AVX512_BF16 or AMX; refused on other CPUs), fp16 on CUDA only."},
             "initializer": {"enum": list(ir.INITIALIZERS), "default": _TRAINING.initializer,
                             "description": "How fresh weights start, for every layer without its own initializer: keras "
                                            "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
