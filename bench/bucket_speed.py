@@ -7,8 +7,11 @@ within one process (one epoch each per round, `--rounds` rounds): every batch at
 full padded width (the trainer's cut turned off), each batch cut to its longest
 sequence (the default), and `training.bucket_by_length: true`. Reports samples/s
 (median, min-max), the steps trained per row, and the final loss of each. Not a test.
+`--workload tagger` labels every token instead (LSTM(48) with return_sequences, a
+softmax over 8 tags per step, its targets and mask cut with the batch), into
+results/bucket_speed_tagger.json.
 
-    .venv/bin/python bench/bucket_speed.py [--rows 3000] [--rounds 3]
+    .venv/bin/python bench/bucket_speed.py [--rows 3000] [--rounds 3] [--workload text|tagger]
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ SPEC = {
 }
 
 
+TAGS = 8
+TAGGER = {**SPEC, "name": "bucket-speed-tagger",
+          "layers": [SPEC["layers"][0], {"type": "lstm", "units": 48, "return_sequences": True},
+                     {"type": "dense", "units": TAGS, "activation": "softmax"}],
+          "loss": "sparse_categorical_crossentropy"}
+
+
 def ragged_text(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     lengths = np.clip(np.round(rng.lognormal(np.log(60), 0.8, rows)), 5, STEPS).astype(np.int64)
@@ -50,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workload", choices=("text", "tagger"), default="text")
     args = parser.parse_args()
+    tagger = args.workload == "tagger"
     import torch
 
     import rnnc_torch.trainer as trainer_module
@@ -61,7 +73,9 @@ def main() -> None:
 
     torch.set_num_threads(2)
     ids, y = ragged_text(args.rows)
-    model = model_from_mapping(SPEC, "bucket-speed", HERE)
+    if tagger:  # each token's tag: its id's residue, a per-step label the LSTM can learn
+        y = np.where(ids > 0, ids % TAGS, 0)
+    model = model_from_mapping(TAGGER if tagger else SPEC, "bucket-speed", HERE)
     data = from_arrays(model, ids, y, origin="ragged text")
     lengths = torch.from_numpy(data.lengths)
     ways = {"full width": {}, "cut to the batch's longest": {}, "bucket_by_length": {"bucket_by_length": True}}
@@ -86,7 +100,7 @@ def main() -> None:
              "cut to the batch's longest": BATCH * sum(batch_longest(lengths[order], BATCH) or ()),
              "bucket_by_length": BATCH * sum(batch_longest(lengths[bucketed(order, lengths, BATCH, torch.Generator().manual_seed(epoch_seed(0, 1)))], BATCH) or ())}
     result = {
-        "workload": f"embedding(32, mask_zero) + LSTM(48) on token ids padded to {STEPS}, lengths log-normal "
+        "workload": f"embedding(32, mask_zero) + LSTM(48){' + a softmax over 8 tags per token' if tagger else ''} on token ids padded to {STEPS}, lengths log-normal "
                     f"(median {int(np.median(data.lengths))}, {int(data.lengths.min())}-{int(data.lengths.max())}), batch {BATCH}",
         "rows": args.rows, "rounds": args.rounds, "cpu_threads": 2,
         "load_average": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
@@ -94,8 +108,9 @@ def main() -> None:
         "ways": {way: {"samples_per_s": {"median": round(statistics.median(v), 1), "min": round(min(v), 1), "max": round(max(v), 1)},
                        "steps_per_row": round(steps[way] / args.rows, 1), "loss": losses[way]} for way, v in speeds.items()},
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS.with_name("bucket_speed_tagger.json") if tagger else RESULTS
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
