@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import rnnc_torch.graph_trainer as graph_trainer_module
 import rnnc_torch.trainer as trainer_module
@@ -24,7 +23,7 @@ from rnnc.spec import load_model
 from rnnc_torch.graph_trainer import GraphTrainer
 from rnnc_torch.trainer import Trainer
 from seq2seq_spec import seq2seq_spec
-from test_npy_dir import ragged, same, spec, train, write_dir
+from test_npy_dir import STEPS_GRAPH, ragged, same, same_from_disk, spec, train, write_dir
 
 TAGGER = {"layers": [{"type": "gru", "units": 5, "return_sequences": True},
                      {"type": "dense", "units": 2, "activation": "softmax"}],
@@ -131,34 +130,13 @@ def test_a_graph_cuts_each_input_and_the_outputs_that_follow_it(seq2seq: Path, m
     assert "val_accuracy" in cut_logs[-1]
 
 
-GRAPH = {
-    "rnnc": 2, "name": "steps",
-    "inputs": {"events": {"shape": [None, 3]}, "profile": {"shape": [2]}},
-    "layers": [{"name": "enc", "type": "gru", "units": 4, "return_sequences": True, "input": "events"},
-               {"name": "steps", "type": "dense", "units": 1},
-               {"name": "last", "type": "pool", "mode": "last", "input": "enc"},
-               {"name": "both", "type": "concatenate", "input": ["last", "profile"]},
-               {"name": "churn", "type": "dense", "units": 1, "activation": "sigmoid"}],
-    "outputs": {"steps": {"loss": "mse"}, "churn": {"loss": "binary_crossentropy", "metrics": ["accuracy"]}},
-    "optimizer": {"type": "adam", "lr": 0.01}, "training": {"epochs": 2, "batch_size": 6, "seed": 1, "validation_split": 0.2},
-}
-
-
 def test_a_graph_from_disk_reads_its_per_step_targets_cut(tmp_path: Path) -> None:
-    data = ragged(n=40, steps=10, seed=9)
-    arrays = {"events": data["x"], "events_lengths": data["lengths"],
-              "profile": np.random.default_rng(4).normal(size=(40, 2)).astype(np.float32),
-              "steps": data["x"][:, :, :1].cumsum(1), "churn": data["y"]}
-    np.savez(tmp_path / "train.npz", **arrays)
-    write_dir(tmp_path / "train", arrays)
-    runs = {}
-    for name in ("train.npz", "train"):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({**GRAPH, "data": {"train": name}}))
-        runs[name] = train(path, tmp_path / f"run-{name}")
-    same(runs["train.npz"], runs["train"])
+    data = ragged(n=40, steps=16, seed=9)
+    same_from_disk(tmp_path, STEPS_GRAPH, {"events": data["x"], "events_lengths": data["lengths"],
+                                           "profile": np.random.default_rng(4).normal(size=(40, 2)).astype(np.float32),
+                                           "steps": data["x"][:, :, :1].cumsum(1), "churn": data["y"]})
     _, _, widths = fit(tmp_path / "train.yaml")
-    assert min(w["events"] for w in widths) < 10
+    assert min(w["events"] for w in widths) < 16
 
 
 def test_conv1d_keeps_the_full_width(tmp_path: Path) -> None:
@@ -199,13 +177,6 @@ def test_tbptt_cuts_a_graphs_inputs_to_the_longest_of_them(tmp_path: Path) -> No
     second["x"][np.arange(10)[None, :] >= second["lengths"][:, None]] = 0.0
     arrays = {"a": first["x"], "a_lengths": first["lengths"], "b": second["x"], "b_lengths": second["lengths"],
               "ya": first["x"][:, :, :1], "yb": second["x"][:, :, 1:2]}
-    np.savez(tmp_path / "train.npz", **arrays)
-    write_dir(tmp_path / "train", arrays)
-    runs = {}
-    for name in ("train.npz", "train"):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({**TWO, "data": {"train": name}}))
-        runs[name] = train(path, tmp_path / f"run-{name}")
-    same(runs["train.npz"], runs["train"])
+    same_from_disk(tmp_path, TWO, arrays)
     _, _, widths = fit(tmp_path / "train.npz.yaml")
     assert all(w["a"] == w["b"] for w in widths)  # chunked at the same steps

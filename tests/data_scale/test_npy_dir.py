@@ -98,18 +98,38 @@ GRAPH = {
 }
 
 
-def test_graph_same_weights(tmp_path: Path) -> None:
-    data = ragged(n=30, seed=2)
-    profile = np.random.default_rng(4).normal(size=(30, 2)).astype(np.float32)
-    arrays = {"events": data["x"], "events_lengths": data["lengths"], "profile": profile, "churn": data["y"]}
+def same_from_disk(tmp_path: Path, body: dict, arrays: dict[str, np.ndarray]) -> None:
+    """The spec `body` trained on `arrays` from a `.npz` in memory and from a `.npy`
+    directory on disk (train.npz.yaml and train.yaml in `tmp_path`) ends at the same
+    weights, to the bit."""
     np.savez(tmp_path / "train.npz", **arrays)
     write_dir(tmp_path / "train", arrays)
     runs = {}
     for name in ("train.npz", "train"):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({**GRAPH, "data": {"train": name}}))
+        path.write_text(yaml.safe_dump({**body, "data": {"train": name}}))
         runs[name] = train(path, tmp_path / f"run-{name}")
     same(runs["train.npz"], runs["train"])
+
+
+# A graph with a per-step output beside a per-sequence one (tests/data_scale share it).
+STEPS_GRAPH = {
+    "rnnc": 2, "name": "tags",
+    "inputs": {"events": {"shape": [None, 3]}, "profile": {"shape": [2]}},
+    "layers": [{"name": "enc", "type": "gru", "units": 4, "return_sequences": True, "input": "events"},
+               {"name": "steps", "type": "dense", "units": 1},
+               {"name": "last", "type": "pool", "mode": "last", "input": "enc"},
+               {"name": "both", "type": "concatenate", "input": ["last", "profile"]},
+               {"name": "churn", "type": "dense", "units": 1, "activation": "sigmoid"}],
+    "outputs": {"steps": {"loss": "mse"}, "churn": {"loss": "binary_crossentropy", "metrics": ["accuracy"]}},
+    "optimizer": {"type": "adam", "lr": 0.01}, "training": {"epochs": 2, "batch_size": 7, "seed": 1, "validation_split": 0.2},
+}
+
+
+def test_graph_same_weights(tmp_path: Path) -> None:
+    data = ragged(n=30, seed=2)
+    profile = np.random.default_rng(4).normal(size=(30, 2)).astype(np.float32)
+    same_from_disk(tmp_path, GRAPH, {"events": data["x"], "events_lengths": data["lengths"], "profile": profile, "churn": data["y"]})
 
 
 def test_resume_from_disk_is_exact(tmp_path: Path) -> None:

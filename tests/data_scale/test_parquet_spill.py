@@ -29,7 +29,7 @@ from rnnc.data import load_training_data  # noqa: E402
 from rnnc.parquet_spill import SpilledColumn, open_table, spill  # noqa: E402
 from rnnc.rows_dataset import RowsDataset  # noqa: E402
 from rnnc.spec import load_model  # noqa: E402
-from test_npy_dir import ragged, same, spec  # noqa: E402
+from test_npy_dir import STEPS_GRAPH, ragged, same, spec  # noqa: E402
 
 STEP = pa.list_(pa.list_(pa.float32(), 3))
 
@@ -88,17 +88,7 @@ def test_chain_from_the_cache_trains_as_in_memory(tmp_path: Path, cache: Path, m
     assert got_logs == memory_logs == want_logs and "val_accuracy" in got_logs[-1]
 
 
-GRAPH = {
-    "rnnc": 2, "name": "tags",
-    "inputs": {"events": {"shape": [None, 3]}, "profile": {"shape": [2]}},
-    "layers": [{"name": "enc", "type": "gru", "units": 4, "return_sequences": True, "input": "events"},
-               {"name": "steps", "type": "dense", "units": 1},
-               {"name": "last", "type": "pool", "mode": "last", "input": "enc"},
-               {"name": "both", "type": "concatenate", "input": ["last", "profile"]},
-               {"name": "churn", "type": "dense", "units": 1, "activation": "sigmoid"}],
-    "outputs": {"steps": {"loss": "mse"}, "churn": {"loss": "binary_crossentropy", "metrics": ["accuracy"]}},
-    "optimizer": {"type": "adam", "lr": 0.01}, "training": {"epochs": 2, "batch_size": 7, "seed": 1, "validation_split": 0.2},
-}
+GRAPH = STEPS_GRAPH
 
 
 def test_graph_from_the_cache_trains_as_in_memory(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
