@@ -141,11 +141,12 @@ class GraphTrainer(Trainer):
         return Chunks(size, count, longest, self.settings.batch_size, self.agree_longest)
 
     def _widths(self, data: Data, batch: int) -> dict[str, list[int]] | None:
-        """Each sequence input's longest steps per batch of `data` in memory, by name (one
-        read of its lengths per pass; with `training.tbptt` the longest of them for all,
-        as `rnnc.rows_dataset.common_width`), or None where cutting could change a result
-        (`cuts_to_longest`). Batches from disk come cut already; under `--nproc` every
-        rank's then takes the widths the ranks agree on."""
+        """Each sequence input's longest steps per batch of `data`, by name (one read of
+        its lengths per pass; with `training.tbptt` the longest of them for all, as
+        `rnnc.rows_dataset.common_width`), or None where cutting could change a result
+        (`cuts_to_longest`). Batches from disk come cut to their own longest already, so
+        there this changes nothing in one process; under `--nproc` it pads each rank's
+        to the widths the ranks agree on."""
         if not cuts_to_longest(self.model):
             return None
         named = data.named_lengths if isinstance(data, StreamData) else data.lengths
