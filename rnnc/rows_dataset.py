@@ -137,14 +137,16 @@ def common_width(model: ir.Model, arrays: dict[str, np.ndarray]) -> dict[str, np
     if not names:
         return arrays
     width = max(arrays[name].shape[1] for name in names)
-    out = dict(arrays)
-    for name in names:
-        have = out[name]
-        if have.shape[1] < width:
-            full = np.zeros((have.shape[0], width, *have.shape[2:]), dtype=have.dtype)
-            full[:, : have.shape[1]] = have
-            out[name] = full
-    return out
+    return {**arrays, **{name: _padded(arrays[name], width) for name in names}}
+
+
+def _padded(array: np.ndarray, steps: int) -> np.ndarray:
+    """`array` with zeros after its time axis (axis 1) up to `steps`, or itself."""
+    if array.shape[1] >= steps:
+        return array
+    full = np.zeros((array.shape[0], steps, *array.shape[2:]), dtype=array.dtype)
+    full[:, : array.shape[1]] = array
+    return full
 
 
 def _input(model: ir.Model, name: str) -> ir.Input:
@@ -156,11 +158,8 @@ def _full_width(rows: Rows, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarr
     full time axis, as a padded file holds it."""
     out = dict(arrays)
     for name, column in rows.columns.items():
-        have = out[name]
-        if column.lengths is not None and have.shape[1] < column.shape[1]:
-            full = np.zeros((have.shape[0], *column.shape[1:]), dtype=have.dtype)
-            full[:, : have.shape[1]] = have
-            out[name] = full
+        if column.lengths is not None:
+            out[name] = _padded(out[name], column.shape[1])
     return out
 
 
