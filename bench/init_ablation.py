@@ -37,7 +37,7 @@ from rnnc.artifacts import atomic_write_bytes  # noqa: E402
 from rnnc.spec import model_from_mapping  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCHEMES = ("keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid")
+SCHEMES = ir.INITIALIZERS
 
 
 def arm_model(task: Task, overrides: dict[str, str], seed: int) -> ir.Model:

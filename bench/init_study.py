@@ -47,7 +47,7 @@ from init_tasks import TASKS, Task  # noqa: E402
 from rnnc import ir  # noqa: E402
 from rnnc.artifacts import atomic_write_bytes  # noqa: E402
 
-SCHEMES = ("keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid")
+SCHEMES = ir.INITIALIZERS
 HAND = "hand-written PyTorch"
 RESULTS = Path(__file__).resolve().parent / "results" / "init_study.json"
 

@@ -44,18 +44,22 @@ Init: TypeAlias = Literal["glorot_uniform", "orthogonal", "zeros", "ones", "unif
 
 # The schemes that turn those declarations into distributions (rnnc.initial): a spec's
 # `training.initializer`, or a layer's own `initializer` setting, which wins.
-InitializerName: TypeAlias = Literal["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid"]
+InitializerName: TypeAlias = Literal["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid", "adaptive"]
 INITIALIZERS: tuple[str, ...] = InitializerName.__args__  # type: ignore[attr-defined]
+
+
+# What each scheme is, for the schema's descriptions (rnnc.initial defines them).
+INITIALIZER_HELP = ("keras (glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
+                    "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent kernels and "
+                    "LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for the others), keras_recurrent "
+                    "(keras for recurrent layers, torch for the others), hybrid (keras, except simple_rnn and gru "
+                    "layers, which take torch's), adaptive (hybrid, and torch's for an embedding read by a simple_rnn "
+                    "or gru and for a dense regression output)")
 
 
 def initializer_setting() -> Any:
     """The `initializer` setting of a kind with weights; None: the spec's `training.initializer`."""
-    return setting(None, description="How this layer's weights start (absent: training.initializer): keras "
-                                     "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
-                                     "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
-                                     "kernels and LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for the "
-                                     "others), keras_recurrent (keras for recurrent layers, torch for the others), "
-                                     "hybrid (keras, except simple_rnn and gru layers, which take torch's).")
+    return setting(None, description=f"How this layer's weights start (absent: training.initializer): {INITIALIZER_HELP}.")
 
 
 @dataclass(frozen=True)

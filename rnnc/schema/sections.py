@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import build, ir
+from ..layers.base import INITIALIZER_HELP
 
 _TRAINING, _STOP, _TEXT, _EXPORT, _LOSS = ir.Training(), ir.EarlyStopping(), ir.TextData(), ir.Export(), ir.Loss("mse")
 _STEP, _PLATEAU = ir.LRSchedule("step"), ir.LRSchedule("plateau")
@@ -178,13 +179,8 @@ TRAINING = {
                           "description": "Automatic mixed precision when not fp32: bf16 on CUDA or on a CPU with native bf16 "
                                          "(AVX512_BF16 or AMX; refused on other CPUs), fp16 on CUDA only."},
             "initializer": {"enum": list(ir.INITIALIZERS), "default": _TRAINING.initializer,
-                            "description": "How fresh weights start, for every layer without its own initializer: keras "
-                                           "(glorot_uniform, orthogonal recurrent kernels, zero biases, LSTM forget bias 1), "
-                                           "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent "
-                                           "kernels and LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for "
-                                           "the others), keras_recurrent (keras for recurrent layers, torch for the others), "
-                                           "hybrid (keras, except simple_rnn and gru layers, which take torch's); "
-                                           "docs/torch-backend.md has the measurements."},
+                            "description": "How fresh weights start, for every layer without its own initializer: "
+                                           f"{INITIALIZER_HELP}; docs/torch-backend.md has the measurements."},
             "kernels": {"enum": ["auto", "torch"], "default": _TRAINING.kernels,
                         "description": "auto: on a CPU, rnnc's own recurrent loop, thread count and sharded steps where "
                                        "they measured faster; torch: torch's own kernels only, as a plain PyTorch loop "

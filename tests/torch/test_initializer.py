@@ -68,6 +68,8 @@ def expected(kind: str, units: int, fan_in: int, short: str, shape: tuple[int, .
         scheme = "keras" if (kind == "lstm" if scheme == "keras_lstm" else recurrent) else "torch"
     if scheme == "hybrid":
         scheme = "torch" if kind in ("simple_rnn", "gru") else "keras"
+    if scheme == "adaptive":  # in CHAIN and GRAPH the one dense layer is the mse output, the embedding reads into conv1d/lstm
+        scheme = "torch" if kind in ("simple_rnn", "gru", "dense") else "keras"
     if kind == "layer_norm":
         return ("constant", 1.0 if short == "weight" else 0.0, None)
     if scheme == "keras":
@@ -138,7 +140,7 @@ def training_extra(scheme: str | None) -> str:
     return "" if scheme is None else f", initializer: {scheme}"
 
 
-@pytest.mark.parametrize("scheme", ["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid", None])
+@pytest.mark.parametrize("scheme", ["keras", "torch", "torch_orthogonal", "keras_lstm", "keras_recurrent", "hybrid", "adaptive", None])
 @pytest.mark.parametrize("text", [CHAIN, GRAPH], ids=["chain", "graph"])
 def test_every_parameter_follows_its_scheme_in_torch_and_numpy(text: str, scheme: str | None) -> None:
     model = model_from_text(text.format(rnn_extra="", att_extra="", training_extra=training_extra(scheme)))
@@ -152,6 +154,70 @@ def test_every_parameter_follows_its_scheme_in_torch_and_numpy(text: str, scheme
             assert value.shape == shapes[name]
             how = expected(kind, units, fan_in, name.rsplit(".", 1)[1], shapes[name], scheme or "hybrid")
             check(value.astype(np.float64), how)
+
+
+ADAPTIVE_CHAIN = """
+rnnc: 1
+name: adaptive-chain
+input: {{shape: [null], dtype: int64}}
+layers:
+  - {{type: embedding, vocab_size: 300, dim: 48}}
+  - {{type: dropout, rate: 0.1}}
+  - {{type: {rnn}, units: 64}}
+  - {{type: dense, units: 20, activation: relu}}
+  - {{type: dense, units: {units}, activation: {activation}}}
+loss: {loss}
+optimizer: adam
+training: {{seed: 4, initializer: adaptive}}
+"""
+
+ADAPTIVE_GRAPH = """
+rnnc: 2
+name: adaptive-graph
+inputs:
+  words: {shape: [null], dtype: int64}
+  chars: {shape: [null], dtype: int64}
+layers:
+  - {name: word_emb, type: embedding, vocab_size: 200, dim: 40, input: words}
+  - {name: char_emb, type: embedding, vocab_size: 60, dim: 16, input: chars}
+  - {name: word_rnn, type: gru, units: 32, input: word_emb}
+  - {name: char_rnn, type: lstm, units: 32, input: char_emb}
+  - {name: both, type: concatenate, input: [word_rnn, char_rnn]}
+  - {name: label, type: dense, units: 5, activation: softmax, input: both}
+  - {name: score, type: dense, units: 1, input: both}
+outputs:
+  label: {loss: sparse_categorical_crossentropy}
+  score: {loss: mae}
+optimizer: adam
+training: {seed: 6, initializer: adaptive}
+"""
+
+
+@pytest.mark.parametrize(("text", "torch_kinds"), [
+    # an embedding read (through dropout) by a gru takes torch's N(0, 1); a classifier's head keras's glorot
+    (ADAPTIVE_CHAIN.format(rnn="gru", units=4, activation="softmax", loss="sparse_categorical_crossentropy"),
+     {"layers.0": "embedding", "layers.2": "gru"}),
+    (ADAPTIVE_CHAIN.format(rnn="simple_rnn", units=1, activation="sigmoid", loss="binary_crossentropy"),
+     {"layers.0": "embedding", "layers.2": "simple_rnn"}),
+    # an lstm keeps keras's rules and its embedding's; a regression head (mse) takes torch's, the hidden dense not
+    (ADAPTIVE_CHAIN.format(rnn="lstm", units=1, activation="linear", loss="mse"), {"layers.4": "dense"}),
+    (ADAPTIVE_GRAPH, {"layers.0": "embedding", "layers.2": "gru", "layers.6": "dense"}),
+], ids=["gru-classifier", "simple-rnn-classifier", "lstm-regression", "graph"])
+def test_adaptive_gives_torchs_rules_to_gru_and_simple_rnn_their_embeddings_and_regression_heads(
+        text: str, torch_kinds: dict[str, str]) -> None:
+    model = model_from_text(text)
+    facts = layer_facts(model)
+    for where, weights in drawn(model).items():
+        for name, value in weights.items():
+            kind, units, fan_in = facts[name]
+            layer = name.rsplit(".", 1)[0]
+            scheme = "torch" if layer in torch_kinds else "keras"
+            assert torch_kinds.get(layer, kind) == kind, (where, name)
+            how = expected(kind, units, fan_in, name.rsplit(".", 1)[1], value.shape, scheme)
+            if how[0] == "uniform" and value.size < 64:  # a one-unit head: too few values for a spread, the bound only
+                assert np.abs(value).max() <= how[1] * (1 + 1e-6), (where, name)
+            else:
+                check(value.astype(np.float64), how)
 
 
 def test_a_layers_initializer_wins_over_the_specs() -> None:
