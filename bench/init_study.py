@@ -287,11 +287,11 @@ def task_entry(task: Task, by_scheme: dict[str, list[float]], seconds: float) ->
 
 
 def with_versus(entry: dict) -> dict:
-    """`entry` with the statistics of `hybrid` (else `keras`) against the hand loop, when it has both."""
+    """`entry` with the statistics of each of rnnc's schemes against the hand loop, when it has both."""
     results = entry["results"]
-    default = next((s for s in ("hybrid", "keras") if s in results), None)
-    if HAND in results and default is not None and min(len(results[s]["seeds"]) for s in (default, HAND)) >= 2:
-        entry["versus"] = {default: versus(results[default]["seeds"], results[HAND]["seeds"], entry["higher_is_better"])}
+    if HAND in results and len(results[HAND]["seeds"]) >= 2:
+        entry["versus"] = {s: versus(r["seeds"], results[HAND]["seeds"], entry["higher_is_better"])
+                           for s, r in results.items() if s != HAND and len(r["seeds"]) >= 2}
     return entry
 
 

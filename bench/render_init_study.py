@@ -40,16 +40,21 @@ def _ci(value: float, interval: list[float], digits: int, sign: str = "") -> str
 
 
 def versus_table(result: dict) -> list[str]:
-    """Per task, rnnc's default scheme against the hand-written loop: each arm's median and
+    """Per task, each of rnnc's schemes (a table each) against the hand-written loop: each arm's median and
     mean with 95% bootstrap intervals, the differences (rnnc - hand) of medians and of means
     with theirs, the permutation p-value, the verdict on the mean difference's interval,
     and whether the plain median reaches the hand loop's; then the counts."""
     tasks = {name: task for name, task in result["tasks"].items() if "versus" in task}
-    scheme = next(iter(next(iter(tasks.values()))["versus"]))
+    schemes = list(dict.fromkeys(s for task in tasks.values() for s in task["versus"]))
+    return [line for i, scheme in enumerate(schemes) for line in ([""] if i else []) + _versus_rows(tasks, scheme)]
+
+
+def _versus_rows(tasks: dict, scheme: str) -> list[str]:
     rows = [f"| task | {scheme} median | hand median | {scheme} mean | hand mean | difference of medians | "
             "difference of means | p | verdict (means' interval) | median at least hand's |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     worse, medians = [], 0
+    tasks = {name: task for name, task in tasks.items() if scheme in task["versus"]}
     for name, task in tasks.items():
         v = task["versus"][scheme]
         digits = 3 if task["metric"] == "accuracy" else 4
