@@ -11,180 +11,18 @@ and input gradients over all steps with one product each. LSTM and GRU take the 
 feeding their tanh gate scaled by 2 and compute tanh(x) as 2 sigmoid(2x) - 1. Given
 `active` (each step's count of rows still running, the rows sorted longest first), a
 step computes only those rows, forward and backward, as packing would: the rows past a
-sequence's end keep zero states and zero gradients. The
-backward passes are first-order only (`first_order`: torch's `once_differentiable`, run
-without recording a graph); differentiating their gradients again, as a gradient
-penalty does, raises `HIGHER_ORDER`, which names the setting that trains without them.
+sequence's end keep zero states and zero gradients. The backward passes are
+first-order only (`scan_steps.first_order`); the step views, products and gradient
+helpers the three share are in `scan_steps.py`.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from . import gemm, small_loop
-
-HIGHER_ORDER = (
-    "rnnc's CPU recurrent layers have first-order gradients only; for higher-order gradients "
-    "(create_graph=True, then backward again) train with training.kernels: torch"
-)
-
-
-class _FirstOrder(torch.autograd.Function):
-    """The gradients as they are; differentiating them raises `HIGHER_ORDER` (before
-    `once_differentiable`'s own error is reached, which names no way out)."""
-
-    @staticmethod
-    def forward(ctx, *grads):  # type: ignore[no-untyped-def, override]
-        return tuple(None if g is None else g.view_as(g) for g in grads)
-
-    @staticmethod
-    def backward(ctx, *_):  # type: ignore[no-untyped-def, override]
-        raise RuntimeError(HIGHER_ORDER)
-
-
-def first_order(backward: Callable[..., tuple]) -> Callable[..., tuple]:
-    """`backward` under `once_differentiable`; while a graph of the gradients is being
-    recorded (`create_graph=True`) they come out of `_FirstOrder`, also where the
-    incoming gradients need none (a loss's own gradient), which `once_differentiable`
-    leaves without a graph and so with torch's "does not require grad" later."""
-    once = once_differentiable(backward)
-
-    @functools.wraps(backward)
-    def wrapper(ctx, *grads):  # type: ignore[no-untyped-def]
-        outputs = once(ctx, *grads)
-        if not torch.is_grad_enabled():
-            return outputs
-        return _FirstOrder.apply(*(None if g is None else g.detach().requires_grad_() for g in outputs))
-
-    return wrapper
-
-
-class _Steps:
-    """Per-step views of `[D, T, B, X]` buffers and the matching matrix products: with
-    one direction the direction axis is dropped and 2-D products run (cheaper per call
-    than batched ones, which is most of a small layer's cost), each by the route
-    `gemm.pick` chooses for its shapes; a loop picks once (`step_*`) and runs that route
-    every step."""
-
-    def __init__(self, directions: int, active: list[int] | None = None):
-        self.one = directions == 1
-        self.active = active  # rows still running at each step (rows sorted by length), None: all
-
-    def product(self, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
-        """a @ b (into `out`)."""
-        return self.step_product(a, b, out)(a, b, out=out)
-
-    def product_plus(self, bias: Tensor, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
-        """bias + a @ b (into `out`)."""
-        return self.step_product_plus(bias, a, b, out)(bias, a, b, out=out)
-
-    def step_product(self, a: Tensor, b: Tensor, out: Tensor | None) -> gemm.Product:
-        """torch.mm's signature for products shaped like a @ b into `out`."""
-        return gemm.pick(a, b, out=out) if self.one else torch.bmm
-
-    def step_product_plus(self, bias: Tensor, a: Tensor, b: Tensor, out: Tensor | None) -> gemm.Product:
-        """torch.addmm's signature for products shaped like bias + a @ b into `out`."""
-        return gemm.pick(a, b, bias, out) if self.one else torch.baddbmm
-
-    def step_accumulate(self, out: Tensor, a: Tensor, b: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-        """`route(out, a, b)`: out += a @ b in place, for products shaped like these."""
-        return gemm.pick_accumulate(out, a, b) if self.one else _batched_accumulate
-
-    def of(self, buffer: Tensor) -> tuple[Tensor, ...]:
-        """The step views of `buffer` `[D, T, B, X]`: `[B, X]` or `[D, B, X]` each."""
-        return (buffer[0] if self.one else buffer.transpose(0, 1)).unbind(0)
-
-    def blocks(self, buffer: Tensor, count: int) -> list[tuple[Tensor, ...]]:
-        """The step views of each of `count` equal gate blocks of `buffer`'s last axis
-        (made once: slicing inside the time loop costs more than the arithmetic)."""
-        return [self.of(block) for block in buffer.chunk(count, dim=-1)]
-
-    def flat(self, buffer: Tensor) -> Tensor:
-        """`[D, T, B, X]` (or `[D, G, X]` weights) as `[T * B, X]` or `[D, T * B, X]`."""
-        flat = buffer.reshape(buffer.shape[0], -1, buffer.shape[-1])
-        return flat[0] if self.one else flat
-
-    def live(self, views: Sequence[Tensor]) -> list[Tensor]:
-        """Each step's view cut to the rows still running at that step (`active`)."""
-        if self.active is None:
-            return list(views)
-        axis = 0 if self.one else 1
-        return [v if a == v.shape[axis] else v.narrow(axis, 0, a) for v, a in zip(views, self.active, strict=True)]
-
-    def each(self, buffer: Tensor, steps: int) -> list[Tensor]:
-        """`buffer` (one step's `[B, X]` or `[D, B, X]`) as `live` views for every step."""
-        return self.live([buffer] * steps)
-
-    def tails(self, views: Sequence[Tensor]) -> list[Tensor | None]:
-        """Each step's view of the rows no longer running (None where all run)."""
-        if self.active is None:
-            return [None] * len(views)
-        axis = 0 if self.one else 1
-        return [None if a == v.shape[axis] else v.narrow(axis, a, v.shape[axis] - a) for v, a in zip(views, self.active, strict=True)]
-
-    def states(self, directions: int, steps: int, batch: int, units: int, like: Tensor) -> Tensor:
-        """The state buffer `[D, T + 1, B, H]`, step 0 zero; all zero where rows stop
-        early, so the rows past a sequence's end hold zeros (outputs, weight gradients)."""
-        if self.active is not None:
-            return like.new_zeros(directions, steps + 1, batch, units)
-        hs = like.new_empty(directions, steps + 1, batch, units)
-        hs[:, 0].zero_()
-        return hs
-
-    def row(self, b: Tensor) -> Tensor:
-        """A `[D, G]` bias as an addend for `[B, G]` or `[D, B, G]` products."""
-        return b[0] if self.one else b.unsqueeze(1)
-
-
-def _batched_accumulate(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    return out.baddbmm_(a, b)
-
-
-def _project(ops: _Steps, out: Tensor, x: Tensor, w: Tensor, b: Tensor | None) -> None:
-    """`out` `[D, T, B, G]` = x W^T + b, every step at once."""
-    if b is None:
-        ops.product(ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
-    else:
-        ops.product_plus(ops.row(b), ops.flat(x), ops.flat(w).mT, out=ops.flat(out))
-
-
-def _input_grads(ctx, ops: _Steps, d_pre: Tensor, x: Tensor, w_ih: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    """The gradients of x, W_ih and the input bias from the pre-activations' `d_pre`."""
-    d = ops.flat(d_pre)
-    need = ctx.needs_input_grad
-    dx = ops.product(d, ops.flat(w_ih)).view_as(x) if need[0] else None
-    dw = ops.product(d.mT, ops.flat(x)).view_as(w_ih) if need[1] else None
-    db = d_pre.sum(dim=(1, 2)) if need[2] else None
-    return dx, dw, db
-
-
-def _recurrent_grad(ops: _Steps, d_rec: Tensor, hs: Tensor) -> Tensor:
-    """W_hh's gradient, `sum_t d_t^T h_{t-1}` over every step at once: `[D, G, H]`."""
-    grad = ops.product(ops.flat(d_rec).mT, ops.flat(hs[:, :-1]))
-    return grad.view(hs.shape[0], d_rec.shape[-1], hs.shape[-1])
-
-
-def _state_grad(ops: _Steps, hs: Tensor, d_last: Tensor | None) -> Tensor:
-    """The running gradient of the state, starting from the final state's."""
-    dh = torch.zeros_like(hs[:, 0]) if d_last is None else d_last.clone()
-    dh = dh[0] if ops.one else dh
-    if d_last is not None and ops.active is not None:  # a row that stopped early returned zeros: a constant
-        axis, last = (0 if ops.one else 1), ops.active[-1]
-        dh.narrow(axis, last, dh.shape[axis] - last).zero_()
-    return dh
-
-
-def _done(ctx) -> tuple:
-    """The saved buffers, once: a second backward pass would read reused memory."""
-    if ctx.buffers is None:
-        raise RuntimeError("rnnc's CPU recurrent layers support one backward pass per forward pass (no retain_graph)")
-    buffers, ctx.buffers = ctx.buffers, None
-    return buffers
+from . import small_loop
+from .scan_steps import Steps, first_order, input_grads, project, recurrent_grad, state_grad, take_buffers
 
 
 class RNNScan(torch.autograd.Function):
@@ -203,10 +41,10 @@ class RNNScan(torch.autograd.Function):
             x, w_ih, w_hh, b = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0), None if b is None else b.unsqueeze(0)
         directions, steps, batch, _ = x.shape
         units = w_hh.shape[-1]
-        ops = _Steps(directions, active)
+        ops = Steps(directions, active)
         hs = ops.states(directions, steps, batch, units, x)
         pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
-        _project(ops, pre, x, w_ih, b)
+        project(ops, pre, x, w_ih, b)
         ctx.small = small_loop.applies(x, w_hh, active)
         if ctx.small:  # numpy's fixed costs per operation are a fraction of torch's
             small_loop.forward(pre[0], hs[0], w_hh[0], relu)
@@ -233,16 +71,16 @@ class RNNScan(torch.autograd.Function):
         if ctx.squeeze:
             x, w_ih, w_hh = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0)
             d_seq, d_last = (None if d is None else d.unsqueeze(0) for d in (d_seq, d_last))
-        (d_pre,) = _done(ctx)  # the forward pass's input projection is not needed again
+        (d_pre,) = take_buffers(ctx)  # the forward pass's input projection is not needed again
         hs, (workspace, slot) = ctx.hs, ctx.space
-        ops = _Steps(hs.shape[0], ctx.active)
-        dh_all = _state_grad(ops, hs, d_last)
+        ops = Steps(hs.shape[0], ctx.active)
+        dh_all = state_grad(ops, hs, d_last)
         if ctx.small:
             small_loop.backward(d_pre[0], hs[0], w_hh[0], dh_all, None if d_seq is None else d_seq[0], ctx.relu)
         else:
             _rnn_steps_back(ctx, ops, hs, d_pre, w_hh, dh_all, d_seq)
-        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
-        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        dx, dw_ih, db = input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = recurrent_grad(ops, d_pre, hs)
         db_hh = None
         if ctx.needs_input_grad[3]:
             db_hh = d_pre.sum(dim=(1, 2)) if db is None else db.clone()
@@ -252,7 +90,7 @@ class RNNScan(torch.autograd.Function):
         return dx, dw_ih, db, db_hh, dw_hh, None, None, None
 
 
-def _rnn_steps_back(ctx, ops: _Steps, hs: Tensor, d_pre: Tensor, w_hh: Tensor, dh_all: Tensor, d_seq: Tensor | None) -> None:  # type: ignore[no-untyped-def]
+def _rnn_steps_back(ctx, ops: Steps, hs: Tensor, d_pre: Tensor, w_hh: Tensor, dh_all: Tensor, d_seq: Tensor | None) -> None:  # type: ignore[no-untyped-def]
     """`RNNScan`'s loop in reverse, in torch: `d_pre` gets each step's pre-activation gradient."""
     steps = hs.shape[1] - 1
     h, all_d, w = ops.live(ops.of(hs)[1:]), ops.of(d_pre), ops.flat(w_hh)
@@ -280,13 +118,13 @@ class LSTMScan(torch.autograd.Function):
         workspace, slot = space
         directions, steps, batch, _ = x.shape
         units = w_hh.shape[-1]
-        ops = _Steps(directions, active)
+        ops = Steps(directions, active)
         gates = workspace.take(slot + "gates", (directions, steps, batch, 4 * units), x)
         cs = workspace.take(slot + "c", (directions, steps + 1, batch, units), x)
         tanh_c = workspace.take(slot + "tanh_c", (directions, steps, batch, units), x)
         hs = ops.states(directions, steps, batch, units, x)
         cs[:, 0].zero_()
-        _project(ops, gates, x, w_ih, b)
+        project(ops, gates, x, w_ih, b)
         a, (i, f, g, o) = ops.live(ops.of(gates)), [ops.live(block) for block in ops.blocks(gates, 4)]
         h, c, w_t = ops.of(hs), ops.of(cs), ops.flat(w_hh).mT
         h_in, h_out, c_in, c_out, tc = ops.live(h[:-1]), ops.live(h[1:]), ops.live(c[:-1]), ops.live(c[1:]), ops.live(ops.of(tanh_c))
@@ -306,12 +144,12 @@ class LSTMScan(torch.autograd.Function):
     @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
-        gates, cs, tanh_c = _done(ctx)
+        gates, cs, tanh_c = take_buffers(ctx)
         hs, (workspace, slot) = ctx.hs, ctx.space
-        ops = _Steps(hs.shape[0], ctx.active)
+        ops = Steps(hs.shape[0], ctx.active)
         units, steps = hs.shape[-1], hs.shape[1] - 1
         d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)
-        dh_all = _state_grad(ops, hs, d_last)
+        dh_all = state_grad(ops, hs, d_last)
         dc_all = torch.zeros_like(dh_all)
         dh, dc, tmp = ops.each(dh_all, steps), ops.each(dc_all, steps), ops.each(torch.empty_like(dh_all), steps)
         a, (i, f, g, o) = ops.live(ops.of(gates)), [ops.live(block) for block in ops.blocks(gates, 4)]
@@ -337,8 +175,8 @@ class LSTMScan(torch.autograd.Function):
             d_ifg[t].mul_(dc_[t])
             step(d[t], w, out=dh[t])
             dc[t].mul_(f[t])
-        dx, dw_ih, db = _input_grads(ctx, ops, d_pre, x, w_ih)
-        dw_hh = _recurrent_grad(ops, d_pre, hs)
+        dx, dw_ih, db = input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = recurrent_grad(ops, d_pre, hs)
         for name, buffer in (("gates", gates), ("c", cs), ("tanh_c", tanh_c), ("d_pre", d_pre)):
             workspace.give(slot + name, buffer)
         return dx, dw_ih, db, dw_hh, None, None
@@ -353,11 +191,11 @@ class GRUScan(torch.autograd.Function):
         workspace, slot = space
         directions, steps, batch, _ = x.shape
         units = w_hh.shape[-1]
-        ops = _Steps(directions, active)
+        ops = Steps(directions, active)
         gates = workspace.take(slot + "gates", (directions, steps, batch, 3 * units), x)
         recurrent = workspace.take(slot + "recurrent", tuple(gates.shape), x)  # W_hh h + b_hh
         hs = ops.states(directions, steps, batch, units, x)
-        _project(ops, gates, x, w_ih, b_ih)
+        project(ops, gates, x, w_ih, b_ih)
         rz, (r, z, n) = ops.live(ops.of(gates[..., : 2 * units])), [ops.live(block) for block in ops.blocks(gates, 3)]
         h, w_t = ops.of(hs), ops.flat(w_hh).mT
         h_in, h_out = ops.live(h[:-1]), ops.live(h[1:])
@@ -383,13 +221,13 @@ class GRUScan(torch.autograd.Function):
     @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
         x, w_ih, w_hh = ctx.saved_tensors
-        gates, recurrent = _done(ctx)
+        gates, recurrent = take_buffers(ctx)
         hs, (workspace, slot) = ctx.hs, ctx.space
-        ops = _Steps(hs.shape[0], ctx.active)
+        ops = Steps(hs.shape[0], ctx.active)
         units, steps = hs.shape[-1], hs.shape[1] - 1
         d_pre = workspace.take(slot + "d_pre", tuple(gates.shape), gates)  # input side
         d_rec = workspace.take(slot + "d_rec", tuple(gates.shape), gates)  # recurrent side
-        dh_all = _state_grad(ops, hs, d_last)
+        dh_all = state_grad(ops, hs, d_last)
         dh, tmp = ops.each(dh_all, steps), ops.each(torch.empty_like(dh_all), steps)
         rz, (r, z, n), h = ops.live(ops.of(gates[..., : 2 * units])), [ops.live(block) for block in ops.blocks(gates, 3)], ops.live(ops.of(hs)[:-1])
         q_n, w = ops.live(ops.blocks(recurrent, 3)[2]), ops.flat(w_hh)
@@ -414,8 +252,8 @@ class GRUScan(torch.autograd.Function):
             dq_rz[t].copy_(d_rz[t])
             torch.mul(dn[t], r[t], out=dq_n[t])
             step(torch.mul(dh[t], z[t], out=tmp[t]), dq[t], w, out=dh[t])
-        dx, dw_ih, db_ih = _input_grads(ctx, ops, d_pre, x, w_ih)
-        dw_hh = _recurrent_grad(ops, d_rec, hs)
+        dx, dw_ih, db_ih = input_grads(ctx, ops, d_pre, x, w_ih)
+        dw_hh = recurrent_grad(ops, d_rec, hs)
         db_hh = d_rec.sum(dim=(1, 2)) if ctx.hh_bias and ctx.needs_input_grad[4] else None
         for name, buffer in (("gates", gates), ("recurrent", recurrent), ("d_pre", d_pre), ("d_rec", d_rec)):
             workspace.give(slot + name, buffer)
