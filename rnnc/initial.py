@@ -3,7 +3,8 @@
 In the core, so that every backend draws from the same distributions without knowing
 another backend (the torch backend for training, `rnnc compile` without `--weights`
 for onnx and torch alike). A layer's scheme is its own `initializer` setting, else the
-spec's `training.initializer` (hybrid by default, chosen by bench/init_study.py):
+spec's `training.initializer` (adaptive by default, chosen by bench/init_study.py
+and bench/init_ablation.py):
 
 - keras: glorot-uniform input kernels, orthogonal recurrent kernels, zero biases with an
   LSTM forget-gate bias of 1, uniform +-0.05 embeddings, as each parameter's layer kind

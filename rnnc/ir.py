@@ -179,7 +179,7 @@ class Training:
     early_stopping: EarlyStopping | None = None
     lr_schedule: LRSchedule | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on CUDA when not fp32
-    initializer: InitializerName = "hybrid"  # how fresh weights start (rnnc.initial); a layer's own `initializer` wins
+    initializer: InitializerName = "adaptive"  # how fresh weights start (rnnc.initial); a layer's own `initializer` wins
     kernels: Literal["auto", "torch"] = "auto"  # torch: no CPU training path of rnnc's own (rnnc_torch.cpu)
     tbptt: int | None = None  # truncated backpropagation: chunks of this many steps, state carried across
     log: tuple[str, ...] = ()  # trackers of LOGGERS that record the run; they change nothing in it

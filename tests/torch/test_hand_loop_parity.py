@@ -167,6 +167,6 @@ def test_a_loop_that_shuffles_averages_or_draws_differently_misses(case: str, va
     if "rng" in variant:
         rng = torch.Generator().manual_seed(variant.pop("rng")).get_state()
     hand_losses, hand_final = hand_train(model, initial, rng, x, y, **variant)
-    assert np.abs(np.subtract(losses, hand_losses)).max() > 100 * TOL
+    assert np.abs(np.subtract(losses, hand_losses)).max() > 10 * TOL  # a miss far outside the parity tolerance
     if "row_weighted" not in variant:  # averaging differently reports another loss but trains the same model
         assert max(np.abs(final[n] - hand_final[n]).max() for n in final) > 100 * TOL

@@ -144,7 +144,7 @@ def training_extra(scheme: str | None) -> str:
 @pytest.mark.parametrize("text", [CHAIN, GRAPH], ids=["chain", "graph"])
 def test_every_parameter_follows_its_scheme_in_torch_and_numpy(text: str, scheme: str | None) -> None:
     model = model_from_text(text.format(rnn_extra="", att_extra="", training_extra=training_extra(scheme)))
-    assert model.training.initializer == (scheme or "hybrid")
+    assert model.training.initializer == (scheme or "adaptive")
     facts = layer_facts(model)
     shapes = {p.name: p.shape for p in model.params}
     for where, weights in drawn(model).items():
@@ -152,7 +152,7 @@ def test_every_parameter_follows_its_scheme_in_torch_and_numpy(text: str, scheme
         for name, value in weights.items():
             kind, units, fan_in = facts[name]
             assert value.shape == shapes[name]
-            how = expected(kind, units, fan_in, name.rsplit(".", 1)[1], shapes[name], scheme or "hybrid")
+            how = expected(kind, units, fan_in, name.rsplit(".", 1)[1], shapes[name], model.training.initializer)
             check(value.astype(np.float64), how)
 
 
