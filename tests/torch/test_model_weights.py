@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -113,7 +114,9 @@ def test_keras_init_of_an_lstm(make_model):
 
 
 def test_keras_init_of_dense_and_embedding(make_model):
-    state = rnnc_torch.build_module(make_model([ir.Embedding(50, 8), ir.Dense(3)], (None,), "int64")).ir_state()
+    model = make_model([ir.Embedding(50, 8), ir.Dense(3)], (None,), "int64")
+    model = dataclasses.replace(model, training=dataclasses.replace(model.training, initializer="keras"))
+    state = rnnc_torch.build_module(model).ir_state()
     assert np.abs(state["layers.0.weight"]).max() <= 0.05
     assert np.abs(state["layers.1.weight"]).max() <= np.sqrt(6 / (8 + 3))
     np.testing.assert_array_equal(state["layers.1.bias"], np.zeros(3, np.float32))
