@@ -113,15 +113,16 @@ def main() -> int:
     schemes, seeds = args.schemes.split(","), parse_seeds(args.seeds)
     (args.work / "runs").mkdir(parents=True, exist_ok=True)
     loads, start = [list(os.getloadavg())], time.monotonic()
-    outputs: dict[tuple[str, str, int], str] = {}
+    found: dict[tuple[str, str, int], dict[str, float]] = {}  # (example, scheme, seed) -> its figures
+    walls: list[int] = []
     for baseline in (False, True):  # the graph examples after the runs they reuse
         todo = [(e, s, seed) for e in EXAMPLES if bool(e.baseline) == baseline for s in schemes for seed in seeds[:e.seeds]]
         with ThreadPoolExecutor(args.jobs) as pool:
             for (e, s, seed), text in zip(todo, pool.map(lambda job: run_once(*job, args.work), todo), strict=True):
-                outputs[e.name, s, seed] = text
-                print(f"{e.name} {s} seed {seed}: {figures(e, text)}", flush=True)
+                found[e.name, s, seed] = figures(e, text)
+                walls.append(int(re.search(r"^rc=0 wall=(\d+)s", text, re.M).group(1)))
+                print(f"{e.name} {s} seed {seed}: {found[e.name, s, seed]}", flush=True)
         loads.append(list(os.getloadavg()))
-    walls = [int(re.search(r"^rc=0 wall=(\d+)s", text, re.M).group(1)) for text in outputs.values()]
     result = {"machine": machine(), "load": loads, "seconds": round(time.monotonic() - start), "run_seconds": sum(walls), "seeds": seeds,
               "schemes": schemes, "examples": {}}
     for e in EXAMPLES:
@@ -129,7 +130,7 @@ def main() -> int:
         for name, (_, lower) in e.figures.items():
             by_scheme = {}
             for s in schemes:
-                values = [figures(e, outputs[e.name, s, seed])[name] for seed in seeds[:e.seeds]]
+                values = [found[e.name, s, seed][name] for seed in seeds[:e.seeds]]
                 by_scheme[s] = {"seeds": seeds[:e.seeds], "values": values, "median": statistics.median(values),
                                 "min": min(values), "max": max(values)}
             entry["figures"][name] = {"lower_is_better": lower, "schemes": by_scheme}
