@@ -73,3 +73,24 @@ def test_it_runs_only_where_it_applies(case: str, calls: list[str], monkeypatch:
             pytest.skip("one core")
         stepwise.run(rnn, x, lengths, False, stepwise.Workspace()).sum().backward()
     assert calls == []
+
+
+def test_the_direction_axis_gives_the_same_layer(calls: list[str]) -> None:
+    """`RNNScan`'s two input forms, `[T, B, F]` with 2-D weights and `[1, T, B, F]` with
+    stacked ones, give the same outputs and gradients through the numpy path."""
+    from rnnc_torch.cpu.scans import RNNScan
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 8, 3)
+    w_ih, w_hh, b_ih, b_hh = torch.randn(16, 3), 0.3 * torch.randn(16, 16), torch.randn(16), torch.randn(16)
+    results = []
+    for axis in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (x, w_ih, b_ih, b_hh, w_hh)]
+        args = [t.unsqueeze(0) for t in leaves] if axis else leaves
+        seq, last = RNNScan.apply(*args, (stepwise.Workspace(), "0."), False, None)
+        assert seq.shape == ((1, 6, 8, 16) if axis else (6, 8, 16))
+        (seq.sum() + 2 * last.sum()).backward()
+        results.append([seq.reshape(6, 8, 16), *(t.grad for t in leaves)])
+    assert calls == ["forward", "backward"] * 2
+    for mine, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)

@@ -18,6 +18,7 @@ helpers the three share are in `scan_steps.py`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +37,9 @@ class RNNScan(torch.autograd.Function):
         workspace, slot = space
         ctx.save_for_backward(x, w_ih, w_hh)
         ctx.squeeze = w_hh.dim() == 2
+        ctx.small = small_loop.applies(x, w_hh, active)
+        if ctx.small:  # numpy's fixed costs per operation are a fraction of torch's
+            return _small_forward(ctx, x, w_ih, b_ih, b_hh, w_hh, space, relu)
         b = None if b_ih is None else b_ih + b_hh
         if ctx.squeeze:
             x, w_ih, w_hh, b = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0), None if b is None else b.unsqueeze(0)
@@ -45,19 +49,15 @@ class RNNScan(torch.autograd.Function):
         hs = ops.states(directions, steps, batch, units, x)
         pre = workspace.take(slot + "pre", (directions, steps, batch, units), x)
         project(ops, pre, x, w_ih, b)
-        ctx.small = small_loop.applies(x, w_hh, active)
-        if ctx.small:  # numpy's fixed costs per operation are a fraction of torch's
-            small_loop.forward(pre[0], hs[0], w_hh[0], relu)
-        else:
-            h, w_t = ops.of(hs), ops.flat(w_hh).mT
-            h_in, h_out, p = ops.live(h[:-1]), ops.live(h[1:]), ops.live(ops.of(pre))
-            step = ops.step_product_plus(p[0], h_in[0], w_t, h_out[0])
-            for t in range(steps):
-                out = step(p[t], h_in[t], w_t, out=h_out[t])
-                if relu:
-                    out.relu_()
-                else:
-                    out.tanh_()
+        h, w_t = ops.of(hs), ops.flat(w_hh).mT
+        h_in, h_out, p = ops.live(h[:-1]), ops.live(h[1:]), ops.live(ops.of(pre))
+        step = ops.step_product_plus(p[0], h_in[0], w_t, h_out[0])
+        for t in range(steps):
+            out = step(p[t], h_in[t], w_t, out=h_out[t])
+            if relu:
+                out.relu_()
+            else:
+                out.tanh_()
         ctx.buffers, ctx.hs, ctx.space, ctx.relu, ctx.active = (pre,), hs, space, relu, active
         ctx.set_materialize_grads(False)
         if ctx.squeeze:
@@ -67,6 +67,8 @@ class RNNScan(torch.autograd.Function):
     @staticmethod
     @first_order
     def backward(ctx, d_seq, d_last):  # type: ignore[no-untyped-def, override]
+        if ctx.small:
+            return _small_backward(ctx, d_seq, d_last)
         x, w_ih, w_hh = ctx.saved_tensors
         if ctx.squeeze:
             x, w_ih, w_hh = x.unsqueeze(0), w_ih.unsqueeze(0), w_hh.unsqueeze(0)
@@ -75,10 +77,7 @@ class RNNScan(torch.autograd.Function):
         hs, (workspace, slot) = ctx.hs, ctx.space
         ops = Steps(hs.shape[0], ctx.active)
         dh_all = state_grad(ops, hs, d_last)
-        if ctx.small:
-            small_loop.backward(d_pre[0], hs[0], w_hh[0], dh_all, None if d_seq is None else d_seq[0], ctx.relu)
-        else:
-            _rnn_steps_back(ctx, ops, hs, d_pre, w_hh, dh_all, d_seq)
+        _rnn_steps_back(ctx, ops, hs, d_pre, w_hh, dh_all, d_seq)
         dx, dw_ih, db = input_grads(ctx, ops, d_pre, x, w_ih)
         dw_hh = recurrent_grad(ops, d_pre, hs)
         db_hh = None
@@ -88,6 +87,51 @@ class RNNScan(torch.autograd.Function):
         if ctx.squeeze:
             dx, dw_ih, db, db_hh, dw_hh = (None if g is None else g[0] for g in (dx, dw_ih, db, db_hh, dw_hh))
         return dx, dw_ih, db, db_hh, dw_hh, None, None, None
+
+
+def _small_forward(ctx, x, w_ih, b_ih, b_hh, w_hh, space, relu):  # type: ignore[no-untyped-def]
+    """`RNNScan.forward` in numpy (small_loop.py): one direction, every row running; `x`
+    `[T, B, F]` (`ctx.squeeze`) or `[1, T, B, F]`, its results shaped to match."""
+    workspace, slot = space
+    steps, batch, units = x.shape[-3], x.shape[-2], w_hh.shape[-1]
+    hs = x.new_empty((steps + 1, batch, units) if ctx.squeeze else (1, steps + 1, batch, units))
+    pre = workspace.take(slot + "pre", (steps, batch, units), x)
+    b = None if b_ih is None else np.add(_one(ctx, b_ih), _one(ctx, b_hh))
+    small_loop.forward(_one(ctx, x), _one(ctx, w_ih), b, _one(ctx, w_hh), pre.numpy(), _one(ctx, hs), relu)
+    ctx.buffers, ctx.hs, ctx.space, ctx.relu, ctx.active = (pre,), hs, space, relu, None
+    ctx.set_materialize_grads(False)
+    if ctx.squeeze:
+        return hs[1:], hs[steps].clone()
+    return hs[:, 1:], hs[:, steps].clone()
+
+
+def _small_backward(ctx, d_seq: Tensor | None, d_last: Tensor | None) -> tuple:  # type: ignore[no-untyped-def]
+    """`RNNScan.backward` after `_small_forward`: the gradients from numpy's arrays."""
+    x, w_ih, w_hh = ctx.saved_tensors
+    (d_pre,) = take_buffers(ctx)
+    workspace, slot = ctx.space
+    h = _one(ctx, ctx.hs)
+    dh = np.zeros(h.shape[1:], np.float32) if d_last is None else _one(ctx, d_last).copy()
+    need = ctx.needs_input_grad
+    dx, dw_ih, db, dw_hh = small_loop.backward(
+        d_pre.numpy(), h, _one(ctx, x), _one(ctx, w_ih), _one(ctx, w_hh), dh, None if d_seq is None else _one(ctx, d_seq),
+        ctx.relu, (need[0], need[1], need[2] or need[3], need[4]))
+    workspace.give(slot + "pre", d_pre)
+    grads = [_tensor(ctx, g) for g in (dx, dw_ih, db if need[2] else None, None if db is None or not need[3] else db.copy(), dw_hh)]
+    return (*grads, None, None, None)
+
+
+def _one(ctx, t: Tensor) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A tensor of the one direction as numpy's view, without the direction axis."""
+    a = t.detach().numpy()
+    return a if ctx.squeeze else a[0]
+
+
+def _tensor(ctx, a: np.ndarray | None) -> Tensor | None:  # type: ignore[no-untyped-def]
+    """A gradient from numpy, with the direction axis where the inputs had one."""
+    if a is None:
+        return None
+    return torch.from_numpy(a if ctx.squeeze else a[None])
 
 
 def _rnn_steps_back(ctx, ops: Steps, hs: Tensor, d_pre: Tensor, w_hh: Tensor, dh_all: Tensor, d_seq: Tensor | None) -> None:  # type: ignore[no-untyped-def]
