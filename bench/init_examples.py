@@ -7,7 +7,8 @@ examples' own commands (`python examples/NAME/run.py`, early stopping and schedu
 shipped) with `--set training.seed=S --set training.initializer=SCHEME`, one torch thread
 each, `--jobs` at a time, and reads each example's headline figures from its output.
 Only the examples whose layers start differently under the schemes compared are run
-(rnnc.initial.scheme_of: an embedding before a simple_rnn or gru, a regression head);
+(rnnc.initial.scheme_of: an embedding before a simple_rnn or gru, a regression head;
+`--examples` names others, such as sunspots for hybrid against torch);
 the graph examples co2_static and lang_attention reuse the v1 example's run of the same
 scheme and seed as their baseline. Each run's output goes to `--work`/NAME-SCHEME-SEED.log
 with its exit status and wall time on the last line; a log that ends in `rc=0` is read
@@ -61,6 +62,9 @@ EXAMPLES = (
     Example("lang_attention", {"test accuracy": (r"^attention \(this graph, model\.onnx on onnxruntime\): test accuracy ([\d.]+)", False)},
             baseline="lang_id", seeds=1),
 )
+# run only when named (--examples): it starts the same under hybrid and adaptive, and
+# compared another way (hybrid against torch) it takes 20 seeds to tell a point apart
+OPTIONAL = (Example("sunspots", {"test accuracy": (r"SimpleRNN ([\d.]+) vs persistence", False)}, seeds=20),)
 
 
 def command(example: Example, scheme: str, seed: int, work: Path) -> list[str]:
@@ -108,15 +112,26 @@ def main() -> int:
     parser.add_argument("--seeds", default="0-4", help="seeds FIRST-LAST (default 0-4; the slower examples take the first 1 or 3)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "init_examples", help="logs and runs (default runs/init_examples)")
+    parser.add_argument("--examples", default=",".join(e.name for e in EXAMPLES),
+                        help=f"comma-separated examples (default: {', '.join(e.name for e in EXAMPLES)}; also "
+                             f"{', '.join(e.name for e in OPTIONAL)})")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     schemes, seeds = args.schemes.split(","), parse_seeds(args.seeds)
+    known = {e.name: e for e in (*EXAMPLES, *OPTIONAL)}
+    unknown = [n for n in args.examples.split(",") if n not in known]
+    if unknown:
+        parser.error(f"--examples: no example {', '.join(unknown)} (known: {', '.join(known)})")
+    examples = [known[n] for n in args.examples.split(",")]
+    missing = [e.baseline for e in examples if e.baseline and e.baseline not in args.examples.split(",")]
+    if missing:
+        parser.error(f"--examples: the graph examples reuse {', '.join(missing)}'s runs: name it too")
     (args.work / "runs").mkdir(parents=True, exist_ok=True)
     loads, start = [list(os.getloadavg())], time.monotonic()
     found: dict[tuple[str, str, int], dict[str, float]] = {}  # (example, scheme, seed) -> its figures
     walls: list[int] = []
     for baseline in (False, True):  # the graph examples after the runs they reuse
-        todo = [(e, s, seed) for e in EXAMPLES if bool(e.baseline) == baseline for s in schemes for seed in seeds[:e.seeds]]
+        todo = [(e, s, seed) for e in examples if bool(e.baseline) == baseline for s in schemes for seed in seeds[:e.seeds]]
         with ThreadPoolExecutor(args.jobs) as pool:
             for (e, s, seed), text in zip(todo, pool.map(lambda job: run_once(*job, args.work), todo), strict=True):
                 found[e.name, s, seed] = figures(e, text)
@@ -125,7 +140,7 @@ def main() -> int:
         loads.append(list(os.getloadavg()))
     result = {"machine": machine(), "load": loads, "seconds": round(time.monotonic() - start), "run_seconds": sum(walls), "seeds": seeds,
               "schemes": schemes, "examples": {}}
-    for e in EXAMPLES:
+    for e in examples:
         entry = result["examples"][e.name] = {"baseline": e.baseline, "figures": {}}
         for name, (_, lower) in e.figures.items():
             by_scheme = {}

@@ -7,15 +7,16 @@ PREFIX = "init_examples"
 
 def table(result: dict) -> str:
     """Per example and figure, each scheme's median over its seeds with the min-max, and
-    how many seeds the last scheme beats the first on (the same seed, the same data)."""
+    on how many seeds the last scheme beats the first and loses to it (the same seed, the
+    same data; the rest are ties)."""
     machine, schemes = result["machine"], result["schemes"]
     loads = [value for load in result["load"] for value in load]
     head = (f"Seeds {result['seeds'][0]}-{result['seeds'][-1]} (fewer where the table says), the examples as shipped; "
             f"{machine['cpu']} ({', '.join(machine['isa'])}), torch {machine['torch']}, 1 thread per run, "
             f"{result['run_seconds'] / 60:.0f} min of runs; load average {min(loads):.1f}-{max(loads):.1f} while read.")
     first, last = schemes[0], schemes[-1]
-    rows = [f"| example | figure | seeds | {' | '.join(schemes)} | seeds where {last} is better |",
-            "|---|---|---|" + "---|" * len(schemes) + "---|"]
+    rows = [f"| example | figure | seeds | {' | '.join(schemes)} | seeds where {last} is better | worse |",
+            "|---|---|---|" + "---|" * len(schemes) + "---|---|"]
     for name, example in result["examples"].items():
         label = name if example["baseline"] is None else f"{name} (graph; {example['baseline']}'s run as its v1)"
         for figure, entry in example["figures"].items():
@@ -24,7 +25,8 @@ def table(result: dict) -> str:
             cells = [f"{by[s]['median']:.{digits}f} ({by[s]['min']:.{digits}f}-{by[s]['max']:.{digits}f})" for s in schemes]
             pairs = list(zip(by[first]["values"], by[last]["values"], strict=True))
             better = sum((b < a) if entry["lower_is_better"] else (b > a) for a, b in pairs)
+            worse = sum((b > a) if entry["lower_is_better"] else (b < a) for a, b in pairs)
             arrow = "lower" if entry["lower_is_better"] else "higher"
-            rows.append(f"| {label} | {figure}, {arrow} is better | {len(pairs)} | {' | '.join(cells)} | {better} of {len(pairs)} |")
+            rows.append(f"| {label} | {figure}, {arrow} is better | {len(pairs)} | {' | '.join(cells)} | {better} of {len(pairs)} | {worse} of {len(pairs)} |")
             label = ""
     return "\n".join([head, "", *rows])
