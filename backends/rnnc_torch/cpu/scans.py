@@ -98,7 +98,7 @@ def _small_forward(ctx, x, w_ih, b_ih, b_hh, w_hh, space, relu):  # type: ignore
     pre = workspace.take(slot + "pre", (steps, batch, units), x)
     b = None if b_ih is None else np.add(_one(ctx, b_ih), _one(ctx, b_hh))
     small_loop.forward(_one(ctx, x), _one(ctx, w_ih), b, _one(ctx, w_hh), pre.numpy(), _one(ctx, hs), relu)
-    ctx.buffers, ctx.hs, ctx.space, ctx.relu, ctx.active = (pre,), hs, space, relu, None
+    ctx.buffers, ctx.hs, ctx.space, ctx.relu = (pre,), hs, space, relu
     ctx.set_materialize_grads(False)
     if ctx.squeeze:
         return hs[1:], hs[steps].clone()

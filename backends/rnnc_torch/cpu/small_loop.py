@@ -43,7 +43,8 @@ def applies(x: Tensor, w_hh: Tensor, active: list[int] | None) -> bool:
     )
 
 
-@np.errstate(over="ignore", invalid="ignore")  # a diverging run is torch's to report (NaN loss), as torch's own loop would
+# a diverging run overflows to inf and NaN, which the trainer reports as a NaN loss; torch's loop warns of nothing either
+@np.errstate(over="ignore", invalid="ignore")
 def forward(x: np.ndarray, w_ih: np.ndarray, b: np.ndarray | None, w_hh: np.ndarray, pre: np.ndarray, hs: np.ndarray,
             relu: bool) -> None:
     """The layer's forward pass: `pre` `[T, B, H]` = x W_ih^T + b for every step at once
