@@ -118,12 +118,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     schemes, seeds = args.schemes.split(","), parse_seeds(args.seeds)
-    known = {e.name: e for e in (*EXAMPLES, *OPTIONAL)}
-    unknown = [n for n in args.examples.split(",") if n not in known]
+    known, names = {e.name: e for e in (*EXAMPLES, *OPTIONAL)}, args.examples.split(",")
+    unknown = [n for n in names if n not in known]
     if unknown:
         parser.error(f"--examples: no example {', '.join(unknown)} (known: {', '.join(known)})")
-    examples = [known[n] for n in args.examples.split(",")]
-    missing = [e.baseline for e in examples if e.baseline and e.baseline not in args.examples.split(",")]
+    examples = [known[n] for n in names]
+    missing = [e.baseline for e in examples if e.baseline and e.baseline not in names]
     if missing:
         parser.error(f"--examples: the graph examples reuse {', '.join(missing)}'s runs: name it too")
     (args.work / "runs").mkdir(parents=True, exist_ok=True)

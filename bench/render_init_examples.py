@@ -24,8 +24,8 @@ def table(result: dict) -> str:
             digits = 4 if "accuracy" in figure or "loss" in figure else 3
             cells = [f"{by[s]['median']:.{digits}f} ({by[s]['min']:.{digits}f}-{by[s]['max']:.{digits}f})" for s in schemes]
             pairs = list(zip(by[first]["values"], by[last]["values"], strict=True))
-            better = sum((b < a) if entry["lower_is_better"] else (b > a) for a, b in pairs)
-            worse = sum((b > a) if entry["lower_is_better"] else (b < a) for a, b in pairs)
+            gains = [(a - b) if entry["lower_is_better"] else (b - a) for a, b in pairs]  # the last scheme's, per seed
+            better, worse = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
             arrow = "lower" if entry["lower_is_better"] else "higher"
             rows.append(f"| {label} | {figure}, {arrow} is better | {len(pairs)} | {' | '.join(cells)} | {better} of {len(pairs)} | {worse} of {len(pairs)} |")
             label = ""
