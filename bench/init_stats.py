@@ -83,3 +83,36 @@ def versus(ours, hand, higher_is_better: bool) -> dict:
             "mean_difference": float(ours.mean() - hand.mean()), "mean_difference_ci": mean_ci,
             "p": permutation_p(ours, hand), "verdict": verdict(mean_ci, higher_is_better),
             "median_at_least_hand": bool(median_diff >= 0 if higher_is_better else median_diff <= 0)}
+
+
+def twin_chances(pool, arm: int, higher_is_better: bool, splits: int = 2_000, resamples: int = RESAMPLES,
+                 seed: int = SEED) -> dict:
+    """How the study's judgements treat a method compared with itself.
+
+    `pool` is one method's metric over its seeds. It is split `splits` times at random
+    into two disjoint arms of `arm` seeds, as if the method had been run twice on fresh
+    seeds. The result is the share of splits in which the first arm's median is at least
+    the second's (the issue's criterion; a tie passes), and the shares in which the
+    means' 95% interval says `worse` or `better` (`verdict`). The bootstrap draws the
+    same resample indices for every split, as `bootstrap_difference` does for every
+    task of the study.
+    """
+    pool = np.asarray(pool, float)
+    if 2 * arm > len(pool):
+        raise ValueError(f"{len(pool)} seeds cannot make two disjoint arms of {arm}")
+    rng = np.random.default_rng(seed)
+    order = rng.permuted(np.broadcast_to(np.arange(len(pool)), (splits, len(pool))), axis=1)
+    first, second = pool[order[:, :arm]], pool[order[:, arm:2 * arm]]
+    gap = np.median(first, axis=1) - np.median(second, axis=1)
+    at_least = gap >= 0 if higher_is_better else gap <= 0
+    picks = np.random.default_rng(seed)
+    picks_first, picks_second = picks.integers(0, arm, (resamples, arm)), picks.integers(0, arm, (resamples, arm))
+    verdicts, chunk = [], max(1, 4_000_000 // (resamples * arm))  # splits x resamples x arm values at a time
+    for start in range(0, splits, chunk):
+        a, b = first[start:start + chunk], second[start:start + chunk]
+        draws = a[:, picks_first].mean(axis=2) - b[:, picks_second].mean(axis=2)
+        tail = (1 - LEVEL) / 2
+        lows, highs = np.quantile(draws, [tail, 1 - tail], axis=1)
+        verdicts += [verdict([low, high], higher_is_better) for low, high in zip(lows, highs, strict=True)]
+    return {"median_at_least": float(at_least.mean()),
+            "worse": verdicts.count("worse") / splits, "better": verdicts.count("better") / splits}

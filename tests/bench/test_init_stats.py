@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
@@ -122,3 +123,70 @@ def test_the_hand_loops_shuffle_is_not_seeded_with_its_weight_seed():
         torch.manual_seed(seed)
         weights_stream = torch.randperm(500)
         assert not torch.equal(torch.randperm(500, generator=torch.Generator().manual_seed(shuffle)), weights_stream)
+
+
+def test_a_twin_of_a_continuous_method_passes_the_median_criterion_half_the_time():
+    pool = np.random.default_rng(3).normal(0.8, 0.02, 40)
+    for higher in (True, False):
+        twin = stats.twin_chances(pool, 20, higher, splits=2_000, resamples=1_000)
+        assert abs(twin["median_at_least"] - 0.5) < 0.05  # 2,000 splits: a standard error of 0.011
+        assert 0.005 < twin["worse"] < 0.08 and 0.005 < twin["better"] < 0.08  # a 95% interval's two tails
+
+
+def test_a_twin_passes_on_ties_and_is_never_called_worse_when_every_seed_agrees():
+    twin = stats.twin_chances(np.full(40, 0.9), 20, higher_is_better=True, splits=200, resamples=200)
+    assert twin == {"median_at_least": 1.0, "worse": 0.0, "better": 0.0}
+    few_values = np.array([0.9] * 30 + [0.8] * 5 + [1.0] * 5)  # a small test set's accuracies: medians tie
+    for higher in (True, False):
+        assert stats.twin_chances(few_values, 20, higher, splits=500, resamples=200)["median_at_least"] > 0.8
+
+
+def test_a_twin_needs_two_disjoint_arms():
+    with pytest.raises(ValueError, match="39 seeds cannot make two disjoint arms of 20"):
+        stats.twin_chances(np.zeros(39), 20, True)
+
+
+def _study(path: Path, seeds: list[int], values: list[float], task: str = "t") -> Path:
+    study = {"machine": {"cpu": "cpu", "isa": ["avx2"], "torch": "2"}, "seeds": seeds, "tasks": {task: {
+        "metric": "accuracy", "held_out": "test", "higher_is_better": True,
+        "results": {"hand-written PyTorch": {"seeds": values}}}}}
+    path.write_text(json.dumps(study))
+    return path
+
+
+def test_init_noise_pools_every_files_seeds_and_renders_its_table(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(4)
+    first = _study(tmp_path / "a.json", list(range(20)), list(rng.normal(0.9, 0.01, 20)))
+    late = list(rng.normal(0.9, 0.01, 20))
+    second = _study(tmp_path / "b.json", [*range(100, 120)], late)
+    again = _study(tmp_path / "c.json", [100, 101], late[:2])  # seeds run twice: the same values
+    out = tmp_path / "noise.json"
+    noise = _load("init_noise")
+    monkeypatch.setattr(sys, "argv", ["init_noise", "--studies", str(first), str(second), str(again),
+                                      "--splits", "300", "--out", str(out)])
+    assert noise.main() == 0
+    result = json.loads(out.read_text())
+    task = result["tasks"]["t"]
+    assert task["seeds"] == 40 and task["seed_ranges"] == "0-19, 100-119" and task["files"] == ["a.json", "b.json", "c.json"]
+    assert 0.35 < task["twin"]["median_at_least"] < 0.65 and result["all_pass"] == task["twin"]["median_at_least"]
+    assert task["direct"]["verdict"] in ("worse", "better", "no difference shown")
+    rendered = _load("render_init_noise").table(result)
+    assert "| t | accuracy on test, higher is better | 40 (0-19, 100-119) |" in rendered
+    assert "1 in" in rendered and not list(tmp_path.glob("*.tmp"))
+
+
+def test_init_noise_refuses_a_seed_whose_files_disagree(tmp_path, monkeypatch):
+    first = _study(tmp_path / "a.json", [0, 1], [0.9, 0.8])
+    second = _study(tmp_path / "b.json", [1, 2], [0.7, 0.8])
+    noise = _load("init_noise")
+    monkeypatch.setattr(sys, "argv", ["init_noise", "--studies", str(first), str(second), "--out", str(tmp_path / "n.json")])
+    with pytest.raises(SystemExit, match="t seed 1 gave 0.7, another file 0.8"):
+        noise.main()
+    assert not (tmp_path / "n.json").exists()
+
+
+def test_init_noise_names_a_missing_results_file_and_exits_2(tmp_path, monkeypatch, capsys):
+    noise = _load("init_noise")
+    monkeypatch.setattr(sys, "argv", ["init_noise", "--studies", str(tmp_path / "none.json"), "--out", str(tmp_path / "n.json")])
+    assert noise.main() == 2
+    assert capsys.readouterr().err.strip() == f"init_noise: no such results file: {tmp_path / 'none.json'}"
