@@ -133,6 +133,8 @@ class RecurrentBlock(Block):
             y = export_loop.run(self.rnn, x, lengths, self.return_sequences)
         elif cpu.applies(self.rnn, x, lengths, self.kernels):
             y = cpu.run(self.rnn, x, lengths, self.return_sequences, self.workspace)
+        elif cpu.infers_in_numpy(self.rnn, x, lengths, self.kernels):
+            return cpu.infer(self.rnn, x, self.return_sequences), None
         elif lengths is None:
             out, state = self.rnn(x)
             return (out if self.return_sequences else self._last_state(state, x.shape[0])), None

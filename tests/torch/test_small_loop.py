@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnc_torch.cpu import gemm, small_loop, stepwise
+from rnnc_torch.cpu import gemm, policy, small_loop, stepwise
 from rnnc_torch.cpu.threads import set_to
 
 
@@ -94,3 +94,73 @@ def test_the_direction_axis_gives_the_same_layer(calls: list[str]) -> None:
     assert calls == ["forward", "backward"] * 2
     for mine, theirs in zip(*results, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+
+
+# --- the forward pass without gradients: validation and inference ---------------------
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("kind", ["tanh", "relu"])
+def test_inference_runs_in_numpy_and_matches_torchs_rnn(kind: str, layers: int, sequences: bool, bias: bool,
+                                                         calls: list[str]) -> None:
+    rnn = nn.RNN(3, 32, num_layers=layers, nonlinearity=kind, bias=bias, batch_first=True)
+    x = torch.randn(32, 10, 3)
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            assert policy.infers_in_numpy(rnn, x)
+            got, want = small_loop.infer(rnn, x, sequences), _torch(rnn, x, sequences)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert calls == ["forward"] * layers * 2
+
+
+def test_each_inference_returns_memory_of_its_own() -> None:
+    rnn, x = nn.RNN(3, 8, batch_first=True), torch.randn(4, 5, 3)
+    with torch.no_grad():
+        first = small_loop.infer(rnn, x, False)
+        kept = first.clone()
+        small_loop.infer(rnn, 2 * x, False)
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", ["gradients on", "float64", "lengths", "bidirectional", "two threads", "large",
+                                  "RNNC_GEMM=torch", "kernels: torch", "no steps", "traced", "GRU", "many rows"])
+def test_inference_keeps_torchs_module_where_numpy_does_not_apply(case: str, calls: list[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    units = 256 if case == "large" else 16
+    kind = nn.GRU if case == "GRU" else nn.RNN
+    rnn = kind(3, units, batch_first=True, bidirectional=case == "bidirectional")
+    x = torch.randn(160 if case == "many rows" else 8, 0 if case == "no steps" else 5, 3)  # 160 x 16 state values
+    lengths = torch.tensor([5, 4, 3, 2, 1, 5, 4, 3]) if case == "lengths" else None
+    if case == "float64":
+        rnn, x = rnn.double(), x.double()
+    if case == "RNNC_GEMM=torch":
+        monkeypatch.setenv(gemm.ENV, "torch")
+    if case == "traced":
+        monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    kernels = "torch" if case == "kernels: torch" else "auto"
+    with set_to(2 if case == "two threads" else 1), torch.set_grad_enabled(case == "gradients on"):
+        if case == "two threads" and torch.get_num_threads() < 2:
+            pytest.skip("one core")
+        assert not policy.infers_in_numpy(rnn, x, lengths, kernels)
+
+
+def test_an_evaluated_model_gives_torchs_outputs_through_numpy(make_model, calls: list[str]) -> None:
+    import dataclasses
+
+    import rnnc_torch
+    from rnnc import ir
+
+    model = make_model([ir.SimpleRNN(32, return_sequences=True), ir.SimpleRNN(32), ir.Dense(1, "sigmoid")], shape=(10, 1))
+    x = torch.randn(32, 10, 1)
+    auto = rnnc_torch.build_module(model).eval()
+    plain = rnnc_torch.build_module(dataclasses.replace(model, training=dataclasses.replace(model.training, kernels="torch"))).eval()
+    plain.load_state_dict(auto.state_dict())
+    with torch.no_grad():
+        got = auto(x)
+        assert calls  # the numpy loop ran
+        calls.clear()
+        want = plain(x)
+    assert calls == []
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -55,7 +55,9 @@ def test_chunks_with_the_state_carried_give_the_one_pass_outputs(name: str, laye
         chunked = chunked_forward(module, x, lengths, size)
         full_length = chunked_forward(module, x[:, :13], None, size)
         np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=1e-6)
-        np.testing.assert_allclose(full_length.numpy(), module(x[:, :13]).numpy(), atol=1e-6)
+        # one pass of a small simple RNN runs in numpy (cpu/small_loop.py), the chunks in torch's
+        # module: float32 rounding, relative, on the relu rows' outputs of ~1e3
+        np.testing.assert_allclose(full_length.numpy(), module(x[:, :13]).numpy(), rtol=1e-6, atol=1e-6)
     assert (chunked[2] == 0).all() and (chunked[1, 5:] == 0).all()  # no real step: zeros, as in one pass
 
 

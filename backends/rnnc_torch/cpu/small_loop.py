@@ -12,14 +12,15 @@ torch's loop to float32 rounding (tanh and the products round differently in the
 bits). `applies` says where it runs: float32, one direction with every row running
 every step, one intra-op thread (as `gemm`'s OpenBLAS route: two thread pools on the
 same cores contend), a per-step product under `MAX_STEP_FLOPS`, and `RNNC_GEMM` not
-forcing torch.
+forcing torch. `infer` runs a whole small simple RNN module (every layer) the same way
+without gradients, for validation and inference (`policy.infers_in_numpy`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import gemm
 
@@ -32,15 +33,13 @@ def applies(x: Tensor, w_hh: Tensor, active: list[int] | None) -> bool:
     """Whether `RNNScan` runs in numpy here for input `x` (`[D, T, B, F]`, or `[T, B, F]`
     for one direction) and `w_hh` (`[D, H, H]` or `[H, H]`)."""
     directions = 1 if x.dim() == 3 else x.shape[0]
-    batch, units = x.shape[-2], w_hh.shape[-1]
-    return (
-        directions == 1
-        and active is None
-        and 2 * batch * units * units <= MAX_STEP_FLOPS
-        and torch.get_num_threads() == 1
-        and gemm.setting() != "torch"
-        and viewable(x, w_hh)
-    )
+    return directions == 1 and active is None and fits(x.shape[-2], w_hh.shape[-1]) and viewable(x, w_hh)
+
+
+def fits(batch: int, units: int) -> bool:
+    """Whether a step of `units` at `batch` rows is small enough for numpy here: a
+    per-step product under `MAX_STEP_FLOPS`, one intra-op thread, `RNNC_GEMM` not torch."""
+    return 2 * batch * units * units <= MAX_STEP_FLOPS and torch.get_num_threads() == 1 and gemm.setting() != "torch"
 
 
 # a diverging run overflows to inf and NaN, which the trainer reports as a NaN loss; torch's loop warns of nothing either
@@ -103,3 +102,22 @@ def backward(d_pre: np.ndarray, hs: np.ndarray, x: np.ndarray, w_ih: np.ndarray,
 def viewable(*tensors: Tensor | None) -> bool:
     """Whether numpy can work on these tensors' memory as they are (float32 CPU)."""
     return all(t is None or (t.is_cpu and t.dtype is torch.float32 and not t.is_conj() and not t.is_neg()) for t in tensors)
+
+
+def infer(rnn: nn.RNNBase, x: Tensor, return_sequences: bool) -> Tensor:
+    """What `rnn` (batch-first simple RNN, one direction, any number of layers) computes
+    on `x` `[B, T, F]` without gradients, in numpy: the last layer's outputs `[B, T, H]`,
+    or its final state `[B, H]`. Each layer's outputs feed the next, as torch's fused
+    module does (no dropout between layers: this is evaluation)."""
+    relu, units = rnn.mode == "RNN_RELU", rnn.hidden_size
+    u = np.ascontiguousarray(x.detach().numpy().transpose(1, 0, 2))  # time-major [T, B, F]
+    steps, batch = u.shape[0], u.shape[1]
+    for weights in rnn.all_weights:  # per layer: W_ih, W_hh, and b_ih, b_hh where there is a bias
+        w_ih, w_hh, *biases = (w.detach().numpy() for w in weights)
+        b = np.add(*biases) if biases else None
+        pre, hs = np.empty((steps, batch, units), np.float32), np.empty((steps + 1, batch, units), np.float32)
+        forward(u, w_ih, b, w_hh, pre, hs, relu)
+        u = hs[1:]
+    if return_sequences:
+        return torch.from_numpy(np.ascontiguousarray(u.transpose(1, 0, 2)))
+    return torch.from_numpy(hs[steps])
