@@ -125,12 +125,15 @@ def test_each_inference_returns_memory_of_its_own() -> None:
 
 
 @pytest.mark.parametrize("case", ["gradients on", "float64", "lengths", "bidirectional", "two threads", "large",
-                                  "RNNC_GEMM=torch", "kernels: torch", "no steps", "traced", "GRU", "many rows"])
+                                  "RNNC_GEMM=torch", "kernels: torch", "no steps", "traced", "GRU", "many rows",
+                                  "dropout between layers, training mode"])
 def test_inference_keeps_torchs_module_where_numpy_does_not_apply(case: str, calls: list[str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     units = 256 if case == "large" else 16
     kind = nn.GRU if case == "GRU" else nn.RNN
     rnn = kind(3, units, batch_first=True, bidirectional=case == "bidirectional")
+    if case.startswith("dropout"):
+        rnn = nn.RNN(3, units, num_layers=2, dropout=0.5, batch_first=True).train()
     x = torch.randn(160 if case == "many rows" else 8, 0 if case == "no steps" else 5, 3)  # 160 x 16 state values
     lengths = torch.tensor([5, 4, 3, 2, 1, 5, 4, 3]) if case == "lengths" else None
     if case == "float64":

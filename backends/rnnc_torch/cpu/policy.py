@@ -99,9 +99,9 @@ def applies(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, kernels: 
 def infers_in_numpy(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, kernels: str = "auto") -> bool:
     """Whether `small_loop.infer` computes `rnn` on batch-first `x` without gradients
     (validation, `rnnc_torch` inference), where torch's module would: a one-direction
-    simple RNN with every row running every step (no lengths), float32 on the CPU, not
-    traced or compiled, one thread, `RNNC_GEMM` not torch, at most `MAX_INFER_VALUES`
-    state values per step. Measured (one thread, AVX2 EPYC, torch 2.13): SimpleRNN(32)
+    simple RNN with every row running every step (no lengths) and no dropout between
+    its layers in training mode, float32 on the CPU, not traced or compiled, one thread,
+    `RNNC_GEMM` not torch, at most `MAX_INFER_VALUES` state values per step. Measured (one thread, AVX2 EPYC, torch 2.13): SimpleRNN(32)
     over 10 steps at batch 32, 181 us in torch's `nn.RNN`, 209 us through `RNNScan`
     without gradients, 104 us in numpy."""
     return (
@@ -109,6 +109,7 @@ def infers_in_numpy(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, k
         and kernels == "auto"
         and rnn.mode in ("RNN_TANH", "RNN_RELU")
         and not rnn.bidirectional
+        and not (rnn.training and rnn.dropout)  # torch's module would drop between its layers
         and not torch.is_grad_enabled()
         and type(x) is Tensor  # a plain tensor: not a fake or traced one, whose memory numpy cannot read
         and x.device.type == "cpu"
