@@ -49,3 +49,12 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rnnc_onnx.export(graph, initial_weights(graph, seed=3), folder / "churn.onnx", classes={"churn": ["stay", "leave"]})
     files["churn"] = folder / "churn.onnx"
     return files
+
+
+@pytest.fixture(scope="session")
+def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`slow`: an LSTM(256) classifier, whose run on a long batch keeps the server busy
+    for seconds on a small body (compute grows with the units, the body only with the
+    3 features)."""
+    layers = [{"type": "lstm", "units": 256}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    return _export(tmp_path_factory.mktemp("slow"), "slow", {"shape": [None, FEATURES]}, layers, "sparse_categorical_crossentropy")

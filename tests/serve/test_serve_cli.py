@@ -97,29 +97,33 @@ def test_tritons_http_client_gets_the_runtimes_numbers(live: int, model_files: d
         client.infer("nope", inputs)
 
 
-def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(model_files: dict[str, Path]) -> None:
-    server, port = start(str(model_files["moods"]), "--max-body-mb", "64")
-    x = np.random.default_rng(2).normal(size=(64, 40_000, 3)).astype(np.float32)  # about half a second of LSTM
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(slow_model: Path) -> None:
+    server, port = start(str(slow_model), "--max-body-mb", "64")
+    x = np.random.default_rng(2).normal(size=(64, 16_000, 3)).astype(np.float32)  # seconds of LSTM(256) here
     header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
                                      "parameters": {"binary_data_size": x.nbytes}}]}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/moods/infer", data=header + x.tobytes(),
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/slow/infer", data=header + x.tobytes(),
                                      headers={"Inference-Header-Content-Length": str(len(header))})
     answers: list[dict] = []
+    answered: list[float] = []
 
     def send() -> None:
-        with urllib.request.urlopen(request, timeout=60) as answer:
+        with urllib.request.urlopen(request, timeout=120) as answer:
             answers.append(json.loads(answer.read()))
+        answered.append(time.monotonic())
 
     sender = threading.Thread(target=send)
     try:
         sender.start()
         time.sleep(0.3)  # the body is across; the model is running
         server.send_signal(signal.SIGTERM)
-        sender.join(60)
+        signalled = time.monotonic()
+        sender.join(120)
         assert server.wait(30) == 0
     finally:
         stop(server)
     assert len(answers) == 1 and answers[0]["outputs"][0]["shape"] == [64, 3]
+    assert answered[0] > signalled  # it was in flight when the signal came
     log = server.stdout.read() if server.stdout else ""
     assert "Shutting down" in log and "Traceback" not in log
 
@@ -204,28 +208,45 @@ def test_bad_worker_count_is_one_line(model_files: dict[str, Path]) -> None:
     assert done.returncode == 2 and done.stderr.strip().endswith("--workers must be at least 1, got 0"), done.stderr
 
 
-def test_a_client_that_disconnects_while_queued_costs_no_run(model_files: dict[str, Path]) -> None:
-    server, port = start(str(model_files["moods"]), "--max-batch", "1", "--max-body-mb", "64")
+def _batch_runs(port: int, model: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        scraped = answer.read().decode()
+    prefix = f'rnnc_serve_batch_rows_count{{model="{model}"}} '
+    return next((float(line[len(prefix):]) for line in scraped.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def test_a_client_that_disconnects_while_queued_costs_no_run(slow_model: Path) -> None:
+    """A slow request runs; a second waits behind it and its client leaves; only the slow
+    one runs. That needs the slow run to outlast the second client by a margin, which
+    each attempt checks from its own clock: a faster machine doubles the run's length."""
+    server, port = start(str(slow_model), "--max-batch", "1", "--max-body-mb", "64")
     try:
-        x = np.random.default_rng(5).normal(size=(64, 40_000, 3)).astype(np.float32)  # about half a second of LSTM
-        header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
-                                         "parameters": {"binary_data_size": x.nbytes}}]}).encode()
-        slow = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/moods/infer", data=header + x.tobytes(),
-                                      headers={"Inference-Header-Content-Length": str(len(header))})
-        sender = threading.Thread(target=lambda: urllib.request.urlopen(slow, timeout=60).read())
-        sender.start()
-        time.sleep(0.3)  # the slow one runs; the next waits behind it, then its client leaves
         body = json.dumps({"instances": [[[0.1, 0.2, 0.3]] * 4]}).encode()
-        with socket.create_connection(("127.0.0.1", port)) as conn:
-            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            time.sleep(0.05)
-        sender.join(60)
-        time.sleep(0.3)
+        for steps in (8_000, 16_000, 32_000, 64_000):
+            x = np.random.default_rng(5).normal(size=(64, steps, 3)).astype(np.float32)
+            header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                             "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+            slow = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/slow/infer", data=header + x.tobytes(),
+                                          headers={"Inference-Header-Content-Length": str(len(header))})
+            answered: list[float] = []
+            sender = threading.Thread(target=lambda: (urllib.request.urlopen(slow, timeout=120).read(), answered.append(time.monotonic())))
+            runs_before = _batch_runs(port, "slow")
+            sender.start()
+            time.sleep(0.3)  # the slow one runs; the next waits behind it, then its client leaves
+            with socket.create_connection(("127.0.0.1", port)) as conn:
+                conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                time.sleep(0.05)
+            left = time.monotonic()
+            sender.join(120)
+            time.sleep(0.3)
+            assert answered, "the slow request got no answer"
+            if answered[0] - left >= 0.5:  # the second client left well before the slow run ended
+                break
+        else:
+            raise AssertionError(f"even {steps} steps ran out before the second client left")
+        assert _batch_runs(port, "slow") - runs_before == 1  # the slow request alone ran
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            scraped = answer.read().decode()
-        runs = [line for line in scraped.splitlines() if line.startswith('rnnc_serve_batch_rows_count{model="moods"}')]
-        assert runs == ['rnnc_serve_batch_rows_count{model="moods"} 1.0'], runs  # the slow request alone ran
-        assert 'status="499"' in scraped
+            assert 'status="499"' in answer.read().decode()
     finally:
         stop(server)
