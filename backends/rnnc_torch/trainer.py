@@ -37,7 +37,7 @@ from rnnc.graph_rules import monitor_names
 from rnnc.rows_dataset import RowsDataset
 
 from .batching import batch_longest, cuts_to_longest, epoch_order, epoch_seed  # noqa: F401  (epoch_seed: imported from here too)
-from .cpu import ShardedStep, at_most, shard_count, training_threads
+from .cpu import ShardedStep, at_most, check_settings, shard_count, training_threads
 from .device_data import DeviceData, at_width
 from .losses import Objective, make_objective
 from .epoch_metrics import EpochMetrics
@@ -85,6 +85,7 @@ class Trainer:
         self.module = build_module(model).to(self.device)
         self.objective = self._objective()
         self.precision = Precision(self.settings.precision, self.device)
+        check_settings()  # RNNC_GEMM, RNNC_LOOP
         self.threads = training_threads(model, self.device)  # 1 for small steps (cpu/policy.py)
         self.shards = shard_count(model, self.module, self.device)  # threads each batch is split across (cpu/policy.py)
         # normalization's statistics are parameters set from the data, never stepped

@@ -98,11 +98,14 @@ def test_the_path_is_taken_only_for_cpu_float32_training() -> None:
     (nn.RNN(4, 8), 2, True),  # torch records each step of a simple RNN
     (nn.LSTM(4, 8, bidirectional=True), 2, True),  # and runs directions one after the other
     (nn.LSTM(4, 64), 32, False),  # a small LSTM: oneDNN's fused kernel has less overhead
-    (nn.LSTM(4, 128), 64, True),
-    (nn.GRU(4, 64), 64, True),
+    (nn.LSTM(4, 128), 64, "measured"),  # large one-direction layers: whichever measured faster here
+    (nn.GRU(4, 64), 64, "measured"),
 ])
-def test_the_path_is_taken_where_it_pays(rnn: nn.RNNBase, batch: int, taken: bool) -> None:
-    assert policy.pays(rnn, batch) is taken
+@pytest.mark.parametrize("forced", ["loop", "torch"])
+def test_the_path_is_taken_where_it_pays(rnn: nn.RNNBase, batch: int, taken: bool | str, forced: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNC_LOOP", forced)  # what loop_choice measured (tests/torch/test_loop_choice.py)
+    assert policy.pays(rnn, batch) is (forced == "loop" if taken == "measured" else taken)
 
 
 def test_a_training_module_computes_what_the_evaluating_one_does() -> None:

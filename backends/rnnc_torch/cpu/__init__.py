@@ -12,11 +12,11 @@ behind it is in `policy`, each with its measurement.
 """
 
 from .dropout import Dropout
-from .policy import applies, infers_in_numpy, shard_count, training_threads
+from .policy import applies, check_settings, infers_in_numpy, shard_count, training_threads
 from .shards import ShardedStep
 from .small_loop import infer
 from .stepwise import Workspace, run
 from .threads import at_most, set_to
 
-__all__ = ["Dropout", "ShardedStep", "Workspace", "applies", "at_most", "infer", "infers_in_numpy", "run", "set_to",
-           "shard_count", "training_threads"]
+__all__ = ["Dropout", "ShardedStep", "Workspace", "applies", "at_most", "check_settings", "infer", "infers_in_numpy", "run",
+           "set_to", "shard_count", "training_threads"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import platform
 import statistics
@@ -45,8 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnc.artifacts import atomic_write_bytes
 from rnnc.errors import UsageError
+
+from .choice_file import ChoiceFile
 
 ROUTES = ("torch", "openblas")
 ENV = "RNNC_GEMM"
@@ -55,8 +55,6 @@ MARGIN = 0.9  # openblas must take at most this share of torch's time to be chos
 
 Product = Callable[..., Tensor]  # torch.mm's or torch.addmm's signature, out= included
 
-_chosen: dict[str, str] = {}  # this process's choices, key -> route (the cache file's, once read)
-_loaded = False
 _blas: dict[str, Any] = {"controller": None, "threads": None, "checked": False}
 _settings: dict[str | None, str] = {}  # RNNC_GEMM's raw value -> its setting (a pick runs every layer call)
 _routes: dict[tuple[Any, ...], str] = {}  # this process's choices by shapes and strides (no string key to build)
@@ -105,10 +103,10 @@ def _route(kind: str, a: Tensor, b: Tensor, bias: Tensor | None, accumulate: boo
     route = _routes.get(fast)
     if route is None:
         key = ("+=" if accumulate else "") + _key(a, b, bias)
-        route = _chosen.get(key) if _loaded else _load().get(key)
+        route = _store.get(key)
         if route is None:
             route = _measure(a, b, bias, accumulate) if _controller() is not None else "torch"
-            _remember(key, route)
+            _store.remember(key, route)
         _routes[fast] = route
     return route
 
@@ -214,44 +212,15 @@ def machine() -> dict[str, str]:
     return {"cpu": cpu, "flags": flags, "torch": torch.__version__, "numpy": np.__version__, "blas": blas}
 
 
+_store = ChoiceFile("gemm", ROUTES, machine)
+
+
 def cache_path() -> Path:
     """This machine's cache file of choices."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha1(json.dumps(machine(), sort_keys=True).encode()).hexdigest()[:16]
-    return base / "rnnc" / f"gemm-{digest}.json"
-
-
-def _read() -> dict[str, str]:
-    try:
-        found = json.loads(cache_path().read_text()).get("choices", {})
-    except (OSError, ValueError, AttributeError):
-        return {}  # none yet, or unreadable: measured again
-    return {k: v for k, v in found.items() if v in ROUTES} if isinstance(found, dict) else {}
-
-
-def _load() -> dict[str, str]:
-    global _loaded
-    _chosen.update({k: v for k, v in _read().items() if k not in _chosen})
-    _loaded = True
-    return _chosen
-
-
-def _remember(key: str, route: str) -> None:
-    """`route` for `key`, kept in this process and in the cache file (merged with what
-    other processes wrote since; a cache that cannot be written keeps it in memory)."""
-    _chosen[key] = route
-    merged = {**_read(), **_chosen}
-    try:
-        path = cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps({"machine": machine(), "choices": merged}, indent=1, sort_keys=True).encode())
-    except OSError:
-        pass
+    return _store.path()
 
 
 def forget() -> None:
     """Drop this process's choices (tests; the cache file is read again on the next pick)."""
-    global _loaded
-    _chosen.clear()
     _routes.clear()
-    _loaded = False
+    _store.forget()

@@ -10,9 +10,11 @@ plus what the tensors allow), `runs_a_time_loop` (does any layer of a model at s
 rows: `loop_pays` of each), `training_threads` and `shard_count` (which reads the two
 before it). `training.kernels: torch` answers no to every one, so training runs on
 torch's own kernels with torch's thread setting, as a plain PyTorch loop would. The
-thresholds were measured on one machine, a 2-core x86 CPU (bench/README.md, "What rnnc
-does for speed"); each names the measurement behind it, and a different machine may
-want different values.
+thresholds were measured on 2-core x86 CPUs (bench/README.md, "What rnnc does for
+speed"); each names the measurement behind it, and a different machine may want
+different values. The one choice that measured different between two such machines,
+the loop or torch's kernel for a large one-direction LSTM or GRU, is measured on each
+machine (`loop_choice`).
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from torch import Tensor, nn
 
 from rnnc import ir
 
-from . import small_loop
+from . import gemm, loop_choice, small_loop
 from .stepwise import GATES
 
-# rnnc's loop beats torch's one-direction GRU/LSTM once the recurrent product per step,
-# 2 * batch * gates * units^2 FLOPs, reaches this (GRU(64) at batch 64, LSTM(128) at
-# batch 64). bench/README.md item 1, fwd + bwd of one layer, one thread, torch / rnnc ms:
-# LSTM(128) batch 64 56.0 / 47.7, LSTM(64) batch 32 3.0 / 5.7 (oneDNN's fused kernel has
-# less per-step overhead than a Python loop). Simple RNNs and bidirectional layers always
-# run the loop (SimpleRNN(128) 15.9 / 12.9, bidirectional GRU(64) 49.5 / 32.4).
+# Below this recurrent product per step, 2 * batch * gates * units^2 FLOPs, torch's
+# one-direction GRU/LSTM kernel beats rnnc's loop (its per-step overhead dominates): on
+# an AVX2 EPYC, bench/README.md item 1, fwd + bwd of one layer, one thread, torch / rnnc
+# ms: LSTM(64) batch 32 3.0 / 5.7 (oneDNN's fused kernel has less per-step overhead than
+# a Python loop), LSTM(128) batch 64 56.0 / 47.7. At or above it, which is faster
+# depends on the CPU (on an AVX-512 EPYC LSTM(128) batch 64 was 32.6 / 38.5) and is
+# measured once per machine (`loop_choice`). Simple RNNs and bidirectional layers always
+# run the loop (SimpleRNN(128) 15.9 / 12.9, bidirectional GRU(64) 49.5 / 32.4; on the
+# AVX-512 EPYC 12.8 / 10.2 and 44.3 / 31.3).
 MIN_PRODUCT_FLOPS = {"GRU": 1.5e6, "LSTM": 6e6}
 
 # A model whose largest per-step product is under this trains on one intra-op thread.
@@ -60,16 +65,27 @@ MAX_SHARDS = 4
 MAX_INFER_VALUES = 64 * 32
 
 
-def loop_pays(mode: str, bidirectional: bool, units: int, batch: int) -> bool:
+def check_settings() -> None:
+    """The environment's overrides (`RNNC_GEMM`, `RNNC_LOOP`) read now, so that a wrong
+    value is refused before training starts (a `UsageError`: one line, exit 2) rather
+    than when a layer first asks, or never, for a model none of whose layers does."""
+    gemm.setting()
+    loop_choice.setting()
+
+
+def loop_pays(mode: str, bidirectional: bool, units: int, batch: int, threads: int | None = None) -> bool:
     """Whether rnnc's loop beats torch's kernel for a layer described by torch's `mode`
-    name, direction and size at `batch` rows: always for simple RNNs (torch records each
-    step's operations) and bidirectional layers (torch runs the directions one after the
-    other, and packs variable-length batches); for one-direction GRU and LSTM once the
-    recurrent product per step is `MIN_PRODUCT_FLOPS` (the loop's per-step overhead no
-    longer dominates)."""
+    name, direction and size at `batch` rows on `threads` intra-op threads (default:
+    torch's count now): always for simple RNNs (torch records each step's operations)
+    and bidirectional layers (torch runs the directions one after the other, and packs
+    variable-length batches); for one-direction GRU and LSTM from a recurrent product per
+    step of `MIN_PRODUCT_FLOPS` (below it the loop's per-step overhead dominates) where
+    `loop_choice` measured it faster on this machine."""
     if mode in ("RNN_TANH", "RNN_RELU") or bidirectional:
         return True
-    return 2 * batch * GATES[mode] * units**2 >= MIN_PRODUCT_FLOPS[mode]
+    if 2 * batch * GATES[mode] * units**2 < MIN_PRODUCT_FLOPS[mode]:
+        return False
+    return loop_choice.loop_is_faster(mode, units, batch, torch.get_num_threads() if threads is None else threads)
 
 
 def pays(rnn: nn.RNNBase, batch: int) -> bool:
@@ -125,9 +141,9 @@ def infers_in_numpy(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, k
     )
 
 
-def runs_a_time_loop(model: ir.Model, rows: int) -> bool:
+def runs_a_time_loop(model: ir.Model, rows: int, threads: int | None = None) -> bool:
     """Whether a recurrent layer of `model` would train in rnnc's loop on batches of
-    `rows`: `loop_pays` of each, the question `applies` asks of each call, or in
+    `rows` on `threads` intra-op threads (default: torch's count now): `loop_pays` of each, the question `applies` asks of each call, or in
     keras_cells' time loop (a cell torch lacks), which is one as well. A relu
     simple RNN counts even though torch runs it where there are lengths: the answer
     must hold for every batch."""
@@ -137,7 +153,7 @@ def runs_a_time_loop(model: ir.Model, rows: int) -> bool:
         layer = node.layer
         if isinstance(layer, ir.SimpleRNN | ir.LSTM | ir.GRU) and (
             layer.keras_cell  # keras_cells' time loop: as many small operations per step, and in Python
-            or loop_pays(_mode(layer), layer.bidirectional, layer.units, rows)
+            or loop_pays(_mode(layer), layer.bidirectional, layer.units, rows, threads)
         ):
             return True
     return False
@@ -203,7 +219,7 @@ def shard_count(model: ir.Model, module: nn.Module, device: torch.device) -> int
         or training_threads(model, device) is not None
         or not 2 <= threads <= MAX_SHARDS
         or model.training.batch_size < MIN_ROWS * threads
-        or runs_a_time_loop(model, -(-model.training.batch_size // threads))  # the largest shard
+        or runs_a_time_loop(model, -(-model.training.batch_size // threads), 1)  # the largest shard, on its one thread
     ):
         return 1
     return threads
