@@ -95,9 +95,7 @@ def _measure(mode: str, units: int, rows: int, threads: int) -> str:
     gates = 4 if mode == "LSTM" else 3
     step_flops = 3 * 2 * rows * gates * units * (2 * units)  # forward + backward, input and recurrent products
     steps = max(2, min(STEPS, int(PASS_FLOPS // step_flops)))
-    with torch.random.fork_rng(devices=[]), torch.enable_grad(), torch.autocast("cpu", enabled=False), set_to(
-        threads if threads != torch.get_num_threads() else None
-    ):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad(), torch.autocast("cpu", enabled=False), set_to(threads):
         torch.manual_seed(0)
         rnn = (nn.LSTM if mode == "LSTM" else nn.GRU)(units, units, batch_first=True)
         x = torch.randn(rows, steps, units, requires_grad=True)

@@ -143,10 +143,10 @@ def infers_in_numpy(rnn: nn.RNNBase, x: Tensor, lengths: Tensor | None = None, k
 
 def runs_a_time_loop(model: ir.Model, rows: int, threads: int | None = None) -> bool:
     """Whether a recurrent layer of `model` would train in rnnc's loop on batches of
-    `rows` on `threads` intra-op threads (default: torch's count now): `loop_pays` of each, the question `applies` asks of each call, or in
-    keras_cells' time loop (a cell torch lacks), which is one as well. A relu
-    simple RNN counts even though torch runs it where there are lengths: the answer
-    must hold for every batch."""
+    `rows` on `threads` intra-op threads (default: torch's count now): `loop_pays` of
+    each, the question `applies` asks of each call, or in keras_cells' time loop (a
+    cell torch lacks), which is one as well. A relu simple RNN counts even though torch
+    runs it where there are lengths: the answer must hold for every batch."""
     if model.training.kernels == "torch":
         return False
     for node in model.nodes:
