@@ -24,11 +24,27 @@ def table(result: dict) -> str:
         rate = 256 / r["median"] * 1e3
         lines.append(f"| {name} | {rate:,.0f} ({256e3 / r['max']:,.0f}-{256e3 / r['min']:,.0f}) | "
                      f"{rate * result['flops'] / 1e9:.1f} | {base256 / r['median']:.2f}x |")
-    lines += ["", "Every workload at batch 256 on the default threads, ms per call (median, min-max), with and without "
-              "spinning (`session.intra_op.allow_spinning`):", "",
-              "| workload | spinning | no spinning | spinning / no spinning |", "|---|---|---|---|"]
-    for key, case in result.get("spinning", {}).items():
-        spin, still = case["ms"]["spinning"], case["ms"]["no spinning"]
-        lines.append(f"| ({key}) {case['name']} | {spin['median']:.1f} ({spin['min']:.1f}-{spin['max']:.1f}) | "
-                     f"{still['median']:.1f} ({still['min']:.1f}-{still['max']:.1f}) | {spin['median'] / still['median']:.2f}x |")
+    cases = result.get("spinning", {})
+    if cases and "spinning, alone" in next(iter(cases.values()))["ms"]:
+        calls = next(iter(cases.values()))["calls"]
+        lines += ["", f"Every workload at batch 256 on the default threads, with and without spinning "
+                  f"(`session.intra_op.allow_spinning`): one model alone, and two models (the same graph, other weights) "
+                  f"run in turn, as a server holding both would; ms per call of the first model, median (min-max) of "
+                  f"{calls}, each setting in phases of its own:", "",
+                  "| workload | alone, spinning | alone, no spinning | in turn, spinning | in turn, no spinning | "
+                  "no spinning / spinning: alone, in turn |", "|---|---|---|---|---|---|"]
+        for key, case in cases.items():
+            ms = case["ms"]
+            cells = [f"{ms[n]['median']:.1f} ({ms[n]['min']:.1f}-{ms[n]['max']:.1f})"
+                     for n in ("spinning, alone", "no spinning, alone", "spinning, in turn", "no spinning, in turn")]
+            ratios = [ms[f"no spinning, {c}"]["median"] / ms[f"spinning, {c}"]["median"] for c in ("alone", "in turn")]
+            lines.append(f"| ({key}) {case['name']} | {' | '.join(cells)} | {ratios[0]:.2f}x, {ratios[1]:.2f}x |")
+    elif cases:
+        lines += ["", "Every workload at batch 256 on the default threads, ms per call (median, min-max), with and without "
+                  "spinning (`session.intra_op.allow_spinning`):", "",
+                  "| workload | spinning | no spinning | spinning / no spinning |", "|---|---|---|---|"]
+        for key, case in cases.items():
+            spin, still = case["ms"]["spinning"], case["ms"]["no spinning"]
+            lines.append(f"| ({key}) {case['name']} | {spin['median']:.1f} ({spin['min']:.1f}-{spin['max']:.1f}) | "
+                         f"{still['median']:.1f} ({still['min']:.1f}-{still['max']:.1f}) | {spin['median'] / still['median']:.2f}x |")
     return "\n".join(lines)

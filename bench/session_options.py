@@ -4,11 +4,12 @@ The LSTM workload (bench/workloads.py (b)) exported by rnnc, at batch 1 and batc
 under each variant below; the variants of one batch size take turns in rounds (an
 untimed call, then a block of timed ones: 10 at batch 1, 3 at batch 256), so drift in
 the machine's speed falls on all alike. `default` is rnnc.runtime's `session_options`
-with its thread choice (1 thread for one sequence, the cores up to 8 for more); every
-other variant changes one thing. `2 sessions x 128` splits the batch in two halves run
+with its thread choice (1 thread for one sequence, the cores up to 8 for more, whose
+workers do not spin); every other variant changes one thing. `2 sessions x 128` splits the batch in two halves run
 at once on two Python threads, each in a one-thread session (onnxruntime releases the
 GIL in `run`), which is what rnnc.runtime would do if it sharded batches itself.
-Last, every workload at batch 256 with and without `session.intra_op.allow_spinning`.
+Last, every workload at batch 256 with and without `session.intra_op.allow_spinning`,
+one model alone and two models in turn (`spinning`).
 
     python bench/session_options.py [--rounds 30] [--json bench/results/session_options.json]
 """
@@ -63,8 +64,8 @@ def variants(batch: int) -> dict[str, tuple[str, ort.SessionOptions]]:
     found: dict[str, tuple[str, ort.SessionOptions]] = {
         "default": ("fp32", options(n)),
         f"{other} thread(s)": ("fp32", options(other)),
-        "no spinning": ("fp32", options(n, {SPIN: "0"})),
-        f"{max(n, 2)} threads, no spinning": ("fp32", options(max(n, 2), {SPIN: "0"})),
+        "spinning": ("fp32", options(n, {SPIN: "1"})),
+        f"{max(n, 2)} threads, spinning": ("fp32", options(max(n, 2), {SPIN: "1"})),
         "denormals as zero": ("fp32", options(n, {DENORMAL: "1"})),
         "basic graph optimisations": ("fp32", options(n, level=ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)),
         "no memory arena": ("fp32", options(n, arena=False)),
@@ -73,7 +74,7 @@ def variants(batch: int) -> dict[str, tuple[str, ort.SessionOptions]]:
     }
     if n > 1:
         found["dynamic block base 4"] = ("fp32", options(n, {BLOCK: "4"}))
-        found["int8, no spinning"] = ("int8", options(n, {SPIN: "0"}))
+        found["int8, spinning"] = ("int8", options(n, {SPIN: "1"}))
     return found
 
 
@@ -118,27 +119,45 @@ def measure(count: int) -> dict:
             agree = {name: float(np.abs(output(call) - expected).max()) for name, call in made.items() if "int8" not in name}
             result[f"batch{batch}"] = {"threads": threads_for(batch), "agree": max(agree.values()),
                                        "ms": {name: summary(t, 1e3) for name, t in timed(made, reps * block, 0, block).items()}}
-    result["spinning"] = spinning(folder, max(2, count // 5))
+    result["spinning"] = spinning(folder, max(10, count // 2))
     result["load_after"], result["seconds"] = load(), time.perf_counter() - started
     return result
 
 
 def spinning(folder: Path, count: int) -> dict:
-    """Every workload at batch 256 on rnnc.runtime's threads, with and without spinning."""
+    """Every workload at batch 256 on rnnc.runtime's threads, with and without spinning
+    (`SPIN`): one model run call after call (`alone`), and two models of the same graph
+    with other weights run in turn (`in turn`: a server holding two models; only the
+    first model's calls are timed). Each setting runs in a phase of its own, its own
+    sessions opened for it, because the other setting's spinning threads would slow it:
+    that is what `in turn` measures. Two phases each, the order reversed the second time."""
     out = {}
+    settings = (("spinning", {SPIN: "1"}), ("no spinning", {SPIN: "0"}))
     for key, work in WORKLOADS.items():
         model = work.model()
-        path = folder / f"{work.name}.onnx"
-        rnnc_onnx.export(model, initial_weights(model, seed=0), path)
+        paths = [folder / f"{work.name}-{seed}.onnx" for seed in (0, 1)]
+        for seed, path in enumerate(paths):
+            rnnc_onnx.export(model, initial_weights(model, seed=seed), path)
         x = work.data(256, seed=256)[0]
         feed = {"x": x} if work.lengths(x) is None else {"x": x, "lengths": work.lengths(x).astype(np.int64)}
-        names = {i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()}
+        names = {i.name for i in ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"]).get_inputs()}
         feed = {k: v for k, v in feed.items() if k in names}
-        made = {}
-        for name, opts in (("spinning", options(threads_for(256))), ("no spinning", options(threads_for(256), {SPIN: "0"}))):
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            made[name] = lambda s=session: s.run(None, feed)
-        out[key] = {"name": work.name, "title": work.title, "ms": {name: summary(t, 1e3) for name, t in timed(made, count * 3, 0, 3).items()}}
+        times: dict[str, list[float]] = {f"{setting}, {case}": [] for setting, _ in settings for case in ("alone", "in turn")}
+        for phase in range(2):
+            for setting, entries in settings if phase == 0 else settings[::-1]:
+                first, second = (ort.InferenceSession(str(p), options(threads_for(256), entries), providers=["CPUExecutionProvider"])
+                                 for p in paths)
+                first.run(None, feed), second.run(None, feed)
+                for case in ("alone", "in turn"):
+                    for _ in range(count):
+                        if case == "in turn":
+                            second.run(None, feed)
+                        start = time.perf_counter()
+                        first.run(None, feed)
+                        times[f"{setting}, {case}"].append(time.perf_counter() - start)
+                del first, second
+        out[key] = {"name": work.name, "title": work.title, "calls": 2 * count,
+                    "ms": {name: summary(t, 1e3) for name, t in times.items()}}
     return out
 
 

@@ -28,6 +28,7 @@ DEFAULT_BATCH_SIZE = 256
 MAX_TIMESTEPS = 1 << 20
 MAX_VOCAB_SIZE = 1 << 31
 MAX_STATE_SIZE = 1 << 20
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
 # onnxruntime logs warnings (and a banner on some builds) to stderr before any session
 # exists; rnnc's own one-line errors are all a user of `rnnc predict` should see.
@@ -53,11 +54,21 @@ def threads_for(batch: int) -> int:
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """Every graph optimisation on, `threads` intra-op threads (default `default_threads()`)."""
+    """Every graph optimisation on, `threads` intra-op threads (default `default_threads()`),
+    whose workers sleep when idle rather than spin.
+
+    A spinning pool keeps its cores busy for a while after each run, and any other
+    session in the process (another model, or this model's one-thread session for single
+    sequences) then runs beside it. Two models at batch 256 run in turn on a 2-core EPYC
+    took 29.1 ms a call spinning against 14.7 not (LSTM workload; seq2seq 14.6 against
+    6.0), while one model alone ran at 1.00-1.01x (the seed model, 0.5 ms a call, lost
+    17%), its slowest calls shorter (bench/README.md, "onnxruntime's session options")."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads if threads is not None else default_threads()
     options.inter_op_num_threads = 1
+    if options.intra_op_num_threads > 1:
+        options.add_session_config_entry(ALLOW_SPINNING, "0")
     options.log_severity_level = 3  # errors only: shape-hint warnings are not the user's concern
     return options
 

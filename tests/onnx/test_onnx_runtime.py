@@ -148,3 +148,14 @@ def test_one_sequence_runs_on_one_thread_and_batches_on_the_cores(lstm_path: Pat
 
     assert (threads(Predictor(lstm_path), 1), threads(Predictor(lstm_path), 64)) == (1, default_threads())
     assert threads(Predictor(lstm_path, threads=3), 1) == threads(Predictor(lstm_path, threads=3), 64) == 3
+
+
+def test_a_pool_of_threads_sleeps_when_idle_rather_than_spin(lstm_path: Path) -> None:
+    """A spinning pool would hold the cores after each run, against every other session
+    in the process (bench/README.md, "Session options"); one thread has no pool."""
+    def spins(runner: Predictor, batch: int) -> str:
+        return runner.session_for(batch).get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spins(Predictor(lstm_path, threads=2), 64) == spins(Predictor(lstm_path, threads=3), 1) == "0"
+    with pytest.raises(RuntimeError):  # no entry: onnxruntime's default, for the pool it does not have
+        spins(Predictor(lstm_path, threads=1), 64)
