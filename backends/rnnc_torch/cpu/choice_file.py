@@ -10,6 +10,9 @@ library versions). `get` answers from this process's choices, else the file's;
 cannot be written keeps it in memory); `forget` drops this process's (tests). A file
 that is missing, unreadable or holds a value outside `values` counts as no choice, so
 that choice is measured again.
+
+`setting(env, values)` reads the environment variable that overrides such choices:
+`auto` (unset or empty), one of `values`, or a usage error naming them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rnnc.artifacts import atomic_write_bytes
+from rnnc.errors import UsageError
+
+_settings: dict[tuple[str, str | None], str] = {}  # (variable, raw value) -> setting: asked on every layer call
+
+
+def setting(env: str, values: tuple[str, ...]) -> str:
+    """`env`'s value: auto (the default), or one of `values`; anything else is a usage error."""
+    raw = os.environ.get(env)
+    value = _settings.get((env, raw))
+    if value is None:
+        value = (raw or "auto").strip().lower() or "auto"
+        if value not in ("auto", *values):
+            raise UsageError(f"{env}: expected auto, {', '.join(values[:-1])} or {values[-1]}, got '{raw}'")
+        _settings[env, raw] = value
+    return value
 
 
 class ChoiceFile:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import platform
 import statistics
 import time
@@ -44,8 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnc.errors import UsageError
-
+from . import choice_file
 from .choice_file import ChoiceFile
 
 ROUTES = ("torch", "openblas")
@@ -56,20 +54,12 @@ MARGIN = 0.9  # openblas must take at most this share of torch's time to be chos
 Product = Callable[..., Tensor]  # torch.mm's or torch.addmm's signature, out= included
 
 _blas: dict[str, Any] = {"controller": None, "threads": None, "checked": False}
-_settings: dict[str | None, str] = {}  # RNNC_GEMM's raw value -> its setting (a pick runs every layer call)
 _routes: dict[tuple[Any, ...], str] = {}  # this process's choices by shapes and strides (no string key to build)
 
 
 def setting() -> str:
     """`RNNC_GEMM`: auto (default), torch or openblas; anything else is a usage error."""
-    raw = os.environ.get(ENV)
-    value = _settings.get(raw)
-    if value is None:
-        value = (raw or "auto").strip().lower() or "auto"
-        if value not in ("auto", *ROUTES):
-            raise UsageError(f"{ENV}: expected auto, torch or openblas, got '{raw}'")
-        _settings[raw] = value
-    return value
+    return choice_file.setting(ENV, ROUTES)
 
 
 def pick(a: Tensor, b: Tensor, bias: Tensor | None = None, out: Tensor | None = None) -> Product:

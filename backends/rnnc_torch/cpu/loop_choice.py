@@ -27,7 +27,6 @@ the answer (tests; a machine whose cache should not be written).
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 import time
@@ -36,9 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnc.errors import UsageError
-
-from . import gemm
+from . import choice_file, gemm
 from .choice_file import ChoiceFile
 from .stepwise import Workspace, run
 from .threads import set_to
@@ -56,11 +53,7 @@ _lock = threading.Lock()  # shard threads may ask at once: one measures, the res
 
 def setting() -> str:
     """`RNNC_LOOP`: auto (default), loop or torch; anything else is a usage error."""
-    raw = os.environ.get(ENV)
-    value = (raw or "auto").strip().lower() or "auto"
-    if value not in ("auto", *CHOICES):
-        raise UsageError(f"{ENV}: expected auto, loop or torch, got '{raw}'")
-    return value
+    return choice_file.setting(ENV, CHOICES)
 
 
 def loop_is_faster(mode: str, units: int, batch: int, threads: int) -> bool:
