@@ -180,7 +180,12 @@ TASKS: dict[str, Callable[[], Task]] = {
     "lstm_classifier": shipped("lstm_classifier", "specs/lstm_classifier.yaml", "classification", "accuracy", epochs=12),
     "gru_forecaster": shipped("gru_forecaster", "specs/gru_forecaster.yaml", "regression", "mae", epochs=10),
     "text_lstm": shipped("text_lstm", "specs/text_lstm.yaml", "text", "accuracy", epochs=8),
+    "gru_stacked_bidir": shipped("gru_stacked_bidir", "specs/gru_stacked_bidir.yaml", "text, variable length", "accuracy",
+                                 epochs=15),
+    "gru_stacked_bidir_long": shipped("gru_stacked_bidir_long", "specs/gru_stacked_bidir.yaml", "text, variable length",
+                                      "accuracy", epochs=45),
     "lang_id": shipped("lang_id", "examples/lang_id/spec.yaml", "text, variable length", "accuracy", epochs=6, rows=6000),
+    "lang_id_full": shipped("lang_id_full", "examples/lang_id/spec.yaml", "text, variable length", "accuracy", epochs=12),
     "co2_forecast": shipped("co2_forecast", "examples/co2_forecast/spec.yaml", "regression", "mae", epochs=15),
     "adding": _own("adding", "regression", "mse", {
         "input": {"shape": [30, 2]}, "layers": [{"type": "lstm", "units": 32}, {"type": "dense", "units": 1}],

@@ -19,9 +19,10 @@ and bench/init_ablation.py):
 - keras_lstm: keras's for LSTM layers, torch's for every other layer; keras_recurrent:
   keras's for every recurrent layer (simple_rnn, lstm, gru), torch's for the others.
 - hybrid: keras's, except simple_rnn and gru layers, which take torch's.
-- adaptive: hybrid's, and torch's also for an embedding read by a simple_rnn or gru
-  layer (N(0, 1) inputs, the scale torch's recurrent bounds expect) and for a dense
-  layer that is a regression output (mse, mae, huber); chosen by bench/init_ablation.py.
+- adaptive: hybrid's, and torch's also for a dense layer that is a regression output
+  (mse, mae, huber); chosen by bench/init_ablation.py. Embeddings keep Keras's +-0.05,
+  also in front of a simple_rnn or gru: torch's N(0, 1) there costs
+  specs/gru_stacked_bidir.yaml 9 points (bench/init_embedding.py).
 
 layer_norm's and normalization's ones and zeros are the same under every scheme.
 `initial_weights` draws from one numpy generator seeded with `training.seed`, in the
@@ -72,36 +73,14 @@ _TORCH_RECURRENT = ir.SimpleRNN | ir.GRU  # the recurrent kinds hybrid and adapt
 
 
 def _adaptive_torch(node: ir.Node, model: ir.Model) -> bool:
-    """Whether adaptive gives `node` torch's rules: a simple_rnn or gru layer, the
-    embedding it reads (the first layer with weights after the embedding), and a dense
-    layer that is a regression output (mse, mae or huber); keras's for the rest."""
+    """Whether adaptive gives `node` torch's rules: a simple_rnn or gru layer, and a
+    dense layer that is a regression output (mse, mae or huber); keras's for the rest."""
     match node.layer:
         case ir.SimpleRNN() | ir.GRU():
             return True
-        case ir.Embedding():
-            return any(isinstance(reader.layer, _TORCH_RECURRENT) for reader in _weighted_readers(node, model))
         case ir.Dense():
             return any(out.node == node.index and not out.loss.is_classification for out in model.outputs)
     return False
-
-
-def _weighted_readers(node: ir.Node, model: ir.Model) -> list[ir.Node]:
-    """The first layers with weights that read `node`'s values, through layers without
-    weights (dropout, activation, ...): in a chain the next such layer, in a graph every
-    path's."""
-    found, todo, seen = [], [node], {node.index}
-    while todo:
-        current = todo.pop()
-        if model.graph is None:
-            readers = list(model.nodes[current.index + 1:current.index + 2])
-        else:
-            readers = [n for n in model.nodes if current.key in n.sources]
-        for reader in readers:
-            if reader.index in seen:
-                continue
-            seen.add(reader.index)
-            (found if reader.params else todo).append(reader)
-    return found
 
 
 def rule(node: ir.Node, param: ir.Param, scheme: str) -> Rule:

@@ -53,8 +53,7 @@ INITIALIZER_HELP = ("keras (glorot_uniform, orthogonal recurrent kernels, zero b
                     "torch (PyTorch's defaults), torch_orthogonal (torch's with orthogonal recurrent kernels and "
                     "LSTM forget bias 1), keras_lstm (keras for LSTM layers, torch for the others), keras_recurrent "
                     "(keras for recurrent layers, torch for the others), hybrid (keras, except simple_rnn and gru "
-                    "layers, which take torch's), adaptive (hybrid, and torch's for an embedding read by a simple_rnn "
-                    "or gru and for a dense regression output)")
+                    "layers, which take torch's), adaptive (hybrid, and torch's for a dense regression output)")
 
 
 def initializer_setting() -> Any:

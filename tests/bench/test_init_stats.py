@@ -190,3 +190,37 @@ def test_init_noise_names_a_missing_results_file_and_exits_2(tmp_path, monkeypat
     monkeypatch.setattr(sys, "argv", ["init_noise", "--studies", str(tmp_path / "none.json"), "--out", str(tmp_path / "n.json")])
     assert noise.main() == 2
     assert capsys.readouterr().err.strip() == f"init_noise: no such results file: {tmp_path / 'none.json'}"
+
+
+def test_init_embedding_draws_each_arms_embedding_and_gives_the_shipped_rule_back():
+    pytest.importorskip("torch")
+    embeddings_drawn = _load("init_embedding").embeddings_drawn
+    from rnnc_torch.model import build_module
+
+    from rnnc.spec import model_from_mapping
+
+    spec = {"rnnc": 1, "name": "emb", "input": {"shape": [None], "dtype": "int64"},
+            "layers": [{"type": "embedding", "vocab_size": 400, "dim": 25}, {"type": "gru", "units": 8},
+                       {"type": "dense", "units": 2, "activation": "softmax"}],
+            "loss": "sparse_categorical_crossentropy", "optimizer": "adam", "training": {"seed": 3}}
+    model = model_from_mapping(spec, "emb.yaml")
+
+    def embedding() -> np.ndarray:
+        return build_module(model).ir_state()["layers.0.weight"].astype(np.float64)
+
+    for arm, std in [("normal:1", 1.0), ("normal:dim", 0.2), ("normal:0.5", 0.5)]:
+        with embeddings_drawn(arm):
+            drawn = embedding()
+        assert abs(drawn.std() - std) < 0.05 * std, arm
+    with embeddings_drawn("uniform:0.3"):
+        assert 0.29 < np.abs(embedding()).max() <= 0.3
+    with pytest.raises(RuntimeError), embeddings_drawn("normal:1"):
+        raise RuntimeError
+    assert np.abs(embedding()).max() <= 0.05  # the default's keras +-0.05 again
+
+
+def test_init_embedding_refuses_a_bad_arm_with_exit_2(capsys):
+    pytest.importorskip("torch")
+    main = _load("init_embedding").main
+    assert main(["--arms", "normal:wide", "--tasks", "lang_id"]) == 2
+    assert "bad arm 'normal:wide'" in capsys.readouterr().err
