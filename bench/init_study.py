@@ -322,6 +322,7 @@ def main() -> int:
     if (wanted or args.schemes or args.resume) and args.out.exists():  # the others' results are kept
         previous = json.loads(args.out.read_text())
         kept, runs = previous["tasks"], previous.get("runs", [])
+        result["machine"] = previous["machine"]  # the first run's; each later run names its own
         if args.resume:
             if previous["seeds"] != seeds:
                 print(f"init_study: {args.out} has seeds {previous['seeds'][0]}-{previous['seeds'][-1]}, "
@@ -332,7 +333,7 @@ def main() -> int:
             kept = {name: task for name, task in kept.items() if name not in partial}
         result["tasks"] = dict(kept)
         result["schemes"] = [s for s in [*SCHEMES, HAND] if s in schemes or s in previous["schemes"]]
-    run = {"schemes": schemes, "tasks": [], "load": [os.getloadavg()[0]], "seconds": 0.0}
+    run = {"schemes": schemes, "tasks": [], "load": [os.getloadavg()[0]], "seconds": 0.0, "machine": machine()}
     result["runs"] = [*runs, run]
     started = time.perf_counter()
     for name, make in TASKS.items():

@@ -10,15 +10,27 @@ def _cell(summary: dict, digits: int) -> str:
     return f"{summary['median']:.{digits}f} ({summary['min']:.{digits}f}-{summary['max']:.{digits}f})"
 
 
+def _machine(machine: dict) -> str:
+    return f"{machine['cpu']} ({', '.join(machine['isa'])}), torch {machine['torch']}"
+
+
+def _other_machines(result: dict) -> str:
+    """The runs made on another machine than the first, with what they trained."""
+    first = result["machine"]
+    other = [run for run in result["runs"] if run.get("machine", first) != first]
+    return "".join(f" On {_machine(run['machine'])}: {', '.join(run['schemes'])} on {', '.join(run['tasks'])}."
+                   for run in other)
+
+
 def table(result: dict) -> str:
     """Per task, each scheme's held-out metric: median (min-max) over the seeds; the
     best median in bold, and whether rnnc's default reaches the hand-written loop's."""
     machine, schemes = result["machine"], result["schemes"]
     loads = [load for run in result["runs"] for load in run["load"]]
     minutes = sum(run["seconds"] for run in result["runs"]) / 60
-    head = (f"{len(result['seeds'])} seeds per cell, held-out metric, median (min-max); {machine['cpu']} "
-            f"({', '.join(machine['isa'])}), torch {machine['torch']}, {machine['torch_threads']} thread, "
-            f"load average {min(loads):.1f}-{max(loads):.1f}, {minutes:.0f} min in all.")
+    head = (f"{len(result['seeds'])} seeds per cell, held-out metric, median (min-max); {_machine(machine)}, "
+            f"{machine['torch_threads']} thread, load average {min(loads):.1f}-{max(loads):.1f}, {minutes:.0f} min in all."
+            f"{_other_machines(result)}")
     rows = [f"| task | kind | metric | {' | '.join(schemes)} |", "|---|---|---|" + "---|" * len(schemes)]
     for name, task in result["tasks"].items():
         digits = 3 if task["metric"] == "accuracy" else 4
