@@ -42,7 +42,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from init_stats import versus  # noqa: E402
-from init_tasks import TASKS, Task  # noqa: E402
+from init_tasks import ALL, TASKS, Task  # noqa: E402
 
 from rnnc import ir  # noqa: E402
 from rnnc.artifacts import atomic_write_bytes  # noqa: E402
@@ -308,9 +308,9 @@ def main() -> int:
     torch.set_num_threads(1)
     wanted = [t for t in args.tasks.split(",") if t]
     schemes = [HAND if s == "hand" else s for s in args.schemes.split(",") if s] or [*SCHEMES, HAND]
-    unknown = sorted(set(wanted) - set(TASKS)) + sorted(set(schemes) - {*SCHEMES, HAND})
+    unknown = sorted(set(wanted) - set(ALL)) + sorted(set(schemes) - {*SCHEMES, HAND})
     if unknown:
-        print(f"init_study: unknown task(s) or scheme(s) {', '.join(unknown)}; the tasks: {', '.join(TASKS)}; "
+        print(f"init_study: unknown task(s) or scheme(s) {', '.join(unknown)}; the tasks: {', '.join(TASKS)} (and, named, {', '.join(sorted(set(ALL) - set(TASKS)))}); "
               f"the schemes: {', '.join(SCHEMES)}, {HAND}", file=sys.stderr)
         return 2
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -336,7 +336,7 @@ def main() -> int:
     run = {"schemes": schemes, "tasks": [], "load": [os.getloadavg()[0]], "seconds": 0.0, "machine": machine()}
     result["runs"] = [*runs, run]
     started = time.perf_counter()
-    for name, make in TASKS.items():
+    for name, make in (ALL if wanted else TASKS).items():
         if wanted and name not in wanted:
             continue
         if args.resume and name in kept:

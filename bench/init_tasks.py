@@ -182,10 +182,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "text_lstm": shipped("text_lstm", "specs/text_lstm.yaml", "text", "accuracy", epochs=8),
     "gru_stacked_bidir": shipped("gru_stacked_bidir", "specs/gru_stacked_bidir.yaml", "text, variable length", "accuracy",
                                  epochs=15),
-    "gru_stacked_bidir_long": shipped("gru_stacked_bidir_long", "specs/gru_stacked_bidir.yaml", "text, variable length",
-                                      "accuracy", epochs=45),
     "lang_id": shipped("lang_id", "examples/lang_id/spec.yaml", "text, variable length", "accuracy", epochs=6, rows=6000),
-    "lang_id_full": shipped("lang_id_full", "examples/lang_id/spec.yaml", "text, variable length", "accuracy", epochs=12),
     "co2_forecast": shipped("co2_forecast", "examples/co2_forecast/spec.yaml", "regression", "mae", epochs=15),
     "adding": _own("adding", "regression", "mse", {
         "input": {"shape": [30, 2]}, "layers": [{"type": "lstm", "units": 32}, {"type": "dense", "units": 1}],
@@ -206,3 +203,12 @@ TASKS: dict[str, Callable[[], Task]] = {
         "loss": "binary_crossentropy", **_opts(), "training": {"epochs": 10, "batch_size": 32}}, first_token,
         {"epochs": 10, "steps": "8-30"}),
 }
+
+# Longer runs of two tasks above, for bench/init_embedding.py's question of which effect
+# lasts; init_study.py runs them only when named (--tasks).
+LONGER: dict[str, Callable[[], Task]] = {
+    "lang_id_full": shipped("lang_id_full", "examples/lang_id/spec.yaml", "text, variable length", "accuracy", epochs=12),
+    "gru_stacked_bidir_long": shipped("gru_stacked_bidir_long", "specs/gru_stacked_bidir.yaml", "text, variable length",
+                                      "accuracy", epochs=45),
+}
+ALL: dict[str, Callable[[], Task]] = {**TASKS, **LONGER}

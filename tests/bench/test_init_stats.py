@@ -222,5 +222,8 @@ def test_init_embedding_draws_each_arms_embedding_and_gives_the_shipped_rule_bac
 def test_init_embedding_refuses_a_bad_arm_with_exit_2(capsys):
     pytest.importorskip("torch")
     main = _load("init_embedding").main
-    assert main(["--arms", "normal:wide", "--tasks", "lang_id"]) == 2
-    assert "bad arm 'normal:wide'" in capsys.readouterr().err
+    for arms in ("normal:wide", "uniform:dim", "normal:0", "cauchy:1"):
+        assert main(["--arms", arms, "--tasks", "lang_id"]) == 2
+        assert f"bad arm '{arms}'" in capsys.readouterr().err
+    assert main(["--arms", "normal:1", "--tasks", "lang_idd"]) == 2
+    assert "unknown task(s) lang_idd" in capsys.readouterr().err
