@@ -64,23 +64,18 @@ def scheme_of(node: ir.Node, model: ir.Model) -> str:
             return "keras" if isinstance(layer, ir.Recurrent) else "torch"
         case "hybrid":
             return "torch" if isinstance(layer, _TORCH_RECURRENT) else "keras"
-        case "adaptive":
-            return "torch" if _adaptive_torch(node, model) else "keras"
+        case "adaptive":  # hybrid's, and torch's for a regression output
+            return "torch" if isinstance(layer, _TORCH_RECURRENT) or _regression_output(node, model) else "keras"
     return chosen
 
 
 _TORCH_RECURRENT = ir.SimpleRNN | ir.GRU  # the recurrent kinds hybrid and adaptive start as PyTorch does
 
 
-def _adaptive_torch(node: ir.Node, model: ir.Model) -> bool:
-    """Whether adaptive gives `node` torch's rules: a simple_rnn or gru layer, and a
-    dense layer that is a regression output (mse, mae or huber); keras's for the rest."""
-    match node.layer:
-        case ir.SimpleRNN() | ir.GRU():
-            return True
-        case ir.Dense():
-            return any(out.node == node.index and not out.loss.is_classification for out in model.outputs)
-    return False
+def _regression_output(node: ir.Node, model: ir.Model) -> bool:
+    """Whether `node` is a dense layer that is an output with a regression loss (mse, mae or huber)."""
+    return isinstance(node.layer, ir.Dense) and any(
+        out.node == node.index and not out.loss.is_classification for out in model.outputs)
 
 
 def rule(node: ir.Node, param: ir.Param, scheme: str) -> Rule:
